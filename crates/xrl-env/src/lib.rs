@@ -1,0 +1,148 @@
+//! Environments for xrl, with Gymnasium's semantics.
+//!
+//! * [`Env`] is the contract: `reset(seed)`, `step(action)` → observation, reward, `terminated`, `truncated`,
+//!   `render()` to RGB, and object-level `state()` / `set_state()` so a caller can edit the game and watch.
+//! * Classic control ([`classic`]) follows Gymnasium 1.4.0's constants and equations.
+//! * MinAtar ([`minatar`]) is written from the published rules of its five games.
+//! * [`wrappers`] and [`vector`] add time limits, frame stacks, statistics, reward clipping and N copies.
+//!
+//! [`make`] builds any registered id the way `gym.make` does (time limit included).
+
+pub mod classic;
+mod error;
+pub mod minatar;
+mod rng;
+mod spec;
+pub mod vector;
+pub mod wrappers;
+
+pub use error::EnvError;
+pub use image::RgbImage;
+pub use rng::{GameRng, RngKind};
+pub use spec::{ActionSpace, EnvSpec, ObsSpace};
+
+/// An action: an index for discrete spaces, a vector for continuous ones.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    Discrete(usize),
+    Continuous(Vec<f32>),
+}
+
+/// What one step returns. `obs` borrows the environment's buffer; copy it if you keep it.
+#[derive(Debug, PartialEq)]
+pub struct Step<'a> {
+    pub obs: &'a [f32],
+    pub reward: f64,
+    /// The episode reached a terminal state of the task (Gymnasium's `terminated`).
+    pub terminated: bool,
+    /// The episode was cut by something outside the task, such as a time limit (Gymnasium's `truncated`).
+    pub truncated: bool,
+}
+
+impl Step<'_> {
+    pub fn done(&self) -> bool {
+        self.terminated || self.truncated
+    }
+}
+
+/// The environment contract.
+///
+/// After an episode ends (`terminated` or `truncated`), `step` returns [`EnvError::NeedsReset`] until `reset` is
+/// called; it never silently continues a finished episode.
+pub trait Env: Send {
+    fn spec(&self) -> &EnvSpec;
+
+    /// Starts a new episode and returns its first observation. `Some(seed)` first reseeds every random stream of
+    /// the environment, so equal seeds give equal episodes; `None` continues the current streams.
+    fn reset(&mut self, seed: Option<u64>) -> &[f32];
+
+    fn step(&mut self, action: &Action) -> Result<Step<'_>, EnvError>;
+
+    /// The current observation (the one the last `reset`/`step` returned).
+    fn obs(&self) -> &[f32];
+
+    /// The current frame as a human would see it.
+    fn render(&self) -> RgbImage;
+
+    /// The full object-level state as a JSON document (positions, velocities, timers, …).
+    fn state(&self) -> serde_json::Value;
+
+    /// Sets the state from a document like the one [`Env::state`] returns; errors name the offending field. The
+    /// episode is then live (not ended) unless the document says otherwise.
+    fn set_state(&mut self, doc: &serde_json::Value) -> Result<(), EnvError>;
+}
+
+/// Options accepted by [`make_with`]; the defaults are the published settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MakeOptions {
+    /// MinAtar: probability that the previous executed action repeats (default 0.1).
+    pub sticky_action_prob: f64,
+    /// MinAtar: speed the game up over time in Asterix, Seaquest and Space Invaders (default on).
+    pub difficulty_ramping: bool,
+    /// Which random generator to use (default [`RngKind::Fast`]).
+    pub rng: RngKind,
+    /// Wrap in a [`wrappers::TimeLimit`] of the registered length, as `gym.make` does (default on).
+    pub time_limit: bool,
+}
+
+impl Default for MakeOptions {
+    fn default() -> Self {
+        MakeOptions {
+            sticky_action_prob: 0.1,
+            difficulty_ramping: true,
+            rng: RngKind::Fast,
+            time_limit: true,
+        }
+    }
+}
+
+/// Every registered environment id.
+pub fn ids() -> Vec<String> {
+    let mut ids: Vec<String> = classic::IDS.iter().map(|s| s.to_string()).collect();
+    ids.extend(minatar::ids());
+    ids
+}
+
+/// Builds an environment by id with the published defaults.
+pub fn make(id: &str) -> Result<Box<dyn Env>, EnvError> {
+    make_with(id, &MakeOptions::default())
+}
+
+/// Builds an environment by id.
+pub fn make_with(id: &str, options: &MakeOptions) -> Result<Box<dyn Env>, EnvError> {
+    let env: Box<dyn Env> = if let Some(env) = classic::make(id) {
+        env
+    } else if let Some(env) = minatar::make(id, options)? {
+        env
+    } else {
+        return Err(EnvError::UnknownId {
+            id: id.to_string(),
+            known: ids(),
+        });
+    };
+    match env.spec().max_episode_steps {
+        Some(limit) if options.time_limit => Ok(Box::new(wrappers::TimeLimit::new(env, limit))),
+        _ => Ok(env),
+    }
+}
+
+/// Checks a discrete action against the spec, with the error a user needs.
+pub(crate) fn discrete_action(spec: &EnvSpec, action: &Action) -> Result<usize, EnvError> {
+    let n = spec
+        .action
+        .n()
+        .expect("discrete_action called on a continuous env");
+    match action {
+        Action::Discrete(a) if *a < n => Ok(*a),
+        Action::Discrete(a) => Err(EnvError::ActionOutOfRange {
+            id: spec.id.clone(),
+            action: *a,
+            n,
+        }),
+        Action::Continuous(_) => Err(EnvError::ActionKind {
+            id: spec.id.clone(),
+            expected: "discrete",
+            got: "continuous",
+        }),
+    }
+}
