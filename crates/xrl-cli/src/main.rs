@@ -1,1 +1,211 @@
-fn main() {}
+//! `xrl`: train deep-RL agents and show why they act. See `xrl --help` and the README.
+
+mod bench;
+
+use anyhow::{Result, bail};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use xrl::rollout::{self, RandomPolicy};
+use xrl_env::{ActionSpace, EnvSpec, MakeOptions, ObsSpace, RngKind};
+
+#[derive(Parser)]
+#[command(name = "xrl", version, about = "Train deep-RL agents and show why they act", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List every environment id with its observation and action spaces.
+    Envs {
+        /// Print the specs as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Play episodes with a policy and print per-episode returns and lengths.
+    Rollout {
+        #[command(flatten)]
+        env: EnvArgs,
+        /// The policy to play (only `random` until agents land).
+        #[arg(long, default_value = "random")]
+        policy: String,
+        /// Number of whole episodes.
+        #[arg(long, default_value_t = 10)]
+        episodes: usize,
+        /// Seed of the environment and the policy; the same seed gives the same numbers.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Print a JSON object with arrays `returns` and `lengths`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write an animated GIF of a random rollout.
+    Render {
+        #[command(flatten)]
+        env: EnvArgs,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Steps to play (the GIF has one more frame: the first observation).
+        #[arg(long, default_value_t = 100)]
+        steps: usize,
+        /// Frames per second of the GIF.
+        #[arg(long, default_value_t = 10.0)]
+        fps: f32,
+        /// Output file (.gif).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Measure speed side by side with the Python references.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+/// Which environment, and its options.
+#[derive(Args, Clone)]
+struct EnvArgs {
+    /// Environment id (see `xrl envs`), e.g. `MinAtar/Breakout-v0` or `CartPole-v1`.
+    #[arg(long = "env")]
+    id: String,
+    /// MinAtar: probability that the previous action repeats.
+    #[arg(long, default_value_t = 0.1)]
+    sticky: f64,
+    /// MinAtar: turn off difficulty ramping.
+    #[arg(long)]
+    no_ramping: bool,
+    /// Random generator: `fast` (default) or `numpy` (draw-for-draw with Python minatar's RandomState).
+    #[arg(long, default_value = "fast", value_parser = parse_rng)]
+    rng: RngKind,
+}
+
+fn parse_rng(s: &str) -> Result<RngKind, String> {
+    match s {
+        "fast" => Ok(RngKind::Fast),
+        "numpy" => Ok(RngKind::Numpy),
+        _ => Err(format!("unknown generator `{s}`; use `fast` or `numpy`")),
+    }
+}
+
+impl EnvArgs {
+    fn make(&self) -> Result<Box<dyn xrl_env::Env>> {
+        let options = MakeOptions {
+            sticky_action_prob: self.sticky,
+            difficulty_ramping: !self.no_ramping,
+            rng: self.rng,
+            ..MakeOptions::default()
+        };
+        Ok(xrl_env::make_with(&self.id, &options)?)
+    }
+}
+
+fn describe_obs(o: &ObsSpace) -> String {
+    let shape = o
+        .shape()
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("×");
+    match o {
+        ObsSpace::Binary { .. } => format!("binary {shape}"),
+        ObsSpace::Box { .. } => format!("float {shape}"),
+    }
+}
+
+fn describe_actions(a: &ActionSpace) -> String {
+    match a {
+        ActionSpace::Discrete { n, meanings } => format!("{n}: {}", meanings.join(", ")),
+        ActionSpace::Continuous { dim, low, high } => {
+            format!("continuous {dim} in [{}, {}]", low[0], high[0])
+        }
+    }
+}
+
+fn envs(json: bool) -> Result<()> {
+    let specs: Vec<EnvSpec> = xrl_env::ids()
+        .iter()
+        .map(|id| xrl_env::make(id).map(|e| e.spec().clone()))
+        .collect::<Result<_, _>>()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&specs)?);
+        return Ok(());
+    }
+    println!("{:<26} {:<16} {:>6}  actions", "id", "observation", "limit");
+    for s in specs {
+        let limit = s.max_episode_steps.map_or("-".into(), |l| l.to_string());
+        println!(
+            "{:<26} {:<16} {:>6}  {}",
+            s.id,
+            describe_obs(&s.observation),
+            limit,
+            describe_actions(&s.action)
+        );
+    }
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Envs { json } => envs(json),
+        Command::Rollout {
+            env,
+            policy,
+            episodes,
+            seed,
+            json,
+        } => {
+            if policy != "random" {
+                bail!("unknown policy `{policy}`; the available policy is `random`");
+            }
+            if episodes == 0 {
+                bail!("--episodes must be at least 1");
+            }
+            let mut e = env.make()?;
+            let mut p = RandomPolicy::new(&e.spec().action, seed ^ 0x9E37_79B9_7F4A_7C15);
+            let r = rollout::play(e.as_mut(), &mut p, episodes, seed, |_| {})?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                for (i, (ret, len)) in r.returns.iter().zip(&r.lengths).enumerate() {
+                    println!("episode {i:>4}  return {ret:>10.3}  length {len:>6}");
+                }
+                println!(
+                    "mean return {:.3} over {} episodes (mean length {:.1})",
+                    r.mean_return(),
+                    episodes,
+                    r.mean_length()
+                );
+            }
+            Ok(())
+        }
+        Command::Render {
+            env,
+            seed,
+            steps,
+            fps,
+            out,
+        } => {
+            if out.extension().and_then(|e| e.to_str()) != Some("gif") {
+                bail!("--out must name a .gif file, got {}", out.display());
+            }
+            if !(fps > 0.0 && fps <= 100.0) {
+                bail!("--fps must be in (0, 100], got {fps}");
+            }
+            let mut e = env.make()?;
+            let mut p = RandomPolicy::new(&e.spec().action, seed ^ 0x9E37_79B9_7F4A_7C15);
+            let frames = rollout::frames(e.as_mut(), &mut p, steps, seed)?;
+            xrl_render::write_gif(&out, &frames, fps)?;
+            println!("wrote {} ({} frames)", out.display(), frames.len());
+            Ok(())
+        }
+        Command::Bench(cmd) => bench::run(cmd),
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        // `{:#}` prints the whole chain on one line: what failed, then why.
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

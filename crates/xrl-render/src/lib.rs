@@ -1,1 +1,9 @@
-pub fn _x() {}
+//! Pictures and videos for xrl. This crate knows frames and maps, never networks.
+//!
+//! * [`write_atomic`]: every file xrl writes goes through a temporary file and a rename, so a killed run never
+//!   leaves a half-written file under the final name.
+//! * [`write_png`], [`write_gif`]: still frames and animations.
+
+mod io;
+
+pub use io::{RenderError, write_atomic, write_gif, write_png};

@@ -1,0 +1,146 @@
+//! `xrl bench envs`: our environments beside the Python references, in one run, medians and ratios.
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::Command;
+use xrl::bench::{self, Measurement, median};
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Steps per second of each environment (observation included), single and vectorised, beside Gymnasium and
+    /// Python minatar run by `bench/envs.py`; prints a Markdown table of medians and ratios.
+    Envs {
+        /// Python with gymnasium 1.4.0 and minatar 1.0.15 installed (a venv outside the repo). Without it only
+        /// xrl is measured.
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// The Python side of the benchmark.
+        #[arg(long, default_value = "bench/envs.py")]
+        script: PathBuf,
+        /// Comma-separated ids (default: CartPole-v1, Acrobot-v1, MountainCar-v0 and the five MinAtar v0 games).
+        #[arg(long, value_delimiter = ',')]
+        envs: Vec<String>,
+        /// Environment steps per timed run for xrl.
+        #[arg(long, default_value_t = 1_000_000)]
+        steps: usize,
+        /// Environment steps per timed run for Python (it is much slower).
+        #[arg(long, default_value_t = 20_000)]
+        python_steps: usize,
+        /// Timed runs per measurement; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Copies in the vector environment.
+        #[arg(long, default_value_t = 8)]
+        copies: usize,
+        /// Also write every run's numbers as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+}
+
+const DEFAULT_ENVS: [&str; 8] = [
+    "CartPole-v1",
+    "Acrobot-v1",
+    "MountainCar-v0",
+    "MinAtar/Asterix-v0",
+    "MinAtar/Breakout-v0",
+    "MinAtar/Freeway-v0",
+    "MinAtar/Seaquest-v0",
+    "MinAtar/SpaceInvaders-v0",
+];
+
+pub fn run(cmd: BenchCommand) -> Result<()> {
+    let BenchCommand::Envs {
+        python,
+        script,
+        envs,
+        steps,
+        python_steps,
+        runs,
+        copies,
+        json,
+    } = cmd;
+    if runs == 0 || steps == 0 || copies == 0 {
+        bail!("--runs, --steps and --copies must be at least 1");
+    }
+    let ids: Vec<String> = if envs.is_empty() {
+        DEFAULT_ENVS.iter().map(|s| s.to_string()).collect()
+    } else {
+        envs
+    };
+    for id in &ids {
+        xrl_env::make(id)?; // fail early on an unknown id
+    }
+
+    let mut ours: Vec<Measurement> = vec![];
+    for id in &ids {
+        eprintln!("xrl: {id}");
+        ours.push(bench::single(id, steps, runs)?);
+        ours.push(bench::vector(id, copies, steps, runs)?);
+    }
+
+    let reference: Option<Value> = match &python {
+        None => None,
+        Some(py) => {
+            eprintln!("python: {} {}", py.display(), script.display());
+            let out = Command::new(py)
+                .arg(&script)
+                .args([
+                    "--envs",
+                    &ids.join(","),
+                    "--steps",
+                    &python_steps.to_string(),
+                ])
+                .args(["--runs", &runs.to_string(), "--copies", &copies.to_string()])
+                .output()
+                .with_context(|| {
+                    format!(
+                        "cannot run {}; pass --python PATH to a Python with gymnasium and minatar",
+                        py.display()
+                    )
+                })?;
+            if !out.status.success() {
+                bail!(
+                    "{} failed:\n{}",
+                    script.display(),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            Some(
+                serde_json::from_slice(&out.stdout)
+                    .context("the Python benchmark did not print JSON")?,
+            )
+        }
+    };
+
+    println!("| environment | mode | xrl steps/s (median) | Python steps/s (median) | ratio |");
+    println!("|---|---|---:|---:|---:|");
+    for m in &ours {
+        let theirs = reference
+            .as_ref()
+            .and_then(|r| r[&m.env][&m.mode].as_array().cloned())
+            .map(|runs| median(&runs.iter().filter_map(Value::as_f64).collect::<Vec<_>>()));
+        let mode = if m.copies > 1 {
+            format!("vector ×{}", m.copies)
+        } else {
+            m.mode.clone()
+        };
+        let (t, ratio) = match theirs {
+            Some(t) => (format!("{t:.0}"), format!("{:.0}×", m.median() / t)),
+            None => ("–".into(), "–".into()),
+        };
+        println!("| {} | {mode} | {:.0} | {t} | {ratio} |", m.env, m.median());
+    }
+    if let Some(path) = json {
+        let doc = serde_json::json!({ "xrl": ours, "python": reference });
+        xrl_render::write_atomic(&path, |w| {
+            serde_json::to_writer_pretty(w, &doc).map_err(|e| xrl_render::RenderError::Encode {
+                path: path.clone(),
+                message: e.to_string(),
+            })
+        })?;
+    }
+    Ok(())
+}
