@@ -19,6 +19,12 @@ def minatar_game(env_id):
     return GAMES[env_id.split("/")[1].split("-")[0]]
 
 
+def draw_actions(space, count, seed):
+    """Uniformly random actions, drawn before timing (discrete indices or float32 boxes)."""
+    space.seed(seed)
+    return [space.sample() for _ in range(count)]
+
+
 def single(env_id, steps, runs):
     """minatar: the reference Environment's act() plus state() (the observation); classic control: gym.make."""
     rng = np.random.RandomState(1)
@@ -40,8 +46,7 @@ def single(env_id, steps, runs):
         return out
     env = gym.make(env_id)
     env.reset(seed=0)
-    n = env.action_space.n
-    acts = rng.randint(n, size=4096).tolist()
+    acts = draw_actions(env.action_space, 4096, 1)
     for _ in range(runs):
         t = time.perf_counter()
         for i in range(steps):
@@ -59,8 +64,7 @@ def vector(env_id, copies, steps, runs):
     venv = gym.vector.SyncVectorEnv([lambda: gym.make(env_id) for _ in range(copies)],
                                     autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     venv.reset(seed=0)
-    n = venv.single_action_space.n
-    acts = np.random.RandomState(2).randint(n, size=(4096, copies))
+    acts = np.stack([np.array(draw_actions(venv.single_action_space, copies, 2 + k)) for k in range(4096)])
     out = []
     batches = max(1, steps // copies)
     for _ in range(runs):

@@ -7,6 +7,25 @@
 //! * [`wrappers`] and [`vector`] add time limits, frame stacks, statistics, reward clipping and N copies.
 //!
 //! [`make`] builds any registered id the way `gym.make` does (time limit included).
+//!
+//! ```
+//! # fn main() -> Result<(), xrl_env::EnvError> {
+//! let mut env = xrl_env::make("MinAtar/Breakout-v0")?;
+//! let obs: &[f32] = env.reset(Some(42)); // C×10×10, channels first
+//! assert_eq!(obs.len(), 4 * 10 * 10);
+//! let step = env.step(&xrl_env::Action::Discrete(3))?; // obs, reward, terminated, truncated
+//! let (_reward, _done) = (step.reward, step.done());
+//! let picture = env.render(); // an RGB image for humans
+//! assert_eq!(picture.dimensions(), (320, 320));
+//! // Edit the game: move the ball, and the observation follows.
+//! let mut doc = env.state();
+//! doc["game"]["ball_x"] = 7.into();
+//! doc["game"]["ball_y"] = 5.into();
+//! env.set_state(&doc)?;
+//! assert_eq!(env.obs()[100 + 5 * 10 + 7], 1.0); // channel 1 (ball), row 5, column 7
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod classic;
 mod error;

@@ -181,7 +181,7 @@ pub struct ClipReward {
 
 impl ClipReward {
     pub fn new(inner: Box<dyn Env>, low: f64, high: f64) -> Result<Self, EnvError> {
-        if !(low <= high) {
+        if low.is_nan() || high.is_nan() || low > high {
             let id = inner.spec().id.clone();
             return Err(EnvError::InvalidOption {
                 id,

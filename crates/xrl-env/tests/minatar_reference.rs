@@ -7,7 +7,7 @@
 //! Breakout's brick refills, Freeway's crossings, long Asterix and Seaquest episodes with ramping.
 
 use serde_json::Value;
-use xrl_env::{Action, Env, MakeOptions, RngKind, make_with};
+use xrl_env::{Action, MakeOptions, RngKind, make_with};
 
 fn set_cells(obs: &[f32]) -> Vec<usize> {
     obs.iter()

@@ -97,8 +97,9 @@ pub fn write_gif(path: &Path, frames: &[RgbImage], fps: f32) -> Result<(), Rende
         let mut encoder = gif::Encoder::new(&mut *out, w, h, &[]).map_err(enc)?;
         encoder.set_repeat(gif::Repeat::Infinite).map_err(enc)?;
         for f in frames {
-            // Speed 10 of NeuQuant's 1..30: good colours for flat game frames at a fraction of the slowest setting.
-            let mut frame = gif::Frame::from_rgb_speed(w, h, f.as_raw(), 10);
+            let mut frame = exact_palette_frame(w, h, f.as_raw())
+                // Many colours (a heat-map overlay): NeuQuant at speed 10 of 1..30.
+                .unwrap_or_else(|| gif::Frame::from_rgb_speed(w, h, f.as_raw(), 10));
             frame.delay = delay;
             encoder.write_frame(&frame).map_err(enc)?;
         }
@@ -108,6 +109,28 @@ pub fn write_gif(path: &Path, frames: &[RgbImage], fps: f32) -> Result<(), Rende
             source,
         })
     })
+}
+
+/// A frame with its exact colours when it has at most 256 (game frames usually do): no quantisation, so thin
+/// details such as cell borders survive.
+fn exact_palette_frame(w: u16, h: u16, rgb: &[u8]) -> Option<gif::Frame<'static>> {
+    let mut index: std::collections::HashMap<[u8; 3], u8> = std::collections::HashMap::new();
+    let mut palette = Vec::new();
+    let mut pixels = Vec::with_capacity(rgb.len() / 3);
+    for px in rgb.chunks_exact(3) {
+        let key = [px[0], px[1], px[2]];
+        let i = match index.get(&key) {
+            Some(&i) => i,
+            None => {
+                let i = u8::try_from(index.len()).ok()?;
+                index.insert(key, i);
+                palette.extend_from_slice(&key);
+                i
+            }
+        };
+        pixels.push(i);
+    }
+    Some(gif::Frame::from_palette_pixels(w, h, pixels, palette, None))
 }
 
 fn too_big(path: &Path) -> RenderError {

@@ -275,9 +275,11 @@ impl<G: Game> Env for MinAtar<G> {
     }
 }
 
-/// The colour of channel `c` of `n`: matplotlib's "cubehelix" sampled as seaborn's `color_palette("cubehelix", n)`.
+/// The colour of channel `c` of `n`: matplotlib's "cubehelix" map, as the reference's renderer uses, but sampled
+/// over [0.25, 0.95] rather than evenly from 0, so that channel 0 (the player in every game) is not near-black on
+/// the black background.
 pub fn channel_colour(c: usize, n: usize) -> [u8; 3] {
-    let x = (c + 1) as f64 / (n + 1) as f64;
+    let x = 0.25 + 0.7 * c as f64 / (n.max(2) - 1) as f64;
     let (s, r, h) = (0.5, -1.5, 1.0);
     let amp = h * x * (1.0 - x) / 2.0;
     let phi = 2.0 * std::f64::consts::PI * (s / 3.0 + r * x);
@@ -287,8 +289,8 @@ pub fn channel_colour(c: usize, n: usize) -> [u8; 3] {
     [f(-0.14861, 1.78277), f(-0.29227, -0.90649), f(1.97294, 0.0)]
 }
 
-/// Renders C×10×10 planes as an RGB picture: black background, each cell the colour of its highest active
-/// channel (as the reference's renderer), `scale` pixels per cell.
+/// Renders C×10×10 planes as an RGB picture: black background with faint cell borders, each cell the colour of
+/// its highest active channel (as the reference's renderer), `scale` pixels per cell.
 pub fn render_planes(planes: &[f32], channels: usize, scale: u32) -> RgbImage {
     let palette: Vec<[u8; 3]> = (0..channels).map(|c| channel_colour(c, channels)).collect();
     let side = N as u32 * scale;
@@ -297,7 +299,12 @@ pub fn render_planes(planes: &[f32], channels: usize, scale: u32) -> RgbImage {
         let top = (0..channels)
             .rev()
             .find(|&c| planes[c * 100 + y * 10 + x] > 0.5);
-        image::Rgb(top.map_or([0, 0, 0], |c| palette[c]))
+        let border = scale >= 8 && (px % scale == 0 || py % scale == 0);
+        image::Rgb(match top {
+            Some(c) => palette[c],
+            None if border => [40, 40, 40],
+            None => [0, 0, 0],
+        })
     })
 }
 
