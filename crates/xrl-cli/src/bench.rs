@@ -52,24 +52,11 @@ const DEFAULT_ENVS: [&str; 8] = [
 ];
 
 pub fn run(cmd: BenchCommand) -> Result<()> {
-    let BenchCommand::Envs {
-        python,
-        script,
-        envs,
-        steps,
-        python_steps,
-        runs,
-        copies,
-        json,
-    } = cmd;
+    let BenchCommand::Envs { python, script, envs, steps, python_steps, runs, copies, json } = cmd;
     if runs == 0 || steps == 0 || copies == 0 {
         bail!("--runs, --steps and --copies must be at least 1");
     }
-    let ids: Vec<String> = if envs.is_empty() {
-        DEFAULT_ENVS.iter().map(|s| s.to_string()).collect()
-    } else {
-        envs
-    };
+    let ids: Vec<String> = if envs.is_empty() { DEFAULT_ENVS.iter().map(|s| s.to_string()).collect() } else { envs };
     for id in &ids {
         xrl_env::make(id)?; // fail early on an unknown id
     }
@@ -87,31 +74,16 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             eprintln!("python: {} {}", py.display(), script.display());
             let out = Command::new(py)
                 .arg(&script)
-                .args([
-                    "--envs",
-                    &ids.join(","),
-                    "--steps",
-                    &python_steps.to_string(),
-                ])
+                .args(["--envs", &ids.join(","), "--steps", &python_steps.to_string()])
                 .args(["--runs", &runs.to_string(), "--copies", &copies.to_string()])
                 .output()
                 .with_context(|| {
-                    format!(
-                        "cannot run {}; pass --python PATH to a Python with gymnasium and minatar",
-                        py.display()
-                    )
+                    format!("cannot run {}; pass --python PATH to a Python with gymnasium and minatar", py.display())
                 })?;
             if !out.status.success() {
-                bail!(
-                    "{} failed:\n{}",
-                    script.display(),
-                    String::from_utf8_lossy(&out.stderr)
-                );
+                bail!("{} failed:\n{}", script.display(), String::from_utf8_lossy(&out.stderr));
             }
-            Some(
-                serde_json::from_slice(&out.stdout)
-                    .context("the Python benchmark did not print JSON")?,
-            )
+            Some(serde_json::from_slice(&out.stdout).context("the Python benchmark did not print JSON")?)
         }
     };
 
@@ -122,11 +94,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             .as_ref()
             .and_then(|r| r[&m.env][&m.mode].as_array().cloned())
             .map(|runs| median(&runs.iter().filter_map(Value::as_f64).collect::<Vec<_>>()));
-        let mode = if m.copies > 1 {
-            format!("vector ×{}", m.copies)
-        } else {
-            m.mode.clone()
-        };
+        let mode = if m.copies > 1 { format!("vector ×{}", m.copies) } else { m.mode.clone() };
         let (t, ratio) = match theirs {
             Some(t) => (format!("{t:.0}"), format!("{:.0}×", m.median() / t)),
             None => ("–".into(), "–".into()),
@@ -136,10 +104,8 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     if let Some(path) = json {
         let doc = serde_json::json!({ "xrl": ours, "python": reference });
         xrl_render::write_atomic(&path, |w| {
-            serde_json::to_writer_pretty(w, &doc).map_err(|e| xrl_render::RenderError::Encode {
-                path: path.clone(),
-                message: e.to_string(),
-            })
+            serde_json::to_writer_pretty(w, &doc)
+                .map_err(|e| xrl_render::RenderError::Encode { path: path.clone(), message: e.to_string() })
         })?;
     }
     Ok(())

@@ -99,12 +99,7 @@ impl EnvArgs {
 }
 
 fn describe_obs(o: &ObsSpace) -> String {
-    let shape = o
-        .shape()
-        .iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join("×");
+    let shape = o.shape().iter().map(|d| d.to_string()).collect::<Vec<_>>().join("×");
     match o {
         ObsSpace::Binary { .. } => format!("binary {shape}"),
         ObsSpace::Box { .. } => format!("float {shape}"),
@@ -121,10 +116,8 @@ fn describe_actions(a: &ActionSpace) -> String {
 }
 
 fn envs(json: bool) -> Result<()> {
-    let specs: Vec<EnvSpec> = xrl_env::ids()
-        .iter()
-        .map(|id| xrl_env::make(id).map(|e| e.spec().clone()))
-        .collect::<Result<_, _>>()?;
+    let specs: Vec<EnvSpec> =
+        xrl_env::ids().iter().map(|id| xrl_env::make(id).map(|e| e.spec().clone())).collect::<Result<_, _>>()?;
     if json {
         println!("{}", serde_json::to_string_pretty(&specs)?);
         return Ok(());
@@ -132,13 +125,7 @@ fn envs(json: bool) -> Result<()> {
     println!("{:<26} {:<16} {:>6}  actions", "id", "observation", "limit");
     for s in specs {
         let limit = s.max_episode_steps.map_or("-".into(), |l| l.to_string());
-        println!(
-            "{:<26} {:<16} {:>6}  {}",
-            s.id,
-            describe_obs(&s.observation),
-            limit,
-            describe_actions(&s.action)
-        );
+        println!("{:<26} {:<16} {:>6}  {}", s.id, describe_obs(&s.observation), limit, describe_actions(&s.action));
     }
     Ok(())
 }
@@ -146,13 +133,7 @@ fn envs(json: bool) -> Result<()> {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Envs { json } => envs(json),
-        Command::Rollout {
-            env,
-            policy,
-            episodes,
-            seed,
-            json,
-        } => {
+        Command::Rollout { env, policy, episodes, seed, json } => {
             if policy != "random" {
                 bail!("unknown policy `{policy}`; the available policy is `random`");
             }
@@ -177,13 +158,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Render {
-            env,
-            seed,
-            steps,
-            fps,
-            out,
-        } => {
+        Command::Render { env, seed, steps, fps, out } => {
             if out.extension().and_then(|e| e.to_str()) != Some("gif") {
                 bail!("--out must name a .gif file, got {}", out.display());
             }

@@ -9,22 +9,12 @@ pub enum EnvError {
     #[error("action {action} is out of range for {id}: it has {n} actions (0..={max})", max = n - 1)]
     ActionOutOfRange { id: String, action: usize, n: usize },
     #[error("{id} takes {expected} actions, but a {got} action was given")]
-    ActionKind {
-        id: String,
-        expected: &'static str,
-        got: &'static str,
-    },
+    ActionKind { id: String, expected: &'static str, got: &'static str },
     #[error("{id} expects a continuous action of {expected} value(s), got {got}")]
-    ActionShape {
-        id: String,
-        expected: usize,
-        got: usize,
-    },
+    ActionShape { id: String, expected: usize, got: usize },
     #[error("continuous action for {id} contains a non-finite value ({value})")]
     ActionNotFinite { id: String, value: f32 },
-    #[error(
-        "the episode of {id} has ended (terminated or truncated); call reset() before stepping again"
-    )]
+    #[error("the episode of {id} has ended (terminated or truncated); call reset() before stepping again")]
     NeedsReset { id: String },
     #[error("invalid state document for {id}: {message}")]
     InvalidState { id: String, message: String },
@@ -34,9 +24,6 @@ pub enum EnvError {
 
 impl EnvError {
     pub(crate) fn state(id: &str, message: impl Into<String>) -> Self {
-        EnvError::InvalidState {
-            id: id.to_string(),
-            message: message.into(),
-        }
+        EnvError::InvalidState { id: id.to_string(), message: message.into() }
     }
 }

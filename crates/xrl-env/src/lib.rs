@@ -106,12 +106,7 @@ pub struct MakeOptions {
 
 impl Default for MakeOptions {
     fn default() -> Self {
-        MakeOptions {
-            sticky_action_prob: 0.1,
-            difficulty_ramping: true,
-            rng: RngKind::Fast,
-            time_limit: true,
-        }
+        MakeOptions { sticky_action_prob: 0.1, difficulty_ramping: true, rng: RngKind::Fast, time_limit: true }
     }
 }
 
@@ -134,10 +129,7 @@ pub fn make_with(id: &str, options: &MakeOptions) -> Result<Box<dyn Env>, EnvErr
     } else if let Some(env) = minatar::make(id, options)? {
         env
     } else {
-        return Err(EnvError::UnknownId {
-            id: id.to_string(),
-            known: ids(),
-        });
+        return Err(EnvError::UnknownId { id: id.to_string(), known: ids() });
     };
     match env.spec().max_episode_steps {
         Some(limit) if options.time_limit => Ok(Box::new(wrappers::TimeLimit::new(env, limit))),
@@ -147,21 +139,12 @@ pub fn make_with(id: &str, options: &MakeOptions) -> Result<Box<dyn Env>, EnvErr
 
 /// Checks a discrete action against the spec, with the error a user needs.
 pub(crate) fn discrete_action(spec: &EnvSpec, action: &Action) -> Result<usize, EnvError> {
-    let n = spec
-        .action
-        .n()
-        .expect("discrete_action called on a continuous env");
+    let n = spec.action.n().expect("discrete_action called on a continuous env");
     match action {
         Action::Discrete(a) if *a < n => Ok(*a),
-        Action::Discrete(a) => Err(EnvError::ActionOutOfRange {
-            id: spec.id.clone(),
-            action: *a,
-            n,
-        }),
-        Action::Continuous(_) => Err(EnvError::ActionKind {
-            id: spec.id.clone(),
-            expected: "discrete",
-            got: "continuous",
-        }),
+        Action::Discrete(a) => Err(EnvError::ActionOutOfRange { id: spec.id.clone(), action: *a, n }),
+        Action::Continuous(_) => {
+            Err(EnvError::ActionKind { id: spec.id.clone(), expected: "discrete", got: "continuous" })
+        }
     }
 }

@@ -7,11 +7,7 @@ pub enum ObsSpace {
     /// 0/1 values stored as f32, channels first (C×H×W).
     Binary { shape: Vec<usize> },
     /// Real values; `low`/`high` are per-element bounds (±inf where unbounded).
-    Box {
-        shape: Vec<usize>,
-        low: Vec<f32>,
-        high: Vec<f32>,
-    },
+    Box { shape: Vec<usize>, low: Vec<f32>, high: Vec<f32> },
 }
 
 impl ObsSpace {
@@ -35,19 +31,12 @@ pub enum ActionSpace {
     /// `n` actions, with a human meaning for each (e.g. "left", "fire").
     Discrete { n: usize, meanings: Vec<String> },
     /// A box of `dim` real values, each within [low, high] (values outside are clipped by the env).
-    Continuous {
-        dim: usize,
-        low: Vec<f32>,
-        high: Vec<f32>,
-    },
+    Continuous { dim: usize, low: Vec<f32>, high: Vec<f32> },
 }
 
 impl ActionSpace {
     pub fn discrete(meanings: &[&str]) -> Self {
-        ActionSpace::Discrete {
-            n: meanings.len(),
-            meanings: meanings.iter().map(|s| s.to_string()).collect(),
-        }
+        ActionSpace::Discrete { n: meanings.len(), meanings: meanings.iter().map(|s| s.to_string()).collect() }
     }
     /// Number of discrete actions, `None` for a continuous space.
     pub fn n(&self) -> Option<usize> {

@@ -40,10 +40,7 @@ impl VecEnv {
     ) -> Result<Self, EnvError> {
         let envs = (0..n).map(&mut make).collect::<Result<Vec<_>, _>>()?;
         let Some(first) = envs.first() else {
-            return Err(EnvError::InvalidOption {
-                id: "VecEnv".into(),
-                message: "needs at least one copy".into(),
-            });
+            return Err(EnvError::InvalidOption { id: "VecEnv".into(), message: "needs at least one copy".into() });
         };
         let obs_len = first.spec().observation.len();
         let mut v = VecEnv {
@@ -97,11 +94,7 @@ impl VecEnv {
         if actions.len() != self.envs.len() {
             return Err(EnvError::InvalidOption {
                 id: self.spec().id.clone(),
-                message: format!(
-                    "{} actions given for {} environment copies",
-                    actions.len(),
-                    self.envs.len()
-                ),
+                message: format!("{} actions given for {} environment copies", actions.len(), self.envs.len()),
             });
         }
         let len = self.obs_len;
@@ -115,8 +108,7 @@ impl VecEnv {
                 continue;
             }
             let s = env.step(action)?;
-            (self.rewards[i], self.terminated[i], self.truncated[i]) =
-                (s.reward, s.terminated, s.truncated);
+            (self.rewards[i], self.terminated[i], self.truncated[i]) = (s.reward, s.terminated, s.truncated);
             if !s.done() {
                 row.copy_from_slice(s.obs);
                 continue;

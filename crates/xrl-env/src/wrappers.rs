@@ -3,6 +3,24 @@
 use crate::{Action, Env, EnvError, EnvSpec, ObsSpace, RgbImage, Step};
 use serde_json::Value;
 
+/// The `Env` methods a wrapper passes straight to `self.inner`.
+macro_rules! forward_to_inner {
+    () => {
+        fn obs(&self) -> &[f32] {
+            self.inner.obs()
+        }
+        fn render(&self) -> RgbImage {
+            self.inner.render()
+        }
+        fn state(&self) -> Value {
+            self.inner.state()
+        }
+        fn set_state(&mut self, doc: &Value) -> Result<(), EnvError> {
+            self.inner.set_state(doc)
+        }
+    };
+}
+
 /// Truncates an episode after `limit` steps (Gymnasium's `TimeLimit`): the step that reaches the limit returns
 /// `truncated = true` unless it also terminated.
 pub struct TimeLimit {
@@ -14,16 +32,8 @@ pub struct TimeLimit {
 
 impl TimeLimit {
     pub fn new(inner: Box<dyn Env>, limit: usize) -> Self {
-        let spec = EnvSpec {
-            max_episode_steps: Some(limit),
-            ..inner.spec().clone()
-        };
-        TimeLimit {
-            inner,
-            limit,
-            elapsed: 0,
-            spec,
-        }
+        let spec = EnvSpec { max_episode_steps: Some(limit), ..inner.spec().clone() };
+        TimeLimit { inner, limit, elapsed: 0, spec }
     }
     /// Steps taken in the current episode.
     pub fn elapsed(&self) -> usize {
@@ -41,27 +51,14 @@ impl Env for TimeLimit {
     }
     fn step(&mut self, action: &Action) -> Result<Step<'_>, EnvError> {
         if self.elapsed >= self.limit {
-            return Err(EnvError::NeedsReset {
-                id: self.spec.id.clone(),
-            });
+            return Err(EnvError::NeedsReset { id: self.spec.id.clone() });
         }
         let mut s = self.inner.step(action)?;
         self.elapsed += 1;
         s.truncated |= self.elapsed >= self.limit && !s.terminated;
         Ok(s)
     }
-    fn obs(&self) -> &[f32] {
-        self.inner.obs()
-    }
-    fn render(&self) -> RgbImage {
-        self.inner.render()
-    }
-    fn state(&self) -> Value {
-        self.inner.state()
-    }
-    fn set_state(&mut self, doc: &Value) -> Result<(), EnvError> {
-        self.inner.set_state(doc)
-    }
+    forward_to_inner!();
 }
 
 /// Stacks the last `k` observations along a new leading axis (oldest first). After a reset the stack is filled
@@ -81,35 +78,18 @@ impl FrameStack {
     pub fn new(inner: Box<dyn Env>, k: usize) -> Result<Self, EnvError> {
         let base = inner.spec().clone();
         if k == 0 {
-            return Err(EnvError::InvalidOption {
-                id: base.id,
-                message: "frame stack needs k ≥ 1".into(),
-            });
+            return Err(EnvError::InvalidOption { id: base.id, message: "frame stack needs k ≥ 1".into() });
         }
         let mut shape = vec![k];
         shape.extend_from_slice(base.observation.shape());
         let observation = match &base.observation {
             ObsSpace::Binary { .. } => ObsSpace::Binary { shape },
-            ObsSpace::Box { low, high, .. } => ObsSpace::Box {
-                shape,
-                low: low.repeat(k),
-                high: high.repeat(k),
-            },
+            ObsSpace::Box { low, high, .. } => ObsSpace::Box { shape, low: low.repeat(k), high: high.repeat(k) },
         };
         let frame = base.observation.len();
-        let spec = EnvSpec {
-            observation,
-            ..base
-        };
-        let mut fs = FrameStack {
-            inner,
-            k,
-            frame,
-            ring: vec![0.0; k * frame],
-            head: 0,
-            obs: vec![0.0; k * frame],
-            spec,
-        };
+        let spec = EnvSpec { observation, ..base };
+        let mut fs =
+            FrameStack { inner, k, frame, ring: vec![0.0; k * frame], head: 0, obs: vec![0.0; k * frame], spec };
         fs.fill_from_inner();
         Ok(fs)
     }
@@ -148,12 +128,7 @@ impl Env for FrameStack {
         let s = self.inner.step(action)?;
         let (reward, terminated, truncated) = (s.reward, s.terminated, s.truncated);
         self.push();
-        Ok(Step {
-            obs: &self.obs,
-            reward,
-            terminated,
-            truncated,
-        })
+        Ok(Step { obs: &self.obs, reward, terminated, truncated })
     }
     fn obs(&self) -> &[f32] {
         &self.obs
@@ -205,18 +180,7 @@ impl Env for ClipReward {
         s.reward = s.reward.clamp(low, high);
         Ok(s)
     }
-    fn obs(&self) -> &[f32] {
-        self.inner.obs()
-    }
-    fn render(&self) -> RgbImage {
-        self.inner.render()
-    }
-    fn state(&self) -> Value {
-        self.inner.state()
-    }
-    fn set_state(&mut self, doc: &Value) -> Result<(), EnvError> {
-        self.inner.set_state(doc)
-    }
+    forward_to_inner!();
 }
 
 /// The statistics of one finished episode.
@@ -237,19 +201,11 @@ pub struct EpisodeStats {
 
 impl EpisodeStats {
     pub fn new(inner: Box<dyn Env>) -> Self {
-        EpisodeStats {
-            inner,
-            ret: 0.0,
-            length: 0,
-            finished: vec![],
-        }
+        EpisodeStats { inner, ret: 0.0, length: 0, finished: vec![] }
     }
     /// The episode in progress so far.
     pub fn current(&self) -> Episode {
-        Episode {
-            ret: self.ret,
-            length: self.length,
-        }
+        Episode { ret: self.ret, length: self.length }
     }
     /// Takes the episodes finished since the last call.
     pub fn drain(&mut self) -> Vec<Episode> {
@@ -270,23 +226,9 @@ impl Env for EpisodeStats {
         self.ret += s.reward;
         self.length += 1;
         if s.terminated || s.truncated {
-            self.finished.push(Episode {
-                ret: self.ret,
-                length: self.length,
-            });
+            self.finished.push(Episode { ret: self.ret, length: self.length });
         }
         Ok(s)
     }
-    fn obs(&self) -> &[f32] {
-        self.inner.obs()
-    }
-    fn render(&self) -> RgbImage {
-        self.inner.render()
-    }
-    fn state(&self) -> Value {
-        self.inner.state()
-    }
-    fn set_state(&mut self, doc: &Value) -> Result<(), EnvError> {
-        self.inner.set_state(doc)
-    }
+    forward_to_inner!();
 }

@@ -11,10 +11,7 @@ const UP: Action = Action::Discrete(2);
 const RIGHT: Action = Action::Discrete(3);
 
 fn no_sticky() -> MakeOptions {
-    MakeOptions {
-        sticky_action_prob: 0.0,
-        ..MakeOptions::default()
-    }
+    MakeOptions { sticky_action_prob: 0.0, ..MakeOptions::default() }
 }
 
 fn cell(obs: &[f32], c: usize, y: usize, x: usize) -> bool {
@@ -24,10 +21,7 @@ fn cell(obs: &[f32], c: usize, y: usize, x: usize) -> bool {
 #[test]
 fn unknown_id_lists_the_known_ids() {
     let err = make("MinAtar/Pong-v0").err().unwrap().to_string();
-    assert!(
-        err.contains("unknown environment id `MinAtar/Pong-v0`"),
-        "{err}"
-    );
+    assert!(err.contains("unknown environment id `MinAtar/Pong-v0`"), "{err}");
     for id in xrl_env::ids() {
         assert!(err.contains(&id), "{err} should list {id}");
     }
@@ -37,28 +31,13 @@ fn unknown_id_lists_the_known_ids() {
 fn bad_actions_are_errors_that_say_what_is_allowed() {
     let mut env = make("MinAtar/Breakout-v1").unwrap();
     let err = env.step(&Action::Discrete(3)).unwrap_err().to_string();
-    assert!(
-        err.contains("out of range") && err.contains("3 actions"),
-        "{err}"
-    );
-    let err = env
-        .step(&Action::Continuous(vec![0.5]))
-        .unwrap_err()
-        .to_string();
+    assert!(err.contains("out of range") && err.contains("3 actions"), "{err}");
+    let err = env.step(&Action::Continuous(vec![0.5])).unwrap_err().to_string();
     assert!(err.contains("discrete"), "{err}");
     let mut pendulum = make("Pendulum-v1").unwrap();
-    assert!(matches!(
-        pendulum.step(&Action::Continuous(vec![1.0, 2.0])),
-        Err(EnvError::ActionShape { .. })
-    ));
-    assert!(matches!(
-        pendulum.step(&Action::Continuous(vec![f32::NAN])),
-        Err(EnvError::ActionNotFinite { .. })
-    ));
-    assert!(matches!(
-        pendulum.step(&NOOP),
-        Err(EnvError::ActionKind { .. })
-    ));
+    assert!(matches!(pendulum.step(&Action::Continuous(vec![1.0, 2.0])), Err(EnvError::ActionShape { .. })));
+    assert!(matches!(pendulum.step(&Action::Continuous(vec![f32::NAN])), Err(EnvError::ActionNotFinite { .. })));
+    assert!(matches!(pendulum.step(&NOOP), Err(EnvError::ActionKind { .. })));
     // A refused action changes nothing: the episode goes on.
     assert!(pendulum.step(&Action::Continuous(vec![1.0])).is_ok());
 }
@@ -95,11 +74,8 @@ fn equal_seeds_give_equal_episodes_for_every_id() {
             let mut out = env.reset(Some(seed)).to_vec();
             let n = env.spec().action.n().unwrap_or(0);
             for t in 0..300usize {
-                let a = if n > 0 {
-                    Action::Discrete(t * 7 % n)
-                } else {
-                    Action::Continuous(vec![(t % 5) as f32 - 2.0])
-                };
+                let a =
+                    if n > 0 { Action::Discrete(t * 7 % n) } else { Action::Continuous(vec![(t % 5) as f32 - 2.0]) };
                 let s = env.step(&a).unwrap();
                 out.extend_from_slice(s.obs);
                 out.push(s.reward as f32);
@@ -121,21 +97,12 @@ fn minimal_action_sets_map_to_the_full_set() {
     env.reset(Some(0));
     let before = env.state()["game"]["paddle_x"].as_i64().unwrap();
     env.step(&Action::Discrete(2)).unwrap();
-    assert_eq!(
-        env.state()["game"]["paddle_x"].as_i64().unwrap(),
-        before + 1
-    );
+    assert_eq!(env.state()["game"]["paddle_x"].as_i64().unwrap(), before + 1);
 }
 
 #[test]
 fn state_documents_round_trip_for_every_minatar_game() {
-    for name in [
-        "Asterix",
-        "Breakout",
-        "Freeway",
-        "Seaquest",
-        "SpaceInvaders",
-    ] {
+    for name in ["Asterix", "Breakout", "Freeway", "Seaquest", "SpaceInvaders"] {
         let id = format!("MinAtar/{name}-v0");
         let mut env = make_with(&id, &no_sticky()).unwrap();
         env.reset(Some(3));
@@ -146,19 +113,9 @@ fn state_documents_round_trip_for_every_minatar_game() {
         }
         let doc = env.state();
         let mut other = make_with(&id, &no_sticky()).unwrap();
-        other
-            .set_state(&doc)
-            .unwrap_or_else(|e| panic!("{id}: {e}"));
-        assert_eq!(
-            other.state(),
-            doc,
-            "{id}: the document survives a round trip"
-        );
-        assert_eq!(
-            other.obs(),
-            env.obs(),
-            "{id}: the observation follows the state"
-        );
+        other.set_state(&doc).unwrap_or_else(|e| panic!("{id}: {e}"));
+        assert_eq!(other.state(), doc, "{id}: the document survives a round trip");
+        assert_eq!(other.obs(), env.obs(), "{id}: the observation follows the state");
     }
 }
 
@@ -180,11 +137,7 @@ fn moving_the_ball_moves_the_observation_and_the_future() {
     assert!(cell(env.obs(), 1, 8, 7));
     let s = env.step(&NOOP).unwrap();
     assert!(!s.terminated, "the ball lands on the paddle");
-    assert_eq!(
-        env.state()["game"]["ball_dir"],
-        json!(0),
-        "reflected back up-left"
-    );
+    assert_eq!(env.state()["game"]["ball_dir"], json!(0), "reflected back up-left");
 }
 
 #[test]
@@ -249,23 +202,16 @@ fn invalid_state_documents_name_the_field() {
     // A refused document leaves the game untouched.
     assert_eq!(env.state(), good);
     let mut cp = make("CartPole-v1").unwrap();
-    let err = cp
-        .set_state(&json!({"x": 0.0, "x_dot": 0.0, "theta": "up"}))
-        .unwrap_err()
-        .to_string();
+    let err = cp.set_state(&json!({"x": 0.0, "x_dot": 0.0, "theta": "up"})).unwrap_err().to_string();
     assert!(err.contains("theta"), "{err}");
-    let err = cp
-        .set_state(&json!({"x": 0.0, "x_dot": 0.0, "theta": 0.0}))
-        .unwrap_err()
-        .to_string();
+    let err = cp.set_state(&json!({"x": 0.0, "x_dot": 0.0, "theta": 0.0})).unwrap_err().to_string();
     assert!(err.contains("missing field `theta_dot`"), "{err}");
 }
 
 #[test]
 fn classic_state_documents_set_the_physics() {
     let mut env = make("CartPole-v1").unwrap();
-    env.set_state(&json!({"x": 0.0, "x_dot": 0.0, "theta": 0.2, "theta_dot": 1.0}))
-        .unwrap();
+    env.set_state(&json!({"x": 0.0, "x_dot": 0.0, "theta": 0.2, "theta_dot": 1.0})).unwrap();
     assert_eq!(env.obs()[2], 0.2);
     // The pole is past 12° after one step: terminated, and the reward of the terminating step is still +1.
     let s = env.step(&NOOP).unwrap();
@@ -274,14 +220,7 @@ fn classic_state_documents_set_the_physics() {
 
 #[test]
 fn seaquest_full_load_bonus_and_the_reference_quirk() {
-    let mut env = make_with(
-        "MinAtar/Seaquest-v0",
-        &MakeOptions {
-            difficulty_ramping: true,
-            ..no_sticky()
-        },
-    )
-    .unwrap();
+    let mut env = make_with("MinAtar/Seaquest-v0", &MakeOptions { difficulty_ramping: true, ..no_sticky() }).unwrap();
     env.reset(Some(0));
     let mut doc = env.state();
     let g = &mut doc["game"];
@@ -290,21 +229,14 @@ fn seaquest_full_load_bonus_and_the_reference_quirk() {
     g["divers_carried"] = json!(6);
     g["oxygen"] = json!(120);
     env.set_state(&doc).unwrap();
-    assert!(
-        (3..9).all(|x| cell(env.obs(), 8, 9, x)),
-        "six divers on the gauge"
-    );
+    assert!((3..9).all(|x| cell(env.obs(), 8, 9, x)), "six divers on the gauge");
     let s = env.step(&UP).unwrap();
     // Surfacing with six divers: reward = oxygen·10 // 200 after this step's use of oxygen (none at the surface).
     assert_eq!(s.reward, (120 * 10 / 200) as f64);
     assert!(!s.terminated);
     let g = &env.state()["game"];
     assert_eq!(g["oxygen"], json!(200));
-    assert_eq!(
-        g["divers_carried"],
-        json!(-1),
-        "the reference leaves −1 after emptying a full load"
-    );
+    assert_eq!(g["divers_carried"], json!(-1), "the reference leaves −1 after emptying a full load");
     assert_eq!(g["ramp_index"], json!(1));
     assert_eq!(g["enemy_spawn_speed"], json!(19));
 }
@@ -342,10 +274,7 @@ fn space_invaders_respawns_a_faster_block_when_cleared() {
 
 #[test]
 fn sticky_actions_repeat_the_executed_action_and_persist_across_unseeded_resets() {
-    let always = MakeOptions {
-        sticky_action_prob: 1.0,
-        ..MakeOptions::default()
-    };
+    let always = MakeOptions { sticky_action_prob: 1.0, ..MakeOptions::default() };
     let mut env = make_with("MinAtar/Breakout-v0", &always).unwrap();
     env.reset(Some(0));
     let mut doc = env.state();
@@ -353,30 +282,12 @@ fn sticky_actions_repeat_the_executed_action_and_persist_across_unseeded_resets(
     env.set_state(&doc).unwrap();
     let x0 = env.state()["game"]["paddle_x"].as_i64().unwrap();
     env.step(&RIGHT).unwrap();
-    assert_eq!(
-        env.state()["game"]["paddle_x"].as_i64().unwrap(),
-        x0 - 1,
-        "the sticky left wins over right"
-    );
+    assert_eq!(env.state()["game"]["paddle_x"].as_i64().unwrap(), x0 - 1, "the sticky left wins over right");
     env.reset(None);
-    assert_eq!(
-        env.state()["last_action"],
-        json!(1),
-        "kept across an unseeded reset, as the reference"
-    );
+    assert_eq!(env.state()["last_action"], json!(1), "kept across an unseeded reset, as the reference");
     env.reset(Some(0));
-    assert_eq!(
-        env.state()["last_action"],
-        json!(0),
-        "a seeded reset restores the just-built state"
-    );
-    let err = make_with(
-        "MinAtar/Breakout-v0",
-        &MakeOptions {
-            sticky_action_prob: 1.5,
-            ..MakeOptions::default()
-        },
-    );
+    assert_eq!(env.state()["last_action"], json!(0), "a seeded reset restores the just-built state");
+    let err = make_with("MinAtar/Breakout-v0", &MakeOptions { sticky_action_prob: 1.5, ..MakeOptions::default() });
     assert!(err.err().unwrap().to_string().contains("sticky"));
 }
 
@@ -390,16 +301,7 @@ fn time_limit_truncates_and_keeps_terminations() {
             (s.terminated, s.truncated)
         })
         .collect();
-    assert_eq!(
-        flags,
-        vec![
-            (false, false),
-            (false, false),
-            (false, false),
-            (false, false),
-            (false, true)
-        ]
-    );
+    assert_eq!(flags, vec![(false, false), (false, false), (false, false), (false, false), (false, true)]);
     assert!(env.step(&NOOP).is_err());
     env.reset(None);
     assert_eq!(env.elapsed(), 0);
@@ -419,12 +321,7 @@ fn frame_stack_keeps_the_last_k_frames_oldest_first() {
     for a in [LEFT, LEFT, RIGHT, NOOP, LEFT] {
         history.push(twin.step(&a).unwrap().obs.to_vec());
         let stacked = env.step(&a).unwrap().obs.to_vec();
-        assert_eq!(
-            stacked,
-            history[history.len() - 3..].concat(),
-            "after {} steps",
-            history.len() - 3
-        );
+        assert_eq!(stacked, history[history.len() - 3..].concat(), "after {} steps", history.len() - 3);
     }
     assert!(FrameStack::new(make("CartPole-v1").unwrap(), 0).is_err());
 }
@@ -478,11 +375,7 @@ fn vector_env_seeds_copies_and_resets_them_on_the_same_step() {
             assert_eq!(venv.terminated()[i], done);
             if done {
                 finished += 1;
-                assert_eq!(
-                    venv.final_obs()[i].as_deref(),
-                    Some(&last[..]),
-                    "final observation kept"
-                );
+                assert_eq!(venv.final_obs()[i].as_deref(), Some(&last[..]), "final observation kept");
                 e.reset(None);
             } else {
                 assert!(venv.final_obs()[i].is_none());
@@ -491,12 +384,7 @@ fn vector_env_seeds_copies_and_resets_them_on_the_same_step() {
         }
     }
     assert!(finished >= n, "always pushing right ends episodes quickly");
-    assert!(
-        venv.step(&[NOOP])
-            .unwrap_err()
-            .to_string()
-            .contains("1 actions given for 4")
-    );
+    assert!(venv.step(&[NOOP]).unwrap_err().to_string().contains("1 actions given for 4"));
 }
 
 #[test]
@@ -508,20 +396,12 @@ fn vector_env_next_step_mode_resets_on_the_following_step() {
     loop {
         venv.step(&[Action::Discrete(1)]).unwrap();
         let s = single.step(&Action::Discrete(1)).unwrap();
-        assert_eq!(
-            venv.obs(),
-            s.obs,
-            "the ending step returns the last observation"
-        );
+        assert_eq!(venv.obs(), s.obs, "the ending step returns the last observation");
         if s.terminated {
             break;
         }
     }
     venv.step(&[Action::Discrete(0)]).unwrap();
     assert_eq!((venv.rewards()[0], venv.terminated()[0]), (0.0, false));
-    assert_eq!(
-        venv.obs(),
-        single.reset(None),
-        "then the first observation of the next episode"
-    );
+    assert_eq!(venv.obs(), single.reset(None), "then the first observation of the next episode");
 }

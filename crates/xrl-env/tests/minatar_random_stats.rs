@@ -15,9 +15,7 @@ fn random_play(id: &str, episodes: usize, seed: u64) -> (Vec<f64>, Vec<f64>) {
     for _ in 0..episodes {
         let (mut ret, mut len) = (0.0, 0.0);
         loop {
-            let s = env
-                .step(&Action::Discrete(policy.random_range(0..6)))
-                .unwrap();
+            let s = env.step(&Action::Discrete(policy.random_range(0..6))).unwrap();
             ret += s.reward;
             len += 1.0;
             if s.terminated {
@@ -40,8 +38,7 @@ fn mean_se(x: &[f64]) -> (f64, f64) {
 
 #[test]
 fn random_policy_statistics_match_the_reference() {
-    let fx: Value =
-        serde_json::from_str(include_str!("fixtures/minatar_random_stats.json")).unwrap();
+    let fx: Value = serde_json::from_str(include_str!("fixtures/minatar_random_stats.json")).unwrap();
     assert!(fx["episodes"].as_u64().unwrap() >= 1000);
     let games = [
         ("asterix", "Asterix"),
@@ -56,10 +53,8 @@ fn random_policy_statistics_match_the_reference() {
         let (rets, lens) = random_play(&format!("MinAtar/{name}-v0"), 10_000, 2024);
         for (what, xs) in [("return", &rets), ("length", &lens)] {
             let (m, se) = mean_se(xs);
-            let (rm, rse) = (
-                refs[format!("mean_{what}")].as_f64().unwrap(),
-                refs[format!("se_{what}")].as_f64().unwrap(),
-            );
+            let (rm, rse) =
+                (refs[format!("mean_{what}")].as_f64().unwrap(), refs[format!("se_{what}")].as_f64().unwrap());
             let tol = 2.0 * (se * se + rse * rse).sqrt();
             let ok = (m - rm).abs() <= tol || (tol == 0.0 && m == rm);
             report.push(format!(

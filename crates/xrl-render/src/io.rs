@@ -7,10 +7,7 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum RenderError {
     #[error("cannot write {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("cannot encode {path}: {message}")]
     Encode { path: PathBuf, message: String },
     #[error("nothing to write to {path}: no frames")]
@@ -18,11 +15,7 @@ pub enum RenderError {
     #[error(
         "frame {index} is {got:?} pixels but the first frame is {expected:?}; all frames of a video must share one size"
     )]
-    FrameSize {
-        index: usize,
-        got: (u32, u32),
-        expected: (u32, u32),
-    },
+    FrameSize { index: usize, got: (u32, u32), expected: (u32, u32) },
 }
 
 /// Writes `path` atomically: `fill` writes into a temporary file beside it, which is synced and then renamed over
@@ -31,17 +24,11 @@ pub fn write_atomic<F>(path: &Path, fill: F) -> Result<(), RenderError>
 where
     F: FnOnce(&mut BufWriter<File>) -> Result<(), RenderError>,
 {
-    let io = |source| RenderError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |source| RenderError::Io { path: path.to_path_buf(), source };
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(io)?;
     }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
         let mut w = BufWriter::new(File::create(&tmp).map_err(io)?);
@@ -60,39 +47,20 @@ where
 pub fn write_png(path: &Path, img: &RgbImage) -> Result<(), RenderError> {
     write_atomic(path, |w| {
         img.write_to(w, image::ImageFormat::Png)
-            .map_err(|e| RenderError::Encode {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })
+            .map_err(|e| RenderError::Encode { path: path.to_path_buf(), message: e.to_string() })
     })
 }
 
 /// Writes an endlessly looping GIF at `fps` frames per second (GIF delays are in 1/100 s, so the rate is rounded).
 pub fn write_gif(path: &Path, frames: &[RgbImage], fps: f32) -> Result<(), RenderError> {
-    let first = frames.first().ok_or_else(|| RenderError::NoFrames {
-        path: path.to_path_buf(),
-    })?;
+    let first = frames.first().ok_or_else(|| RenderError::NoFrames { path: path.to_path_buf() })?;
     let size = first.dimensions();
-    if let Some((index, f)) = frames
-        .iter()
-        .enumerate()
-        .find(|(_, f)| f.dimensions() != size)
-    {
-        return Err(RenderError::FrameSize {
-            index,
-            got: f.dimensions(),
-            expected: size,
-        });
+    if let Some((index, f)) = frames.iter().enumerate().find(|(_, f)| f.dimensions() != size) {
+        return Err(RenderError::FrameSize { index, got: f.dimensions(), expected: size });
     }
-    let (w, h) = (
-        u16::try_from(size.0).map_err(|_| too_big(path))?,
-        u16::try_from(size.1).map_err(|_| too_big(path))?,
-    );
+    let (w, h) = (u16::try_from(size.0).map_err(|_| too_big(path))?, u16::try_from(size.1).map_err(|_| too_big(path))?);
     let delay = (100.0 / fps.max(0.01)).round().clamp(1.0, 65535.0) as u16;
-    let enc = |e: gif::EncodingError| RenderError::Encode {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
+    let enc = |e: gif::EncodingError| RenderError::Encode { path: path.to_path_buf(), message: e.to_string() };
     write_atomic(path, |out| {
         let mut encoder = gif::Encoder::new(&mut *out, w, h, &[]).map_err(enc)?;
         encoder.set_repeat(gif::Repeat::Infinite).map_err(enc)?;
@@ -104,10 +72,7 @@ pub fn write_gif(path: &Path, frames: &[RgbImage], fps: f32) -> Result<(), Rende
             encoder.write_frame(&frame).map_err(enc)?;
         }
         drop(encoder);
-        out.flush().map_err(|source| RenderError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+        out.flush().map_err(|source| RenderError::Io { path: path.to_path_buf(), source })
     })
 }
 
@@ -134,10 +99,7 @@ fn exact_palette_frame(w: u16, h: u16, rgb: &[u8]) -> Option<gif::Frame<'static>
 }
 
 fn too_big(path: &Path) -> RenderError {
-    RenderError::Encode {
-        path: path.to_path_buf(),
-        message: "GIF frames are limited to 65535×65535 pixels".into(),
-    }
+    RenderError::Encode { path: path.to_path_buf(), message: "GIF frames are limited to 65535×65535 pixels".into() }
 }
 
 #[cfg(test)]
@@ -150,13 +112,7 @@ mod tests {
         let path = dir.join("a.gif");
         let frames: Vec<RgbImage> = (0..3u8)
             .map(|i| {
-                RgbImage::from_fn(8, 6, |x, _| {
-                    image::Rgb(if x < 4 {
-                        [255 * (i % 2), 0, 0]
-                    } else {
-                        [0, 0, 255]
-                    })
-                })
+                RgbImage::from_fn(8, 6, |x, _| image::Rgb(if x < 4 { [255 * (i % 2), 0, 0] } else { [0, 0, 255] }))
             })
             .collect();
         write_gif(&path, &frames, 10.0).unwrap();
@@ -173,10 +129,7 @@ mod tests {
         }
         assert_eq!(n, 3);
         // No temporary file is left beside the output.
-        let names: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("a.gif")]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -184,10 +137,7 @@ mod tests {
     #[test]
     fn mismatched_frames_and_empty_videos_are_errors() {
         let path = std::env::temp_dir().join("xrl-never-written.gif");
-        assert!(matches!(
-            write_gif(&path, &[], 10.0),
-            Err(RenderError::NoFrames { .. })
-        ));
+        assert!(matches!(write_gif(&path, &[], 10.0), Err(RenderError::NoFrames { .. })));
         let frames = [RgbImage::new(4, 4), RgbImage::new(5, 4)];
         let err = write_gif(&path, &frames, 10.0).unwrap_err();
         assert!(err.to_string().contains("frame 1"), "{err}");

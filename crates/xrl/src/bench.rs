@@ -60,12 +60,7 @@ pub fn single(id: &str, steps: usize, runs: usize) -> Result<Measurement, EnvErr
         std::hint::black_box(checksum);
         times.push(steps as f64 / t.elapsed().as_secs_f64());
     }
-    Ok(Measurement {
-        env: id.to_string(),
-        mode: "single".into(),
-        copies: 1,
-        runs: times,
-    })
+    Ok(Measurement { env: id.to_string(), mode: "single".into(), copies: 1, runs: times })
 }
 
 /// `copies` environments in a [`VecEnv`] (same-step autoreset); counts environment steps.
@@ -84,10 +79,5 @@ pub fn vector(id: &str, copies: usize, steps: usize, runs: usize) -> Result<Meas
         }
         times.push((batches * copies) as f64 / t.elapsed().as_secs_f64());
     }
-    Ok(Measurement {
-        env: id.to_string(),
-        mode: "vector".into(),
-        copies,
-        runs: times,
-    })
+    Ok(Measurement { env: id.to_string(), mode: "vector".into(), copies, runs: times })
 }

@@ -18,10 +18,7 @@ pub struct RandomPolicy {
 
 impl RandomPolicy {
     pub fn new(space: &ActionSpace, seed: u64) -> Self {
-        RandomPolicy {
-            space: space.clone(),
-            rng: Xoshiro256PlusPlus::seed_from_u64(seed),
-        }
+        RandomPolicy { space: space.clone(), rng: Xoshiro256PlusPlus::seed_from_u64(seed) }
     }
 }
 
@@ -29,12 +26,9 @@ impl Policy for RandomPolicy {
     fn act(&mut self, _obs: &[f32]) -> Action {
         match &self.space {
             ActionSpace::Discrete { n, .. } => Action::Discrete(self.rng.random_range(0..*n)),
-            ActionSpace::Continuous { low, high, .. } => Action::Continuous(
-                low.iter()
-                    .zip(high)
-                    .map(|(l, h)| l + (h - l) * self.rng.random::<f32>())
-                    .collect(),
-            ),
+            ActionSpace::Continuous { low, high, .. } => {
+                Action::Continuous(low.iter().zip(high).map(|(l, h)| l + (h - l) * self.rng.random::<f32>()).collect())
+            }
         }
     }
 }
@@ -66,11 +60,7 @@ pub fn play(
     seed: u64,
     mut on_step: impl FnMut(&dyn Env),
 ) -> Result<Rollout, EnvError> {
-    let mut out = Rollout {
-        env: env.spec().id.clone(),
-        seed,
-        ..Rollout::default()
-    };
+    let mut out = Rollout { env: env.spec().id.clone(), seed, ..Rollout::default() };
     for ep in 0..episodes {
         env.reset(if ep == 0 { Some(seed) } else { None });
         on_step(env);
@@ -93,12 +83,7 @@ pub fn play(
 }
 
 /// Renders `steps` steps of play (plus the first frame), resetting whenever an episode ends.
-pub fn frames(
-    env: &mut dyn Env,
-    policy: &mut dyn Policy,
-    steps: usize,
-    seed: u64,
-) -> Result<Vec<RgbImage>, EnvError> {
+pub fn frames(env: &mut dyn Env, policy: &mut dyn Policy, steps: usize, seed: u64) -> Result<Vec<RgbImage>, EnvError> {
     env.reset(Some(seed));
     let mut frames = vec![env.render()];
     for _ in 0..steps {
@@ -138,10 +123,6 @@ mod tests {
         for (ret, len) in r.returns.iter().zip(&r.lengths) {
             assert_eq!(*ret, *len as f64);
         }
-        assert!(
-            (10.0..40.0).contains(&r.mean_length()),
-            "{}",
-            r.mean_length()
-        );
+        assert!((10.0..40.0).contains(&r.mean_length()), "{}", r.mean_length());
     }
 }

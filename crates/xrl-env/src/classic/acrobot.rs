@@ -73,15 +73,11 @@ impl Dynamics for Acrobot {
 
     fn reset_state(rng: &mut GameRng) -> Vec<f64> {
         // Gymnasium draws the reset state as float32.
-        (0..4)
-            .map(|_| rng.uniform_range(-0.1, 0.1) as f32 as f64)
-            .collect()
+        (0..4).map(|_| rng.uniform_range(-0.1, 0.1) as f32 as f64).collect()
     }
 
     fn step(s: &mut [f64], a: Input) -> (f64, bool) {
-        let Input::Index(a) = a else {
-            unreachable!("Acrobot is discrete")
-        };
+        let Input::Index(a) = a else { unreachable!("Acrobot is discrete") };
         let torque = TORQUES[a];
         // One classic RK4 step of size DT (the torque is held constant).
         let y0 = [s[0], s[1], s[2], s[3]];
@@ -90,8 +86,7 @@ impl Dynamics for Acrobot {
         let k2 = dsdt(axpy(y0, dt2, k1), torque);
         let k3 = dsdt(axpy(y0, dt2, k2), torque);
         let k4 = dsdt(axpy(y0, DT, k3), torque);
-        let ns: [f64; 4] =
-            std::array::from_fn(|i| y0[i] + DT / 6.0 * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]));
+        let ns: [f64; 4] = std::array::from_fn(|i| y0[i] + DT / 6.0 * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]));
         s[0] = wrap(ns[0], -PI, PI);
         s[1] = wrap(ns[1], -PI, PI);
         s[2] = ns[2].clamp(-MAX_VEL_1, MAX_VEL_1);
@@ -115,12 +110,7 @@ impl Dynamics for Acrobot {
         let (w, h) = Self::SCREEN;
         let bound = L1 + L2 + 0.2;
         let scale = w as f64 / (2.0 * bound);
-        let to_px = |x: f64, y: f64| {
-            (
-                (x * scale + w as f64 / 2.0) as f32,
-                (y * scale + h as f64 / 2.0) as f32,
-            )
-        };
+        let to_px = |x: f64, y: f64| ((x * scale + w as f64 / 2.0) as f32, (y * scale + h as f64 / 2.0) as f32);
         let goal = to_px(0.0, 1.0).1;
         c.polyline(&[(0.0, goal), (w as f32, goal)], 1.0, (0, 0, 0));
         let p1 = (L1 * s[0].sin(), -L1 * s[0].cos());
@@ -128,13 +118,7 @@ impl Dynamics for Acrobot {
         let starts = [(0.0, 0.0), p1];
         for (start, angle) in starts.into_iter().zip(angles) {
             let origin = to_px(start.0, start.1);
-            c.bar(
-                origin,
-                angle as f32,
-                (L1 * scale) as f32,
-                (0.2 * scale) as f32,
-                (0, 204, 204),
-            );
+            c.bar(origin, angle as f32, (L1 * scale) as f32, (0.2 * scale) as f32, (0, 204, 204));
             c.circle(origin, (0.1 * scale) as f32, (204, 204, 0));
         }
     }

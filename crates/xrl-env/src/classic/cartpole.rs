@@ -40,15 +40,12 @@ impl Dynamics for CartPole {
     }
 
     fn step(s: &mut [f64], a: Input) -> (f64, bool) {
-        let Input::Index(a) = a else {
-            unreachable!("CartPole is discrete")
-        };
+        let Input::Index(a) = a else { unreachable!("CartPole is discrete") };
         let [x, x_dot, theta, theta_dot] = [s[0], s[1], s[2], s[3]];
         let force = if a == 1 { FORCE_MAG } else { -FORCE_MAG };
         let (sin, cos) = (theta.sin(), theta.cos());
         let temp = (force + POLEMASS_LENGTH * (theta_dot * theta_dot) * sin) / TOTAL_MASS;
-        let theta_acc = (GRAVITY * sin - cos * temp)
-            / (LENGTH * (4.0 / 3.0 - MASS_POLE * (cos * cos) / TOTAL_MASS));
+        let theta_acc = (GRAVITY * sin - cos * temp) / (LENGTH * (4.0 / 3.0 - MASS_POLE * (cos * cos) / TOTAL_MASS));
         let x_acc = temp - POLEMASS_LENGTH * theta_acc * cos / TOTAL_MASS;
         // Explicit Euler: positions move with the old velocities.
         s[0] = x + TAU * x_dot;
@@ -60,10 +57,7 @@ impl Dynamics for CartPole {
     }
 
     fn is_terminal(s: &[f64]) -> bool {
-        s[0] < -X_THRESHOLD
-            || s[0] > X_THRESHOLD
-            || s[2] < -THETA_THRESHOLD
-            || s[2] > THETA_THRESHOLD
+        s[0] < -X_THRESHOLD || s[0] > X_THRESHOLD || s[2] < -THETA_THRESHOLD || s[2] > THETA_THRESHOLD
     }
 
     fn observe(s: &[f64], out: &mut [f32]) {
@@ -80,12 +74,7 @@ impl Dynamics for CartPole {
         let cart_y = 100.0;
         let cx = (s[0] * scale + w as f64 / 2.0) as f32;
         c.polyline(&[(0.0, cart_y), (w as f32, cart_y)], 1.0, (0, 0, 0));
-        let (l, r, b, t) = (
-            cx - cart_w / 2.0,
-            cx + cart_w / 2.0,
-            cart_y - cart_h / 2.0,
-            cart_y + cart_h / 2.0,
-        );
+        let (l, r, b, t) = (cx - cart_w / 2.0, cx + cart_w / 2.0, cart_y - cart_h / 2.0, cart_y + cart_h / 2.0);
         c.polygon(&[(l, b), (l, t), (r, t), (r, b)], (0, 0, 0));
         let axle = (cx, cart_y + cart_h / 4.0);
         let angle = std::f32::consts::FRAC_PI_2 - s[2] as f32;

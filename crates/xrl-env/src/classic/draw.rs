@@ -28,26 +28,23 @@ impl Canvas {
         self.pixmap.height() as f32 - y
     }
 
-    /// A filled polygon through `pts` (y up).
-    pub fn polygon(&mut self, pts: &[(f32, f32)], c: Rgb) {
+    /// A path through `pts` (y up), closed for filling.
+    fn path(&self, pts: &[(f32, f32)], close: bool) -> Option<tiny_skia::Path> {
         let mut pb = PathBuilder::new();
         for (i, &(x, y)) in pts.iter().enumerate() {
             let y = self.flip(y);
-            if i == 0 {
-                pb.move_to(x, y)
-            } else {
-                pb.line_to(x, y)
-            }
+            if i == 0 { pb.move_to(x, y) } else { pb.line_to(x, y) }
         }
-        pb.close();
-        if let Some(path) = pb.finish() {
-            self.pixmap.fill_path(
-                &path,
-                &paint(c),
-                FillRule::Winding,
-                Transform::identity(),
-                None,
-            );
+        if close {
+            pb.close();
+        }
+        pb.finish()
+    }
+
+    /// A filled polygon through `pts` (y up).
+    pub fn polygon(&mut self, pts: &[(f32, f32)], c: Rgb) {
+        if let Some(path) = self.path(pts, true) {
+            self.pixmap.fill_path(&path, &paint(c), FillRule::Winding, Transform::identity(), None);
         }
     }
 
@@ -56,57 +53,25 @@ impl Canvas {
         let (s, co) = angle.sin_cos();
         let (nx, ny) = (-s * w / 2.0, co * w / 2.0);
         let (ex, ey) = (x + co * len, y + s * len);
-        self.polygon(
-            &[
-                (x + nx, y + ny),
-                (ex + nx, ey + ny),
-                (ex - nx, ey - ny),
-                (x - nx, y - ny),
-            ],
-            c,
-        );
+        self.polygon(&[(x + nx, y + ny), (ex + nx, ey + ny), (ex - nx, ey - ny), (x - nx, y - ny)], c);
     }
 
     pub fn circle(&mut self, (x, y): (f32, f32), r: f32, c: Rgb) {
         if let Some(path) = PathBuilder::from_circle(x, self.flip(y), r) {
-            self.pixmap.fill_path(
-                &path,
-                &paint(c),
-                FillRule::Winding,
-                Transform::identity(),
-                None,
-            );
+            self.pixmap.fill_path(&path, &paint(c), FillRule::Winding, Transform::identity(), None);
         }
     }
 
     pub fn polyline(&mut self, pts: &[(f32, f32)], width: f32, c: Rgb) {
-        let mut pb = PathBuilder::new();
-        for (i, &(x, y)) in pts.iter().enumerate() {
-            let y = self.flip(y);
-            if i == 0 {
-                pb.move_to(x, y)
-            } else {
-                pb.line_to(x, y)
-            }
-        }
-        if let Some(path) = pb.finish() {
-            let stroke = Stroke {
-                width,
-                ..Stroke::default()
-            };
-            self.pixmap
-                .stroke_path(&path, &paint(c), &stroke, Transform::identity(), None);
+        if let Some(path) = self.path(pts, false) {
+            let stroke = Stroke { width, ..Stroke::default() };
+            self.pixmap.stroke_path(&path, &paint(c), &stroke, Transform::identity(), None);
         }
     }
 
     pub fn into_image(self) -> RgbImage {
         let (w, h) = (self.pixmap.width(), self.pixmap.height());
-        let rgb = self
-            .pixmap
-            .data()
-            .chunks_exact(4)
-            .flat_map(|p| [p[0], p[1], p[2]])
-            .collect();
+        let rgb = self.pixmap.data().chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
         RgbImage::from_raw(w, h, rgb).expect("buffer matches the canvas size")
     }
 }

@@ -99,30 +99,19 @@ impl<D: Dynamics> Classic<D> {
 
     fn input(&self, action: &Action) -> Result<Input, EnvError> {
         match (&self.spec.action, action) {
-            (ActionSpace::Discrete { .. }, _) => {
-                crate::discrete_action(&self.spec, action).map(Input::Index)
-            }
+            (ActionSpace::Discrete { .. }, _) => crate::discrete_action(&self.spec, action).map(Input::Index),
             (ActionSpace::Continuous { dim, .. }, Action::Continuous(v)) => {
                 if v.len() != *dim {
-                    return Err(EnvError::ActionShape {
-                        id: self.spec.id.clone(),
-                        expected: *dim,
-                        got: v.len(),
-                    });
+                    return Err(EnvError::ActionShape { id: self.spec.id.clone(), expected: *dim, got: v.len() });
                 }
                 match v[0] {
                     x if x.is_finite() => Ok(Input::Value(x)),
-                    x => Err(EnvError::ActionNotFinite {
-                        id: self.spec.id.clone(),
-                        value: x,
-                    }),
+                    x => Err(EnvError::ActionNotFinite { id: self.spec.id.clone(), value: x }),
                 }
             }
-            (ActionSpace::Continuous { .. }, Action::Discrete(_)) => Err(EnvError::ActionKind {
-                id: self.spec.id.clone(),
-                expected: "continuous",
-                got: "discrete",
-            }),
+            (ActionSpace::Continuous { .. }, Action::Discrete(_)) => {
+                Err(EnvError::ActionKind { id: self.spec.id.clone(), expected: "continuous", got: "discrete" })
+            }
         }
     }
 }
@@ -144,20 +133,13 @@ impl<D: Dynamics> Env for Classic<D> {
 
     fn step(&mut self, action: &Action) -> Result<Step<'_>, EnvError> {
         if self.ended {
-            return Err(EnvError::NeedsReset {
-                id: self.spec.id.clone(),
-            });
+            return Err(EnvError::NeedsReset { id: self.spec.id.clone() });
         }
         let input = self.input(action)?;
         let (reward, terminated) = D::step(&mut self.state, input);
         self.ended = terminated;
         D::observe(&self.state, &mut self.obs);
-        Ok(Step {
-            obs: &self.obs,
-            reward,
-            terminated,
-            truncated: false,
-        })
+        Ok(Step { obs: &self.obs, reward, terminated, truncated: false })
     }
 
     fn obs(&self) -> &[f32] {
@@ -181,32 +163,18 @@ impl<D: Dynamics> Env for Classic<D> {
     fn set_state(&mut self, doc: &Value) -> Result<(), EnvError> {
         let id = &self.spec.id;
         let obj = doc.as_object().ok_or_else(|| {
-            EnvError::state(
-                id,
-                format!(
-                    "expected an object with the fields {}",
-                    D::FIELDS.join(", ")
-                ),
-            )
+            EnvError::state(id, format!("expected an object with the fields {}", D::FIELDS.join(", ")))
         })?;
         if let Some(k) = obj.keys().find(|k| !D::FIELDS.contains(&k.as_str())) {
-            return Err(EnvError::state(
-                id,
-                format!("unknown field `{k}`, expected {}", D::FIELDS.join(", ")),
-            ));
+            return Err(EnvError::state(id, format!("unknown field `{k}`, expected {}", D::FIELDS.join(", "))));
         }
         let mut s = Vec::with_capacity(D::FIELDS.len());
         for f in D::FIELDS {
-            let v = obj
-                .get(*f)
-                .ok_or_else(|| EnvError::state(id, format!("missing field `{f}`")))?;
+            let v = obj.get(*f).ok_or_else(|| EnvError::state(id, format!("missing field `{f}`")))?;
             match v.as_f64() {
                 Some(x) if x.is_finite() => s.push(x),
                 _ => {
-                    return Err(EnvError::state(
-                        id,
-                        format!("field `{f}` must be a finite number, got {v}"),
-                    ));
+                    return Err(EnvError::state(id, format!("field `{f}` must be a finite number, got {v}")));
                 }
             }
         }

@@ -40,9 +40,7 @@ impl Dynamics for MountainCar {
     }
 
     fn step(s: &mut [f64], a: Input) -> (f64, bool) {
-        let Input::Index(a) = a else {
-            unreachable!("MountainCar is discrete")
-        };
+        let Input::Index(a) = a else { unreachable!("MountainCar is discrete") };
         let (mut position, mut velocity) = (s[0], s[1]);
         velocity += (a as f64 - 1.0) * FORCE + (3.0 * position).cos() * (-GRAVITY);
         velocity = velocity.clamp(-MAX_SPEED, MAX_SPEED);
@@ -68,46 +66,24 @@ impl Dynamics for MountainCar {
     fn draw(s: &[f64], c: &mut Canvas) {
         let (w, _) = Self::SCREEN;
         let scale = w as f64 / (MAX_POSITION - MIN_POSITION);
-        let px = |x: f64| {
-            (
-                ((x - MIN_POSITION) * scale) as f32,
-                (height(x) * scale) as f32,
-            )
-        };
-        let curve: Vec<_> = (0..=100)
-            .map(|i| px(MIN_POSITION + (MAX_POSITION - MIN_POSITION) * i as f64 / 100.0))
-            .collect();
+        let px = |x: f64| (((x - MIN_POSITION) * scale) as f32, (height(x) * scale) as f32);
+        let curve: Vec<_> =
+            (0..=100).map(|i| px(MIN_POSITION + (MAX_POSITION - MIN_POSITION) * i as f64 / 100.0)).collect();
         c.polyline(&curve, 2.0, (0, 0, 0));
         // Car: a body rotated to the slope, lifted by its clearance, with two wheels.
         let angle = (3.0 * s[0]).cos().atan2(1.0 / 1.35) as f32; // slope angle of the track (dh/dx = 1.35·cos 3x)
         let (cw, ch, clearance) = (40.0f32, 20.0f32, 10.0f32);
         let base = px(s[0]);
         let (sa, ca) = angle.sin_cos();
-        let lift = |dx: f32, dy: f32| {
-            (
-                base.0 + dx * ca - (dy + clearance) * sa,
-                base.1 + dx * sa + (dy + clearance) * ca,
-            )
-        };
-        let body = [
-            lift(-cw / 2.0, 0.0),
-            lift(-cw / 2.0, ch),
-            lift(cw / 2.0, ch),
-            lift(cw / 2.0, 0.0),
-        ];
+        let lift =
+            |dx: f32, dy: f32| (base.0 + dx * ca - (dy + clearance) * sa, base.1 + dx * sa + (dy + clearance) * ca);
+        let body = [lift(-cw / 2.0, 0.0), lift(-cw / 2.0, ch), lift(cw / 2.0, ch), lift(cw / 2.0, 0.0)];
         c.polygon(&body, (0, 0, 0));
         for dx in [-cw / 4.0, cw / 4.0] {
             c.circle(lift(dx, 0.0), ch / 2.5, (128, 128, 128));
         }
         let flag = px(GOAL_POSITION);
         c.polyline(&[flag, (flag.0, flag.1 + 50.0)], 2.0, (0, 0, 0));
-        c.polygon(
-            &[
-                (flag.0, flag.1 + 50.0),
-                (flag.0, flag.1 + 40.0),
-                (flag.0 + 25.0, flag.1 + 45.0),
-            ],
-            (204, 204, 0),
-        );
+        c.polygon(&[(flag.0, flag.1 + 50.0), (flag.0, flag.1 + 40.0), (flag.0 + 25.0, flag.1 + 45.0)], (204, 204, 0));
     }
 }

@@ -25,16 +25,8 @@ impl Dynamics for Pendulum {
     fn spec() -> EnvSpec {
         EnvSpec {
             id: "Pendulum-v1".into(),
-            observation: ObsSpace::Box {
-                shape: vec![3],
-                low: vec![-1.0, -1.0, -8.0],
-                high: vec![1.0, 1.0, 8.0],
-            },
-            action: ActionSpace::Continuous {
-                dim: 1,
-                low: vec![-2.0],
-                high: vec![2.0],
-            },
+            observation: ObsSpace::Box { shape: vec![3], low: vec![-1.0, -1.0, -8.0], high: vec![1.0, 1.0, 8.0] },
+            action: ActionSpace::Continuous { dim: 1, low: vec![-2.0], high: vec![2.0] },
             max_episode_steps: Some(200),
             reward_threshold: None,
         }
@@ -45,17 +37,14 @@ impl Dynamics for Pendulum {
     }
 
     fn step(s: &mut [f64], a: Input) -> (f64, bool) {
-        let Input::Value(u) = a else {
-            unreachable!("Pendulum is continuous")
-        };
+        let Input::Value(u) = a else { unreachable!("Pendulum is continuous") };
         let (th, thdot) = (s[0], s[1]);
         // The torque stays float32 as in Gymnasium with NumPy 2 (a Python float times a float32 stays float32).
         let u = u.clamp(-MAX_TORQUE as f32, MAX_TORQUE as f32);
         let torque_cost = (0.001f32 * (u * u)) as f64;
         let torque_acc = ((3.0 / (M * L * L)) as f32 * u) as f64;
         let cost = angle_normalize(th).powi(2) + 0.1 * (thdot * thdot) + torque_cost;
-        let new_thdot = (thdot + (3.0 * G / (2.0 * L) * th.sin() + torque_acc) * DT)
-            .clamp(-MAX_SPEED, MAX_SPEED);
+        let new_thdot = (thdot + (3.0 * G / (2.0 * L) * th.sin() + torque_acc) * DT).clamp(-MAX_SPEED, MAX_SPEED);
         s[0] = th + new_thdot * DT;
         s[1] = new_thdot;
         (-cost, false)
@@ -77,13 +66,7 @@ impl Dynamics for Pendulum {
         let scale = w as f64 / (2.0 * bound);
         let centre = (w as f32 / 2.0, h as f32 / 2.0);
         let rod_w = (0.2 * scale) as f32;
-        c.bar(
-            centre,
-            (s[0] + PI / 2.0) as f32,
-            (L * scale) as f32,
-            rod_w,
-            (204, 77, 77),
-        );
+        c.bar(centre, (s[0] + PI / 2.0) as f32, (L * scale) as f32, rod_w, (204, 77, 77));
         let tip = (
             centre.0 + (L * scale * (s[0] + PI / 2.0).cos()) as f32,
             centre.1 + (L * scale * (s[0] + PI / 2.0).sin()) as f32,

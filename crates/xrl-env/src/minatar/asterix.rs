@@ -60,11 +60,7 @@ impl Asterix {
         let free: Vec<usize> = (0..8).filter(|&i| self.entities[i].is_none()).collect();
         if !free.is_empty() {
             let slot = free[rng.below(free.len())];
-            self.entities[slot] = Some(Entity {
-                x: if right { 0 } else { 9 },
-                right,
-                gold,
-            });
+            self.entities[slot] = Some(Entity { x: if right { 0 } else { 9 }, right, gold });
         }
     }
 

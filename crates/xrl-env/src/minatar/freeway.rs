@@ -30,9 +30,7 @@ fn timer_or_ended<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i32, D::Erro
 fn speed<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
     let v = in_range(d, -5, 5)?;
     if v == 0 {
-        return Err(serde::de::Error::custom(
-            "must be a non-zero speed in -5..=5",
-        ));
+        return Err(serde::de::Error::custom("must be a non-zero speed in -5..=5"));
     }
     Ok(v)
 }
@@ -55,8 +53,7 @@ impl Freeway {
     /// New speeds and directions for all cars (positions kept); the reference draws all speeds, then all signs.
     fn randomise_cars(&mut self, rng: &mut GameRng) {
         let speeds: [i32; 8] = std::array::from_fn(|_| 1 + rng.below(5) as i32);
-        let signs: [i32; 8] =
-            std::array::from_fn(|_| if rng.uniform() - 0.5 < 0.0 { -1 } else { 1 });
+        let signs: [i32; 8] = std::array::from_fn(|_| if rng.uniform() - 0.5 < 0.0 { -1 } else { 1 });
         for (car, (s, d)) in self.cars.iter_mut().zip(speeds.into_iter().zip(signs)) {
             car.speed = s * d;
             car.timer = s;
@@ -70,9 +67,7 @@ impl Freeway {
 
 impl Game for Freeway {
     const NAME: &'static str = "Freeway";
-    const CHANNELS: &'static [&'static str] = &[
-        "chicken", "car", "speed1", "speed2", "speed3", "speed4", "speed5",
-    ];
+    const CHANNELS: &'static [&'static str] = &["chicken", "car", "speed1", "speed2", "speed3", "speed4", "speed5"];
     const MINIMAL_ACTIONS: &'static [usize] = &[0, 2, 4];
 
     fn new() -> Self {
@@ -80,11 +75,7 @@ impl Game for Freeway {
             chicken_y: 9,
             move_timer: PLAYER_SPEED,
             terminate_timer: TIME_LIMIT,
-            cars: std::array::from_fn(|_| Car {
-                x: 0,
-                timer: 1,
-                speed: 1,
-            }),
+            cars: std::array::from_fn(|_| Car { x: 0, timer: 1, speed: 1 }),
         }
     }
 

@@ -21,10 +21,7 @@ pub use freeway::Freeway;
 pub use seaquest::Seaquest;
 pub use space_invaders::SpaceInvaders;
 
-use crate::{
-    Action, ActionSpace, Env, EnvError, EnvSpec, GameRng, MakeOptions, ObsSpace, RgbImage, RngKind,
-    Step,
-};
+use crate::{Action, ActionSpace, Env, EnvError, EnvSpec, GameRng, MakeOptions, ObsSpace, RgbImage, RngKind, Step};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 /// The six action symbols every game shares, index → meaning.
@@ -79,17 +76,8 @@ impl Grid<'_> {
 
 /// The ids of the five games, both versions.
 pub fn ids() -> Vec<String> {
-    let names = [
-        Asterix::NAME,
-        Breakout::NAME,
-        Freeway::NAME,
-        Seaquest::NAME,
-        SpaceInvaders::NAME,
-    ];
-    names
-        .iter()
-        .flat_map(|n| [format!("MinAtar/{n}-v0"), format!("MinAtar/{n}-v1")])
-        .collect()
+    let names = [Asterix::NAME, Breakout::NAME, Freeway::NAME, Seaquest::NAME, SpaceInvaders::NAME];
+    names.iter().flat_map(|n| [format!("MinAtar/{n}-v0"), format!("MinAtar/{n}-v1")]).collect()
 }
 
 pub(crate) fn make(id: &str, options: &MakeOptions) -> Result<Option<Box<dyn Env>>, EnvError> {
@@ -104,10 +92,7 @@ pub(crate) fn make(id: &str, options: &MakeOptions) -> Result<Option<Box<dyn Env
     if !(0.0..=1.0).contains(&options.sticky_action_prob) {
         return Err(EnvError::InvalidOption {
             id: id.to_string(),
-            message: format!(
-                "sticky action probability must be in [0, 1], got {}",
-                options.sticky_action_prob
-            ),
+            message: format!("sticky action probability must be in [0, 1], got {}", options.sticky_action_prob),
         });
     }
     fn boxed<G: Game>(minimal: bool, o: &MakeOptions) -> Box<dyn Env> {
@@ -157,9 +142,7 @@ impl<G: Game> MinAtar<G> {
         };
         let spec = EnvSpec {
             id: format!("MinAtar/{}-v{}", G::NAME, u8::from(minimal)),
-            observation: ObsSpace::Binary {
-                shape: vec![G::CHANNELS.len(), N as usize, N as usize],
-            },
+            observation: ObsSpace::Binary { shape: vec![G::CHANNELS.len(), N as usize, N as usize] },
             action: ActionSpace::discrete(&meanings),
             max_episode_steps: None,
             reward_threshold: None,
@@ -213,9 +196,7 @@ impl<G: Game> Env for MinAtar<G> {
 
     fn step(&mut self, action: &Action) -> Result<Step<'_>, EnvError> {
         if self.ended {
-            return Err(EnvError::NeedsReset {
-                id: self.spec.id.clone(),
-            });
+            return Err(EnvError::NeedsReset { id: self.spec.id.clone() });
         }
         let index = crate::discrete_action(&self.spec, action)?;
         let mut a = self.action_set.map_or(index, |set| set[index]);
@@ -227,12 +208,7 @@ impl<G: Game> Env for MinAtar<G> {
         let (reward, terminated) = self.game.act(a, &mut self.rng, self.ramping);
         self.ended = terminated;
         self.refresh_obs();
-        Ok(Step {
-            obs: &self.obs,
-            reward,
-            terminated,
-            truncated: false,
-        })
+        Ok(Step { obs: &self.obs, reward, terminated, truncated: false })
     }
 
     fn obs(&self) -> &[f32] {
@@ -244,11 +220,8 @@ impl<G: Game> Env for MinAtar<G> {
     }
 
     fn state(&self) -> serde_json::Value {
-        serde_json::to_value(Doc {
-            last_action: self.last_action,
-            game: self.game.clone(),
-        })
-        .expect("game state serialises")
+        serde_json::to_value(Doc { last_action: self.last_action, game: self.game.clone() })
+            .expect("game state serialises")
     }
 
     fn set_state(&mut self, doc: &serde_json::Value) -> Result<(), EnvError> {
@@ -258,13 +231,7 @@ impl<G: Game> Env for MinAtar<G> {
             EnvError::state(id, format!("field `{path}`: {}", e.into_inner()))
         })?;
         if doc.last_action >= ACTION_MEANINGS.len() {
-            return Err(EnvError::state(
-                id,
-                format!(
-                    "field `last_action`: must be 0..=5, got {}",
-                    doc.last_action
-                ),
-            ));
+            return Err(EnvError::state(id, format!("field `last_action`: must be 0..=5, got {}", doc.last_action)));
         }
         doc.game.validate().map_err(|m| EnvError::state(id, m))?;
         self.game = doc.game;
@@ -284,8 +251,7 @@ pub fn channel_colour(c: usize, n: usize) -> [u8; 3] {
     let amp = h * x * (1.0 - x) / 2.0;
     let phi = 2.0 * std::f64::consts::PI * (s / 3.0 + r * x);
     let (cp, sp) = (phi.cos(), phi.sin());
-    let f =
-        |p0: f64, p1: f64| ((x + amp * (p0 * cp + p1 * sp)).clamp(0.0, 1.0) * 255.0).round() as u8;
+    let f = |p0: f64, p1: f64| ((x + amp * (p0 * cp + p1 * sp)).clamp(0.0, 1.0) * 255.0).round() as u8;
     [f(-0.14861, 1.78277), f(-0.29227, -0.90649), f(1.97294, 0.0)]
 }
 
@@ -296,9 +262,7 @@ pub fn render_planes(planes: &[f32], channels: usize, scale: u32) -> RgbImage {
     let side = N as u32 * scale;
     RgbImage::from_fn(side, side, |px, py| {
         let (x, y) = ((px / scale) as usize, (py / scale) as usize);
-        let top = (0..channels)
-            .rev()
-            .find(|&c| planes[c * 100 + y * 10 + x] > 0.5);
+        let top = (0..channels).rev().find(|&c| planes[c * 100 + y * 10 + x] > 0.5);
         let border = scale >= 8 && (px % scale == 0 || py % scale == 0);
         image::Rgb(match top {
             Some(c) => palette[c],
@@ -336,10 +300,8 @@ pub(crate) mod doc {
         pub type Cells = [[bool; 10]; 10];
 
         pub fn serialize<S: Serializer>(cells: &Cells, s: S) -> Result<S::Ok, S::Error> {
-            let list: Vec<[usize; 2]> = (0..10)
-                .flat_map(|y| (0..10).map(move |x| [y, x]))
-                .filter(|&[y, x]| cells[y][x])
-                .collect();
+            let list: Vec<[usize; 2]> =
+                (0..10).flat_map(|y| (0..10).map(move |x| [y, x])).filter(|&[y, x]| cells[y][x]).collect();
             list.serialize(s)
         }
 
@@ -348,9 +310,7 @@ pub(crate) mod doc {
             let mut cells = [[false; 10]; 10];
             for [y, x] in list {
                 if !(0..10).contains(&y) || !(0..10).contains(&x) {
-                    return Err(D::Error::custom(format!(
-                        "cell [{y}, {x}] is outside the 10×10 grid"
-                    )));
+                    return Err(D::Error::custom(format!("cell [{y}, {x}] is outside the 10×10 grid")));
                 }
                 cells[y as usize][x as usize] = true;
             }

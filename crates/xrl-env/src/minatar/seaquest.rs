@@ -108,26 +108,12 @@ impl Seaquest {
         let x = if right { 0 } else { 9 };
         let y = 1 + rng.below(8) as i32;
         // No two enemies on one lane travel in opposite directions.
-        if self
-            .enemy_subs
-            .iter()
-            .chain(&self.fish)
-            .any(|e| e.y == y && e.right != right)
-        {
+        if self.enemy_subs.iter().chain(&self.fish).any(|e| e.y == y && e.right != right) {
             return;
         }
-        let mover = Mover {
-            x,
-            y,
-            right,
-            move_timer: self.move_speed,
-            shot_timer: None,
-        };
+        let mover = Mover { x, y, right, move_timer: self.move_speed, shot_timer: None };
         if is_sub {
-            self.enemy_subs.push(Mover {
-                shot_timer: Some(ENEMY_SHOT_INTERVAL),
-                ..mover
-            });
+            self.enemy_subs.push(Mover { shot_timer: Some(ENEMY_SHOT_INTERVAL), ..mover });
         } else {
             self.fish.push(mover);
         }
@@ -137,13 +123,7 @@ impl Seaquest {
         let right = rng.uniform() < 0.5;
         let x = if right { 0 } else { 9 };
         let y = 1 + rng.below(8) as i32;
-        self.divers.push(Mover {
-            x,
-            y,
-            right,
-            move_timer: DIVER_MOVE_INTERVAL,
-            shot_timer: None,
-        });
+        self.divers.push(Mover { x, y, right, move_timer: DIVER_MOVE_INTERVAL, shot_timer: None });
     }
 
     fn player_at(&self, x: i32, y: i32) -> bool {
@@ -189,11 +169,7 @@ impl Seaquest {
     /// Moves fish (`subs == false`) or enemy subs, newest first; returns (reward, player hit).
     fn move_enemies(&mut self, subs: bool) -> (f64, bool) {
         let (mut reward, mut hit) = (0.0, false);
-        let mut list = std::mem::take(if subs {
-            &mut self.enemy_subs
-        } else {
-            &mut self.fish
-        });
+        let mut list = std::mem::take(if subs { &mut self.enemy_subs } else { &mut self.fish });
         let mut i = list.len();
         while i > 0 {
             i -= 1;
@@ -220,11 +196,7 @@ impl Seaquest {
             if let Some(t) = e.shot_timer.as_mut() {
                 if *t == 0 {
                     *t = ENEMY_SHOT_INTERVAL;
-                    self.enemy_bullets.push(Bullet {
-                        x: e.x,
-                        y: e.y,
-                        right: e.right,
-                    });
+                    self.enemy_bullets.push(Bullet { x: e.x, y: e.y, right: e.right });
                 } else {
                     *t -= 1;
                 }
@@ -233,11 +205,7 @@ impl Seaquest {
                 list.remove(i);
             }
         }
-        *(if subs {
-            &mut self.enemy_subs
-        } else {
-            &mut self.fish
-        }) = list;
+        *(if subs { &mut self.enemy_subs } else { &mut self.fish }) = list;
         (reward, hit)
     }
 }
@@ -297,11 +265,7 @@ impl Game for Seaquest {
 
         match a {
             FIRE if self.shot_timer == 0 => {
-                self.bullets.push(Bullet {
-                    x: self.sub_x,
-                    y: self.sub_y,
-                    right: self.sub_right,
-                });
+                self.bullets.push(Bullet { x: self.sub_x, y: self.sub_y, right: self.sub_right });
                 self.shot_timer = SHOT_COOL_DOWN;
             }
             LEFT => (self.sub_x, self.sub_right) = ((self.sub_x - 1).max(0), false),
@@ -409,11 +373,7 @@ impl Game for Seaquest {
 
     fn draw(&self, g: &mut Grid) {
         g.set(0, self.sub_y, self.sub_x);
-        let back = if self.sub_right {
-            self.sub_x - 1
-        } else {
-            self.sub_x + 1
-        };
+        let back = if self.sub_right { self.sub_x - 1 } else { self.sub_x + 1 };
         g.set(1, self.sub_y, back);
         for x in 0..(self.oxygen * 10 / MAX_OXYGEN) {
             g.set(7, 9, x);
@@ -439,16 +399,12 @@ impl Game for Seaquest {
     fn validate(&self) -> Result<(), String> {
         for (i, s) in self.enemy_subs.iter().enumerate() {
             if s.shot_timer.is_none() {
-                return Err(format!(
-                    "field `game.enemy_subs[{i}].shot_timer`: enemy subs need a shot timer"
-                ));
+                return Err(format!("field `game.enemy_subs[{i}].shot_timer`: enemy subs need a shot timer"));
             }
         }
         for (name, list) in [("fish", &self.fish), ("divers", &self.divers)] {
             if let Some(i) = list.iter().position(|m| m.shot_timer.is_some()) {
-                return Err(format!(
-                    "field `game.{name}[{i}].shot_timer`: only enemy subs shoot"
-                ));
+                return Err(format!("field `game.{name}[{i}].shot_timer`: only enemy subs shoot"));
             }
         }
         Ok(())

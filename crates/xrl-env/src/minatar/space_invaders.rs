@@ -68,14 +68,8 @@ impl SpaceInvaders {
 
 impl Game for SpaceInvaders {
     const NAME: &'static str = "SpaceInvaders";
-    const CHANNELS: &'static [&'static str] = &[
-        "cannon",
-        "alien",
-        "alien_left",
-        "alien_right",
-        "friendly_bullet",
-        "enemy_bullet",
-    ];
+    const CHANNELS: &'static [&'static str] =
+        &["cannon", "alien", "alien_left", "alien_right", "friendly_bullet", "enemy_bullet"];
     const MINIMAL_ACTIONS: &'static [usize] = &[0, 1, 3, 5];
 
     fn new() -> Self {
@@ -125,9 +119,7 @@ impl Game for SpaceInvaders {
 
         if self.alien_move_timer == 0 {
             self.alien_move_timer = count(&self.aliens).min(self.enemy_move_interval);
-            if (self.any_in_column(0) && self.alien_dir < 0)
-                || (self.any_in_column(9) && self.alien_dir > 0)
-            {
+            if (self.any_in_column(0) && self.alien_dir < 0) || (self.any_in_column(9) && self.alien_dir > 0) {
                 self.alien_dir = -self.alien_dir;
                 if self.aliens[9].iter().any(|&b| b) {
                     terminal = true;
@@ -136,11 +128,7 @@ impl Game for SpaceInvaders {
                 self.aliens.rotate_right(1);
             } else {
                 for row in self.aliens.iter_mut() {
-                    if self.alien_dir > 0 {
-                        row.rotate_right(1)
-                    } else {
-                        row.rotate_left(1)
-                    }
+                    if self.alien_dir > 0 { row.rotate_right(1) } else { row.rotate_left(1) }
                 }
             }
             if self.aliens[9][pos] {
@@ -151,14 +139,9 @@ impl Game for SpaceInvaders {
         if self.alien_shot_timer == 0 {
             self.alien_shot_timer = ENEMY_SHOT_INTERVAL;
             // The column nearest the cannon (ties: the lower column) fires from its lowest alien.
-            let nearest = (0..10usize)
-                .filter(|&x| self.any_in_column(x))
-                .min_by_key(|&x| x.abs_diff(pos));
+            let nearest = (0..10usize).filter(|&x| self.any_in_column(x)).min_by_key(|&x| x.abs_diff(pos));
             if let Some(x) = nearest {
-                let y = (0..10)
-                    .rev()
-                    .find(|&y| self.aliens[y][x])
-                    .expect("column has an alien");
+                let y = (0..10).rev().find(|&y| self.aliens[y][x]).expect("column has an alien");
                 self.enemy_bullets[y][x] = true;
             }
         }
