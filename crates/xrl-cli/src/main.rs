@@ -1,6 +1,7 @@
 //! `xrl`: train deep-RL agents and show why they act. See `xrl --help` and the README.
 
 mod bench;
+mod train;
 
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -56,6 +57,10 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Train an agent; writes a run directory (run.toml, checkpoints, metrics.csv) that resumes if killed.
+    Train(train::TrainArgs),
+    /// Evaluate a trained run: per-episode returns and lengths, optionally a GIF.
+    Play(train::PlayArgs),
     /// Measure speed side by side with the Python references.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -172,6 +177,8 @@ fn run(cli: Cli) -> Result<()> {
             println!("wrote {} ({} frames)", out.display(), frames.len());
             Ok(())
         }
+        Command::Train(a) => train::train(a),
+        Command::Play(a) => train::play(a),
         Command::Bench(cmd) => bench::run(cmd),
     }
 }

@@ -1,8 +1,14 @@
-//! The xrl library. Today: policies, rollouts and environment benchmarks over [`xrl_env`]. Networks, agents,
-//! explanation methods and run directories join as their issues land (see `shared/DESIGN.md`).
+//! The xrl library: explainable networks ([`nn`]), agents ([`agents`]), replay, rollouts and benchmarks over
+//! [`xrl_env`]. Explanation methods join with their issue (see `shared/DESIGN.md`).
 
+pub mod agents;
 pub mod bench;
+pub mod nn;
+pub mod replay;
 pub mod rollout;
+pub mod run;
+pub mod train;
 
+pub use burn;
 pub use xrl_env as env;
 pub use xrl_render as render;

@@ -33,6 +33,37 @@ impl Policy for RandomPolicy {
     }
 }
 
+/// Acts greedily on a network's Q values (or logits), taking a uniformly random action with probability ε.
+pub struct NetPolicy {
+    net: crate::nn::Net,
+    epsilon: f64,
+    rng: Xoshiro256PlusPlus,
+    device: burn::tensor::Device,
+}
+
+impl NetPolicy {
+    pub fn new(net: crate::nn::Net, epsilon: f64, seed: u64) -> Self {
+        let device = burn::tensor::Device::flex();
+        NetPolicy {
+            net: burn::module::Module::valid(&net),
+            epsilon,
+            rng: Xoshiro256PlusPlus::seed_from_u64(seed),
+            device,
+        }
+    }
+}
+
+impl Policy for NetPolicy {
+    fn act(&mut self, obs: &[f32]) -> Action {
+        let n = self.net.spec().actions;
+        if self.epsilon > 0.0 && self.rng.random::<f64>() < self.epsilon {
+            return Action::Discrete(self.rng.random_range(0..n));
+        }
+        let x = crate::nn::batch(obs, obs.len(), &self.device);
+        Action::Discrete(crate::nn::argmax_rows(self.net.scores(x))[0])
+    }
+}
+
 /// Per-episode results of a rollout (the JSON printed by `xrl rollout --json`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Rollout {

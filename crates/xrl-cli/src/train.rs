@@ -1,0 +1,190 @@
+//! `xrl train` and `xrl play`.
+
+use anyhow::{Result, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+use xrl::agents::dqn::DqnConfig;
+use xrl::rollout::{self, NetPolicy};
+use xrl::run::{AgentCard, EnvCard, RunCard, RunDir};
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Environment id (see `xrl envs`).
+    #[arg(long = "env", required_unless_present = "resume")]
+    id: Option<String>,
+    /// The agent: `dqn` (with --double, --dueling, --n-step). a2c, a3c and drqn are not available yet.
+    #[arg(long, default_value = "dqn")]
+    agent: String,
+    /// Double DQN targets.
+    #[arg(long)]
+    double: bool,
+    /// Dueling head (V and A exposed separately).
+    #[arg(long)]
+    dueling: bool,
+    /// n-step returns.
+    #[arg(long, default_value_t = 1)]
+    n_step: usize,
+    /// Environment steps (frames) to train for.
+    #[arg(long, required_unless_present = "resume")]
+    steps: Option<usize>,
+    /// Seed of everything random in the run (recorded in run.toml).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// The run directory to create.
+    #[arg(long, required_unless_present = "resume")]
+    out: Option<PathBuf>,
+    /// Steps between checkpoints (default: a twentieth of the run, at least 1,000).
+    #[arg(long)]
+    checkpoint_every: Option<usize>,
+    /// MinAtar: probability that the previous action repeats.
+    #[arg(long, default_value_t = 0.1)]
+    sticky: f64,
+    /// MinAtar: turn off difficulty ramping.
+    #[arg(long)]
+    no_ramping: bool,
+    /// Continue the run in this directory from its last checkpoint.
+    #[arg(long, conflicts_with_all = ["id", "out", "steps"])]
+    resume: Option<PathBuf>,
+    /// No progress bar (a summary line per checkpoint instead).
+    #[arg(long)]
+    quiet: bool,
+}
+
+pub fn train(a: TrainArgs) -> Result<()> {
+    let dir = match &a.resume {
+        Some(dir) => RunDir::new(dir),
+        None => {
+            let (Some(id), Some(steps), Some(out)) = (&a.id, a.steps, &a.out) else {
+                bail!("--env, --steps and --out are required for a new run (or pass --resume DIR)");
+            };
+            if a.agent != "dqn" {
+                bail!("agent `{}` is not available yet; the available agent is `dqn`", a.agent);
+            }
+            if steps == 0 || a.n_step == 0 {
+                bail!("--steps and --n-step must be at least 1");
+            }
+            let env_card = EnvCard { id: id.clone(), sticky_action_prob: a.sticky, difficulty_ramping: !a.no_ramping };
+            let env = env_card.make()?;
+            let spec = env.spec();
+            let Some(actions) = spec.action.n() else {
+                bail!("{id} has continuous actions; DQN needs discrete ones (try CartPole-v1 or a MinAtar game)");
+            };
+            let obs_shape = spec.observation.shape().to_vec();
+            let config =
+                DqnConfig { double: a.double, dueling: a.dueling, n_step: a.n_step, ..DqnConfig::for_env(&obs_shape) };
+            let net = config.net_spec(&obs_shape, actions);
+            net.validate().map_err(anyhow::Error::msg)?;
+            let card = RunCard {
+                xrl_version: env!("CARGO_PKG_VERSION").to_string(),
+                seed: a.seed,
+                total_steps: steps,
+                checkpoint_every: a.checkpoint_every.unwrap_or((steps / 20).max(1_000)).max(1),
+                env: env_card,
+                net,
+                agent: AgentCard::Dqn(config),
+            };
+            let dir = RunDir::new(out);
+            dir.create(&card)?;
+            dir
+        }
+    };
+    let card = dir.read_card()?;
+    let bar = if a.quiet { ProgressBar::hidden() } else { ProgressBar::new(card.total_steps as u64) };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise}, eta {eta}]")
+            .expect("valid template"),
+    );
+    let quiet = a.quiet;
+    let state = xrl::train::train(&dir, |p| {
+        bar.set_position(p.step as u64);
+        bar.set_message(format!(
+            "{:.0} steps/s  episodes {}  recent return {:.2}",
+            p.steps_per_sec, p.episodes, p.recent_return
+        ));
+        if quiet && p.last_checkpoint == Some(p.step) {
+            eprintln!(
+                "step {} episodes {} recent return {:.2} ({:.0} steps/s)",
+                p.step, p.episodes, p.recent_return, p.steps_per_sec
+            );
+        }
+    })?;
+    bar.finish_and_clear();
+    println!(
+        "trained {} to step {} ({} episodes); wrote {}, {} and {}",
+        card.env.id,
+        state.step,
+        state.episodes,
+        dir.card_path().display(),
+        dir.metrics_path().display(),
+        dir.checkpoints().display()
+    );
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct PlayArgs {
+    /// A run directory made by `xrl train`.
+    #[arg(long)]
+    run: PathBuf,
+    #[arg(long, default_value_t = 10)]
+    episodes: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Probability of a random action (0 = greedy).
+    #[arg(long, default_value_t = 0.0)]
+    epsilon: f64,
+    /// Also write a GIF of the played episodes.
+    #[arg(long)]
+    gif: Option<PathBuf>,
+    /// Print a JSON object with arrays `returns` and `lengths`.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn play(a: PlayArgs) -> Result<()> {
+    if a.episodes == 0 {
+        bail!("--episodes must be at least 1");
+    }
+    if !(0.0..=1.0).contains(&a.epsilon) {
+        bail!("--epsilon must be in [0, 1], got {}", a.epsilon);
+    }
+    if let Some(g) = &a.gif
+        && g.extension().and_then(|e| e.to_str()) != Some("gif")
+    {
+        bail!("--gif must name a .gif file, got {}", g.display());
+    }
+    let dir = RunDir::new(&a.run);
+    let card = dir.read_card()?;
+    let (state, net) = dir.load_latest_online(&card, &xrl::burn::tensor::Device::flex())?;
+    let mut env = card.env.make()?;
+    let mut policy = NetPolicy::new(net, a.epsilon, a.seed ^ 0x5EED);
+    let mut frames = vec![];
+    let record = a.gif.is_some();
+    let r = rollout::play(env.as_mut(), &mut policy, a.episodes, a.seed, |e| {
+        if record {
+            frames.push(e.render());
+        }
+    })?;
+    if let Some(g) = &a.gif {
+        xrl_render::write_gif(g, &frames, 15.0)?;
+    }
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        for (i, (ret, len)) in r.returns.iter().zip(&r.lengths).enumerate() {
+            println!("episode {i:>4}  return {ret:>10.3}  length {len:>6}");
+        }
+        println!(
+            "mean return {:.3} over {} episodes (checkpoint at step {}, ε = {})",
+            r.mean_return(),
+            a.episodes,
+            state.step,
+            a.epsilon
+        );
+        if let Some(g) = &a.gif {
+            println!("wrote {}", g.display());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,3 @@
+//! Agents, each readable top to bottom in one file with its hyper-parameters in one config struct.
+
+pub mod dqn;

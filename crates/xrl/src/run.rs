@@ -1,0 +1,246 @@
+//! Run directories: everything a training run leaves behind, written so that nothing is lost.
+//!
+//! ```text
+//! runs/NAME/
+//!   run.toml                 the run card: env, agent and its config, network, seed, length (rebuilds the agent)
+//!   metrics.csv              one row per finished episode: step, episode, return, length, loss, epsilon, steps/s
+//!   checkpoints/
+//!     step-0000050000.online.safetensors   the online network's weights
+//!     step-0000050000.target.safetensors   the target network's weights
+//!     step-0000050000.replay.bin           the replay buffer (so a resumed run learns from the same memory)
+//!     latest.json            the commit point: counters, random-stream states, and which files belong to it
+//! ```
+//!
+//! Every file is written to a temporary name and renamed into place; `latest.json` is written last, so a run
+//! killed mid-checkpoint resumes from the previous complete one.
+
+use crate::agents::dqn::DqnConfig;
+use crate::nn::{Net, NetSpec};
+use crate::replay::Replay;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+use xrl_render::write_atomic;
+
+#[derive(Debug, Error)]
+pub enum RunError {
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn file_err(path: &Path, message: impl ToString) -> RunError {
+    RunError::File { path: path.to_path_buf(), message: message.to_string() }
+}
+
+/// Which environment, with its options.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvCard {
+    pub id: String,
+    pub sticky_action_prob: f64,
+    pub difficulty_ramping: bool,
+}
+
+impl EnvCard {
+    pub fn make(&self) -> Result<Box<dyn xrl_env::Env>, xrl_env::EnvError> {
+        let options = xrl_env::MakeOptions {
+            sticky_action_prob: self.sticky_action_prob,
+            difficulty_ramping: self.difficulty_ramping,
+            ..xrl_env::MakeOptions::default()
+        };
+        xrl_env::make_with(&self.id, &options)
+    }
+}
+
+/// The agent and its hyper-parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum AgentCard {
+    Dqn(DqnConfig),
+}
+
+/// `run.toml`: everything needed to rebuild the agent and repeat the run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunCard {
+    pub xrl_version: String,
+    pub seed: u64,
+    /// Environment steps to train for.
+    pub total_steps: usize,
+    pub checkpoint_every: usize,
+    pub env: EnvCard,
+    pub net: NetSpec,
+    pub agent: AgentCard,
+}
+
+/// The commit point of a checkpoint (`checkpoints/latest.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainerState {
+    pub step: usize,
+    pub episodes: usize,
+    pub updates: usize,
+    /// File stem of this checkpoint's files in `checkpoints/`.
+    pub stem: String,
+    /// The agent's random stream (exploration and replay sampling).
+    pub agent_rng: rand_xoshiro::Xoshiro256PlusPlus,
+    /// How many times the run has been resumed (each resume reseeds the environment with seed + count).
+    pub resumes: u64,
+    /// CRC-32 of every file of the checkpoint, so a damaged file is caught before it is used.
+    pub checksums: BTreeMap<String, u32>,
+}
+
+pub struct RunDir {
+    pub root: PathBuf,
+}
+
+impl RunDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        RunDir { root: root.into() }
+    }
+    pub fn card_path(&self) -> PathBuf {
+        self.root.join("run.toml")
+    }
+    pub fn metrics_path(&self) -> PathBuf {
+        self.root.join("metrics.csv")
+    }
+    pub fn checkpoints(&self) -> PathBuf {
+        self.root.join("checkpoints")
+    }
+
+    /// Starts a new run directory; refuses to overwrite an existing run.
+    pub fn create(&self, card: &RunCard) -> Result<(), RunError> {
+        if self.card_path().exists() {
+            return Err(RunError::Invalid(format!(
+                "{} already holds a run; continue it with `xrl train --resume {}` or choose another --out",
+                self.root.display(),
+                self.root.display()
+            )));
+        }
+        let text =
+            toml::to_string_pretty(card).map_err(|e| RunError::Invalid(format!("cannot write the run card: {e}")))?;
+        write_bytes(&self.card_path(), text.as_bytes())
+    }
+
+    pub fn read_card(&self) -> Result<RunCard, RunError> {
+        let path = self.card_path();
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            file_err(&path, format!("cannot read the run card ({e}); is this a run directory made by `xrl train`?"))
+        })?;
+        toml::from_str(&text).map_err(|e| file_err(&path, format!("invalid run card: {e}")))
+    }
+
+    /// The last complete checkpoint, if any.
+    pub fn latest(&self) -> Result<Option<TrainerState>, RunError> {
+        let path = self.checkpoints().join("latest.json");
+        if !path.exists() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| file_err(&path, e))?;
+        serde_json::from_str(&text).map(Some).map_err(|e| file_err(&path, format!("damaged checkpoint index: {e}")))
+    }
+
+    pub fn weights_path(&self, stem: &str, which: &str) -> PathBuf {
+        self.checkpoints().join(format!("{stem}.{which}.safetensors"))
+    }
+    pub fn replay_path(&self, stem: &str) -> PathBuf {
+        self.checkpoints().join(format!("{stem}.replay.bin"))
+    }
+
+    /// Writes a complete checkpoint: weights, replay, then the commit point (`state.checksums` is filled in).
+    pub fn save_checkpoint(
+        &self,
+        state: &mut TrainerState,
+        online: &Net,
+        target: &Net,
+        replay: &Replay,
+    ) -> Result<(), RunError> {
+        let mut files = vec![];
+        for (net, which) in [(online, "online"), (target, "target")] {
+            files.push((self.weights_path(&state.stem, which), weights_bytes(net)?));
+        }
+        let mut replay_bytes = vec![];
+        replay.write_to(&mut replay_bytes).expect("writing to memory cannot fail");
+        files.push((self.replay_path(&state.stem), replay_bytes));
+        state.checksums.clear();
+        for (path, bytes) in &files {
+            write_bytes(path, bytes)?;
+            state.checksums.insert(file_name(path), crc32fast::hash(bytes));
+        }
+        let text = serde_json::to_string_pretty(state).expect("trainer state serialises");
+        write_bytes(&self.checkpoints().join("latest.json"), text.as_bytes())
+    }
+
+    /// Reads a checkpoint file and checks it against the checksum recorded at the commit point.
+    pub fn read_checked(&self, state: &TrainerState, path: &Path) -> Result<Vec<u8>, RunError> {
+        let bytes = std::fs::read(path).map_err(|e| file_err(path, format!("cannot read checkpoint file: {e}")))?;
+        match state.checksums.get(&file_name(path)) {
+            Some(&crc) if crc == crc32fast::hash(&bytes) => Ok(bytes),
+            Some(_) => Err(file_err(path, "checksum mismatch: the file was damaged after it was written")),
+            None => Err(file_err(path, "not listed in checkpoints/latest.json")),
+        }
+    }
+
+    /// The online network of the last checkpoint, checked and loaded for `card`'s architecture.
+    pub fn load_latest_online(&self, card: &RunCard, device: &Device) -> Result<(TrainerState, Net), RunError> {
+        let state = self.latest()?.ok_or_else(|| {
+            RunError::Invalid(format!("{} has no checkpoint yet; train longer or resume it", self.root.display()))
+        })?;
+        let path = self.weights_path(&state.stem, "online");
+        let bytes = self.read_checked(&state, &path)?;
+        let net = load_weights(&card.net, &path, bytes, device)?;
+        Ok((state, net))
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// Writes `bytes` to `path` atomically.
+pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
+    use std::io::Write;
+    write_atomic(path, |w| {
+        w.write_all(bytes).map_err(|source| xrl_render::RenderError::Io { path: path.to_path_buf(), source })
+    })
+    .map_err(|e| file_err(path, e))
+}
+
+/// A network's weights as safetensors bytes.
+pub fn weights_bytes(net: &Net) -> Result<Vec<u8>, RunError> {
+    let mut store = SafetensorsStore::from_bytes(None);
+    net.save_into(&mut store).map_err(|e| RunError::Invalid(format!("cannot serialise weights: {e}")))?;
+    store.get_bytes().map_err(|e| RunError::Invalid(format!("cannot serialise weights: {e}")))
+}
+
+/// Loads safetensors `bytes` (read from `path`) into a fresh network of `spec`. Bytes that are damaged, hold no
+/// tensors, or do not fit the architecture are an error naming what is wrong.
+pub fn load_weights(spec: &NetSpec, path: &Path, bytes: Vec<u8>, device: &Device) -> Result<Net, RunError> {
+    let mut net = Net::new(spec, device).map_err(RunError::Invalid)?;
+    let mut store = SafetensorsStore::from_bytes(Some(bytes)).allow_partial(true);
+    let result = net.load_from(&mut store).map_err(|e| {
+        file_err(path, format!("not a readable safetensors file ({e}); it may be truncated or damaged"))
+    })?;
+    if result.applied.is_empty() {
+        return Err(file_err(path, "the file holds no tensors of this network"));
+    }
+    if !result.missing.is_empty() || !result.errors.is_empty() || !result.unused.is_empty() {
+        let missing: Vec<_> = result.missing.iter().map(|(k, _)| k.as_str()).collect();
+        let errors: Vec<_> = result.errors.iter().map(|e| e.to_string()).collect();
+        return Err(file_err(
+            path,
+            format!(
+                "does not fit the network in run.toml: missing tensors [{}], unexpected tensors [{}], mis-shaped [{}]",
+                missing.join(", "),
+                result.unused.join(", "),
+                errors.join("; ")
+            ),
+        ));
+    }
+    Ok(net)
+}
