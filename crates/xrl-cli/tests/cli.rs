@@ -98,10 +98,79 @@ fn render_writes_a_gif_with_one_frame_per_step() {
 
 #[test]
 fn every_subcommand_has_help() {
-    for cmd in [vec!["envs"], vec!["rollout"], vec!["render"], vec!["bench", "envs"]] {
+    for cmd in [vec!["envs"], vec!["rollout"], vec!["render"], vec!["train"], vec!["play"], vec!["bench", "envs"]] {
         let mut args = cmd.clone();
         args.push("--help");
         let o = xrl(&args);
         assert!(o.status.success() && stdout(&o).contains("Usage: xrl"), "{cmd:?}");
     }
+}
+
+/// Kill a real training process mid-run, then resume it: every checkpoint is readable and `metrics.csv` stays
+/// continuous.
+#[test]
+fn a_killed_training_run_resumes_from_its_last_checkpoint() {
+    let dir = std::env::temp_dir().join(format!("xrl-cli-kill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = dir.to_str().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xrl"))
+        .args(["train", "--env", "CartPole-v1", "--steps", "150000", "--seed", "2", "--checkpoint-every", "5000"])
+        .args(["--out", out, "--quiet"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let latest = dir.join("checkpoints/latest.json");
+    let start = std::time::Instant::now();
+    loop {
+        let step = std::fs::read_to_string(&latest)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["step"].as_u64());
+        if step.is_some_and(|s| s >= 20_000) {
+            break;
+        }
+        assert!(start.elapsed().as_secs() < 120, "training made no checkpoint in time");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The run is usable as it was left.
+    let o = xrl(&["play", "--run", out, "--episodes", "2", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = xrl(&["train", "--resume", out, "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("to step 150000"), "{}", stdout(&o));
+    let text = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    let rows: Vec<(u64, u64)> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            assert_eq!(f.len(), 7, "complete row: {l}");
+            (f[0].parse().unwrap(), f[1].parse().unwrap())
+        })
+        .collect();
+    assert!(rows.windows(2).all(|w| w[0].0 < w[1].0), "steps increase");
+    assert!(rows.iter().enumerate().all(|(i, r)| r.1 == i as u64 + 1), "episodes are consecutive");
+    let weights = std::fs::read_dir(dir.join("checkpoints"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().to_string_lossy().ends_with(".online.safetensors"));
+    assert!(weights.count() >= 5);
+    let o = xrl(&["play", "--run", out, "--episodes", "3"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn train_and_play_refuse_bad_input_cleanly() {
+    assert_clean_failure(
+        &xrl(&["train", "--env", "CartPole-v1", "--steps", "10", "--out", "/tmp/x", "--agent", "ppo"]),
+        "available agent is `dqn`",
+    );
+    assert_clean_failure(
+        &xrl(&["train", "--env", "Pendulum-v1", "--steps", "10", "--out", "/tmp/xrl-never"]),
+        "discrete",
+    );
+    assert_clean_failure(&xrl(&["train", "--resume", "/nonexistent/run"]), "run card");
+    assert_clean_failure(&xrl(&["play", "--run", "/nonexistent/run"]), "run card");
 }

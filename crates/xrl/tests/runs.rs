@@ -1,0 +1,147 @@
+//! Run directories: nothing is lost. Checkpoints are checked before use; a NaN loss stops training and keeps the
+//! last good checkpoint; a resumed run continues its metrics without gaps.
+
+use xrl::agents::dqn::{DqnConfig, OptimizerConfig};
+use xrl::nn::Torso;
+use xrl::run::{AgentCard, EnvCard, RunCard, RunDir, load_weights};
+use xrl::train::{TrainError, train};
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("xrl-runs-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    p
+}
+
+fn card(total: usize, every: usize, config: DqnConfig) -> RunCard {
+    RunCard {
+        xrl_version: "test".into(),
+        seed: 3,
+        total_steps: total,
+        checkpoint_every: every,
+        env: EnvCard { id: "CartPole-v1".into(), sticky_action_prob: 0.0, difficulty_ramping: true },
+        net: config.net_spec(&[4], 2),
+        agent: AgentCard::Dqn(config),
+    }
+}
+
+fn small() -> DqnConfig {
+    DqnConfig {
+        learning_starts: 500,
+        replay_capacity: 2_000,
+        batch_size: 32,
+        torso: Torso::Mlp { hidden: vec![16] },
+        ..DqnConfig::cartpole()
+    }
+}
+
+fn metrics_steps(dir: &RunDir) -> Vec<(usize, usize)> {
+    let text = std::fs::read_to_string(dir.metrics_path()).unwrap();
+    assert!(text.starts_with(xrl::train::METRICS_HEADER));
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            assert_eq!(f.len(), 7, "{l}");
+            (f[0].parse().unwrap(), f[1].parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn a_resumed_run_continues_where_its_checkpoint_left_off() {
+    let root = tmp("resume");
+    let dir = RunDir::new(&root);
+    dir.create(&card(6_000, 2_000, small())).unwrap();
+    // Train the first 4,000 steps only, by running a shorter card, then restore the real one: the same as a run
+    // killed right after its 4,000-step checkpoint.
+    let full = dir.read_card().unwrap();
+    let mut short = full.clone();
+    short.total_steps = 4_000;
+    std::fs::write(dir.card_path(), toml::to_string(&short).unwrap()).unwrap();
+    let s = train(&dir, |_| {}).unwrap();
+    assert_eq!(s.step, 4_000);
+    // A half-written metrics line, as a kill mid-write leaves it.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.metrics_path())
+        .map(|mut f| {
+            use std::io::Write;
+            f.write_all(b"4012,9").unwrap()
+        })
+        .unwrap();
+    std::fs::write(dir.card_path(), toml::to_string(&full).unwrap()).unwrap();
+    let s = train(&dir, |_| {}).unwrap();
+    assert_eq!((s.step, s.resumes), (6_000, 1));
+    let rows = metrics_steps(&dir);
+    // Steps increase and episode numbers run 1, 2, 3, … without gaps or repeats.
+    assert!(rows.windows(2).all(|w| w[0].0 < w[1].0), "steps increase");
+    assert!(rows.iter().enumerate().all(|(i, r)| r.1 == i + 1), "episodes are consecutive");
+    assert!(rows.last().unwrap().0 <= 6_000);
+    // Every weights file the run kept loads.
+    let device = xrl::burn::tensor::Device::flex();
+    for e in std::fs::read_dir(dir.checkpoints()).unwrap() {
+        let path = e.unwrap().path();
+        if path.to_string_lossy().ends_with(".safetensors") {
+            load_weights(&full.net, &path, std::fs::read(&path).unwrap(), &device).unwrap();
+        }
+    }
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn damaged_or_mismatched_checkpoints_are_refused_with_the_reason() {
+    let root = tmp("damaged");
+    let dir = RunDir::new(&root);
+    dir.create(&card(1_000, 1_000, small())).unwrap();
+    train(&dir, |_| {}).unwrap();
+    let c = dir.read_card().unwrap();
+    let device = xrl::burn::tensor::Device::flex();
+    let state = dir.latest().unwrap().unwrap();
+    let weights = dir.weights_path(&state.stem, "online");
+    let good = std::fs::read(&weights).unwrap();
+
+    // A flipped bit is caught by the checksum.
+    let mut flipped = good.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x10;
+    std::fs::write(&weights, &flipped).unwrap();
+    let err = dir.load_latest_online(&c, &device).err().unwrap().to_string();
+    assert!(err.contains("checksum mismatch"), "{err}");
+    // A truncated file too; and without the checksum, the safetensors reader refuses it.
+    std::fs::write(&weights, &good[..good.len() / 3]).unwrap();
+    assert!(dir.load_latest_online(&c, &device).err().unwrap().to_string().contains("checksum"));
+    let err = load_weights(&c.net, &weights, good[..good.len() / 3].to_vec(), &device).err().unwrap().to_string();
+    assert!(err.contains("not a readable safetensors file"), "{err}");
+    // Weights of another architecture name the tensors that do not fit.
+    let mut other = c.net.clone();
+    other.torso = Torso::Mlp { hidden: vec![16, 16] };
+    let err = load_weights(&other, &weights, good.clone(), &device).err().unwrap().to_string();
+    assert!(err.contains("does not fit") && err.contains("hidden.1"), "{err}");
+    // Bytes with no tensors of the network.
+    let err = load_weights(&c.net, &weights, b"{}".to_vec(), &device).err().unwrap().to_string();
+    assert!(err.contains("safetensors") || err.contains("no tensors"), "{err}");
+    std::fs::write(&weights, &good).unwrap();
+    assert!(dir.load_latest_online(&c, &device).is_ok());
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint() {
+    let root = tmp("nan");
+    let dir = RunDir::new(&root);
+    // Start learning late so that a clean checkpoint exists first; then an absurd learning rate blows the
+    // weights up.
+    let config = DqnConfig { learning_starts: 1_500, optimizer: OptimizerConfig::Adam { lr: 1e30 }, ..small() };
+    dir.create(&card(20_000, 1_000, config)).unwrap();
+    let err = train(&dir, |_| {}).unwrap_err();
+    let TrainError::NonFiniteLoss { step, .. } = &err else { panic!("expected a non-finite loss, got {err}") };
+    assert!(*step > 1_500);
+    assert!(err.to_string().contains("last good checkpoint"), "{err}");
+    let state = dir.latest().unwrap().unwrap();
+    assert!(state.step < *step && state.step >= 1_000);
+    let c = dir.read_card().unwrap();
+    let net = dir.load_latest_online(&c, &xrl::burn::tensor::Device::flex()).unwrap().1;
+    let q = xrl::nn::to_vec(net.scores(xrl::nn::batch(&[0.0; 4], 4, &xrl::burn::tensor::Device::flex())));
+    assert!(q.iter().all(|v| v.is_finite()), "the kept checkpoint is a good one: {q:?}");
+    std::fs::remove_dir_all(&root).unwrap();
+}
