@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod bench;
 pub mod nn;
+pub mod relu;
 pub mod replay;
 pub mod rollout;
 pub mod run;

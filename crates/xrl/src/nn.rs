@@ -7,12 +7,13 @@
 //! * **layer probes**: name a layer (`conv1`, `conv2`, …, `fc1`, …) in [`Pass::probe`] and the pass returns its
 //!   activation plus a zero-valued leaf added to it, whose gradient is the gradient at that layer (burn keeps no
 //!   gradients of intermediate tensors, so the leaf is how Grad-CAM reads them);
+//! * **guided ReLUs** switched per call ([`Pass::relu`]): the same network, another backward;
 //! * inputs are flat observations `[batch, obs_len]`; a CNN reshapes them to `[batch, C, H, W]` itself.
 
+use crate::relu::{ReluMode, relu_with};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +56,8 @@ pub struct NetSpec {
 pub struct Pass {
     /// Layer to expose (see [`Net::layer_names`]).
     pub probe: Option<String>,
+    /// How every ReLU of the pass sends gradients back (guided backprop, deconvnet); the forward is unchanged.
+    pub relu: ReluMode,
 }
 
 /// A layer's activation and the zero leaf added to it (read the leaf's gradient after `backward`).
@@ -187,12 +190,12 @@ impl Net {
             let s = &self.spec.obs_shape;
             let mut h: Tensor<4> = obs.reshape([batch, s[0], s[1], s[2]]);
             for (i, conv) in self.convs.iter().enumerate() {
-                h = tap(format!("conv{}", i + 1), relu(conv.forward(h)));
+                h = tap(format!("conv{}", i + 1), relu_with(conv.forward(h), pass.relu));
             }
             h.flatten(1, 3)
         };
         for (i, layer) in self.hidden.iter().enumerate() {
-            let h = relu(layer.forward(x));
+            let h = relu_with(layer.forward(x), pass.relu);
             let [b, f] = h.dims();
             x = tap(format!("fc{}", i + 1), h.reshape([b, f, 1, 1])).reshape([b, f]);
         }
@@ -290,7 +293,7 @@ mod tests {
         let spec = NetSpec { obs_shape: vec![4, 10, 10], actions: 3, torso: Torso::MinatarCnn, head: HeadKind::Q };
         let net = Net::new(&spec, &d).unwrap();
         let obs = Tensor::<2>::random([1, 400], burn::tensor::Distribution::Uniform(0.0, 1.0), &d);
-        let pass = Pass { probe: Some("conv1".into()) };
+        let pass = Pass { probe: Some("conv1".into()), ..Pass::default() };
         let h = net.forward(obs.clone(), &pass);
         let q0 = h.q.unwrap().slice([0..1, 1..2]).sum();
         let probe = h.probe.unwrap();
@@ -317,10 +320,34 @@ mod tests {
         assert!(checked > 0);
     }
 
+    /// Guided mode changes the input gradient of the same network, per call, and leaves no trace.
+    #[test]
+    fn guided_mode_is_switched_per_call() {
+        let d = cpu().autodiff();
+        d.seed(3);
+        let spec =
+            NetSpec { obs_shape: vec![4, 10, 10], actions: 3, torso: Torso::MinatarCnn, head: HeadKind::Dueling };
+        let net = Net::new(&spec, &d).unwrap();
+        let x0 = Tensor::<2>::random([2, 400], burn::tensor::Distribution::Uniform(0.0, 1.0), &d);
+        let input_grad = |mode| {
+            let x = x0.clone().detach().require_grad();
+            let q = net.forward(x.clone(), &Pass { relu: mode, ..Pass::default() }).q.unwrap().sum();
+            to_vec(x.grad(&q.backward()).unwrap())
+        };
+        let plain = input_grad(ReluMode::Normal);
+        let guided = input_grad(ReluMode::Guided);
+        assert_ne!(plain, guided);
+        assert_eq!(input_grad(ReluMode::Normal), plain);
+        // Same forward in both modes.
+        let f = |mode| to_vec(net.forward(x0.clone(), &Pass { relu: mode, ..Pass::default() }).q.unwrap());
+        assert_eq!(f(ReluMode::Normal), f(ReluMode::Guided));
+    }
+
     /// q[1] with `bump` added to conv1's activation (the MinAtar CNN by hand, from the net's own layers).
     fn nudged_q(net: &Net, obs: Tensor<2>, bump: Tensor<4>) -> f32 {
+        let relu = |t| relu_with(t, ReluMode::Normal);
         let h = relu(net.convs[0].forward(obs.reshape([1, 4, 10, 10]))) + bump;
-        let x: Tensor<2> = relu(net.hidden[0].forward(h.flatten::<2>(1, 3)));
+        let x: Tensor<2> = relu_with(net.hidden[0].forward(h.flatten::<2>(1, 3)), ReluMode::Normal);
         to_vec(net.out.forward(x))[1]
     }
 }
