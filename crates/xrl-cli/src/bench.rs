@@ -9,6 +9,22 @@ use xrl::bench::{self, Measurement, median};
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
+    /// Training-step time (batch 32, Adam, Huber) and acting latency (batch 1) of the MinAtar CNN and the Nature
+    /// CNN, beside PyTorch running the same networks via `bench/nets.py`; prints a Markdown table.
+    Nets {
+        /// Python with torch installed (a venv outside the repo). Without it only xrl is measured.
+        #[arg(long)]
+        python: Option<PathBuf>,
+        #[arg(long, default_value = "bench/nets.py")]
+        script: PathBuf,
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        /// Timed runs; each is the median of --iters repetitions (acting: 10× as many).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        #[arg(long, default_value_t = 50)]
+        iters: usize,
+    },
     /// Steps per second of each environment (observation included), single and vectorised, beside Gymnasium and
     /// Python minatar run by `bench/envs.py`; prints a Markdown table of medians and ratios.
     Envs {
@@ -52,7 +68,78 @@ const DEFAULT_ENVS: [&str; 8] = [
 ];
 
 pub fn run(cmd: BenchCommand) -> Result<()> {
-    let BenchCommand::Envs { python, script, envs, steps, python_steps, runs, copies, json } = cmd;
+    match cmd {
+        BenchCommand::Nets { python, script, batch, runs, iters } => nets(python, script, batch, runs, iters),
+        BenchCommand::Envs { python, script, envs, steps, python_steps, runs, copies, json } => {
+            envs_bench(python, script, envs, steps, python_steps, runs, copies, json)
+        }
+    }
+}
+
+fn run_python(py: &PathBuf, script: &PathBuf, args: &[String]) -> Result<Value> {
+    eprintln!("python: {} {}", py.display(), script.display());
+    let out = Command::new(py).arg(script).args(args).output().with_context(|| {
+        format!("cannot run {}; pass --python PATH to a Python with the references installed", py.display())
+    })?;
+    if !out.status.success() {
+        bail!("{} failed:\n{}", script.display(), String::from_utf8_lossy(&out.stderr));
+    }
+    serde_json::from_slice(&out.stdout).context("the Python benchmark did not print JSON")
+}
+
+fn nets(python: Option<PathBuf>, script: PathBuf, batch: usize, runs: usize, iters: usize) -> Result<()> {
+    use xrl::bench::nets;
+    if runs == 0 || iters == 0 || batch == 0 {
+        bail!("--runs, --iters and --batch must be at least 1");
+    }
+    let mut ours = vec![];
+    for (name, spec) in nets::specs() {
+        eprintln!("xrl: {name}");
+        ours.push(nets::train_step(name, &spec, batch, runs, iters));
+        ours.push(nets::act(name, &spec, runs, iters * 10));
+    }
+    let reference = match &python {
+        Some(py) => Some(run_python(
+            py,
+            &script,
+            &[
+                "--batch".into(),
+                batch.to_string(),
+                "--runs".into(),
+                runs.to_string(),
+                "--iters".into(),
+                iters.to_string(),
+            ],
+        )?),
+        None => None,
+    };
+    println!("| network | measure | batch | xrl ms (median) | PyTorch ms (median) | xrl ÷ PyTorch |");
+    println!("|---|---|---:|---:|---:|---:|");
+    for t in &ours {
+        let theirs = reference
+            .as_ref()
+            .and_then(|r| r[&t.net][&t.what].as_array().cloned())
+            .map(|runs| median(&runs.iter().filter_map(Value::as_f64).collect::<Vec<_>>()));
+        let (p, ratio) = match theirs {
+            Some(p) => (format!("{p:.3}"), format!("{:.2}×", t.median() / p)),
+            None => ("–".into(), "–".into()),
+        };
+        println!("| {} | {} | {} | {:.3} | {p} | {ratio} |", t.net, t.what, t.batch, t.median());
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn envs_bench(
+    python: Option<PathBuf>,
+    script: PathBuf,
+    envs: Vec<String>,
+    steps: usize,
+    python_steps: usize,
+    runs: usize,
+    copies: usize,
+    json: Option<PathBuf>,
+) -> Result<()> {
     if runs == 0 || steps == 0 || copies == 0 {
         bail!("--runs, --steps and --copies must be at least 1");
     }

@@ -81,3 +81,101 @@ pub fn vector(id: &str, copies: usize, steps: usize, runs: usize) -> Result<Meas
     }
     Ok(Measurement { env: id.to_string(), mode: "vector".into(), copies, runs: times })
 }
+
+/// Network speed: one DQN-style training step (forward, Huber loss on the taken actions' Q values, backward, Adam
+/// step) at `batch`, and acting latency at batch 1 (observation in, greedy action out). Times in milliseconds,
+/// one entry per run (each run the median of `iters` repetitions).
+pub mod nets {
+    use super::median;
+    use crate::nn::{self, HeadKind, Net, NetSpec, Torso};
+    use burn::nn::loss::{HuberLossConfig, Reduction};
+    use burn::optim::{AdamConfig, GradientsParams};
+    use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+    use serde::Serialize;
+    use std::time::Instant;
+
+    #[derive(Clone, Debug, Serialize)]
+    pub struct NetTiming {
+        pub net: String,
+        pub what: String,
+        pub batch: usize,
+        pub ms: Vec<f64>,
+    }
+
+    impl NetTiming {
+        pub fn median(&self) -> f64 {
+            median(&self.ms)
+        }
+    }
+
+    /// The two CNNs of the benchmark: (name, spec).
+    pub fn specs() -> Vec<(&'static str, NetSpec)> {
+        vec![
+            (
+                "minatar-cnn",
+                NetSpec { obs_shape: vec![4, 10, 10], actions: 6, torso: Torso::MinatarCnn, head: HeadKind::Q },
+            ),
+            (
+                "nature-cnn",
+                NetSpec { obs_shape: vec![4, 84, 84], actions: 6, torso: Torso::NatureCnn, head: HeadKind::Q },
+            ),
+        ]
+    }
+
+    fn time_runs(runs: usize, iters: usize, mut f: impl FnMut()) -> Vec<f64> {
+        for _ in 0..iters.min(10) {
+            f(); // warm-up
+        }
+        (0..runs)
+            .map(|_| {
+                let mut t: Vec<f64> = (0..iters)
+                    .map(|_| {
+                        let s = Instant::now();
+                        f();
+                        s.elapsed().as_secs_f64() * 1e3
+                    })
+                    .collect();
+                t.sort_by(f64::total_cmp);
+                t[t.len() / 2]
+            })
+            .collect()
+    }
+
+    pub fn train_step(name: &str, spec: &NetSpec, batch: usize, runs: usize, iters: usize) -> NetTiming {
+        let device = Device::flex().autodiff();
+        device.seed(0);
+        let len: usize = spec.obs_shape.iter().product();
+        let mut net = Some(Net::new(spec, &device).expect("valid spec"));
+        let mut optim = AdamConfig::new().init();
+        let obs = Tensor::<2>::random([batch, len], Distribution::Uniform(0.0, 1.0), &device);
+        let actions: Vec<i64> = (0..batch).map(|i| (i % spec.actions) as i64).collect();
+        let actions = Tensor::<2, Int>::from_data(TensorData::new(actions, [batch, 1]), &device);
+        let targets = Tensor::<2>::random([batch, 1], Distribution::Uniform(0.0, 1.0), &device);
+        let loss_fn = HuberLossConfig::new(1.0).init();
+        let ms = time_runs(runs, iters, || {
+            let n = net.take().expect("net present");
+            let q = n.scores(obs.clone()).gather(1, actions.clone());
+            let loss = loss_fn.forward(q, targets.clone(), Reduction::Mean);
+            let grads = GradientsParams::from_grads(loss.backward(), &n);
+            // Flex executes eagerly, so the step is complete when this returns (as torch's is).
+            net = Some(optim.step(2.5e-4, n, grads));
+        });
+        NetTiming { net: name.into(), what: "train step".into(), batch, ms }
+    }
+
+    pub fn act(name: &str, spec: &NetSpec, runs: usize, iters: usize) -> NetTiming {
+        let device = Device::flex();
+        device.seed(0);
+        let len: usize = spec.obs_shape.iter().product();
+        let net = Net::new(spec, &device).expect("valid spec");
+        let obs: Vec<f32> = (0..len).map(|i| ((i * 7919) % 13) as f32 / 13.0).collect();
+        let pool = crate::nn::acting_pool();
+        let ms = pool.install(|| {
+            time_runs(runs, iters, || {
+                let a = nn::argmax_rows(net.scores(nn::batch(&obs, len, &device)))[0];
+                std::hint::black_box(a);
+            })
+        });
+        NetTiming { net: name.into(), what: "act".into(), batch: 1, ms }
+    }
+}

@@ -225,6 +225,12 @@ impl Net {
     }
 }
 
+/// A one-thread pool for acting at batch 1: waking worker threads costs more than the tiny kernels they would
+/// share (burn's CPU backend runs its kernels on the current rayon pool).
+pub fn acting_pool() -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("a one-thread pool can always be built")
+}
+
 /// Converts rows of f32 observations into a `[batch, len]` tensor.
 pub fn batch(rows: &[f32], len: usize, device: &Device) -> Tensor<2> {
     let b = rows.len() / len;

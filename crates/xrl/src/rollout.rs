@@ -39,6 +39,7 @@ pub struct NetPolicy {
     epsilon: f64,
     rng: Xoshiro256PlusPlus,
     device: burn::tensor::Device,
+    pool: rayon::ThreadPool,
 }
 
 impl NetPolicy {
@@ -60,7 +61,7 @@ impl Policy for NetPolicy {
             return Action::Discrete(self.rng.random_range(0..n));
         }
         let x = crate::nn::batch(obs, obs.len(), &self.device);
-        Action::Discrete(crate::nn::argmax_rows(self.net.scores(x))[0])
+        Action::Discrete(self.pool.install(|| crate::nn::argmax_rows(self.net.scores(x))[0]))
     }
 }
 

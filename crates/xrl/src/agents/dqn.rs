@@ -139,6 +139,8 @@ pub struct Dqn {
     pub updates: usize,
     device: Device,
     obs_len: usize,
+    /// Acting at batch 1 runs on one thread (see [`nn::acting_pool`]).
+    pool: rayon::ThreadPool,
 }
 
 impl Dqn {
@@ -173,6 +175,7 @@ impl Dqn {
             updates: 0,
             device,
             obs_len,
+            pool: nn::acting_pool(),
             config,
         })
     }
@@ -189,7 +192,7 @@ impl Dqn {
     /// The action with the largest Q value.
     pub fn greedy(&self, obs: &[f32]) -> usize {
         let x = nn::batch(obs, self.obs_len, &self.device.clone().inner());
-        nn::argmax_rows(self.acting.scores(x))[0]
+        self.pool.install(|| nn::argmax_rows(self.acting.scores(x))[0])
     }
 
     /// Records one environment step; learning uses the n-step transitions it completes.
