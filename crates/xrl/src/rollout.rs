@@ -50,6 +50,7 @@ impl NetPolicy {
             epsilon,
             rng: Xoshiro256PlusPlus::seed_from_u64(seed),
             device,
+            pool: crate::nn::acting_pool(),
         }
     }
 }
