@@ -4,6 +4,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
+use xrl::agents::a2c::A2cConfig;
 use xrl::agents::dqn::DqnConfig;
 use xrl::rollout::{self, NetPolicy};
 use xrl::run::{AgentCard, EnvCard, RunCard, RunDir};
@@ -13,7 +14,7 @@ pub struct TrainArgs {
     /// Environment id (see `xrl envs`).
     #[arg(long = "env", required_unless_present = "resume")]
     id: Option<String>,
-    /// The agent: `dqn` (with --double, --dueling, --n-step). a2c, a3c and drqn are not available yet.
+    /// The agent: `dqn` (with --double, --dueling, --n-step) or `a2c`. a3c and drqn are not available yet.
     #[arg(long, default_value = "dqn")]
     agent: String,
     /// Double DQN targets.
@@ -58,8 +59,11 @@ pub fn train(a: TrainArgs) -> Result<()> {
             let (Some(id), Some(steps), Some(out)) = (&a.id, a.steps, &a.out) else {
                 bail!("--env, --steps and --out are required for a new run (or pass --resume DIR)");
             };
-            if a.agent != "dqn" {
-                bail!("agent `{}` is not available yet; the available agent is `dqn`", a.agent);
+            if a.agent != "dqn" && a.agent != "a2c" {
+                bail!("agent `{}` is not available yet; the available agents are `dqn` and `a2c`", a.agent);
+            }
+            if a.agent == "a2c" && (a.double || a.dueling || a.n_step != 1) {
+                bail!("--double, --dueling and --n-step are DQN options; a2c uses n-step returns over its rollouts");
             }
             if steps == 0 || a.n_step == 0 {
                 bail!("--steps and --n-step must be at least 1");
@@ -68,12 +72,23 @@ pub fn train(a: TrainArgs) -> Result<()> {
             let env = env_card.make()?;
             let spec = env.spec();
             let Some(actions) = spec.action.n() else {
-                bail!("{id} has continuous actions; DQN needs discrete ones (try CartPole-v1 or a MinAtar game)");
+                bail!(
+                    "{id} has continuous actions; DQN and A2C here need discrete ones (try CartPole-v1 or a MinAtar game)"
+                );
             };
             let obs_shape = spec.observation.shape().to_vec();
-            let config =
-                DqnConfig { double: a.double, dueling: a.dueling, n_step: a.n_step, ..DqnConfig::for_env(&obs_shape) };
-            let net = config.net_spec(&obs_shape, actions);
+            let (net, agent) = if a.agent == "a2c" {
+                let config = A2cConfig::for_env(&obs_shape);
+                (config.net_spec(&obs_shape, actions), AgentCard::A2c(config))
+            } else {
+                let config = DqnConfig {
+                    double: a.double,
+                    dueling: a.dueling,
+                    n_step: a.n_step,
+                    ..DqnConfig::for_env(&obs_shape)
+                };
+                (config.net_spec(&obs_shape, actions), AgentCard::Dqn(config))
+            };
             net.validate().map_err(anyhow::Error::msg)?;
             let card = RunCard {
                 xrl_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -82,7 +97,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
                 checkpoint_every: a.checkpoint_every.unwrap_or((steps / 20).max(1_000)).max(1),
                 env: env_card,
                 net,
-                agent: AgentCard::Dqn(config),
+                agent,
             };
             let dir = RunDir::new(out);
             dir.create(&card)?;

@@ -225,6 +225,47 @@ impl Net {
     }
 }
 
+impl Net {
+    /// Scales the gradients of all the network's parameters so that their global L2 norm is at most `max_norm`
+    /// (PyTorch's `clip_grad_norm_`; burn's own clipping works per tensor). Returns the norm before clipping.
+    pub fn clip_grad_norm(&self, grads: &mut burn::optim::GradientsParams, max_norm: f32) -> f32 {
+        use burn::module::Param;
+        fn sq<const D: usize>(g: &burn::optim::GradientsParams, p: &Param<Tensor<D>>) -> f32 {
+            g.get::<D>(p.id).map_or(0.0, |t| to_vec(t.powf_scalar(2.0).sum())[0])
+        }
+        fn scale<const D: usize>(g: &mut burn::optim::GradientsParams, p: &Param<Tensor<D>>, c: f32) {
+            if let Some(t) = g.remove::<D>(p.id) {
+                g.register::<D>(p.id, t.mul_scalar(c));
+            }
+        }
+        let linears = self.hidden.iter().chain(std::iter::once(&self.out)).chain(self.value.iter());
+        let mut total = 0.0;
+        for c in &self.convs {
+            total += sq(grads, &c.weight) + c.bias.as_ref().map_or(0.0, |b| sq(grads, b));
+        }
+        for l in linears.clone() {
+            total += sq(grads, &l.weight) + l.bias.as_ref().map_or(0.0, |b| sq(grads, b));
+        }
+        let norm = total.sqrt();
+        if norm > max_norm {
+            let c = max_norm / (norm + 1e-6);
+            for conv in &self.convs {
+                scale(grads, &conv.weight, c);
+                if let Some(b) = &conv.bias {
+                    scale(grads, b, c);
+                }
+            }
+            for l in linears {
+                scale(grads, &l.weight, c);
+                if let Some(b) = &l.bias {
+                    scale(grads, b, c);
+                }
+            }
+        }
+        norm
+    }
+}
+
 /// A one-thread pool for acting at batch 1: waking worker threads costs more than the tiny kernels they would
 /// share (burn's CPU backend runs its kernels on the current rayon pool).
 pub fn acting_pool() -> rayon::ThreadPool {

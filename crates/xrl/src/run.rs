@@ -5,18 +5,18 @@
 //!   run.toml                 the run card: env, agent and its config, network, seed, length (rebuilds the agent)
 //!   metrics.csv              one row per finished episode: step, episode, return, length, loss, epsilon, steps/s
 //!   checkpoints/
-//!     step-0000050000.online.safetensors   the online network's weights
-//!     step-0000050000.target.safetensors   the target network's weights
-//!     step-0000050000.replay.bin           the replay buffer (so a resumed run learns from the same memory)
+//!     step-0000050000.online.safetensors   the (online) network's weights
+//!     step-0000050000.target.safetensors   DQN: the target network's weights
+//!     step-0000050000.replay.bin           DQN: the replay buffer (so a resumed run learns from the same memory)
 //!     latest.json            the commit point: counters, random-stream states, and which files belong to it
 //! ```
 //!
 //! Every file is written to a temporary name and renamed into place; `latest.json` is written last, so a run
 //! killed mid-checkpoint resumes from the previous complete one.
 
+use crate::agents::a2c::A2cConfig;
 use crate::agents::dqn::DqnConfig;
 use crate::nn::{Net, NetSpec};
-use crate::replay::Replay;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
@@ -62,6 +62,7 @@ impl EnvCard {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum AgentCard {
     Dqn(DqnConfig),
+    A2c(A2cConfig),
 }
 
 /// `run.toml`: everything needed to rebuild the agent and repeat the run.
@@ -145,32 +146,19 @@ impl RunDir {
         serde_json::from_str(&text).map(Some).map_err(|e| file_err(&path, format!("damaged checkpoint index: {e}")))
     }
 
-    pub fn weights_path(&self, stem: &str, which: &str) -> PathBuf {
-        self.checkpoints().join(format!("{stem}.{which}.safetensors"))
-    }
-    pub fn replay_path(&self, stem: &str) -> PathBuf {
-        self.checkpoints().join(format!("{stem}.replay.bin"))
+    /// The checkpoint file `{stem}.{suffix}` (suffixes: `online.safetensors`, `target.safetensors`, `replay.bin`).
+    pub fn checkpoint_file(&self, stem: &str, suffix: &str) -> PathBuf {
+        self.checkpoints().join(format!("{stem}.{suffix}"))
     }
 
-    /// Writes a complete checkpoint: weights, replay, then the commit point (`state.checksums` is filled in).
-    pub fn save_checkpoint(
-        &self,
-        state: &mut TrainerState,
-        online: &Net,
-        target: &Net,
-        replay: &Replay,
-    ) -> Result<(), RunError> {
-        let mut files = vec![];
-        for (net, which) in [(online, "online"), (target, "target")] {
-            files.push((self.weights_path(&state.stem, which), weights_bytes(net)?));
-        }
-        let mut replay_bytes = vec![];
-        replay.write_to(&mut replay_bytes).expect("writing to memory cannot fail");
-        files.push((self.replay_path(&state.stem), replay_bytes));
+    /// Writes a complete checkpoint: each `(suffix, bytes)` file, then the commit point (`state.checksums` is
+    /// filled in).
+    pub fn save_checkpoint(&self, state: &mut TrainerState, files: &[(&str, Vec<u8>)]) -> Result<(), RunError> {
         state.checksums.clear();
-        for (path, bytes) in &files {
-            write_bytes(path, bytes)?;
-            state.checksums.insert(file_name(path), crc32fast::hash(bytes));
+        for (suffix, bytes) in files {
+            let path = self.checkpoint_file(&state.stem, suffix);
+            write_bytes(&path, bytes)?;
+            state.checksums.insert(file_name(&path), crc32fast::hash(bytes));
         }
         let text = serde_json::to_string_pretty(state).expect("trainer state serialises");
         write_bytes(&self.checkpoints().join("latest.json"), text.as_bytes())
@@ -191,7 +179,7 @@ impl RunDir {
         let state = self.latest()?.ok_or_else(|| {
             RunError::Invalid(format!("{} has no checkpoint yet; train longer or resume it", self.root.display()))
         })?;
-        let path = self.weights_path(&state.stem, "online");
+        let path = self.checkpoint_file(&state.stem, "online.safetensors");
         let bytes = self.read_checked(&state, &path)?;
         let net = load_weights(&card.net, &path, bytes, device)?;
         Ok((state, net))

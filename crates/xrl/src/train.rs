@@ -1,15 +1,20 @@
 //! The training driver: plays the environment, feeds the agent, writes metrics and checkpoints, resumes.
 //!
-//! A killed run resumes from its last checkpoint: weights, replay buffer, counters and the agent's random stream
-//! are restored, `metrics.csv` is cut back to the checkpoint's step, and a fresh episode starts (the environment is
-//! reseeded with `seed + resumes`, since an episode in flight is not part of a checkpoint). Learning-rate
-//! optimiser moments are not checkpointed: they restart from zero on resume.
+//! A killed run resumes from its last checkpoint: weights (and for DQN the target network and replay buffer),
+//! counters and the agent's random stream are restored, `metrics.csv` is cut back to the checkpoint's step, and a
+//! fresh episode starts (the environment is reseeded with `seed + resumes`, since episodes in flight are not part
+//! of a checkpoint). Optimiser moments are not checkpointed: they restart from zero on resume.
 
-use crate::agents::dqn::Dqn;
-use crate::run::{AgentCard, RunCard, RunDir, RunError, TrainerState, load_weights};
+use crate::agents::a2c::{A2c, A2cConfig, Rollout};
+use crate::agents::dqn::{Dqn, DqnConfig};
+use crate::nn::Net;
+use crate::run::{AgentCard, RunCard, RunDir, RunError, TrainerState, load_weights, weights_bytes};
+use std::collections::VecDeque;
+use std::fs::File;
 use std::io::Write;
 use std::time::Instant;
 use thiserror::Error;
+use xrl_env::vector::{Autoreset, VecEnv};
 use xrl_env::{Action, ObsSpace};
 
 #[derive(Debug, Error)]
@@ -41,139 +46,280 @@ pub struct Progress {
 
 pub const METRICS_HEADER: &str = "step,episode,return,length,loss,epsilon,steps_per_sec";
 
-/// Trains the run in `dir` from scratch (its `run.toml` must exist and hold no checkpoint) or from its last
-/// checkpoint, up to the card's `total_steps`.
+/// Trains the run in `dir` from scratch (its `run.toml` must exist) or from its last checkpoint, up to the card's
+/// `total_steps`.
 pub fn train(dir: &RunDir, mut on_progress: impl FnMut(&Progress)) -> Result<TrainerState, TrainError> {
     let card = dir.read_card()?;
-    let AgentCard::Dqn(config) = &card.agent;
+    match card.agent.clone() {
+        AgentCard::Dqn(config) => train_dqn(dir, card, config, &mut on_progress),
+        AgentCard::A2c(config) => train_a2c(dir, card, config, &mut on_progress),
+    }
+}
+
+/// What every agent's loop shares: the trainer state, metrics file, progress and checkpoint commits.
+struct Session<'a> {
+    dir: &'a RunDir,
+    card: RunCard,
+    state: TrainerState,
+    resumed: bool,
+    metrics: File,
+    recent: VecDeque<f64>,
+    progress: Progress,
+    started: Instant,
+    start_step: usize,
+    on_progress: &'a mut dyn FnMut(&Progress),
+}
+
+impl<'a> Session<'a> {
+    fn open(dir: &'a RunDir, card: RunCard, on_progress: &'a mut dyn FnMut(&Progress)) -> Result<Self, TrainError> {
+        let (state, resumed) = match dir.latest()? {
+            Some(mut s) => {
+                s.resumes += 1;
+                truncate_metrics(dir, s.step)?;
+                (s, true)
+            }
+            None => {
+                crate::run::write_bytes(&dir.metrics_path(), format!("{METRICS_HEADER}\n").as_bytes())?;
+                let rng = rand::SeedableRng::seed_from_u64(card.seed);
+                let fresh = TrainerState {
+                    step: 0,
+                    episodes: 0,
+                    updates: 0,
+                    stem: String::new(),
+                    agent_rng: rng,
+                    resumes: 0,
+                    checksums: Default::default(),
+                };
+                (fresh, false)
+            }
+        };
+        let metrics = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.metrics_path())
+            .map_err(|e| RunError::File { path: dir.metrics_path(), message: e.to_string() })?;
+        let progress = Progress { total_steps: card.total_steps, step: state.step, ..Progress::default() };
+        Ok(Session {
+            dir,
+            start_step: state.step,
+            card,
+            state,
+            resumed,
+            metrics,
+            recent: VecDeque::new(),
+            progress,
+            started: Instant::now(),
+            on_progress,
+        })
+    }
+
+    fn env_seed(&self) -> u64 {
+        self.card.seed.wrapping_add(self.state.resumes)
+    }
+
+    fn steps_per_sec(&self) -> f64 {
+        (self.state.step - self.start_step) as f64 / self.started.elapsed().as_secs_f64().max(1e-9)
+    }
+
+    fn io(&self, e: std::io::Error) -> TrainError {
+        RunError::File { path: self.dir.metrics_path(), message: e.to_string() }.into()
+    }
+
+    /// Records a finished episode.
+    fn episode(&mut self, ret: f64, len: usize, loss: f32, epsilon: f64) -> Result<(), TrainError> {
+        self.state.episodes += 1;
+        let loss = if loss.is_finite() { format!("{loss:.6}") } else { String::new() };
+        let row = format!(
+            "{},{},{},{},{},{:.5},{:.1}\n",
+            self.state.step,
+            self.state.episodes,
+            ret,
+            len,
+            loss,
+            epsilon,
+            self.steps_per_sec()
+        );
+        self.metrics.write_all(row.as_bytes()).map_err(|e| self.io(e))?;
+        self.recent.push_back(ret);
+        if self.recent.len() > 20 {
+            self.recent.pop_front();
+        }
+        self.progress.episodes = self.state.episodes;
+        self.progress.recent_return = self.recent.iter().sum::<f64>() / self.recent.len() as f64;
+        Ok(())
+    }
+
+    /// A non-finite loss stops training; the last checkpoint stays the newest.
+    fn check_loss(&self, loss: f32) -> Result<(), TrainError> {
+        if loss.is_finite() {
+            return Ok(());
+        }
+        let checkpoint = if self.state.stem.is_empty() { "none yet".into() } else { self.state.stem.clone() };
+        Err(TrainError::NonFiniteLoss { loss, step: self.state.step, checkpoint })
+    }
+
+    /// Whether advancing from `before` to the current step crossed a checkpoint boundary (or ended the run).
+    fn checkpoint_due(&self, before: usize) -> bool {
+        let every = self.card.checkpoint_every.max(1);
+        self.state.step / every > before / every || self.state.step >= self.card.total_steps
+    }
+
+    /// Commits a checkpoint of `files`, with the agent's counters and random stream.
+    fn checkpoint(
+        &mut self,
+        updates: usize,
+        rng: &rand_xoshiro::Xoshiro256PlusPlus,
+        files: &[(&str, Vec<u8>)],
+    ) -> Result<(), TrainError> {
+        self.metrics.flush().map_err(|e| self.io(e))?;
+        let _ = self.metrics.sync_data();
+        self.state.updates = updates;
+        self.state.agent_rng = rng.clone();
+        self.state.stem = format!("step-{:010}", self.state.step);
+        self.dir.save_checkpoint(&mut self.state, files)?;
+        prune_replays(self.dir, &self.state.stem);
+        self.progress.last_checkpoint = Some(self.state.step);
+        Ok(())
+    }
+
+    fn report(&mut self) {
+        self.progress.step = self.state.step;
+        self.progress.steps_per_sec = self.steps_per_sec();
+        (self.on_progress)(&self.progress);
+    }
+
+    /// Reads and checks a file of the checkpoint being resumed.
+    fn resume_file(&self, suffix: &str) -> Result<(std::path::PathBuf, Vec<u8>), TrainError> {
+        let path = self.dir.checkpoint_file(&self.state.stem, suffix);
+        let bytes = self.dir.read_checked(&self.state, &path)?;
+        Ok((path, bytes))
+    }
+
+    fn resume_net(&self, suffix: &str) -> Result<Net, TrainError> {
+        let (path, bytes) = self.resume_file(suffix)?;
+        Ok(load_weights(&self.card.net, &path, bytes, &burn::tensor::Device::flex().autodiff())?)
+    }
+}
+
+fn train_dqn(
+    dir: &RunDir,
+    card: RunCard,
+    config: DqnConfig,
+    on_progress: &mut dyn FnMut(&Progress),
+) -> Result<TrainerState, TrainError> {
     let mut env = card.env.make()?;
-    let spec = env.spec().clone();
-    let binary = matches!(spec.observation, ObsSpace::Binary { .. });
-    let mut agent = Dqn::new(config.clone(), &card.net, binary, card.seed).map_err(TrainError::Agent)?;
+    let binary = matches!(env.spec().observation, ObsSpace::Binary { .. });
+    let mut agent = Dqn::new(config, &card.net, binary, card.seed).map_err(TrainError::Agent)?;
+    let mut s = Session::open(dir, card, on_progress)?;
+    if s.resumed {
+        agent.set_nets(s.resume_net("online.safetensors")?, s.resume_net("target.safetensors")?);
+        let (path, bytes) = s.resume_file("replay.bin")?;
+        agent.replay = crate::replay::Replay::read_from(&bytes).map_err(|message| RunError::File { path, message })?;
+        agent.rng = s.state.agent_rng.clone();
+        agent.updates = s.state.updates;
+    }
 
-    let mut state = match dir.latest()? {
-        Some(mut s) => {
-            restore(dir, &card, &s, &mut agent)?;
-            s.resumes += 1;
-            truncate_metrics(dir, s.step)?;
-            s
-        }
-        None => {
-            write_metrics_header(dir)?;
-            TrainerState {
-                step: 0,
-                episodes: 0,
-                updates: 0,
-                stem: String::new(),
-                agent_rng: agent.rng.clone(),
-                resumes: 0,
-                checksums: Default::default(),
-            }
-        }
-    };
-    let env_seed = card.seed.wrapping_add(state.resumes);
-    let mut obs = env.reset(Some(env_seed)).to_vec();
-    let mut metrics = std::fs::OpenOptions::new()
-        .append(true)
-        .open(dir.metrics_path())
-        .map_err(|e| RunError::File { path: dir.metrics_path(), message: e.to_string() })?;
-
-    let (mut ret, mut len, mut last_loss) = (0.0f64, 0usize, f32::NAN);
-    let mut recent: std::collections::VecDeque<f64> = Default::default();
-    let started = Instant::now();
-    let start_step = state.step;
-    let mut progress = Progress { total_steps: card.total_steps, ..Progress::default() };
-
-    while state.step < card.total_steps {
-        let action = agent.act(&obs, state.step);
-        let s = env.step(&Action::Discrete(action))?;
-        let (next, reward, terminated, truncated) = (s.obs.to_vec(), s.reward, s.terminated, s.truncated);
+    let mut obs = env.reset(Some(s.env_seed())).to_vec();
+    let (mut ret, mut len, mut loss) = (0.0f64, 0usize, f32::NAN);
+    while s.state.step < s.card.total_steps {
+        let before = s.state.step;
+        let action = agent.act(&obs, s.state.step);
+        let step = env.step(&Action::Discrete(action))?;
+        let (next, reward, terminated, truncated) = (step.obs.to_vec(), step.reward, step.terminated, step.truncated);
         agent.observe(&obs, action, reward, &next, terminated, truncated);
-        state.step += 1;
-        ret += reward;
-        len += 1;
-        obs = next;
-
-        if agent.should_update(state.step) {
-            last_loss = agent.update();
-            if !last_loss.is_finite() {
-                return Err(TrainError::NonFiniteLoss {
-                    loss: last_loss,
-                    step: state.step,
-                    checkpoint: if state.stem.is_empty() { "none yet".into() } else { state.stem.clone() },
-                });
-            }
+        s.state.step += 1;
+        (ret, len, obs) = (ret + reward, len + 1, next);
+        if agent.should_update(s.state.step) {
+            loss = agent.update();
+            s.check_loss(loss)?;
         }
-
-        let sps = (state.step - start_step) as f64 / started.elapsed().as_secs_f64().max(1e-9);
-        if terminated || truncated {
-            state.episodes += 1;
-            let row = format!(
-                "{},{},{},{},{},{:.5},{:.1}\n",
-                state.step,
-                state.episodes,
-                ret,
-                len,
-                if last_loss.is_finite() { format!("{last_loss:.6}") } else { String::new() },
-                agent.config.epsilon(state.step),
-                sps
-            );
-            metrics
-                .write_all(row.as_bytes())
-                .map_err(|e| RunError::File { path: dir.metrics_path(), message: e.to_string() })?;
-            recent.push_back(ret);
-            if recent.len() > 20 {
-                recent.pop_front();
-            }
+        let ended = terminated || truncated;
+        if ended {
+            s.episode(ret, len, loss, agent.config.epsilon(s.state.step))?;
             (ret, len) = (0.0, 0);
             obs = env.reset(None).to_vec();
-            progress.episodes = state.episodes;
-            progress.recent_return = recent.iter().sum::<f64>() / recent.len() as f64;
         }
-        let checkpoint_due = state.step.is_multiple_of(card.checkpoint_every) || state.step == card.total_steps;
-        if checkpoint_due {
-            metrics.flush().map_err(|e| RunError::File { path: dir.metrics_path(), message: e.to_string() })?;
-            metrics.sync_data().ok();
-            state.updates = agent.updates;
-            state.agent_rng = agent.rng.clone();
-            state.stem = format!("step-{:010}", state.step);
+        let due = s.checkpoint_due(before);
+        if due {
             let (online, target) = agent.nets();
-            dir.save_checkpoint(&mut state, online, target, &agent.replay)?;
-            prune_checkpoints(dir, &state.stem);
-            progress.last_checkpoint = Some(state.step);
+            let mut replay = vec![];
+            agent.replay.write_to(&mut replay).expect("writing to memory cannot fail");
+            let files = [
+                ("online.safetensors", weights_bytes(online)?),
+                ("target.safetensors", weights_bytes(target)?),
+                ("replay.bin", replay),
+            ];
+            s.checkpoint(agent.updates, &agent.rng, &files)?;
         }
-        if terminated || truncated || checkpoint_due {
-            progress.step = state.step;
-            progress.steps_per_sec = sps;
-            on_progress(&progress);
+        if ended || due {
+            s.report();
         }
     }
-    Ok(state)
+    Ok(s.state)
 }
 
-fn restore(dir: &RunDir, card: &RunCard, s: &TrainerState, agent: &mut Dqn) -> Result<(), TrainError> {
-    let device = burn::tensor::Device::flex().autodiff();
-    let mut nets = vec![];
-    for which in ["online", "target"] {
-        let path = dir.weights_path(&s.stem, which);
-        let bytes = dir.read_checked(s, &path)?;
-        nets.push(load_weights(&card.net, &path, bytes, &device)?);
+fn train_a2c(
+    dir: &RunDir,
+    card: RunCard,
+    config: A2cConfig,
+    on_progress: &mut dyn FnMut(&Progress),
+) -> Result<TrainerState, TrainError> {
+    let n = config.n_envs;
+    let env_card = card.env.clone();
+    let mut venv = VecEnv::new(n, Autoreset::SameStep, |_| env_card.make())?;
+    let mut agent = A2c::new(config, &card.net, card.seed).map_err(TrainError::Agent)?;
+    let mut s = Session::open(dir, card, on_progress)?;
+    if s.resumed {
+        agent.set_net(s.resume_net("online.safetensors")?);
+        agent.rng = s.state.agent_rng.clone();
+        agent.updates = s.state.updates;
     }
-    let target = nets.pop().expect("two nets");
-    let online = nets.pop().expect("two nets");
-    agent.set_nets(online, target);
-    let path = dir.replay_path(&s.stem);
-    let bytes = dir.read_checked(s, &path)?;
-    agent.replay =
-        crate::replay::Replay::read_from(&bytes).map_err(|m| RunError::File { path: path.clone(), message: m })?;
-    agent.rng = s.agent_rng.clone();
-    agent.updates = s.updates;
-    agent.clear_pending();
-    Ok(())
-}
 
-fn write_metrics_header(dir: &RunDir) -> Result<(), RunError> {
-    crate::run::write_bytes(&dir.metrics_path(), format!("{METRICS_HEADER}\n").as_bytes())
+    let mut obs = venv.reset(Some(s.env_seed())).to_vec();
+    let (mut rets, mut lens) = (vec![0.0f64; n], vec![0usize; n]);
+    while s.state.step < s.card.total_steps {
+        let before = s.state.step;
+        let mut r = Rollout::default();
+        let mut finished = vec![];
+        for _ in 0..agent.config.n_steps {
+            let (actions, _) = agent.act(&obs);
+            let acts: Vec<Action> = actions.iter().map(|&a| Action::Discrete(a)).collect();
+            venv.step(&acts)?;
+            r.obs.extend_from_slice(&obs);
+            r.actions.extend_from_slice(&actions);
+            for i in 0..n {
+                let reward = venv.rewards()[i];
+                r.rewards.push(reward as f32);
+                r.terminated.push(venv.terminated()[i]);
+                // A truncated episode bootstraps from its final observation's value.
+                let trunc = venv.truncated()[i] && !venv.terminated()[i];
+                let final_value = match (trunc, &venv.final_obs()[i]) {
+                    (true, Some(f)) => Some(agent.values(f)[0]),
+                    _ => None,
+                };
+                r.truncated_value.push(final_value);
+                rets[i] += reward;
+                lens[i] += 1;
+                if venv.terminated()[i] || venv.truncated()[i] {
+                    finished.push((rets[i], lens[i]));
+                    (rets[i], lens[i]) = (0.0, 0);
+                }
+            }
+            obs = venv.obs().to_vec();
+            s.state.step += n;
+        }
+        let last_values = agent.values(&obs);
+        let loss = agent.update(&r, &last_values).0;
+        s.check_loss(loss)?;
+        for (ret, len) in finished {
+            s.episode(ret, len, loss, 0.0)?;
+        }
+        let due = s.checkpoint_due(before);
+        if due {
+            s.checkpoint(agent.updates, &agent.rng, &[("online.safetensors", weights_bytes(&agent.net)?)])?;
+        }
+        s.report();
+    }
+    Ok(s.state)
 }
 
 /// Keeps the rows of `metrics.csv` up to `step` (and drops a half-written last line), atomically.
@@ -182,20 +328,17 @@ fn truncate_metrics(dir: &RunDir, step: usize) -> Result<(), RunError> {
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     let mut out = format!("{METRICS_HEADER}\n");
     for line in text.lines().skip(1).filter(|l| l.split(',').count() == 7) {
-        match line.split(',').next().and_then(|s| s.parse::<usize>().ok()) {
-            Some(s) if s <= step => {
-                out.push_str(line);
-                out.push('\n');
-            }
-            _ => {}
+        if line.split(',').next().and_then(|s| s.parse::<usize>().ok()).is_some_and(|s| s <= step) {
+            out.push_str(line);
+            out.push('\n');
         }
     }
     crate::run::write_bytes(&path, out.as_bytes())
 }
 
-/// Removes the replay buffers of older checkpoints (large, and only the newest is resumed from); their weights are
-/// kept, so an agent can be explained at any stage of its training.
-fn prune_checkpoints(dir: &RunDir, keep: &str) {
+/// Removes the replay buffers of older checkpoints (large, and only the newest is resumed from); their weights
+/// are kept, so an agent can be explained at any stage of its training.
+fn prune_replays(dir: &RunDir, keep: &str) {
     if let Ok(entries) = std::fs::read_dir(dir.checkpoints()) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();

@@ -97,7 +97,7 @@ fn damaged_or_mismatched_checkpoints_are_refused_with_the_reason() {
     let c = dir.read_card().unwrap();
     let device = xrl::burn::tensor::Device::flex();
     let state = dir.latest().unwrap().unwrap();
-    let weights = dir.weights_path(&state.stem, "online");
+    let weights = dir.checkpoint_file(&state.stem, "online.safetensors");
     let good = std::fs::read(&weights).unwrap();
 
     // A flipped bit is caught by the checksum.

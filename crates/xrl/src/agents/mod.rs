@@ -1,3 +1,4 @@
 //! Agents, each readable top to bottom in one file with its hyper-parameters in one config struct.
 
+pub mod a2c;
 pub mod dqn;

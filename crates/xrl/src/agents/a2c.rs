@@ -1,0 +1,236 @@
+//! A2C (Mnih et al. 2016, synchronous): N environment copies step together for `n_steps`, then one update of a
+//! shared actor-critic network on all N·n_steps transitions: policy gradient with n-step advantages, value
+//! regression, entropy bonus, global gradient-norm clipping. Read top to bottom: config, agent, update.
+//!
+//! Defaults are Stable-Baselines3's (the A2C paper's Atari setting): 16 copies × 5 steps, RMSProp lr 7e-4
+//! (α 0.99, ε 1e-5), γ 0.99, entropy 0.01, value 0.5, max gradient norm 0.5. [`A2cConfig::cartpole`] is the RL
+//! Zoo's CartPole setting (8 copies, no entropy bonus).
+
+use crate::nn::{self, HeadKind, Net, NetSpec, Pass, Torso};
+use burn::module::Module;
+use burn::optim::{GradientsParams, ModuleOptimizer, RmsPropConfig};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::{Rng, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct A2cConfig {
+    pub n_envs: usize,
+    pub n_steps: usize,
+    pub gamma: f32,
+    pub entropy_coef: f32,
+    pub value_coef: f32,
+    pub max_grad_norm: f32,
+    pub lr: f64,
+    pub rmsprop_alpha: f32,
+    pub rmsprop_epsilon: f32,
+    pub torso: Torso,
+}
+
+impl Default for A2cConfig {
+    fn default() -> Self {
+        A2cConfig {
+            n_envs: 16,
+            n_steps: 5,
+            gamma: 0.99,
+            entropy_coef: 0.01,
+            value_coef: 0.5,
+            max_grad_norm: 0.5,
+            lr: 7e-4,
+            rmsprop_alpha: 0.99,
+            rmsprop_epsilon: 1e-5,
+            torso: Torso::MinatarCnn,
+        }
+    }
+}
+
+impl A2cConfig {
+    /// RL Zoo's CartPole-v1 setting: 8 copies, no entropy bonus, an MLP 64-64.
+    pub fn cartpole() -> Self {
+        A2cConfig { n_envs: 8, entropy_coef: 0.0, torso: Torso::Mlp { hidden: vec![64, 64] }, ..A2cConfig::default() }
+    }
+
+    pub fn for_env(obs_shape: &[usize]) -> Self {
+        if obs_shape.len() == 1 { A2cConfig::cartpole() } else { A2cConfig::default() }
+    }
+
+    pub fn net_spec(&self, obs_shape: &[usize], actions: usize) -> NetSpec {
+        NetSpec { obs_shape: obs_shape.to_vec(), actions, torso: self.torso.clone(), head: HeadKind::ActorCritic }
+    }
+}
+
+/// One rollout of N copies × n_steps, time-major (row t·N + i is copy i at step t).
+#[derive(Default)]
+pub struct Rollout {
+    pub obs: Vec<f32>,
+    pub actions: Vec<usize>,
+    pub rewards: Vec<f32>,
+    pub terminated: Vec<bool>,
+    /// For a step that truncated its episode: the value of its final observation, to bootstrap from.
+    pub truncated_value: Vec<Option<f32>>,
+}
+
+pub struct A2c {
+    pub config: A2cConfig,
+    pub net: Net,
+    acting: Net,
+    optim: ModuleOptimizer,
+    pub rng: Xoshiro256PlusPlus,
+    pub updates: usize,
+    device: Device,
+    obs_len: usize,
+}
+
+/// Discounted n-step returns, bootstrapped from `last_values` (one per copy) at the end of the rollout, from the
+/// final observation's value where an episode was truncated, and from nothing where it terminated.
+pub fn returns(r: &Rollout, last_values: &[f32], gamma: f32) -> Vec<f32> {
+    let n = last_values.len();
+    let steps = r.rewards.len() / n;
+    let mut out = vec![0.0; r.rewards.len()];
+    for (i, &last) in last_values.iter().enumerate() {
+        let mut next = last;
+        for t in (0..steps).rev() {
+            let k = t * n + i;
+            let bootstrap = if r.terminated[k] { 0.0 } else { r.truncated_value[k].unwrap_or(next) };
+            next = r.rewards[k] + gamma * bootstrap;
+            out[k] = next;
+        }
+    }
+    out
+}
+
+impl A2c {
+    pub fn new(config: A2cConfig, spec: &NetSpec, seed: u64) -> Result<Self, String> {
+        let device = Device::flex().autodiff();
+        device.seed(seed);
+        let net = Net::new(spec, &device)?;
+        let obs_len = spec.obs_shape.iter().product();
+        let _ = net.scores(Tensor::zeros([1, obs_len], &device)); // materialise lazy parameters
+        let optim = RmsPropConfig::new()
+            .with_alpha(config.rmsprop_alpha)
+            .with_epsilon(config.rmsprop_epsilon)
+            .with_momentum(0.0)
+            .init();
+        Ok(A2c {
+            acting: net.valid(),
+            net,
+            optim,
+            rng: Xoshiro256PlusPlus::seed_from_u64(seed ^ 0xA2C),
+            updates: 0,
+            device,
+            obs_len,
+            config,
+        })
+    }
+
+    /// Samples one action per copy from the policy; also returns the values V(s).
+    pub fn act(&mut self, obs: &[f32]) -> (Vec<usize>, Vec<f32>) {
+        let h = self.acting.forward(nn::batch(obs, self.obs_len, &self.device.clone().inner()), &Pass::default());
+        let logits = h.logits.expect("actor-critic head");
+        let [_, a] = logits.dims();
+        let values = nn::to_vec(h.value.expect("actor-critic head"));
+        let logits = nn::to_vec(logits);
+        let actions = logits.chunks(a).map(|row| sample_softmax(row, &mut self.rng)).collect();
+        (actions, values)
+    }
+
+    /// State values V(s) of observations.
+    pub fn values(&self, obs: &[f32]) -> Vec<f32> {
+        let h = self.acting.forward(nn::batch(obs, self.obs_len, &self.device.clone().inner()), &Pass::default());
+        nn::to_vec(h.value.expect("actor-critic head"))
+    }
+
+    /// One update on a rollout; `last_values` are V of the observations after it. Returns (loss, entropy).
+    pub fn update(&mut self, r: &Rollout, last_values: &[f32]) -> (f32, f32) {
+        let c = &self.config;
+        let targets = returns(r, last_values, c.gamma);
+        let b = targets.len();
+        let h = self.net.forward(nn::batch(&r.obs, self.obs_len, &self.device), &Pass::default());
+        let logits = h.logits.expect("actor-critic head");
+        let values = h.value.expect("actor-critic head");
+        let logp = log_softmax(logits, 1);
+        let actions: Vec<i64> = r.actions.iter().map(|&a| a as i64).collect();
+        let actions = Tensor::<2, Int>::from_data(TensorData::new(actions, [b, 1]), &self.device);
+        let logp_a = logp.clone().gather(1, actions);
+        let ret = Tensor::<2>::from_data(TensorData::new(targets, [b, 1]), &self.device);
+        let advantage = (ret.clone() - values.clone()).detach();
+        let policy_loss = -(logp_a * advantage).mean();
+        let value_loss = (ret - values).powf_scalar(2.0).mean();
+        let entropy = -(logp.clone().exp() * logp).sum_dim(1).mean();
+        let loss = policy_loss + value_loss.mul_scalar(c.value_coef) - entropy.clone().mul_scalar(c.entropy_coef);
+        let (loss_v, ent_v) = (nn::to_vec(loss.clone())[0], nn::to_vec(entropy)[0]);
+        let mut grads = GradientsParams::from_grads(loss.backward(), &self.net);
+        self.net.clip_grad_norm(&mut grads, c.max_grad_norm);
+        let net = std::mem::replace(&mut self.net, self.acting.clone());
+        self.net = self.optim.step(c.lr, net, grads);
+        self.acting = self.net.valid();
+        self.updates += 1;
+        (loss_v, ent_v)
+    }
+
+    /// Replaces the weights (resuming from a checkpoint).
+    pub fn set_net(&mut self, net: Net) {
+        self.net = net.train();
+        self.acting = self.net.valid();
+    }
+}
+
+/// Draws an index from softmax(logits).
+fn sample_softmax(logits: &[f32], rng: &mut impl Rng) -> usize {
+    let m = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let w: Vec<f64> = logits.iter().map(|l| ((l - m) as f64).exp()).collect();
+    let mut u = rng.random::<f64>() * w.iter().sum::<f64>();
+    for (i, wi) in w.iter().enumerate() {
+        if u < *wi {
+            return i;
+        }
+        u -= wi;
+    }
+    w.len() - 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn n_step_returns_by_hand() {
+        // Two copies, three steps, γ = 0.5. Copy 0 terminates at t = 1; copy 1 is truncated at t = 0 (final value 8).
+        let r = Rollout {
+            obs: vec![],
+            actions: vec![],
+            rewards: vec![1.0, 1.0, 2.0, 2.0, 4.0, 4.0],
+            terminated: vec![false, false, true, false, false, false],
+            truncated_value: vec![None, Some(8.0), None, None, None, None],
+        };
+        let g = returns(&r, &[10.0, 20.0], 0.5);
+        // Copy 0: t2 = 4 + 0.5·10 = 9; t1 = 2 (terminal); t0 = 1 + 0.5·2 = 2.
+        // Copy 1: t2 = 4 + 0.5·20 = 14; t1 = 2 + 0.5·14 = 9; t0 = 1 + 0.5·8 = 5 (bootstraps from the final value).
+        assert_eq!(g, vec![2.0, 5.0, 2.0, 9.0, 9.0, 14.0]);
+    }
+
+    #[test]
+    fn softmax_sampling_follows_the_probabilities() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
+        let logits = [0.0f32, (3.0f32).ln()]; // p = [0.25, 0.75]
+        let ones = (0..20_000).filter(|_| sample_softmax(&logits, &mut rng) == 1).count();
+        assert!((ones as f64 / 20_000.0 - 0.75).abs() < 0.01, "{ones}");
+    }
+
+    #[test]
+    fn global_gradient_clipping_bounds_the_norm() {
+        let config = A2cConfig::cartpole();
+        let spec = config.net_spec(&[4], 2);
+        let a2c = A2c::new(config, &spec, 0).unwrap();
+        let x = nn::batch(&[100.0, -50.0, 30.0, 80.0], 4, &a2c.device);
+        let loss = a2c.net.forward(x, &Pass::default()).value.unwrap().sum().mul_scalar(1000.0);
+        let mut grads = GradientsParams::from_grads(loss.backward(), &a2c.net);
+        let before = a2c.net.clip_grad_norm(&mut grads, 0.5);
+        assert!(before > 0.5);
+        let after = a2c.net.clip_grad_norm(&mut grads, 1e9);
+        assert!((after - 0.5).abs() < 1e-3, "{before} → {after}");
+    }
+}
