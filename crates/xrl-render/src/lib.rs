@@ -3,7 +3,10 @@
 //! * [`write_atomic`]: every file xrl writes goes through a temporary file and a rename, so a killed run never
 //!   leaves a half-written file under the final name.
 //! * [`write_png`], [`write_gif`]: still frames and animations.
+//! * [`plot::learning_curve`]: episode returns against steps, as a PNG.
 
 mod io;
+pub mod plot;
+pub mod tensorboard;
 
 pub use io::{RenderError, write_atomic, write_gif, write_png};

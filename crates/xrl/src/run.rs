@@ -4,6 +4,8 @@
 //! runs/NAME/
 //!   run.toml                 the run card: env, agent and its config, network, seed, length (rebuilds the agent)
 //!   metrics.csv              one row per finished episode: step, episode, return, length, loss, epsilon, steps/s
+//!   learning_curve.png       episode returns and their moving average, redrawn at every checkpoint
+//!   tensorboard/             the same scalars as TensorBoard event files (`tensorboard --logdir runs`)
 //!   checkpoints/
 //!     step-0000050000.online.safetensors   the (online) network's weights
 //!     step-0000050000.target.safetensors   DQN: the target network's weights
@@ -65,6 +67,20 @@ pub enum AgentCard {
     A2c(A2cConfig),
 }
 
+impl AgentCard {
+    pub fn name(&self) -> &'static str {
+        match self {
+            AgentCard::Dqn(c) => match (c.double, c.dueling) {
+                (false, false) => "DQN",
+                (true, false) => "Double DQN",
+                (false, true) => "Dueling DQN",
+                (true, true) => "Double Dueling DQN",
+            },
+            AgentCard::A2c(_) => "A2C",
+        }
+    }
+}
+
 /// `run.toml`: everything needed to rebuild the agent and repeat the run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -112,6 +128,10 @@ impl RunDir {
     }
     pub fn checkpoints(&self) -> PathBuf {
         self.root.join("checkpoints")
+    }
+    /// `learning_curve.png`, redrawn at every checkpoint.
+    pub fn curve_path(&self) -> PathBuf {
+        self.root.join("learning_curve.png")
     }
 
     /// Starts a new run directory; refuses to overwrite an existing run.

@@ -16,6 +16,7 @@ use std::time::Instant;
 use thiserror::Error;
 use xrl_env::vector::{Autoreset, VecEnv};
 use xrl_env::{Action, ObsSpace};
+use xrl_render::tensorboard::EventWriter;
 
 #[derive(Debug, Error)]
 pub enum TrainError {
@@ -68,6 +69,9 @@ struct Session<'a> {
     started: Instant,
     start_step: usize,
     on_progress: &'a mut dyn FnMut(&Progress),
+    /// (step, return) of every finished episode, for the learning curve.
+    curve: (Vec<f64>, Vec<f64>),
+    tensorboard: EventWriter,
 }
 
 impl<'a> Session<'a> {
@@ -98,7 +102,12 @@ impl<'a> Session<'a> {
             .open(dir.metrics_path())
             .map_err(|e| RunError::File { path: dir.metrics_path(), message: e.to_string() })?;
         let progress = Progress { total_steps: card.total_steps, step: state.step, ..Progress::default() };
+        let curve = read_curve(dir);
+        let tensorboard = EventWriter::create(&dir.root.join("tensorboard"))
+            .map_err(|e| RunError::File { path: dir.root.join("tensorboard"), message: e.to_string() })?;
         Ok(Session {
+            curve,
+            tensorboard,
             dir,
             start_step: state.step,
             card,
@@ -127,18 +136,30 @@ impl<'a> Session<'a> {
     /// Records a finished episode.
     fn episode(&mut self, ret: f64, len: usize, loss: f32, epsilon: f64) -> Result<(), TrainError> {
         self.state.episodes += 1;
-        let loss = if loss.is_finite() { format!("{loss:.6}") } else { String::new() };
+        let loss_text = if loss.is_finite() { format!("{loss:.6}") } else { String::new() };
         let row = format!(
             "{},{},{},{},{},{:.5},{:.1}\n",
             self.state.step,
             self.state.episodes,
             ret,
             len,
-            loss,
+            loss_text,
             epsilon,
             self.steps_per_sec()
         );
         self.metrics.write_all(row.as_bytes()).map_err(|e| self.io(e))?;
+        let step = self.state.step as i64;
+        let mut scalars =
+            vec![("episode/return", ret as f32), ("episode/length", len as f32), ("epsilon", epsilon as f32)];
+        scalars.push(("steps_per_sec", self.steps_per_sec() as f32));
+        if loss.is_finite() {
+            scalars.push(("loss", loss));
+        }
+        for (tag, v) in scalars {
+            self.tensorboard.scalar(tag, step, v).map_err(|e| self.io(e))?;
+        }
+        self.curve.0.push(self.state.step as f64);
+        self.curve.1.push(ret);
         self.recent.push_back(ret);
         if self.recent.len() > 20 {
             self.recent.pop_front();
@@ -172,6 +193,10 @@ impl<'a> Session<'a> {
     ) -> Result<(), TrainError> {
         self.metrics.flush().map_err(|e| self.io(e))?;
         let _ = self.metrics.sync_data();
+        self.tensorboard.flush().map_err(|e| self.io(e))?;
+        let title = format!("{} — {}", self.card.env.id, self.card.agent.name());
+        xrl_render::plot::learning_curve(&self.dir.curve_path(), &title, &self.curve.0, &self.curve.1, 100)
+            .map_err(|e| RunError::File { path: self.dir.curve_path(), message: e.to_string() })?;
         self.state.updates = updates;
         self.state.agent_rng = rng.clone();
         self.state.stem = format!("step-{:010}", self.state.step);
@@ -320,6 +345,18 @@ fn train_a2c(
         s.report();
     }
     Ok(s.state)
+}
+
+/// (step, return) of the episodes in `metrics.csv`.
+fn read_curve(dir: &RunDir) -> (Vec<f64>, Vec<f64>) {
+    let text = std::fs::read_to_string(dir.metrics_path()).unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.split(',');
+            Some((f.next()?.parse::<f64>().ok()?, f.nth(1)?.parse::<f64>().ok()?))
+        })
+        .unzip()
 }
 
 /// Keeps the rows of `metrics.csv` up to `step` (and drops a half-written last line), atomically.

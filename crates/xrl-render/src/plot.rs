@@ -1,0 +1,141 @@
+//! Learning curves as PNG, drawn with plotters into an RGB buffer (pure Rust; the DejaVu Sans font is embedded,
+//! licence in `assets/DejaVuSans.LICENSE`).
+
+use crate::io::{RenderError, write_png};
+use image::RgbImage;
+use plotters::prelude::*;
+use std::path::Path;
+use std::sync::Once;
+
+static FONT: Once = Once::new();
+
+fn register_font() {
+    FONT.call_once(|| {
+        let _ =
+            plotters::style::register_font("sans-serif", FontStyle::Normal, include_bytes!("../assets/DejaVuSans.ttf"));
+    });
+}
+
+/// 1500000 → "1.5M", 50000 → "50k".
+fn human(x: f64) -> String {
+    match x.abs() {
+        a if a >= 1e6 => format!("{}M", x / 1e6),
+        a if a >= 1e3 => format!("{}k", x / 1e3),
+        _ => format!("{x}"),
+    }
+}
+
+/// Mean of the last `window` values at each point (the first points average what there is).
+pub fn moving_average(values: &[f64], window: usize) -> Vec<f64> {
+    let w = window.max(1);
+    let mut sum = 0.0;
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            sum += v;
+            if i >= w {
+                sum -= values[i - w];
+            }
+            sum / (i + 1).min(w) as f64
+        })
+        .collect()
+}
+
+/// Draws episode returns against environment steps: each episode as a faint point, the moving average of
+/// `window` episodes as a line. Writes a 900×500 PNG.
+pub fn learning_curve(
+    path: &Path,
+    title: &str,
+    steps: &[f64],
+    returns: &[f64],
+    window: usize,
+) -> Result<(), RenderError> {
+    register_font();
+    let (w, h) = (900u32, 500u32);
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    let enc = |e: String| RenderError::Encode { path: path.to_path_buf(), message: e };
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| enc(e.to_string()))?;
+        let x_max = steps.iter().cloned().fold(1.0, f64::max);
+        let (lo, hi) = returns.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &r| (a.min(r), b.max(r)));
+        let (lo, hi) = if lo.is_finite() { (lo.min(0.0), hi.max(lo + 1.0)) } else { (0.0, 1.0) };
+        let pad = (hi - lo) * 0.05;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..x_max, (lo - pad)..(hi + pad))
+            .map_err(|e| enc(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .x_desc("environment steps")
+            .x_label_formatter(&|x| human(*x))
+            .y_label_formatter(&|y| format!("{y}"))
+            .y_desc("episode return")
+            .label_style(("sans-serif", 14))
+            .draw()
+            .map_err(|e| enc(e.to_string()))?;
+        let faint = RGBColor(150, 170, 210);
+        chart
+            .draw_series(steps.iter().zip(returns).map(|(&x, &y)| Circle::new((x, y), 1, faint.filled())))
+            .map_err(|e| enc(e.to_string()))?;
+        let smooth = moving_average(returns, window);
+        chart
+            .draw_series(LineSeries::new(steps.iter().cloned().zip(smooth), RGBColor(200, 60, 40).stroke_width(2)))
+            .map_err(|e| enc(e.to_string()))?
+            .label(format!("mean of last {window} episodes"))
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RGBColor(200, 60, 40).stroke_width(2)));
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .position(SeriesLabelPosition::UpperLeft)
+            .draw()
+            .map_err(|e| enc(e.to_string()))?;
+        root.present().map_err(|e| enc(e.to_string()))?;
+    }
+    let img = RgbImage::from_raw(w, h, buf).expect("buffer matches the canvas");
+    write_png(path, &img)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axis_labels_are_short() {
+        assert_eq!((human(1_500_000.0), human(50_000.0), human(12.0)), ("1.5M".into(), "50k".into(), "12".into()));
+    }
+
+    #[test]
+    fn moving_average_by_hand() {
+        assert_eq!(moving_average(&[1.0, 3.0, 5.0, 7.0], 2), vec![1.0, 2.0, 4.0, 6.0]);
+    }
+
+    #[test]
+    fn draws_a_curve_with_the_line_where_the_returns_are() {
+        let path = std::env::temp_dir().join(format!("xrl-curve-{}.png", std::process::id()));
+        let steps: Vec<f64> = (0..200).map(|i| i as f64 * 100.0).collect();
+        let returns: Vec<f64> = (0..200).map(|i| i as f64 / 10.0).collect();
+        learning_curve(&path, "test", &steps, &returns, 10).unwrap();
+        let img = image::open(&path).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), (900, 500));
+        // Red line pixels exist, more of them on the right half at the top than at the bottom (rising curve).
+        let red = |x0: u32, x1: u32, y0: u32, y1: u32| {
+            (x0..x1)
+                .flat_map(|x| (y0..y1).map(move |y| (x, y)))
+                .filter(|&(x, y)| {
+                    let p = img.get_pixel(x, y).0;
+                    p[0] > 150 && p[1] < 110 && p[2] < 100
+                })
+                .count()
+        };
+        assert!(red(450, 890, 0, 250) > 50, "the rising line reaches the upper right");
+        assert!(red(450, 890, 0, 250) > red(450, 890, 250, 440));
+        std::fs::remove_file(&path).unwrap();
+    }
+}
