@@ -61,6 +61,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate a trained run: per-episode returns and lengths, optionally a GIF.
     Play(train::PlayArgs),
+    /// Load weights trained elsewhere (PyTorch, safetensors, Stable-Baselines3) into a run directory.
+    Import(train::ImportArgs),
     /// Measure speed side by side with the Python references.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -179,6 +181,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Train(a) => train::train(a),
         Command::Play(a) => train::play(a),
+        Command::Import(a) => train::import(a),
         Command::Bench(cmd) => bench::run(cmd),
     }
 }

@@ -98,6 +98,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
                 env: env_card,
                 net,
                 agent,
+                imported: None,
             };
             let dir = RunDir::new(out);
             dir.create(&card)?;
@@ -201,5 +202,72 @@ pub fn play(a: PlayArgs) -> Result<()> {
             println!("wrote {}", g.display());
         }
     }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct ImportArgs {
+    /// The weights file.
+    file: PathBuf,
+    /// `pytorch` (a state dict: .pt, .pth, .cleanrl_model), `safetensors` (PyTorch names) or `sb3` (a
+    /// Stable-Baselines3 .zip).
+    #[arg(long)]
+    format: String,
+    /// `nature-dqn` (CleanRL Atari), `minatar-dqn` (MinAtar paper), `mlp-dqn` (CleanRL CartPole) or
+    /// `sb3-mlp-dqn` (Stable-Baselines3 MlpPolicy).
+    #[arg(long)]
+    arch: String,
+    /// The environment the weights act in (see `xrl envs`).
+    #[arg(long = "env")]
+    id: String,
+    /// The run directory to create.
+    #[arg(long)]
+    out: PathBuf,
+    /// A checkpoint that nests its state dict under a key (e.g. `state_dict` or `model`).
+    #[arg(long)]
+    key: Option<String>,
+}
+
+pub fn import(a: ImportArgs) -> Result<()> {
+    use xrl::import::{Arch, Format};
+    let format = match a.format.as_str() {
+        "pytorch" => Format::Pytorch,
+        "safetensors" => Format::Safetensors,
+        "sb3" => Format::Sb3,
+        f => bail!("unknown format `{f}`; use pytorch, safetensors or sb3"),
+    };
+    let arch = Arch::parse(&a.arch).map_err(anyhow::Error::msg)?;
+    let env_card = EnvCard { id: a.id.clone(), sticky_action_prob: 0.1, difficulty_ramping: true };
+    let env = env_card.make()?;
+    let Some(actions) = env.spec().action.n() else {
+        bail!("{} has continuous actions; the imported Q-networks need discrete ones", a.id)
+    };
+    let obs_shape = env.spec().observation.shape().to_vec();
+    let device = xrl::burn::tensor::Device::flex();
+    let net = xrl::import::import(&a.file, format, arch, a.key.as_deref(), &obs_shape, actions, &device)?;
+    let spec = net.spec().clone();
+    let config = DqnConfig { torso: spec.torso.clone(), ..DqnConfig::for_env(&obs_shape) };
+    let card = RunCard {
+        xrl_version: env!("CARGO_PKG_VERSION").to_string(),
+        seed: 0,
+        total_steps: 0,
+        checkpoint_every: 1,
+        env: env_card,
+        net: spec,
+        agent: AgentCard::Dqn(config),
+        imported: Some(xrl::run::ImportCard { file: a.file.display().to_string(), format, arch, key: a.key.clone() }),
+    };
+    let dir = RunDir::new(&a.out);
+    dir.create(&card)?;
+    let mut state = xrl::run::TrainerState { stem: "step-0000000000".into(), ..xrl::run::TrainerState::fresh(0) };
+    dir.save_checkpoint(&mut state, &[("online.safetensors", xrl::run::weights_bytes(&net)?)])?;
+    println!(
+        "imported {} ({}, {}) into {}; try `xrl play --run {}`",
+        a.file.display(),
+        a.format,
+        arch.name(),
+        a.out.display(),
+        a.out.display()
+    );
     Ok(())
 }

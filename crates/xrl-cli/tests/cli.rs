@@ -98,7 +98,8 @@ fn render_writes_a_gif_with_one_frame_per_step() {
 
 #[test]
 fn every_subcommand_has_help() {
-    for cmd in [vec!["envs"], vec!["rollout"], vec!["render"], vec!["train"], vec!["play"], vec!["bench", "envs"]] {
+    let cmds = [vec!["envs"], vec!["rollout"], vec!["render"], vec!["train"], vec!["play"], vec!["import"]];
+    for cmd in cmds.into_iter().chain([vec!["bench", "envs"], vec!["bench", "nets"]]) {
         let mut args = cmd.clone();
         args.push("--help");
         let o = xrl(&args);
@@ -173,4 +174,33 @@ fn train_and_play_refuse_bad_input_cleanly() {
     );
     assert_clean_failure(&xrl(&["train", "--resume", "/nonexistent/run"]), "run card");
     assert_clean_failure(&xrl(&["play", "--run", "/nonexistent/run"]), "run card");
+}
+
+#[test]
+fn import_makes_a_playable_run_and_refuses_what_does_not_fit() {
+    let fx = concat!(env!("CARGO_MANIFEST_DIR"), "/../xrl/tests/fixtures/");
+    let dir = std::env::temp_dir().join(format!("xrl-cli-import-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = dir.to_str().unwrap();
+    let zip = format!("{fx}sb3_dqn_cartpole.zip");
+    let o = xrl(&["import", &zip, "--format", "sb3", "--arch", "sb3-mlp-dqn", "--env", "CartPole-v1", "--out", out]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = xrl(&["play", "--run", out, "--episodes", "2", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_clean_failure(&xrl(&["train", "--resume", out]), "no training state");
+    let pt = format!("{fx}minatar_dqn.pt");
+    let other = format!("{out}-2");
+    assert_clean_failure(
+        &xrl(&["import", &pt, "--format", "pytorch", "--arch", "mlp-dqn", "--env", "CartPole-v1", "--out", &other]),
+        "no tensors",
+    );
+    assert_clean_failure(
+        &xrl(&["import", &pt, "--format", "onnx", "--arch", "mlp-dqn", "--env", "CartPole-v1", "--out", &other]),
+        "unknown format",
+    );
+    assert_clean_failure(
+        &xrl(&["import", &pt, "--format", "pytorch", "--arch", "resnet", "--env", "CartPole-v1", "--out", &other]),
+        "known: nature-dqn",
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

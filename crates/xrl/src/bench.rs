@@ -111,14 +111,8 @@ pub mod nets {
     /// The two CNNs of the benchmark: (name, spec).
     pub fn specs() -> Vec<(&'static str, NetSpec)> {
         vec![
-            (
-                "minatar-cnn",
-                NetSpec { obs_shape: vec![4, 10, 10], actions: 6, torso: Torso::MinatarCnn, head: HeadKind::Q },
-            ),
-            (
-                "nature-cnn",
-                NetSpec { obs_shape: vec![4, 84, 84], actions: 6, torso: Torso::NatureCnn, head: HeadKind::Q },
-            ),
+            ("minatar-cnn", NetSpec::new(vec![4, 10, 10], 6, Torso::MinatarCnn, HeadKind::Q)),
+            ("nature-cnn", NetSpec::new(vec![4, 84, 84], 6, Torso::NatureCnn, HeadKind::Q)),
         ]
     }
 

@@ -49,6 +49,13 @@ pub struct NetSpec {
     pub actions: usize,
     pub torso: Torso,
     pub head: HeadKind,
+    /// Observations are multiplied by this first (1/255 for networks trained on raw Atari pixels).
+    #[serde(default = "one")]
+    pub input_scale: f32,
+}
+
+fn one() -> f32 {
+    1.0
 }
 
 /// The options of one forward pass.
@@ -100,6 +107,11 @@ pub fn dueling(value: Tensor<2>, advantage: Tensor<2>) -> Tensor<2> {
 }
 
 impl NetSpec {
+    /// A spec for raw observations (input scale 1).
+    pub fn new(obs_shape: Vec<usize>, actions: usize, torso: Torso, head: HeadKind) -> Self {
+        NetSpec { obs_shape, actions, torso, head, input_scale: 1.0 }
+    }
+
     /// Checks that the torso fits the observation, with an error that says what would.
     pub fn validate(&self) -> Result<(), String> {
         if self.actions == 0 {
@@ -171,6 +183,7 @@ impl Net {
     /// Runs the network on flat observations `[batch, obs_len]`.
     pub fn forward(&self, obs: Tensor<2>, pass: &Pass) -> Heads {
         let [batch, _] = obs.dims();
+        let obs = if self.spec.input_scale == 1.0 { obs } else { obs.mul_scalar(self.spec.input_scale) };
         let mut probe = None;
         let mut tap = |name: String, act: Tensor<4>| -> Tensor<4> {
             if pass.probe.as_deref() != Some(name.as_str()) {
@@ -318,7 +331,7 @@ mod tests {
             (vec![4, 84, 84], Torso::NatureCnn, HeadKind::ActorCritic, vec!["conv1", "conv2", "conv3", "fc1"]),
         ];
         for (shape, torso, head, layers) in specs {
-            let spec = NetSpec { obs_shape: shape.clone(), actions: 6, torso, head };
+            let spec = NetSpec::new(shape.clone(), 6, torso, head);
             let net = Net::new(&spec, &d).unwrap();
             assert_eq!(net.layer_names(), layers);
             let len: usize = shape.iter().product();
@@ -327,7 +340,7 @@ mod tests {
             assert_eq!(h.value.is_some(), head != HeadKind::Q);
             assert_eq!(h.advantage.is_some(), head == HeadKind::Dueling);
         }
-        let bad = NetSpec { obs_shape: vec![4], actions: 2, torso: Torso::NatureCnn, head: HeadKind::Q };
+        let bad = NetSpec::new(vec![4], 2, Torso::NatureCnn, HeadKind::Q);
         assert!(Net::new(&bad, &d).unwrap_err().contains("does not fit"));
     }
 
@@ -337,7 +350,7 @@ mod tests {
     fn probe_gradient_matches_finite_differences() {
         let d = cpu().autodiff();
         d.seed(7);
-        let spec = NetSpec { obs_shape: vec![4, 10, 10], actions: 3, torso: Torso::MinatarCnn, head: HeadKind::Q };
+        let spec = NetSpec::new(vec![4, 10, 10], 3, Torso::MinatarCnn, HeadKind::Q);
         let net = Net::new(&spec, &d).unwrap();
         let obs = Tensor::<2>::random([1, 400], burn::tensor::Distribution::Uniform(0.0, 1.0), &d);
         let pass = Pass { probe: Some("conv1".into()), ..Pass::default() };
@@ -372,8 +385,7 @@ mod tests {
     fn guided_mode_is_switched_per_call() {
         let d = cpu().autodiff();
         d.seed(3);
-        let spec =
-            NetSpec { obs_shape: vec![4, 10, 10], actions: 3, torso: Torso::MinatarCnn, head: HeadKind::Dueling };
+        let spec = NetSpec::new(vec![4, 10, 10], 3, Torso::MinatarCnn, HeadKind::Dueling);
         let net = Net::new(&spec, &d).unwrap();
         let x0 = Tensor::<2>::random([2, 400], burn::tensor::Distribution::Uniform(0.0, 1.0), &d);
         let input_grad = |mode| {

@@ -93,6 +93,21 @@ pub struct RunCard {
     pub env: EnvCard,
     pub net: NetSpec,
     pub agent: AgentCard,
+    /// Set for runs made by `xrl import`: where the weights came from (such runs can be played and explained,
+    /// not resumed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported: Option<ImportCard>,
+}
+
+/// Where imported weights came from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportCard {
+    pub file: String,
+    pub format: crate::import::Format,
+    pub arch: crate::import::Arch,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// The commit point of a checkpoint (`checkpoints/latest.json`).
@@ -110,6 +125,21 @@ pub struct TrainerState {
     pub resumes: u64,
     /// CRC-32 of every file of the checkpoint, so a damaged file is caught before it is used.
     pub checksums: BTreeMap<String, u32>,
+}
+
+impl TrainerState {
+    /// The state of a run that has not taken a step.
+    pub fn fresh(seed: u64) -> Self {
+        TrainerState {
+            step: 0,
+            episodes: 0,
+            updates: 0,
+            stem: String::new(),
+            agent_rng: rand::SeedableRng::seed_from_u64(seed),
+            resumes: 0,
+            checksums: BTreeMap::new(),
+        }
+    }
 }
 
 pub struct RunDir {
@@ -234,21 +264,35 @@ pub fn load_weights(spec: &NetSpec, path: &Path, bytes: Vec<u8>, device: &Device
     let result = net.load_from(&mut store).map_err(|e| {
         file_err(path, format!("not a readable safetensors file ({e}); it may be truncated or damaged"))
     })?;
+    check_applied(&result, path, "the network in run.toml", &[])?;
+    Ok(net)
+}
+
+/// Turns an incomplete load into an error naming the missing, unexpected and mis-shaped tensors. Unexpected
+/// tensors whose names start with one of `ignore` are allowed.
+pub fn check_applied(
+    result: &burn::store::ApplyResult,
+    path: &Path,
+    what: &str,
+    ignore: &[&str],
+) -> Result<(), RunError> {
     if result.applied.is_empty() {
-        return Err(file_err(path, "the file holds no tensors of this network"));
+        return Err(file_err(path, format!("the file holds no tensors of {what} (is it a state dict?)")));
     }
-    if !result.missing.is_empty() || !result.errors.is_empty() || !result.unused.is_empty() {
+    let unused: Vec<&str> =
+        result.unused.iter().map(String::as_str).filter(|u| !ignore.iter().any(|i| u.starts_with(i))).collect();
+    if !result.missing.is_empty() || !result.errors.is_empty() || !unused.is_empty() {
         let missing: Vec<_> = result.missing.iter().map(|(k, _)| k.as_str()).collect();
         let errors: Vec<_> = result.errors.iter().map(|e| e.to_string()).collect();
         return Err(file_err(
             path,
             format!(
-                "does not fit the network in run.toml: missing tensors [{}], unexpected tensors [{}], mis-shaped [{}]",
+                "does not fit {what}: missing tensors [{}], unexpected tensors [{}], mis-shaped [{}]",
                 missing.join(", "),
-                result.unused.join(", "),
+                unused.join(", "),
                 errors.join("; ")
             ),
         ));
     }
-    Ok(net)
+    Ok(())
 }

@@ -51,6 +51,15 @@ pub const METRICS_HEADER: &str = "step,episode,return,length,loss,epsilon,steps_
 /// `total_steps`.
 pub fn train(dir: &RunDir, mut on_progress: impl FnMut(&Progress)) -> Result<TrainerState, TrainError> {
     let card = dir.read_card()?;
+    if let Some(imp) = &card.imported {
+        return Err(TrainError::Agent(format!(
+            "{} holds weights imported from {}; it has no training state to resume. Train a new run with \
+             `xrl train --env {} ...`",
+            dir.root.display(),
+            imp.file,
+            card.env.id
+        )));
+    }
     match card.agent.clone() {
         AgentCard::Dqn(config) => train_dqn(dir, card, config, &mut on_progress),
         AgentCard::A2c(config) => train_a2c(dir, card, config, &mut on_progress),
@@ -84,16 +93,7 @@ impl<'a> Session<'a> {
             }
             None => {
                 crate::run::write_bytes(&dir.metrics_path(), format!("{METRICS_HEADER}\n").as_bytes())?;
-                let rng = rand::SeedableRng::seed_from_u64(card.seed);
-                let fresh = TrainerState {
-                    step: 0,
-                    episodes: 0,
-                    updates: 0,
-                    stem: String::new(),
-                    agent_rng: rng,
-                    resumes: 0,
-                    checksums: Default::default(),
-                };
+                let fresh = TrainerState::fresh(card.seed);
                 (fresh, false)
             }
         };

@@ -21,6 +21,7 @@ fn card(total: usize, every: usize, config: DqnConfig) -> RunCard {
         env: EnvCard { id: "CartPole-v1".into(), sticky_action_prob: 0.0, difficulty_ramping: true },
         net: config.net_spec(&[4], 2),
         agent: AgentCard::Dqn(config),
+        imported: None,
     }
 }
 

@@ -58,7 +58,7 @@ impl A2cConfig {
     }
 
     pub fn net_spec(&self, obs_shape: &[usize], actions: usize) -> NetSpec {
-        NetSpec { obs_shape: obs_shape.to_vec(), actions, torso: self.torso.clone(), head: HeadKind::ActorCritic }
+        NetSpec::new(obs_shape.to_vec(), actions, self.torso.clone(), HeadKind::ActorCritic)
     }
 }
 

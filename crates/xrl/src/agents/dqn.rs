@@ -106,12 +106,8 @@ impl DqnConfig {
     }
 
     pub fn net_spec(&self, obs_shape: &[usize], actions: usize) -> NetSpec {
-        NetSpec {
-            obs_shape: obs_shape.to_vec(),
-            actions,
-            torso: self.torso.clone(),
-            head: if self.dueling { HeadKind::Dueling } else { HeadKind::Q },
-        }
+        let head = if self.dueling { HeadKind::Dueling } else { HeadKind::Q };
+        NetSpec::new(obs_shape.to_vec(), actions, self.torso.clone(), head)
     }
 
     /// ε at environment step `step`.

@@ -1,0 +1,171 @@
+//! Weights trained elsewhere, loaded into xrl's networks.
+//!
+//! Each architecture names the PyTorch layout it reads (CleanRL, the MinAtar paper's example, Stable-Baselines3)
+//! and how those tensor names map onto a [`Net`]. PyTorch `Linear` weights are transposed on the way in (burn
+//! stores them input-major); conv weights keep their layout. A file that holds no tensors, or whose tensors do not
+//! fit the architecture, is an error naming the missing, unexpected or mis-shaped tensors — never an empty model.
+
+use crate::nn::{HeadKind, Net, NetSpec, Torso};
+use crate::run::{RunError, check_applied};
+use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore};
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The file formats `xrl import` reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// `torch.save(model.state_dict())` (`.pt`, `.pth`, `.cleanrl_model`), optionally nested under a key.
+    Pytorch,
+    /// A safetensors file with PyTorch's tensor names and layouts.
+    Safetensors,
+    /// A Stable-Baselines3 `.zip` save; its `policy.pth` is read.
+    Sb3,
+}
+
+/// The architectures `xrl import` knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arch {
+    /// CleanRL `dqn_atari.py`: `network.{0,2,4}` convs, `network.7` FC 512, `network.9` Q; inputs divided by 255.
+    NatureDqn,
+    /// The MinAtar paper's `examples/dqn.py`: `conv`, `fc_hidden`, `output`.
+    MinatarDqn,
+    /// CleanRL `dqn.py`: `network.{0,2,4}`, hidden 120-84.
+    MlpDqn,
+    /// Stable-Baselines3 `DQN("MlpPolicy")`: `q_net.q_net.{0,2,4}`, hidden 64-64.
+    Sb3MlpDqn,
+}
+
+impl Arch {
+    pub const ALL: [Arch; 4] = [Arch::NatureDqn, Arch::MinatarDqn, Arch::MlpDqn, Arch::Sb3MlpDqn];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::NatureDqn => "nature-dqn",
+            Arch::MinatarDqn => "minatar-dqn",
+            Arch::MlpDqn => "mlp-dqn",
+            Arch::Sb3MlpDqn => "sb3-mlp-dqn",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        Arch::ALL.into_iter().find(|a| a.name() == s).ok_or_else(|| {
+            let names: Vec<_> = Arch::ALL.iter().map(|a| a.name()).collect();
+            format!("unknown architecture `{s}`; known: {}", names.join(", "))
+        })
+    }
+
+    /// The network for observations of `obs_shape` and `actions` actions.
+    pub fn spec(self, obs_shape: &[usize], actions: usize) -> NetSpec {
+        let (torso, input_scale) = match self {
+            Arch::NatureDqn => (Torso::NatureCnn, 1.0 / 255.0),
+            Arch::MinatarDqn => (Torso::MinatarCnn, 1.0),
+            Arch::MlpDqn => (Torso::Mlp { hidden: vec![120, 84] }, 1.0),
+            Arch::Sb3MlpDqn => (Torso::Mlp { hidden: vec![64, 64] }, 1.0),
+        };
+        NetSpec { obs_shape: obs_shape.to_vec(), actions, torso, head: HeadKind::Q, input_scale }
+    }
+
+    /// (PyTorch name prefix, xrl name prefix) per layer.
+    fn renames(self) -> Vec<(&'static str, &'static str)> {
+        match self {
+            Arch::NatureDqn => vec![
+                ("network.0.", "convs.0."),
+                ("network.2.", "convs.1."),
+                ("network.4.", "convs.2."),
+                ("network.7.", "hidden.0."),
+                ("network.9.", "out."),
+            ],
+            Arch::MinatarDqn => vec![("conv.", "convs.0."), ("fc_hidden.", "hidden.0."), ("output.", "out.")],
+            Arch::MlpDqn => vec![("network.0.", "hidden.0."), ("network.2.", "hidden.1."), ("network.4.", "out.")],
+            Arch::Sb3MlpDqn => {
+                vec![("q_net.q_net.0.", "hidden.0."), ("q_net.q_net.2.", "hidden.1."), ("q_net.q_net.4.", "out.")]
+            }
+        }
+    }
+}
+
+fn invalid(path: &Path, message: impl ToString) -> RunError {
+    RunError::File { path: path.to_path_buf(), message: message.to_string() }
+}
+
+/// Loads `file` into a fresh network of `arch` for the given observation shape and action count.
+pub fn import(
+    file: &Path,
+    format: Format,
+    arch: Arch,
+    key: Option<&str>,
+    obs_shape: &[usize],
+    actions: usize,
+    device: &Device,
+) -> Result<Net, RunError> {
+    let spec = arch.spec(obs_shape, actions);
+    spec.validate().map_err(|e| RunError::Invalid(format!("{} does not fit this environment: {e}", arch.name())))?;
+    let mut net = Net::new(&spec, device).map_err(RunError::Invalid)?;
+    let result = match format {
+        Format::Pytorch | Format::Sb3 => {
+            let (source, _tmp) = match format {
+                Format::Sb3 => {
+                    let tmp = extract_sb3_policy(file)?;
+                    (tmp.0.clone(), Some(tmp))
+                }
+                _ => (file.to_path_buf(), None),
+            };
+            let mut store = PytorchStore::from_file(&source).map_indices_contiguous(false).allow_partial(true);
+            for (from, to) in arch.renames() {
+                store = store.with_key_remapping(format!("^{}", regex_escape(from)), to.to_string());
+            }
+            if let Some(k) = key {
+                store = store.with_top_level_key(k);
+            }
+            net.load_from(&mut store).map_err(|e| invalid(file, format!("cannot read PyTorch weights: {e}")))?
+        }
+        Format::Safetensors => {
+            let mut store = SafetensorsStore::from_file(file)
+                .with_from_adapter(PyTorchToBurnAdapter)
+                .map_indices_contiguous(false)
+                .allow_partial(true);
+            for (from, to) in arch.renames() {
+                store = store.with_key_remapping(format!("^{}", regex_escape(from)), to.to_string());
+            }
+            net.load_from(&mut store).map_err(|e| invalid(file, format!("cannot read safetensors weights: {e}")))?
+        }
+    };
+    // SB3 also saves its target network; only the online one is read.
+    check_applied(&result, file, &format!("the {} architecture", arch.name()), &["q_net_target."])?;
+    Ok(net)
+}
+
+fn regex_escape(s: &str) -> String {
+    s.replace('.', "\\.")
+}
+
+/// A temporary copy of a Stable-Baselines3 zip's `policy.pth`, removed when dropped.
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn extract_sb3_policy(file: &Path) -> Result<TempFile, RunError> {
+    let f = std::fs::File::open(file).map_err(|e| invalid(file, format!("cannot open: {e}")))?;
+    let mut zip =
+        zip::ZipArchive::new(f).map_err(|e| invalid(file, format!("not a Stable-Baselines3 zip file ({e})")))?;
+    let mut entry = zip
+        .by_name("policy.pth")
+        .map_err(|_| invalid(file, "this zip has no policy.pth; is it a Stable-Baselines3 save?"))?;
+    let tmp = TempFile(std::env::temp_dir().join(format!("xrl-sb3-policy-{}-{}.pth", std::process::id(), unique())));
+    let mut out = std::fs::File::create(&tmp.0).map_err(|e| invalid(&tmp.0, e))?;
+    std::io::copy(&mut entry, &mut out).map_err(|e| invalid(file, format!("cannot extract policy.pth: {e}")))?;
+    Ok(tmp)
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
