@@ -88,8 +88,9 @@ pub fn vector(id: &str, copies: usize, steps: usize, runs: usize) -> Result<Meas
 pub mod nets {
     use super::median;
     use crate::nn::{self, HeadKind, Net, NetSpec, Torso};
+    use crate::optim::{Optimizer, Rule};
     use burn::nn::loss::{HuberLossConfig, Reduction};
-    use burn::optim::{AdamConfig, GradientsParams};
+    use burn::optim::GradientsParams;
     use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
     use serde::Serialize;
     use std::time::Instant;
@@ -140,7 +141,7 @@ pub mod nets {
         device.seed(0);
         let len: usize = spec.obs_shape.iter().product();
         let mut net = Some(Net::new(spec, &device).expect("valid spec"));
-        let mut optim = AdamConfig::new().init();
+        let mut optim = Optimizer::new(Rule::adam(), 2.5e-4);
         let obs = Tensor::<2>::random([batch, len], Distribution::Uniform(0.0, 1.0), &device);
         let actions: Vec<i64> = (0..batch).map(|i| (i % spec.actions) as i64).collect();
         let actions = Tensor::<2, Int>::from_data(TensorData::new(actions, [batch, 1]), &device);
@@ -152,7 +153,7 @@ pub mod nets {
             let loss = loss_fn.forward(q, targets.clone(), Reduction::Mean);
             let grads = GradientsParams::from_grads(loss.backward(), &n);
             // Flex executes eagerly, so the step is complete when this returns (as torch's is).
-            net = Some(optim.step(2.5e-4, n, grads));
+            net = Some(optim.step(n, grads));
         });
         NetTiming { net: name.into(), what: "train step".into(), batch, ms }
     }

@@ -5,6 +5,7 @@ pub mod agents;
 pub mod bench;
 pub mod import;
 pub mod nn;
+pub mod optim;
 pub mod relu;
 pub mod replay;
 pub mod rollout;

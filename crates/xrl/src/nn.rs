@@ -293,7 +293,7 @@ pub fn batch(rows: &[f32], len: usize, device: &Device) -> Tensor<2> {
 
 /// The values of a tensor as a flat `Vec<f32>`.
 pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 data")
+    t.into_data().try_into_vec_as::<f32>().expect("f32 data")
 }
 
 /// Index of the largest value of each row of a `[batch, n]` tensor.

@@ -10,6 +10,7 @@
 //!     step-0000050000.online.safetensors   the (online) network's weights
 //!     step-0000050000.target.safetensors   DQN: the target network's weights
 //!     step-0000050000.replay.bin           DQN: the replay buffer (so a resumed run learns from the same memory)
+//!     step-0000050000.optim.bin            the optimiser's moments
 //!     latest.json            the commit point: counters, random-stream states, and which files belong to it
 //! ```
 //!

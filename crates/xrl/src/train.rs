@@ -1,9 +1,9 @@
 //! The training driver: plays the environment, feeds the agent, writes metrics and checkpoints, resumes.
 //!
-//! A killed run resumes from its last checkpoint: weights (and for DQN the target network and replay buffer),
-//! counters and the agent's random stream are restored, `metrics.csv` is cut back to the checkpoint's step, and a
-//! fresh episode starts (the environment is reseeded with `seed + resumes`, since episodes in flight are not part
-//! of a checkpoint). Optimiser moments are not checkpointed: they restart from zero on resume.
+//! A killed run resumes from its last checkpoint: weights (and for DQN the target network and replay buffer), the
+//! optimiser's moments, counters and the agent's random stream are restored, `metrics.csv` is cut back to the
+//! checkpoint's step, and a fresh episode starts (the environment is reseeded with `seed + resumes`, since
+//! episodes in flight are not part of a checkpoint).
 
 use crate::agents::a2c::{A2c, A2cConfig, Rollout};
 use crate::agents::dqn::{Dqn, DqnConfig};
@@ -219,6 +219,11 @@ impl<'a> Session<'a> {
         Ok((path, bytes))
     }
 
+    fn resume_optimizer(&self) -> Result<crate::optim::Optimizer, TrainError> {
+        let (path, bytes) = self.resume_file("optim.bin")?;
+        Ok(crate::optim::Optimizer::from_bytes(&bytes).map_err(|message| RunError::File { path, message })?)
+    }
+
     fn resume_net(&self, suffix: &str) -> Result<Net, TrainError> {
         let (path, bytes) = self.resume_file(suffix)?;
         Ok(load_weights(&self.card.net, &path, bytes, &burn::tensor::Device::flex().autodiff())?)
@@ -241,6 +246,7 @@ fn train_dqn(
         agent.replay = crate::replay::Replay::read_from(&bytes).map_err(|message| RunError::File { path, message })?;
         agent.rng = s.state.agent_rng.clone();
         agent.updates = s.state.updates;
+        agent.optim = s.resume_optimizer()?;
     }
 
     let mut obs = env.reset(Some(s.env_seed())).to_vec();
@@ -272,6 +278,7 @@ fn train_dqn(
                 ("online.safetensors", weights_bytes(online)?),
                 ("target.safetensors", weights_bytes(target)?),
                 ("replay.bin", replay),
+                ("optim.bin", agent.optim.to_bytes()),
             ];
             s.checkpoint(agent.updates, &agent.rng, &files)?;
         }
@@ -297,6 +304,7 @@ fn train_a2c(
         agent.set_net(s.resume_net("online.safetensors")?);
         agent.rng = s.state.agent_rng.clone();
         agent.updates = s.state.updates;
+        agent.optim = s.resume_optimizer()?;
     }
 
     let mut obs = venv.reset(Some(s.env_seed())).to_vec();
@@ -340,7 +348,8 @@ fn train_a2c(
         }
         let due = s.checkpoint_due(before);
         if due {
-            s.checkpoint(agent.updates, &agent.rng, &[("online.safetensors", weights_bytes(&agent.net)?)])?;
+            let files = [("online.safetensors", weights_bytes(&agent.net)?), ("optim.bin", agent.optim.to_bytes())];
+            s.checkpoint(agent.updates, &agent.rng, &files)?;
         }
         s.report();
     }
@@ -373,13 +382,13 @@ fn truncate_metrics(dir: &RunDir, step: usize) -> Result<(), RunError> {
     crate::run::write_bytes(&path, out.as_bytes())
 }
 
-/// Removes the replay buffers of older checkpoints (large, and only the newest is resumed from); their weights
-/// are kept, so an agent can be explained at any stage of its training.
+/// Removes the replay buffers and optimiser states of older checkpoints (large, and only the newest is resumed
+/// from); their weights are kept, so an agent can be explained at any stage of its training.
 fn prune_replays(dir: &RunDir, keep: &str) {
     if let Ok(entries) = std::fs::read_dir(dir.checkpoints()) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".replay.bin") && !name.starts_with(keep) {
+            if (name.ends_with(".replay.bin") || name.ends_with(".optim.bin")) && !name.starts_with(keep) {
                 let _ = std::fs::remove_file(e.path());
             }
         }

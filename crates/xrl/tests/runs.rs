@@ -73,6 +73,11 @@ fn a_resumed_run_continues_where_its_checkpoint_left_off() {
     std::fs::write(dir.card_path(), toml::to_string(&full).unwrap()).unwrap();
     let s = train(&dir, |_| {}).unwrap();
     assert_eq!((s.step, s.resumes), (6_000, 1));
+    // The optimiser's state travels with the checkpoint: its step count is the agent's update count.
+    let optim = std::fs::read(dir.checkpoint_file(&s.stem, "optim.bin")).unwrap();
+    let optim = xrl::optim::Optimizer::from_bytes(&optim).unwrap();
+    assert_eq!(optim.t as usize, s.updates);
+    assert!(s.updates > 0);
     let rows = metrics_steps(&dir);
     // Steps increase and episode numbers run 1, 2, 3, … without gaps or repeats.
     assert!(rows.windows(2).all(|w| w[0].0 < w[1].0), "steps increase");

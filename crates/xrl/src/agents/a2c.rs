@@ -7,8 +7,9 @@
 //! Zoo's CartPole setting (8 copies, no entropy bonus).
 
 use crate::nn::{self, HeadKind, Net, NetSpec, Pass, Torso};
+use crate::optim::{Optimizer, Rule};
 use burn::module::Module;
-use burn::optim::{GradientsParams, ModuleOptimizer, RmsPropConfig};
+use burn::optim::GradientsParams;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
@@ -77,7 +78,7 @@ pub struct A2c {
     pub config: A2cConfig,
     pub net: Net,
     acting: Net,
-    optim: ModuleOptimizer,
+    pub optim: Optimizer,
     pub rng: Xoshiro256PlusPlus,
     pub updates: usize,
     device: Device,
@@ -109,11 +110,8 @@ impl A2c {
         let net = Net::new(spec, &device)?;
         let obs_len = spec.obs_shape.iter().product();
         let _ = net.scores(Tensor::zeros([1, obs_len], &device)); // materialise lazy parameters
-        let optim = RmsPropConfig::new()
-            .with_alpha(config.rmsprop_alpha)
-            .with_epsilon(config.rmsprop_epsilon)
-            .with_momentum(0.0)
-            .init();
+        let rule = Rule::RmsProp { alpha: config.rmsprop_alpha, eps: config.rmsprop_epsilon, centered: false };
+        let optim = Optimizer::new(rule, config.lr);
         Ok(A2c {
             acting: net.valid(),
             net,
@@ -165,7 +163,7 @@ impl A2c {
         let mut grads = GradientsParams::from_grads(loss.backward(), &self.net);
         self.net.clip_grad_norm(&mut grads, c.max_grad_norm);
         let net = std::mem::replace(&mut self.net, self.acting.clone());
-        self.net = self.optim.step(c.lr, net, grads);
+        self.net = self.optim.step(net, grads);
         self.acting = self.net.valid();
         self.updates += 1;
         (loss_v, ent_v)

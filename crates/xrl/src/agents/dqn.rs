@@ -6,10 +6,11 @@
 //! after 5k random frames. [`DqnConfig::cartpole`] is CleanRL's CartPole setting.
 
 use crate::nn::{self, HeadKind, Net, NetSpec, Torso};
+use crate::optim::{Optimizer, Rule};
 use crate::replay::{NStep, Replay, Transition};
 use burn::module::Module;
 use burn::nn::loss::{HuberLossConfig, MseLoss, Reduction};
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, RmsPropConfig};
+use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -127,8 +128,7 @@ pub struct Dqn {
     /// A plain (no autodiff) copy refreshed after each update, for acting.
     acting: Net,
     target: Net,
-    optim: ModuleOptimizer,
-    lr: f64,
+    pub optim: Optimizer,
     pub replay: Replay,
     nstep: NStep,
     pub rng: Xoshiro256PlusPlus,
@@ -147,17 +147,11 @@ impl Dqn {
         let obs_len = spec.obs_shape.iter().product();
         // burn creates parameters lazily: run once so copies share materialised weights.
         let _ = online.scores(Tensor::zeros([1, obs_len], &device));
-        let (optim, lr) = match config.optimizer {
-            OptimizerConfig::Adam { lr } => (AdamConfig::new().init(), lr),
-            OptimizerConfig::RmsProp { lr, alpha, epsilon, centered } => (
-                RmsPropConfig::new()
-                    .with_alpha(alpha)
-                    .with_epsilon(epsilon)
-                    .with_centered(centered)
-                    .with_momentum(0.0)
-                    .init(),
-                lr,
-            ),
+        let optim = match config.optimizer {
+            OptimizerConfig::Adam { lr } => Optimizer::new(Rule::adam(), lr),
+            OptimizerConfig::RmsProp { lr, alpha, epsilon, centered } => {
+                Optimizer::new(Rule::RmsProp { alpha, eps: epsilon, centered }, lr)
+            }
         };
         Ok(Dqn {
             replay: Replay::new(config.replay_capacity, obs_len, binary_obs),
@@ -167,7 +161,6 @@ impl Dqn {
             target: online.valid(),
             online,
             optim,
-            lr,
             updates: 0,
             device,
             obs_len,
@@ -252,7 +245,7 @@ impl Dqn {
 
         let grads = GradientsParams::from_grads(loss.backward(), &self.online);
         let online = std::mem::replace(&mut self.online, self.acting.clone());
-        self.online = self.optim.step(self.lr, online, grads);
+        self.online = self.optim.step(online, grads);
         self.acting = self.online.valid();
         self.updates += 1;
         if self.updates.is_multiple_of(c.target_update_every) {
