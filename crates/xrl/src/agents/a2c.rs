@@ -4,7 +4,7 @@
 //!
 //! Defaults are Stable-Baselines3's (the A2C paper's Atari setting): 16 copies × 5 steps, RMSProp lr 7e-4
 //! (α 0.99, ε 1e-5), γ 0.99, entropy 0.01, value 0.5, max gradient norm 0.5. [`A2cConfig::cartpole`] is the RL
-//! Zoo's CartPole setting (8 copies, no entropy bonus).
+//! Zoo's CartPole setting (8 copies, no entropy bonus); [`A2cConfig::minatar`] raises the learning rate.
 
 use crate::nn::{self, HeadKind, Net, NetSpec, Pass, Torso};
 use crate::optim::{Optimizer, Rule};
@@ -54,8 +54,14 @@ impl A2cConfig {
         A2cConfig { n_envs: 8, entropy_coef: 0.0, torso: Torso::Mlp { hidden: vec![64, 64] }, ..A2cConfig::default() }
     }
 
+    /// MinAtar: the defaults with lr 1e-3. On Breakout (seed 0, 1M frames) lr 7e-4 ended at 4.5 (last 100
+    /// training episodes) and 4.8 greedy; 1e-3 at 5.4 and 6.2; 7e-4 with 20-step rollouts at 5.3 and 5.7.
+    pub fn minatar() -> Self {
+        A2cConfig { lr: 1e-3, ..A2cConfig::default() }
+    }
+
     pub fn for_env(obs_shape: &[usize]) -> Self {
-        if obs_shape.len() == 1 { A2cConfig::cartpole() } else { A2cConfig::default() }
+        if obs_shape.len() == 1 { A2cConfig::cartpole() } else { A2cConfig::minatar() }
     }
 
     pub fn net_spec(&self, obs_shape: &[usize], actions: usize) -> NetSpec {
