@@ -5,6 +5,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use xrl::agents::a2c::A2cConfig;
+use xrl::agents::a3c::A3cConfig;
 use xrl::agents::dqn::DqnConfig;
 use xrl::rollout::{self, NetPolicy};
 use xrl::run::{AgentCard, EnvCard, RunCard, RunDir};
@@ -14,7 +15,7 @@ pub struct TrainArgs {
     /// Environment id (see `xrl envs`).
     #[arg(long = "env", required_unless_present = "resume")]
     id: Option<String>,
-    /// The agent: `dqn` (with --double, --dueling, --n-step) or `a2c`. a3c and drqn are not available yet.
+    /// The agent: `dqn` (with --double, --dueling, --n-step), `a2c` or `a3c` (--workers). drqn is not available yet.
     #[arg(long, default_value = "dqn")]
     agent: String,
     /// Double DQN targets.
@@ -26,6 +27,9 @@ pub struct TrainArgs {
     /// n-step returns.
     #[arg(long, default_value_t = 1)]
     n_step: usize,
+    /// A3C: worker threads (default: one per core).
+    #[arg(long)]
+    workers: Option<usize>,
     /// Environment steps (frames) to train for.
     #[arg(long, required_unless_present = "resume")]
     steps: Option<usize>,
@@ -59,11 +63,14 @@ pub fn train(a: TrainArgs) -> Result<()> {
             let (Some(id), Some(steps), Some(out)) = (&a.id, a.steps, &a.out) else {
                 bail!("--env, --steps and --out are required for a new run (or pass --resume DIR)");
             };
-            if a.agent != "dqn" && a.agent != "a2c" {
-                bail!("agent `{}` is not available yet; the available agents are `dqn` and `a2c`", a.agent);
+            if !["dqn", "a2c", "a3c"].contains(&a.agent.as_str()) {
+                bail!("agent `{}` is not available yet; the available agents are `dqn`, `a2c` and `a3c`", a.agent);
             }
-            if a.agent == "a2c" && (a.double || a.dueling || a.n_step != 1) {
-                bail!("--double, --dueling and --n-step are DQN options; a2c uses n-step returns over its rollouts");
+            if a.agent != "dqn" && (a.double || a.dueling || a.n_step != 1) {
+                bail!(
+                    "--double, --dueling and --n-step are DQN options; {} uses n-step returns over its rollouts",
+                    a.agent
+                );
             }
             if steps == 0 || a.n_step == 0 {
                 bail!("--steps and --n-step must be at least 1");
@@ -73,13 +80,16 @@ pub fn train(a: TrainArgs) -> Result<()> {
             let spec = env.spec();
             let Some(actions) = spec.action.n() else {
                 bail!(
-                    "{id} has continuous actions; DQN and A2C here need discrete ones (try CartPole-v1 or a MinAtar game)"
+                    "{id} has continuous actions; xrl's agents need discrete ones (try CartPole-v1 or a MinAtar game)"
                 );
             };
             let obs_shape = spec.observation.shape().to_vec();
             let (net, agent) = if a.agent == "a2c" {
                 let config = A2cConfig::for_env(&obs_shape);
                 (config.net_spec(&obs_shape, actions), AgentCard::A2c(config))
+            } else if a.agent == "a3c" {
+                let config = A3cConfig { workers: a.workers.unwrap_or(0), ..A3cConfig::for_env(&obs_shape) };
+                (config.net_spec(&obs_shape, actions), AgentCard::A3c(config))
             } else {
                 let config = DqnConfig {
                     double: a.double,

@@ -166,7 +166,7 @@ fn a_killed_training_run_resumes_from_its_last_checkpoint() {
 fn train_and_play_refuse_bad_input_cleanly() {
     assert_clean_failure(
         &xrl(&["train", "--env", "CartPole-v1", "--steps", "10", "--out", "/tmp/x", "--agent", "ppo"]),
-        "available agents are `dqn` and `a2c`",
+        "available agents are `dqn`, `a2c` and `a3c`",
     );
     assert_clean_failure(
         &xrl(&["train", "--env", "Pendulum-v1", "--steps", "10", "--out", "/tmp/xrl-never"]),

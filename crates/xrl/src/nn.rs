@@ -238,7 +238,29 @@ impl Net {
     }
 }
 
+/// Re-creates every parameter as a new autodiff leaf with the same values and ids (see [`Net::with_own_leaves`]).
+struct FreshLeaves;
+
+impl burn::module::ModuleMapper for FreshLeaves {
+    fn map_float<const D: usize>(&mut self, param: burn::module::Param<Tensor<D>>) -> burn::module::Param<Tensor<D>> {
+        let (id, tensor, mapper) = param.consume();
+        let require_grad = tensor.is_require_grad();
+        let mut fresh = tensor.detach();
+        if require_grad {
+            fresh = fresh.require_grad();
+        }
+        burn::module::Param::from_mapped_value(id, fresh, mapper)
+    }
+}
+
 impl Net {
+    /// A copy whose parameters are new autodiff leaves (same values, same parameter ids, so gradients computed on
+    /// it apply to the original). Threads that run backward passes concurrently need this: burn's autodiff refuses
+    /// two graphs racing over one leaf.
+    pub fn with_own_leaves(&self) -> Net {
+        self.clone().map(&mut FreshLeaves)
+    }
+
     /// Scales the gradients of all the network's parameters so that their global L2 norm is at most `max_norm`
     /// (PyTorch's `clip_grad_norm_`; burn's own clipping works per tensor). Returns the norm before clipping.
     pub fn clip_grad_norm(&self, grads: &mut burn::optim::GradientsParams, max_norm: f32) -> f32 {

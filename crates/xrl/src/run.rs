@@ -18,6 +18,7 @@
 //! killed mid-checkpoint resumes from the previous complete one.
 
 use crate::agents::a2c::A2cConfig;
+use crate::agents::a3c::A3cConfig;
 use crate::agents::dqn::DqnConfig;
 use crate::nn::{Net, NetSpec};
 use burn::store::{ModuleSnapshot, SafetensorsStore};
@@ -66,6 +67,7 @@ impl EnvCard {
 pub enum AgentCard {
     Dqn(DqnConfig),
     A2c(A2cConfig),
+    A3c(A3cConfig),
 }
 
 impl AgentCard {
@@ -78,6 +80,7 @@ impl AgentCard {
                 (true, true) => "Double Dueling DQN",
             },
             AgentCard::A2c(_) => "A2C",
+            AgentCard::A3c(_) => "A3C",
         }
     }
 }

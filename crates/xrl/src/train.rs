@@ -6,9 +6,11 @@
 //! episodes in flight are not part of a checkpoint).
 
 use crate::agents::a2c::{A2c, A2cConfig, Rollout};
+use crate::agents::a3c::{A3cConfig, Shared, Worker};
 use crate::agents::dqn::{Dqn, DqnConfig};
 use crate::nn::Net;
 use crate::run::{AgentCard, RunCard, RunDir, RunError, TrainerState, load_weights, weights_bytes};
+use rand_xoshiro::Xoshiro256PlusPlus;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Write;
@@ -63,6 +65,7 @@ pub fn train(dir: &RunDir, mut on_progress: impl FnMut(&Progress)) -> Result<Tra
     match card.agent.clone() {
         AgentCard::Dqn(config) => train_dqn(dir, card, config, &mut on_progress),
         AgentCard::A2c(config) => train_a2c(dir, card, config, &mut on_progress),
+        AgentCard::A3c(config) => train_a3c(dir, card, config, &mut on_progress),
     }
 }
 
@@ -366,6 +369,151 @@ fn read_curve(dir: &RunDir) -> (Vec<f64>, Vec<f64>) {
             Some((f.next()?.parse::<f64>().ok()?, f.nth(1)?.parse::<f64>().ok()?))
         })
         .unzip()
+}
+
+/// What A3C's workers tell the main thread, which alone writes metrics and checkpoints.
+enum WorkerEvent {
+    Episode { ret: f64, len: usize, loss: f32 },
+    NonFinite { loss: f32 },
+    Failed(TrainError),
+}
+
+fn train_a3c(
+    dir: &RunDir,
+    card: RunCard,
+    config: A3cConfig,
+    on_progress: &mut dyn FnMut(&Progress),
+) -> Result<TrainerState, TrainError> {
+    use rand::SeedableRng;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Mutex, mpsc};
+
+    let device = burn::tensor::Device::flex().autodiff();
+    device.seed(card.seed);
+    let net = Net::new(&card.net, &device).map_err(TrainError::Agent)?;
+    let len: usize = card.net.obs_shape.iter().product();
+    let _ = net.scores(burn::tensor::Tensor::zeros([1, len], &device)); // materialise lazy parameters
+    let mut s = Session::open(dir, card, on_progress)?;
+    let mut shared = Shared { net, optim: config.optimizer(), updates: s.state.updates };
+    if s.resumed {
+        shared.net = s.resume_net("online.safetensors")?;
+        shared.optim = s.resume_optimizer()?;
+    }
+    let shared = Mutex::new(shared);
+    let steps = AtomicUsize::new(s.state.step);
+    let stop = AtomicBool::new(false);
+    let total = s.card.total_steps;
+    let (tx, rx) = mpsc::channel::<WorkerEvent>();
+    let workers = config.worker_count();
+    let base_seed = s.env_seed();
+    let env_card = s.card.env.clone();
+
+    let result = std::thread::scope(|scope| -> Result<(), TrainError> {
+        for w in 0..workers {
+            let (tx, env_card, config, shared, steps, stop) = (tx.clone(), &env_card, &config, &shared, &steps, &stop);
+            let seed = base_seed.wrapping_mul(1_000_003).wrapping_add(w as u64);
+            scope.spawn(move || {
+                let run = || -> Result<(), TrainError> {
+                    let mut env = env_card.make()?;
+                    let mut worker = Worker::new(config, shared, Xoshiro256PlusPlus::seed_from_u64(seed ^ 0xA3C));
+                    let mut obs = env.reset(Some(seed)).to_vec();
+                    let (mut ret, mut len) = (0.0f64, 0usize);
+                    while !stop.load(Ordering::Relaxed) && steps.load(Ordering::Relaxed) < total {
+                        worker.sync();
+                        let mut r = Rollout::default();
+                        let mut ended = None;
+                        for _ in 0..config.t_max {
+                            let action = worker.act(&obs);
+                            let st = env.step(&Action::Discrete(action))?;
+                            r.obs.extend_from_slice(&obs);
+                            r.actions.push(action);
+                            r.rewards.push(st.reward as f32);
+                            r.terminated.push(st.terminated);
+                            r.truncated_value.push(None);
+                            (ret, len) = (ret + st.reward, len + 1);
+                            obs = st.obs.to_vec();
+                            if st.terminated || st.truncated {
+                                ended = Some(st.terminated);
+                                break;
+                            }
+                        }
+                        // Bootstrap from the last observation unless the episode terminated there.
+                        let last_value = if ended == Some(true) { 0.0 } else { worker.value(&obs) };
+                        let loss = worker.update(&r, last_value);
+                        steps.fetch_add(r.actions.len(), Ordering::Relaxed);
+                        if !loss.is_finite() {
+                            let _ = tx.send(WorkerEvent::NonFinite { loss });
+                            return Ok(());
+                        }
+                        if ended.is_some() {
+                            let _ = tx.send(WorkerEvent::Episode { ret, len, loss });
+                            (ret, len) = (0.0, 0);
+                            obs = env.reset(None).to_vec();
+                        }
+                    }
+                    Ok(())
+                };
+                // A worker's failure, even a panic, reaches the user as an error from the main thread.
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        let _ = tx.send(WorkerEvent::Failed(e));
+                    }
+                    Err(panic) => {
+                        let what = panic
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_default();
+                        let _ =
+                            tx.send(WorkerEvent::Failed(TrainError::Agent(format!("an A3C worker failed: {what}"))));
+                    }
+                }
+            });
+        }
+        drop(tx);
+
+        // The main thread records episodes and commits checkpoints while the workers learn.
+        let mut last = s.state.step;
+        let outcome = loop {
+            let event = rx.recv_timeout(std::time::Duration::from_millis(50));
+            s.state.step = steps.load(Ordering::Relaxed).min(total);
+            match event {
+                Ok(WorkerEvent::Episode { ret, len, loss }) => s.episode(ret, len, loss, 0.0)?,
+                Ok(WorkerEvent::NonFinite { loss }) => break s.check_loss(loss),
+                Ok(WorkerEvent::Failed(e)) => break Err(e),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break Ok(()),
+            }
+            if s.checkpoint_due(last) {
+                last = s.state.step;
+                let (net_bytes, optim_bytes, updates) = {
+                    let sh = shared.lock().expect("shared network lock");
+                    (weights_bytes(&sh.net)?, sh.optim.to_bytes(), sh.updates)
+                };
+                let rng = s.state.agent_rng.clone();
+                s.checkpoint(updates, &rng, &[("online.safetensors", net_bytes), ("optim.bin", optim_bytes)])?;
+                s.report();
+                if s.state.step >= total {
+                    break Ok(());
+                }
+            }
+        };
+        stop.store(true, Ordering::Relaxed);
+        outcome
+    });
+    result?;
+    // The workers stop at the step budget between two checkpoints: commit the final state.
+    s.state.step = steps.load(Ordering::Relaxed).min(s.card.total_steps);
+    if s.state.stem != format!("step-{:010}", s.state.step) {
+        let sh = shared.lock().expect("shared network lock");
+        let files = [("online.safetensors", weights_bytes(&sh.net)?), ("optim.bin", sh.optim.to_bytes())];
+        let (updates, rng) = (sh.updates, s.state.agent_rng.clone());
+        drop(sh);
+        s.checkpoint(updates, &rng, &files)?;
+        s.report();
+    }
+    Ok(s.state)
 }
 
 /// Keeps the rows of `metrics.csv` up to `step` (and drops a half-written last line), atomically.

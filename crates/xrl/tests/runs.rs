@@ -151,3 +151,27 @@ fn a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint() {
     assert!(q.iter().all(|v| v.is_finite()), "the kept checkpoint is a good one: {q:?}");
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[test]
+fn a3c_workers_update_the_shared_network_and_the_run_resumes() {
+    use xrl::agents::a3c::A3cConfig;
+    let root = tmp("a3c");
+    let dir = RunDir::new(&root);
+    let config = A3cConfig { workers: 2, ..A3cConfig::cartpole() };
+    let mut c = card(20_000, 5_000, small());
+    c.net = config.net_spec(&[4], 2);
+    c.agent = AgentCard::A3c(config);
+    dir.create(&c).unwrap();
+    let s = train(&dir, |_| {}).unwrap();
+    assert_eq!(s.step, 20_000, "the final checkpoint is at the step budget");
+    assert!(s.updates >= 20_000 / 5, "two workers made about one update per 5 steps: {}", s.updates);
+    assert!(s.episodes > 0);
+    let mut longer = dir.read_card().unwrap();
+    longer.total_steps = 30_000;
+    std::fs::write(dir.card_path(), toml::to_string(&longer).unwrap()).unwrap();
+    let s = train(&dir, |_| {}).unwrap();
+    assert_eq!((s.step, s.resumes), (30_000, 1));
+    let rows = metrics_steps(&dir);
+    assert!(rows.iter().enumerate().all(|(i, r)| r.1 == i + 1), "episodes are consecutive");
+    std::fs::remove_dir_all(&root).unwrap();
+}

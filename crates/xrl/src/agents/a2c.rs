@@ -183,7 +183,7 @@ impl A2c {
 }
 
 /// Draws an index from softmax(logits).
-fn sample_softmax(logits: &[f32], rng: &mut impl Rng) -> usize {
+pub(crate) fn sample_softmax(logits: &[f32], rng: &mut impl Rng) -> usize {
     let m = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
     let w: Vec<f64> = logits.iter().map(|l| ((l - m) as f64).exp()).collect();
     let mut u = rng.random::<f64>() * w.iter().sum::<f64>();

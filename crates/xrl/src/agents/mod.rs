@@ -1,4 +1,5 @@
 //! Agents, each readable top to bottom in one file with its hyper-parameters in one config struct.
 
 pub mod a2c;
+pub mod a3c;
 pub mod dqn;
