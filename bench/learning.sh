@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Learning benchmarks of docs/BENCHMARKS.md: trains, then evaluates greedily over 100 episodes.
-#   bash bench/learning.sh [RUNS_DIR]            CartPole (DQN and A2C, seeds 1-3), MinAtar Breakout A2C (1M frames, seeds 0-2)
+#   bash bench/learning.sh [RUNS_DIR]            CartPole (DQN, A2C, A3C; seeds 1-3), MinAtar Breakout A2C (1M frames, seeds 0-2)
 #   XRL_LONG=1 bash bench/learning.sh [RUNS_DIR] also MinAtar Breakout DQN, 1M frames (about an hour on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,5 +29,6 @@ echo "| environment | agent | seed | frames | mean return, last 100 training epi
 echo "|---|---|---:|---:|---:|---:|---:|"
 for s in 1 2 3; do row "cartpole-dqn-s$s" CartPole-v1 dqn 500000 "$s"; done
 for s in 1 2 3; do row "cartpole-a2c-s$s" CartPole-v1 a2c 500000 "$s"; done
+for s in 1 2 3; do row "cartpole-a3c-s$s" CartPole-v1 a3c 500000 "$s"; done
 for s in 0 1 2; do row "breakout-a2c-s$s" MinAtar/Breakout-v0 a2c 1000000 "$s"; done
 if [ -n "${XRL_LONG:-}" ]; then row breakout-dqn-s0 MinAtar/Breakout-v0 dqn 1000000 0; fi
