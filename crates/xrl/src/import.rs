@@ -65,7 +65,7 @@ impl Arch {
             Arch::MlpDqn => (Torso::Mlp { hidden: vec![120, 84] }, 1.0),
             Arch::Sb3MlpDqn => (Torso::Mlp { hidden: vec![64, 64] }, 1.0),
         };
-        NetSpec { obs_shape: obs_shape.to_vec(), actions, torso, head: HeadKind::Q, input_scale }
+        NetSpec { input_scale, ..NetSpec::new(obs_shape.to_vec(), actions, torso, HeadKind::Q) }
     }
 
     /// (PyTorch name prefix, xrl name prefix) per layer.

@@ -13,7 +13,7 @@
 use crate::relu::{ReluMode, relu_with};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::{Gru, GruConfig, Linear, LinearConfig, Lstm, LstmConfig, LstmState};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +41,27 @@ pub enum HeadKind {
     ActorCritic,
 }
 
+/// A recurrent core between the torso and the heads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CoreKind {
+    Lstm,
+    Gru,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Core {
+    pub kind: CoreKind,
+    pub hidden: usize,
+}
+
+/// The state a recurrent core carries from one step to the next: `[batch, hidden]` (LSTMs also carry a cell).
+#[derive(Clone, Debug)]
+pub struct RecurrentState {
+    pub hidden: Tensor<2>,
+    pub cell: Option<Tensor<2>>,
+}
+
 /// Everything needed to rebuild a network (stored in `run.toml`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NetSpec {
@@ -52,6 +73,9 @@ pub struct NetSpec {
     /// Observations are multiplied by this first (1/255 for networks trained on raw Atari pixels).
     #[serde(default = "one")]
     pub input_scale: f32,
+    /// An LSTM or GRU between the torso and the heads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub core: Option<Core>,
 }
 
 fn one() -> f32 {
@@ -59,8 +83,15 @@ fn one() -> f32 {
 }
 
 /// The options of one forward pass.
+///
+/// For a recurrent network the observations are `seq_len` consecutive steps of each sequence, sequence-major (row
+/// `b·seq_len + t` is step t of sequence b); the core starts from `state` (zeros when `None`) and the returned
+/// [`Heads::state`] is its state after the last step. Feed-forward networks ignore both.
 #[derive(Clone, Debug, Default)]
 pub struct Pass {
+    pub state: Option<RecurrentState>,
+    /// Steps per sequence (0 or 1: one step).
+    pub seq_len: usize,
     /// Layer to expose (see [`Net::layer_names`]).
     pub probe: Option<String>,
     /// How every ReLU of the pass sends gradients back (guided backprop, deconvnet); the forward is unchanged.
@@ -86,6 +117,8 @@ pub struct Heads {
     pub value: Option<Tensor<2>>,
     pub logits: Option<Tensor<2>>,
     pub probe: Option<Probe>,
+    /// The recurrent state after the last step (recurrent networks only).
+    pub state: Option<RecurrentState>,
 }
 
 #[derive(Module, Debug)]
@@ -96,6 +129,8 @@ pub struct Net {
     out: Linear,
     /// State value (dueling and actor-critic).
     value: Option<Linear>,
+    lstm: Option<Lstm>,
+    gru: Option<Gru>,
     #[module(skip)]
     spec: NetSpec,
 }
@@ -109,7 +144,12 @@ pub fn dueling(value: Tensor<2>, advantage: Tensor<2>) -> Tensor<2> {
 impl NetSpec {
     /// A spec for raw observations (input scale 1).
     pub fn new(obs_shape: Vec<usize>, actions: usize, torso: Torso, head: HeadKind) -> Self {
-        NetSpec { obs_shape, actions, torso, head, input_scale: 1.0 }
+        NetSpec { obs_shape, actions, torso, head, input_scale: 1.0, core: None }
+    }
+
+    /// The same network with a recurrent core.
+    pub fn with_core(self, core: Core) -> Self {
+        NetSpec { core: Some(core), ..self }
     }
 
     /// Checks that the torso fits the observation, with an error that says what would.
@@ -164,10 +204,18 @@ impl Net {
             hidden.push(LinearConfig::new(flat, width).init(device));
             flat = width;
         }
+        let (mut lstm, mut gru) = (None, None);
+        if let Some(core) = spec.core {
+            match core.kind {
+                CoreKind::Lstm => lstm = Some(LstmConfig::new(flat, core.hidden, true).init(device)),
+                CoreKind::Gru => gru = Some(GruConfig::new(flat, core.hidden, true).init(device)),
+            }
+            flat = core.hidden;
+        }
         let out = LinearConfig::new(flat, spec.actions).init(device);
         let value = matches!(spec.head, HeadKind::Dueling | HeadKind::ActorCritic)
             .then(|| LinearConfig::new(flat, 1).init(device));
-        Ok(Net { convs, hidden, out, value, spec: spec.clone() })
+        Ok(Net { convs, hidden, out, value, lstm, gru, spec: spec.clone() })
     }
 
     pub fn spec(&self) -> &NetSpec {
@@ -177,7 +225,8 @@ impl Net {
     /// The names a probe can take, input side first.
     pub fn layer_names(&self) -> Vec<String> {
         let convs = (1..=self.convs.len()).map(|i| format!("conv{i}"));
-        convs.chain((1..=self.hidden.len()).map(|i| format!("fc{i}"))).collect()
+        let core = self.spec.core.map(|_| "core".to_string());
+        convs.chain((1..=self.hidden.len()).map(|i| format!("fc{i}"))).chain(core).collect()
     }
 
     /// Runs the network on flat observations `[batch, obs_len]`.
@@ -212,9 +261,21 @@ impl Net {
             let [b, f] = h.dims();
             x = tap(format!("fc{}", i + 1), h.reshape([b, f, 1, 1])).reshape([b, f]);
         }
+        let mut state = None;
+        if self.spec.core.is_some() {
+            let t = pass.seq_len.max(1);
+            let [rows, f] = x.dims();
+            assert_eq!(rows % t, 0, "{rows} rows do not split into sequences of {t} steps");
+            let seq: Tensor<3> = x.reshape([rows / t, t, f]);
+            let (out, s) = self.core_forward(seq, pass.state.clone());
+            let h = out.dims()[2];
+            let flat: Tensor<2> = out.reshape([rows, h]);
+            x = tap("core".into(), flat.reshape([rows, h, 1, 1])).reshape([rows, h]);
+            state = Some(s);
+        }
         let out = self.out.forward(x.clone());
         let value = self.value.as_ref().map(|v| v.forward(x));
-        let mut heads = Heads { q: None, advantage: None, value: None, logits: None, probe };
+        let mut heads = Heads { q: None, advantage: None, value: None, logits: None, probe, state };
         match self.spec.head {
             HeadKind::Q => heads.q = Some(out),
             HeadKind::Dueling => {
@@ -229,6 +290,25 @@ impl Net {
             }
         }
         heads
+    }
+
+    /// Runs the core over `[batch, steps, features]`; returns the outputs of every step and the final state.
+    fn core_forward(&self, seq: Tensor<3>, state: Option<RecurrentState>) -> (Tensor<3>, RecurrentState) {
+        let [b, t, _] = seq.dims();
+        if let Some(lstm) = &self.lstm {
+            let init = state.map(|s| {
+                let cell = s.cell.unwrap_or_else(|| s.hidden.zeros_like());
+                LstmState::new(cell, s.hidden)
+            });
+            let (out, s) = lstm.forward(seq, init);
+            (out, RecurrentState { hidden: s.hidden, cell: Some(s.cell) })
+        } else {
+            let gru = self.gru.as_ref().expect("a recurrent spec has a core");
+            let out = gru.forward(seq, state.map(|s| s.hidden));
+            let h = out.dims()[2];
+            let last: Tensor<2> = out.clone().slice([0..b, t - 1..t, 0..h]).reshape([b, h]);
+            (out, RecurrentState { hidden: last, cell: None })
+        }
     }
 
     /// Q values (or logits for actor-critic nets): the scores an agent acts greedily on.
@@ -400,6 +480,58 @@ mod tests {
             checked += 1;
         }
         assert!(checked > 0);
+    }
+
+    /// A recurrent core run one step at a time, carrying its explicit state, gives what one pass over the whole
+    /// sequence gives; and the state matters.
+    #[test]
+    fn recurrent_cores_step_by_step_equal_the_sequence() {
+        let d = cpu();
+        d.seed(5);
+        for kind in [CoreKind::Lstm, CoreKind::Gru] {
+            let spec = NetSpec::new(vec![3], 2, Torso::Mlp { hidden: vec![8] }, HeadKind::ActorCritic)
+                .with_core(Core { kind, hidden: 6 });
+            let net = Net::new(&spec, &d).unwrap();
+            assert_eq!(net.layer_names(), vec!["fc1", "core"]);
+            // Two sequences of four steps, sequence-major rows.
+            let obs: Vec<f32> = (0..24).map(|i| ((i * 37) % 11) as f32 / 11.0 - 0.5).collect();
+            let whole = net.forward(batch(&obs, 3, &d), &Pass { seq_len: 4, ..Pass::default() });
+            let whole_logits = to_vec(whole.logits.unwrap());
+            let mut state: Option<RecurrentState> = None;
+            for t in 0..4 {
+                let rows: Vec<f32> =
+                    [0, 1].iter().flat_map(|b| obs[(b * 4 + t) * 3..(b * 4 + t + 1) * 3].to_vec()).collect();
+                let h = net.forward(batch(&rows, 3, &d), &Pass { state: state.clone(), seq_len: 1, ..Pass::default() });
+                let step = to_vec(h.logits.unwrap());
+                for b in 0..2 {
+                    for a in 0..2 {
+                        let (x, y) = (step[b * 2 + a], whole_logits[(b * 4 + t) * 2 + a]);
+                        assert!((x - y).abs() < 1e-5, "{kind:?} t {t} b {b}: {x} vs {y}");
+                    }
+                }
+                state = h.state;
+            }
+            let final_whole = to_vec(whole.state.unwrap().hidden);
+            assert!(final_whole.iter().zip(to_vec(state.clone().unwrap().hidden)).all(|(a, b)| (a - b).abs() < 1e-5));
+            // Another initial state changes the output.
+            let first: Vec<f32> = obs[..3].to_vec();
+            let zero = to_vec(net.forward(batch(&first, 3, &d), &Pass::default()).logits.unwrap());
+            let carried = to_vec(
+                net.forward(
+                    batch(&first, 3, &d),
+                    &Pass {
+                        state: state.map(|s| RecurrentState {
+                            hidden: s.hidden.slice([0..1, 0..6]),
+                            cell: s.cell.map(|c| c.slice([0..1, 0..6])),
+                        }),
+                        ..Pass::default()
+                    },
+                )
+                .logits
+                .unwrap(),
+            );
+            assert_ne!(zero, carried, "{kind:?}: the state must matter");
+        }
     }
 
     /// Guided mode changes the input gradient of the same network, per call, and leaves no trace.
