@@ -15,7 +15,8 @@ pub struct TrainArgs {
     /// Environment id (see `xrl envs`).
     #[arg(long = "env", required_unless_present = "resume")]
     id: Option<String>,
-    /// The agent: `dqn` (with --double, --dueling, --n-step), `a2c` or `a3c` (--workers). drqn is not available yet.
+    /// The agent: `dqn` (with --double, --dueling, --n-step), `drqn` (--frames; DQN options apply too), `a2c` or
+    /// `a3c` (--workers).
     #[arg(long, default_value = "dqn")]
     agent: String,
     /// Double DQN targets.
@@ -30,6 +31,9 @@ pub struct TrainArgs {
     /// A3C: worker threads (default: one per core).
     #[arg(long)]
     workers: Option<usize>,
+    /// DRQN: frames the LSTM runs over (seed 002's default is 4).
+    #[arg(long, default_value_t = 4)]
+    frames: usize,
     /// Environment steps (frames) to train for.
     #[arg(long, required_unless_present = "resume")]
     steps: Option<usize>,
@@ -63,10 +67,13 @@ pub fn train(a: TrainArgs) -> Result<()> {
             let (Some(id), Some(steps), Some(out)) = (&a.id, a.steps, &a.out) else {
                 bail!("--env, --steps and --out are required for a new run (or pass --resume DIR)");
             };
-            if !["dqn", "a2c", "a3c"].contains(&a.agent.as_str()) {
-                bail!("agent `{}` is not available yet; the available agents are `dqn`, `a2c` and `a3c`", a.agent);
+            if !["dqn", "drqn", "a2c", "a3c"].contains(&a.agent.as_str()) {
+                bail!("unknown agent `{}`; the available agents are `dqn`, `drqn`, `a2c` and `a3c`", a.agent);
             }
-            if a.agent != "dqn" && (a.double || a.dueling || a.n_step != 1) {
+            if a.agent == "drqn" && a.frames < 2 {
+                bail!("--frames must be at least 2 for drqn (it runs an LSTM over the last frames)");
+            }
+            if !a.agent.ends_with("dqn") && (a.double || a.dueling || a.n_step != 1) {
                 bail!(
                     "--double, --dueling and --n-step are DQN options; {} uses n-step returns over its rollouts",
                     a.agent
@@ -75,7 +82,13 @@ pub fn train(a: TrainArgs) -> Result<()> {
             if steps == 0 || a.n_step == 0 {
                 bail!("--steps and --n-step must be at least 1");
             }
-            let env_card = EnvCard { id: id.clone(), sticky_action_prob: a.sticky, difficulty_ramping: !a.no_ramping };
+            let frame_stack = if a.agent == "drqn" { a.frames } else { 0 };
+            let env_card = EnvCard {
+                id: id.clone(),
+                sticky_action_prob: a.sticky,
+                difficulty_ramping: !a.no_ramping,
+                frame_stack,
+            };
             let env = env_card.make()?;
             let spec = env.spec();
             let Some(actions) = spec.action.n() else {
@@ -91,12 +104,14 @@ pub fn train(a: TrainArgs) -> Result<()> {
                 let config = A3cConfig { workers: a.workers.unwrap_or(0), ..A3cConfig::for_env(&obs_shape) };
                 (config.net_spec(&obs_shape, actions), AgentCard::A3c(config))
             } else {
-                let config = DqnConfig {
-                    double: a.double,
-                    dueling: a.dueling,
-                    n_step: a.n_step,
-                    ..DqnConfig::for_env(&obs_shape)
-                };
+                let base = DqnConfig::for_env(
+                    spec.observation.shape().get(1..).filter(|_| frame_stack > 1).unwrap_or(&obs_shape),
+                );
+                let mut config = DqnConfig { double: a.double, dueling: a.dueling, n_step: a.n_step, ..base };
+                if a.agent == "drqn" {
+                    // Seed 002's DRQN: an LSTM after the torso; 128 units for MinAtar's and CartPole's small torsos.
+                    config = config.drqn(a.frames, 128);
+                }
                 (config.net_spec(&obs_shape, actions), AgentCard::Dqn(config))
             };
             net.validate().map_err(anyhow::Error::msg)?;
@@ -247,7 +262,7 @@ pub fn import(a: ImportArgs) -> Result<()> {
         f => bail!("unknown format `{f}`; use pytorch, safetensors or sb3"),
     };
     let arch = Arch::parse(&a.arch).map_err(anyhow::Error::msg)?;
-    let env_card = EnvCard { id: a.id.clone(), sticky_action_prob: 0.1, difficulty_ramping: true };
+    let env_card = EnvCard { id: a.id.clone(), sticky_action_prob: 0.1, difficulty_ramping: true, frame_stack: 0 };
     let env = env_card.make()?;
     let Some(actions) = env.spec().action.n() else {
         bail!("{} has continuous actions; the imported Q-networks need discrete ones", a.id)

@@ -166,7 +166,7 @@ fn a_killed_training_run_resumes_from_its_last_checkpoint() {
 fn train_and_play_refuse_bad_input_cleanly() {
     assert_clean_failure(
         &xrl(&["train", "--env", "CartPole-v1", "--steps", "10", "--out", "/tmp/x", "--agent", "ppo"]),
-        "available agents are `dqn`, `a2c` and `a3c`",
+        "available agents are `dqn`, `drqn`, `a2c` and `a3c`",
     );
     assert_clean_failure(
         &xrl(&["train", "--env", "Pendulum-v1", "--steps", "10", "--out", "/tmp/xrl-never"]),
@@ -203,4 +203,24 @@ fn import_makes_a_playable_run_and_refuses_what_does_not_fit() {
         "known: nature-dqn",
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn drqn_needs_at_least_two_frames() {
+    assert_clean_failure(
+        &xrl(&[
+            "train",
+            "--env",
+            "CartPole-v1",
+            "--agent",
+            "drqn",
+            "--frames",
+            "1",
+            "--steps",
+            "10",
+            "--out",
+            "/tmp/xrl-never",
+        ]),
+        "--frames must be at least 2",
+    );
 }

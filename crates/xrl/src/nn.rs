@@ -76,6 +76,14 @@ pub struct NetSpec {
     /// An LSTM or GRU between the torso and the heads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub core: Option<Core>,
+    /// DRQN: the observation is a stack of this many frames (its first axis); the torso sees each frame, the core
+    /// runs over them from a zero state, and the heads read its last step. 0 = not stacked.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub frames: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 fn one() -> f32 {
@@ -144,7 +152,7 @@ pub fn dueling(value: Tensor<2>, advantage: Tensor<2>) -> Tensor<2> {
 impl NetSpec {
     /// A spec for raw observations (input scale 1).
     pub fn new(obs_shape: Vec<usize>, actions: usize, torso: Torso, head: HeadKind) -> Self {
-        NetSpec { obs_shape, actions, torso, head, input_scale: 1.0, core: None }
+        NetSpec { obs_shape, actions, torso, head, input_scale: 1.0, core: None, frames: 0 }
     }
 
     /// The same network with a recurrent core.
@@ -153,11 +161,22 @@ impl NetSpec {
     }
 
     /// Checks that the torso fits the observation, with an error that says what would.
+    /// The shape the torso sees: one frame of a DRQN stack, else the whole observation.
+    pub fn frame_shape(&self) -> &[usize] {
+        if self.frames > 0 { &self.obs_shape[1..] } else { &self.obs_shape }
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if self.actions == 0 {
             return Err("a network needs at least one action".into());
         }
-        match (&self.torso, self.obs_shape.as_slice()) {
+        if self.frames > 0 && (self.core.is_none() || self.obs_shape.first() != Some(&self.frames)) {
+            return Err(format!(
+                "a {}-frame network needs a recurrent core and observations stacked on their first axis, got {:?}",
+                self.frames, self.obs_shape
+            ));
+        }
+        match (&self.torso, self.frame_shape()) {
             (Torso::Mlp { .. }, s) if !s.is_empty() => Ok(()),
             (Torso::MinatarCnn, [_, 10, 10]) => Ok(()),
             (Torso::NatureCnn, [_, 84, 84]) => Ok(()),
@@ -188,8 +207,8 @@ impl Net {
     pub fn new(spec: &NetSpec, device: &Device) -> Result<Self, String> {
         spec.validate()?;
         let mut convs = vec![];
-        let mut flat = spec.obs_shape.iter().product::<usize>();
-        if let [c, h, w] = spec.obs_shape[..]
+        let mut flat = spec.frame_shape().iter().product::<usize>();
+        if let [c, h, w] = spec.frame_shape()[..]
             && !spec.conv_layers().is_empty()
         {
             let (mut c, mut h, mut w) = (c, h, w);
@@ -246,11 +265,15 @@ impl Net {
             probe = Some(Probe { name, activation: act, leaf });
             out
         };
+        // A DRQN stack of k frames becomes k rows per sample, each frame through the torso.
+        let k = self.spec.frames.max(1);
+        let frame_len = self.spec.frame_shape().iter().product::<usize>();
+        let obs: Tensor<2> = if k > 1 { obs.reshape([batch * k, frame_len]) } else { obs };
         let mut x: Tensor<2> = if self.convs.is_empty() {
             obs
         } else {
-            let s = &self.spec.obs_shape;
-            let mut h: Tensor<4> = obs.reshape([batch, s[0], s[1], s[2]]);
+            let s = self.spec.frame_shape();
+            let mut h: Tensor<4> = obs.reshape([batch * k, s[0], s[1], s[2]]);
             for (i, conv) in self.convs.iter().enumerate() {
                 h = tap(format!("conv{}", i + 1), relu_with(conv.forward(h), pass.relu));
             }
@@ -262,7 +285,15 @@ impl Net {
             x = tap(format!("fc{}", i + 1), h.reshape([b, f, 1, 1])).reshape([b, f]);
         }
         let mut state = None;
-        if self.spec.core.is_some() {
+        if self.spec.frames > 0 {
+            // DRQN: the core runs over the stacked frames; the heads read its last step.
+            let [rows, f] = x.dims();
+            let (out, s) = self.core_forward(x.reshape([rows / k, k, f]), pass.state.clone());
+            let h = out.dims()[2];
+            let last: Tensor<2> = out.slice([0..rows / k, k - 1..k, 0..h]).reshape([rows / k, h]);
+            x = tap("core".into(), last.reshape([rows / k, h, 1, 1])).reshape([rows / k, h]);
+            state = Some(s);
+        } else if self.spec.core.is_some() {
             let t = pass.seq_len.max(1);
             let [rows, f] = x.dims();
             assert_eq!(rows % t, 0, "{rows} rows do not split into sequences of {t} steps");
@@ -532,6 +563,31 @@ mod tests {
             );
             assert_ne!(zero, carried, "{kind:?}: the state must matter");
         }
+    }
+
+    /// A DRQN network over a stack of k frames equals the same core run over the k frames as a sequence.
+    #[test]
+    fn drqn_stack_is_the_core_over_its_frames() {
+        let d = cpu();
+        d.seed(9);
+        let core = Core { kind: CoreKind::Lstm, hidden: 5 };
+        let spec = NetSpec {
+            frames: 3,
+            ..NetSpec::new(vec![3, 4], 2, Torso::Mlp { hidden: vec![6] }, HeadKind::Q).with_core(core)
+        };
+        let net = Net::new(&spec, &d).unwrap();
+        let obs: Vec<f32> = (0..24).map(|i| ((i * 13) % 7) as f32 / 7.0).collect(); // 2 samples × 3 frames × 4
+        let q = to_vec(net.forward(batch(&obs, 12, &d), &Pass::default()).q.unwrap());
+        // The same weights as a sequence net: frames become time steps; keep each sequence's last step.
+        let seq = Net { spec: NetSpec { frames: 0, obs_shape: vec![4], ..spec.clone() }, ..net.clone() };
+        let q_seq = to_vec(seq.forward(batch(&obs, 4, &d), &Pass { seq_len: 3, ..Pass::default() }).q.unwrap());
+        for b in 0..2 {
+            for a in 0..2 {
+                assert!((q[b * 2 + a] - q_seq[(b * 3 + 2) * 2 + a]).abs() < 1e-6);
+            }
+        }
+        let bad = NetSpec { frames: 3, ..NetSpec::new(vec![3, 4], 2, Torso::Mlp { hidden: vec![6] }, HeadKind::Q) };
+        assert!(Net::new(&bad, &d).unwrap_err().contains("recurrent core"));
     }
 
     /// Guided mode changes the input gradient of the same network, per call, and leaves no trace.

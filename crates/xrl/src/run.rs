@@ -48,6 +48,13 @@ pub struct EnvCard {
     pub id: String,
     pub sticky_action_prob: f64,
     pub difficulty_ramping: bool,
+    /// Observations are the last `frame_stack` frames (oldest first); 0 or 1 = the plain observation.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub frame_stack: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl EnvCard {
@@ -57,7 +64,11 @@ impl EnvCard {
             difficulty_ramping: self.difficulty_ramping,
             ..xrl_env::MakeOptions::default()
         };
-        xrl_env::make_with(&self.id, &options)
+        let env = xrl_env::make_with(&self.id, &options)?;
+        if self.frame_stack > 1 {
+            return Ok(Box::new(xrl_env::wrappers::FrameStack::new(env, self.frame_stack)?));
+        }
+        Ok(env)
     }
 }
 
@@ -73,11 +84,12 @@ pub enum AgentCard {
 impl AgentCard {
     pub fn name(&self) -> &'static str {
         match self {
-            AgentCard::Dqn(c) => match (c.double, c.dueling) {
-                (false, false) => "DQN",
-                (true, false) => "Double DQN",
-                (false, true) => "Dueling DQN",
-                (true, true) => "Double Dueling DQN",
+            AgentCard::Dqn(c) => match (c.recurrent.is_some(), c.double, c.dueling) {
+                (true, _, _) => "DRQN",
+                (false, false, false) => "DQN",
+                (false, true, false) => "Double DQN",
+                (false, false, true) => "Dueling DQN",
+                (false, true, true) => "Double Dueling DQN",
             },
             AgentCard::A2c(_) => "A2C",
             AgentCard::A3c(_) => "A3C",

@@ -18,7 +18,7 @@ fn card(total: usize, every: usize, config: DqnConfig) -> RunCard {
         seed: 3,
         total_steps: total,
         checkpoint_every: every,
-        env: EnvCard { id: "CartPole-v1".into(), sticky_action_prob: 0.0, difficulty_ramping: true },
+        env: EnvCard { id: "CartPole-v1".into(), sticky_action_prob: 0.0, difficulty_ramping: true, frame_stack: 0 },
         net: config.net_spec(&[4], 2),
         agent: AgentCard::Dqn(config),
         imported: None,
@@ -173,5 +173,28 @@ fn a3c_workers_update_the_shared_network_and_the_run_resumes() {
     assert_eq!((s.step, s.resumes), (30_000, 1));
     let rows = metrics_steps(&dir);
     assert!(rows.iter().enumerate().all(|(i, r)| r.1 == i + 1), "episodes are consecutive");
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn drqn_trains_on_stacked_frames_and_resumes() {
+    let root = tmp("drqn");
+    let dir = RunDir::new(&root);
+    let config = small().drqn(3, 8);
+    let mut c = card(3_000, 1_500, config.clone());
+    c.env.frame_stack = 3;
+    c.net = config.net_spec(&[3, 4], 2);
+    assert_eq!((c.net.frames, c.net.core.map(|k| k.hidden)), (3, Some(8)));
+    dir.create(&c).unwrap();
+    let s = train(&dir, |_| {}).unwrap();
+    assert_eq!(s.step, 3_000);
+    assert!(s.updates > 0);
+    let mut longer = dir.read_card().unwrap();
+    longer.total_steps = 4_000;
+    std::fs::write(dir.card_path(), toml::to_string(&longer).unwrap()).unwrap();
+    assert_eq!(train(&dir, |_| {}).unwrap().step, 4_000);
+    let net = dir.load_latest_online(&longer, &xrl::burn::tensor::Device::flex()).unwrap().1;
+    let q = xrl::nn::to_vec(net.scores(xrl::nn::batch(&[0.1; 12], 12, &xrl::burn::tensor::Device::flex())));
+    assert_eq!(q.len(), 2);
     std::fs::remove_dir_all(&root).unwrap();
 }

@@ -5,7 +5,7 @@
 //! every 1,000 updates, RMSProp (lr 2.5e-4, α 0.95, centred, ε 0.01), γ 0.99, ε-greedy 1.0 → 0.1 over 100k frames
 //! after 5k random frames. [`DqnConfig::cartpole`] is CleanRL's CartPole setting.
 
-use crate::nn::{self, HeadKind, Net, NetSpec, Torso};
+use crate::nn::{self, Core, CoreKind, HeadKind, Net, NetSpec, Torso};
 use crate::optim::{Optimizer, Rule};
 use crate::replay::{NStep, Replay, Transition};
 use burn::module::Module;
@@ -58,6 +58,17 @@ pub struct DqnConfig {
     pub optimizer: OptimizerConfig,
     pub loss: Loss,
     pub torso: Torso,
+    /// DRQN (Hausknecht & Stone 2015, as in seed 002): an LSTM over the last `frames` frames, from a zero state at
+    /// every step. `None` for the feed-forward DQN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurrent: Option<Recurrent>,
+}
+
+/// DRQN's core and the number of frames it runs over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recurrent {
+    pub core: Core,
+    pub frames: usize,
 }
 
 impl Default for DqnConfig {
@@ -78,6 +89,7 @@ impl Default for DqnConfig {
             optimizer: OptimizerConfig::RmsProp { lr: 2.5e-4, alpha: 0.95, epsilon: 0.01, centered: true },
             loss: Loss::Huber { delta: 1.0 },
             torso: Torso::MinatarCnn,
+            recurrent: None,
         }
     }
 }
@@ -106,9 +118,19 @@ impl DqnConfig {
         if obs_shape.len() == 1 { DqnConfig::cartpole() } else { DqnConfig::default() }
     }
 
+    /// The network for observations of `obs_shape` (for DRQN: the frame-stacked shape).
     pub fn net_spec(&self, obs_shape: &[usize], actions: usize) -> NetSpec {
         let head = if self.dueling { HeadKind::Dueling } else { HeadKind::Q };
-        NetSpec::new(obs_shape.to_vec(), actions, self.torso.clone(), head)
+        let spec = NetSpec::new(obs_shape.to_vec(), actions, self.torso.clone(), head);
+        match self.recurrent {
+            Some(r) => NetSpec { frames: r.frames, ..spec.with_core(r.core) },
+            None => spec,
+        }
+    }
+
+    /// DRQN over `frames` frames with an LSTM of `hidden` units after the torso.
+    pub fn drqn(self, frames: usize, hidden: usize) -> Self {
+        DqnConfig { recurrent: Some(Recurrent { core: Core { kind: CoreKind::Lstm, hidden }, frames }), ..self }
     }
 
     /// ε at environment step `step`.
