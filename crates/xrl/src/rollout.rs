@@ -8,6 +8,8 @@ use xrl_env::{Action, ActionSpace, Env, EnvError, RgbImage};
 /// Anything that picks an action from an observation.
 pub trait Policy {
     fn act(&mut self, obs: &[f32]) -> Action;
+    /// A new episode starts (recurrent policies forget their state).
+    fn reset(&mut self) {}
 }
 
 /// Uniformly random actions (uniform over the box for continuous spaces), from its own seeded stream.
@@ -40,6 +42,8 @@ pub struct NetPolicy {
     rng: Xoshiro256PlusPlus,
     device: burn::tensor::Device,
     pool: rayon::ThreadPool,
+    /// The recurrent state carried between steps of an episode (networks with a core over time, not DRQN stacks).
+    state: Option<crate::nn::RecurrentState>,
 }
 
 impl NetPolicy {
@@ -51,6 +55,7 @@ impl NetPolicy {
             rng: Xoshiro256PlusPlus::seed_from_u64(seed),
             device,
             pool: crate::nn::acting_pool(),
+            state: None,
         }
     }
 }
@@ -62,7 +67,18 @@ impl Policy for NetPolicy {
             return Action::Discrete(self.rng.random_range(0..n));
         }
         let x = crate::nn::batch(obs, obs.len(), &self.device);
-        Action::Discrete(self.pool.install(|| crate::nn::argmax_rows(self.net.scores(x))[0]))
+        let carries = self.net.spec().core.is_some() && self.net.spec().frames == 0;
+        let pass = crate::nn::Pass { state: self.state.take(), ..crate::nn::Pass::default() };
+        let h = self.pool.install(|| self.net.forward(x, &pass));
+        if carries {
+            self.state = h.state;
+        }
+        let scores = h.q.or(h.logits).expect("every head yields Q values or logits");
+        Action::Discrete(crate::nn::argmax_rows(scores)[0])
+    }
+
+    fn reset(&mut self) {
+        self.state = None;
     }
 }
 
@@ -96,6 +112,7 @@ pub fn play(
     let mut out = Rollout { env: env.spec().id.clone(), seed, ..Rollout::default() };
     for ep in 0..episodes {
         env.reset(if ep == 0 { Some(seed) } else { None });
+        policy.reset();
         on_step(env);
         let (mut ret, mut len) = (0.0, 0);
         loop {
@@ -118,11 +135,13 @@ pub fn play(
 /// Renders `steps` steps of play (plus the first frame), resetting whenever an episode ends.
 pub fn frames(env: &mut dyn Env, policy: &mut dyn Policy, steps: usize, seed: u64) -> Result<Vec<RgbImage>, EnvError> {
     env.reset(Some(seed));
+    policy.reset();
     let mut frames = vec![env.render()];
     for _ in 0..steps {
         let action = policy.act(env.obs());
         if env.step(&action)?.done() {
             env.reset(None);
+            policy.reset();
         }
         frames.push(env.render());
     }

@@ -314,7 +314,7 @@ fn train_a2c(
     let (mut rets, mut lens) = (vec![0.0f64; n], vec![0usize; n]);
     while s.state.step < s.card.total_steps {
         let before = s.state.step;
-        let mut r = Rollout::default();
+        let mut r = Rollout { start_state: agent.state(), ..Rollout::default() };
         let mut finished = vec![];
         for _ in 0..agent.config.n_steps {
             let (actions, _) = agent.act(&obs);
@@ -329,17 +329,19 @@ fn train_a2c(
                 // A truncated episode bootstraps from its final observation's value.
                 let trunc = venv.truncated()[i] && !venv.terminated()[i];
                 let final_value = match (trunc, &venv.final_obs()[i]) {
-                    (true, Some(f)) => Some(agent.values(f)[0]),
+                    (true, Some(f)) => Some(agent.value_of(i, f)),
                     _ => None,
                 };
                 r.truncated_value.push(final_value);
                 rets[i] += reward;
                 lens[i] += 1;
+                r.done.push(venv.terminated()[i] || venv.truncated()[i]);
                 if venv.terminated()[i] || venv.truncated()[i] {
                     finished.push((rets[i], lens[i]));
                     (rets[i], lens[i]) = (0.0, 0);
                 }
             }
+            agent.episodes_ended(&r.done[r.done.len() - n..]);
             obs = venv.obs().to_vec();
             s.state.step += n;
         }

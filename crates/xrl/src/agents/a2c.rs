@@ -6,7 +6,7 @@
 //! (α 0.99, ε 1e-5), γ 0.99, entropy 0.01, value 0.5, max gradient norm 0.5. [`A2cConfig::cartpole`] is the RL
 //! Zoo's CartPole setting (8 copies, no entropy bonus); [`A2cConfig::minatar`] raises the learning rate.
 
-use crate::nn::{self, HeadKind, Net, NetSpec, Pass, Torso};
+use crate::nn::{self, Core, HeadKind, Net, NetSpec, Pass, RecurrentState, Torso};
 use crate::optim::{Optimizer, Rule};
 use burn::module::Module;
 use burn::optim::GradientsParams;
@@ -29,6 +29,10 @@ pub struct A2cConfig {
     pub rmsprop_alpha: f32,
     pub rmsprop_epsilon: f32,
     pub torso: Torso,
+    /// An LSTM or GRU after the torso; its state is carried across steps per environment copy, zeroed at episode
+    /// ends, and the update backpropagates through each rollout from the state it started with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub core: Option<Core>,
 }
 
 impl Default for A2cConfig {
@@ -44,6 +48,7 @@ impl Default for A2cConfig {
             rmsprop_alpha: 0.99,
             rmsprop_epsilon: 1e-5,
             torso: Torso::MinatarCnn,
+            core: None,
         }
     }
 }
@@ -65,7 +70,11 @@ impl A2cConfig {
     }
 
     pub fn net_spec(&self, obs_shape: &[usize], actions: usize) -> NetSpec {
-        NetSpec::new(obs_shape.to_vec(), actions, self.torso.clone(), HeadKind::ActorCritic)
+        let spec = NetSpec::new(obs_shape.to_vec(), actions, self.torso.clone(), HeadKind::ActorCritic);
+        match self.core {
+            Some(core) => spec.with_core(core),
+            None => spec,
+        }
     }
 }
 
@@ -78,6 +87,10 @@ pub struct Rollout {
     pub terminated: Vec<bool>,
     /// For a step that truncated its episode: the value of its final observation, to bootstrap from.
     pub truncated_value: Vec<Option<f32>>,
+    /// The step ended its episode (terminated or truncated): a recurrent state is zeroed after it.
+    pub done: Vec<bool>,
+    /// Recurrent networks: the state every copy started the rollout with.
+    pub start_state: Option<RecurrentState>,
 }
 
 pub struct A2c {
@@ -89,6 +102,8 @@ pub struct A2c {
     pub updates: usize,
     device: Device,
     obs_len: usize,
+    /// Recurrent networks: each copy's state, `[n_envs, hidden]` (`None` = zeros).
+    state: Option<RecurrentState>,
 }
 
 /// Discounted n-step returns, bootstrapped from `last_values` (one per copy) at the end of the rollout, from the
@@ -127,12 +142,34 @@ impl A2c {
             device,
             obs_len,
             config,
+            state: None,
         })
     }
 
-    /// Samples one action per copy from the policy; also returns the values V(s).
+    fn acting_pass(&self) -> Pass {
+        Pass { state: self.state.clone(), ..Pass::default() }
+    }
+
+    /// The recurrent state the next rollout starts from (`None` for feed-forward networks or zeros).
+    pub fn state(&self) -> Option<RecurrentState> {
+        self.state.clone()
+    }
+
+    /// Zeroes the recurrent state of the copies whose episode just ended.
+    pub fn episodes_ended(&mut self, done: &[bool]) {
+        if let Some(s) = self.state.take() {
+            let keep: Vec<f32> = done.iter().map(|&d| if d { 0.0 } else { 1.0 }).collect();
+            let mask = Tensor::<2>::from_data(TensorData::new(keep, [done.len(), 1]), &self.device.clone().inner());
+            self.state = Some(mask_state(s, mask));
+        }
+    }
+
+    /// Samples one action per copy from the policy (advancing the recurrent state); also returns V(s).
     pub fn act(&mut self, obs: &[f32]) -> (Vec<usize>, Vec<f32>) {
-        let h = self.acting.forward(nn::batch(obs, self.obs_len, &self.device.clone().inner()), &Pass::default());
+        let h = self.acting.forward(nn::batch(obs, self.obs_len, &self.device.clone().inner()), &self.acting_pass());
+        if self.config.core.is_some() {
+            self.state = h.state.clone();
+        }
         let logits = h.logits.expect("actor-critic head");
         let [_, a] = logits.dims();
         let values = nn::to_vec(h.value.expect("actor-critic head"));
@@ -141,10 +178,22 @@ impl A2c {
         (actions, values)
     }
 
-    /// State values V(s) of observations.
+    /// State values V(s) of one observation per copy, given each copy's current recurrent state.
     pub fn values(&self, obs: &[f32]) -> Vec<f32> {
-        let h = self.acting.forward(nn::batch(obs, self.obs_len, &self.device.clone().inner()), &Pass::default());
+        let h = self.acting.forward(nn::batch(obs, self.obs_len, &self.device.clone().inner()), &self.acting_pass());
         nn::to_vec(h.value.expect("actor-critic head"))
+    }
+
+    /// V of copy `i`'s observation `obs` under copy `i`'s current recurrent state.
+    pub fn value_of(&self, i: usize, obs: &[f32]) -> f32 {
+        let state = self
+            .state
+            .clone()
+            .map(|s| RecurrentState { hidden: s.hidden.slice([i..i + 1]), cell: s.cell.map(|c| c.slice([i..i + 1])) });
+        let h = self
+            .acting
+            .forward(nn::batch(obs, self.obs_len, &self.device.clone().inner()), &Pass { state, ..Pass::default() });
+        nn::to_vec(h.value.expect("actor-critic head"))[0]
     }
 
     /// One update on a rollout; `last_values` are V of the observations after it. Returns (loss, entropy).
@@ -152,9 +201,12 @@ impl A2c {
         let c = &self.config;
         let targets = returns(r, last_values, c.gamma);
         let b = targets.len();
-        let h = self.net.forward(nn::batch(&r.obs, self.obs_len, &self.device), &Pass::default());
-        let logits = h.logits.expect("actor-critic head");
-        let values = h.value.expect("actor-critic head");
+        let (logits, values) = if c.core.is_some() {
+            self.unroll(r)
+        } else {
+            let h = self.net.forward(nn::batch(&r.obs, self.obs_len, &self.device), &Pass::default());
+            (h.logits.expect("actor-critic head"), h.value.expect("actor-critic head"))
+        };
         let logp = log_softmax(logits, 1);
         let actions: Vec<i64> = r.actions.iter().map(|&a| a as i64).collect();
         let actions = Tensor::<2, Int>::from_data(TensorData::new(actions, [b, 1]), &self.device);
@@ -175,11 +227,39 @@ impl A2c {
         (loss_v, ent_v)
     }
 
+    /// Recurrent networks: re-runs the rollout step by step from its start state, zeroing the state of copies
+    /// whose episode ended, so gradients flow back through time within the rollout. Returns time-major logits and
+    /// values, like the rollout.
+    fn unroll(&self, r: &Rollout) -> (Tensor<2>, Tensor<2>) {
+        let n = r.done.len() / self.config.n_steps.max(1);
+        let steps = r.done.len() / n;
+        let mut state = r
+            .start_state
+            .clone()
+            .map(|s| RecurrentState { hidden: s.hidden.autodiff(), cell: s.cell.map(|c| c.autodiff()) });
+        let (mut logits, mut values) = (vec![], vec![]);
+        for t in 0..steps {
+            let obs = nn::batch(&r.obs[t * n * self.obs_len..(t + 1) * n * self.obs_len], self.obs_len, &self.device);
+            let h = self.net.forward(obs, &Pass { state, ..Pass::default() });
+            logits.push(h.logits.expect("actor-critic head"));
+            values.push(h.value.expect("actor-critic head"));
+            let keep: Vec<f32> = r.done[t * n..(t + 1) * n].iter().map(|&d| if d { 0.0 } else { 1.0 }).collect();
+            let mask = Tensor::<2>::from_data(TensorData::new(keep, [n, 1]), &self.device);
+            state = h.state.map(|s| mask_state(s, mask));
+        }
+        (Tensor::cat(logits, 0), Tensor::cat(values, 0))
+    }
+
     /// Replaces the weights (resuming from a checkpoint).
     pub fn set_net(&mut self, net: Net) {
         self.net = net.train();
         self.acting = self.net.valid();
     }
+}
+
+/// Multiplies each copy's state row by its 0/1 mask `[n, 1]`.
+fn mask_state(s: RecurrentState, mask: Tensor<2>) -> RecurrentState {
+    RecurrentState { hidden: s.hidden * mask.clone(), cell: s.cell.map(|c| c * mask) }
 }
 
 /// Draws an index from softmax(logits).
@@ -204,11 +284,10 @@ mod tests {
     fn n_step_returns_by_hand() {
         // Two copies, three steps, γ = 0.5. Copy 0 terminates at t = 1; copy 1 is truncated at t = 0 (final value 8).
         let r = Rollout {
-            obs: vec![],
-            actions: vec![],
             rewards: vec![1.0, 1.0, 2.0, 2.0, 4.0, 4.0],
             terminated: vec![false, false, true, false, false, false],
             truncated_value: vec![None, Some(8.0), None, None, None, None],
+            ..Rollout::default()
         };
         let g = returns(&r, &[10.0, 20.0], 0.5);
         // Copy 0: t2 = 4 + 0.5·10 = 9; t1 = 2 (terminal); t0 = 1 + 0.5·2 = 2.
@@ -222,6 +301,48 @@ mod tests {
         let logits = [0.0f32, (3.0f32).ln()]; // p = [0.25, 0.75]
         let ones = (0..20_000).filter(|_| sample_softmax(&logits, &mut rng) == 1).count();
         assert!((ones as f64 / 20_000.0 - 0.75).abs() < 0.01, "{ones}");
+    }
+
+    /// The update's unroll from the rollout's start state reproduces, step for step, the logits the policy
+    /// acted on — across episode ends, where both zero the state.
+    #[test]
+    fn recurrent_unroll_replays_the_acting_pass() {
+        use xrl_env::vector::{Autoreset, VecEnv};
+        let config = A2cConfig {
+            n_envs: 3,
+            n_steps: 6,
+            core: Some(Core { kind: crate::nn::CoreKind::Lstm, hidden: 8 }),
+            ..A2cConfig::cartpole()
+        };
+        let spec = config.net_spec(&[4], 2);
+        let mut a2c = A2c::new(config, &spec, 4).unwrap();
+        let mut venv = VecEnv::new(3, Autoreset::SameStep, |_| xrl_env::make("CartPole-v1")).unwrap();
+        let mut obs = venv.reset(Some(1)).to_vec();
+        let mut ended = 0;
+        for round in 0..5 {
+            let mut r = Rollout { start_state: a2c.state(), ..Rollout::default() };
+            let mut acted = vec![];
+            for _ in 0..6 {
+                let h = a2c.acting.forward(nn::batch(&obs, 4, &a2c.device.clone().inner()), &a2c.acting_pass());
+                acted.extend(nn::to_vec(h.logits.unwrap()));
+                let (actions, _) = a2c.act(&obs);
+                // Push one copy over the edge quickly so episodes end inside rollouts.
+                let acts: Vec<xrl_env::Action> = actions.iter().map(|_| xrl_env::Action::Discrete(1)).collect();
+                venv.step(&acts).unwrap();
+                r.obs.extend_from_slice(&obs);
+                for i in 0..3 {
+                    r.done.push(venv.terminated()[i] || venv.truncated()[i]);
+                }
+                a2c.episodes_ended(&r.done[r.done.len() - 3..]);
+                obs = venv.obs().to_vec();
+            }
+            ended += r.done.iter().filter(|&&d| d).count();
+            let (logits, _) = a2c.unroll(&r);
+            for (k, (x, y)) in nn::to_vec(logits).iter().zip(&acted).enumerate() {
+                assert!((x - y).abs() < 1e-5, "round {round} row {k}: unroll {x} vs acted {y}");
+            }
+        }
+        assert!(ended >= 3, "episodes ended within the rollouts: {ended}");
     }
 
     #[test]
