@@ -189,7 +189,7 @@ impl A2c {
         let state = self
             .state
             .clone()
-            .map(|s| RecurrentState { hidden: s.hidden.slice([i..i + 1]), cell: s.cell.map(|c| c.slice([i..i + 1])) });
+            .map(|s| RecurrentState { hidden: s.hidden.narrow(0, i, 1), cell: s.cell.map(|c| c.narrow(0, i, 1)) });
         let h = self
             .acting
             .forward(nn::batch(obs, self.obs_len, &self.device.clone().inner()), &Pass { state, ..Pass::default() });
