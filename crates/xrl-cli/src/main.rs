@@ -150,20 +150,7 @@ fn run(cli: Cli) -> Result<()> {
             let mut e = env.make()?;
             let mut p = RandomPolicy::new(&e.spec().action, seed ^ 0x9E37_79B9_7F4A_7C15);
             let r = rollout::play(e.as_mut(), &mut p, episodes, seed, |_| {})?;
-            if json {
-                println!("{}", serde_json::to_string(&r)?);
-            } else {
-                for (i, (ret, len)) in r.returns.iter().zip(&r.lengths).enumerate() {
-                    println!("episode {i:>4}  return {ret:>10.3}  length {len:>6}");
-                }
-                println!(
-                    "mean return {:.3} over {} episodes (mean length {:.1})",
-                    r.mean_return(),
-                    episodes,
-                    r.mean_length()
-                );
-            }
-            Ok(())
+            print_rollout(&r, json, &format!("mean length {:.1}", r.mean_length()))
         }
         Command::Render { env, seed, steps, fps, out } => {
             if out.extension().and_then(|e| e.to_str()) != Some("gif") {
@@ -184,6 +171,19 @@ fn run(cli: Cli) -> Result<()> {
         Command::Import(a) => train::import(a),
         Command::Bench(cmd) => bench::run(cmd),
     }
+}
+
+/// Prints a rollout as JSON (`returns`, `lengths`) or as one line per episode and a summary with `detail`.
+fn print_rollout(r: &rollout::Rollout, json: bool, detail: &str) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(r)?);
+        return Ok(());
+    }
+    for (i, (ret, len)) in r.returns.iter().zip(&r.lengths).enumerate() {
+        println!("episode {i:>4}  return {ret:>10.3}  length {len:>6}");
+    }
+    println!("mean return {:.3} over {} episodes ({detail})", r.mean_return(), r.returns.len());
+    Ok(())
 }
 
 fn main() {

@@ -227,22 +227,9 @@ pub fn play(a: PlayArgs) -> Result<()> {
     if let Some(g) = &a.gif {
         xrl_render::write_gif(g, &frames, 15.0)?;
     }
-    if a.json {
-        println!("{}", serde_json::to_string(&r)?);
-    } else {
-        for (i, (ret, len)) in r.returns.iter().zip(&r.lengths).enumerate() {
-            println!("episode {i:>4}  return {ret:>10.3}  length {len:>6}");
-        }
-        println!(
-            "mean return {:.3} over {} episodes (checkpoint at step {}, ε = {})",
-            r.mean_return(),
-            a.episodes,
-            state.step,
-            a.epsilon
-        );
-        if let Some(g) = &a.gif {
-            println!("wrote {}", g.display());
-        }
+    crate::print_rollout(&r, a.json, &format!("checkpoint at step {}, ε = {}", state.step, a.epsilon))?;
+    if let (Some(g), false) = (&a.gif, a.json) {
+        println!("wrote {}", g.display());
     }
     Ok(())
 }
