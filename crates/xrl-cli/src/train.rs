@@ -15,8 +15,8 @@ pub struct TrainArgs {
     /// Environment id (see `xrl envs`).
     #[arg(long = "env", required_unless_present = "resume")]
     id: Option<String>,
-    /// The agent: `dqn` (with --double, --dueling, --n-step), `drqn` (--frames; DQN options apply too), `a2c`
-    /// (optionally --core lstm|gru) or `a3c` (--workers).
+    /// The agent: `dqn` (with --double, --dueling, --n-step), `drqn` (--frames, --core-size; DQN options apply
+    /// too), `a2c` or `a3c` (--workers).
     #[arg(long, default_value = "dqn")]
     agent: String,
     /// Double DQN targets.
@@ -31,11 +31,7 @@ pub struct TrainArgs {
     /// A3C: worker threads (default: one per core).
     #[arg(long)]
     workers: Option<usize>,
-    /// A2C: a recurrent core after the torso, `lstm` or `gru` (experimental: the recurrent update is verified to
-    /// replay the acting pass, but has not yet been shown to learn CartPole).
-    #[arg(long)]
-    core: Option<String>,
-    /// Units of the recurrent core.
+    /// DRQN: units of the LSTM.
     #[arg(long, default_value_t = 128)]
     core_size: usize,
     /// DRQN: frames the LSTM runs over (seed 002's default is 4).
@@ -77,13 +73,6 @@ pub fn train(a: TrainArgs) -> Result<()> {
             if !["dqn", "drqn", "a2c", "a3c"].contains(&a.agent.as_str()) {
                 bail!("unknown agent `{}`; the available agents are `dqn`, `drqn`, `a2c` and `a3c`", a.agent);
             }
-            let core = match a.core.as_deref() {
-                None => None,
-                Some(_) if a.agent != "a2c" => bail!("--core is an a2c option (drqn always has an LSTM)"),
-                Some("lstm") => Some(xrl::nn::Core { kind: xrl::nn::CoreKind::Lstm, hidden: a.core_size }),
-                Some("gru") => Some(xrl::nn::Core { kind: xrl::nn::CoreKind::Gru, hidden: a.core_size }),
-                Some(other) => bail!("unknown core `{other}`; use lstm or gru"),
-            };
             if a.core_size == 0 {
                 bail!("--core-size must be at least 1");
             }
@@ -115,7 +104,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             };
             let obs_shape = spec.observation.shape().to_vec();
             let (net, agent) = if a.agent == "a2c" {
-                let config = A2cConfig { core, ..A2cConfig::for_env(&obs_shape) };
+                let config = A2cConfig::for_env(&obs_shape);
                 (config.net_spec(&obs_shape, actions), AgentCard::A2c(config))
             } else if a.agent == "a3c" {
                 let config = A3cConfig { workers: a.workers.unwrap_or(0), ..A3cConfig::for_env(&obs_shape) };
