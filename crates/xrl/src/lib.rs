@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod bench;
+pub mod explain;
 pub mod import;
 pub mod nn;
 pub mod optim;

@@ -1,0 +1,144 @@
+//! Attribution methods with one calling convention: `method.attribute(model, inputs, target) -> Attribution`.
+//!
+//! * A [`Model`] maps flat inputs `[batch, len]` to named [`Heads`] (every [`Net`] is one; so is any closure, which is
+//!   how the analytic toy networks of the tests are written).
+//! * A [`Target`] picks the scalar explained per sample. Never the sum of softmax probabilities: it is constant.
+//! * Every path point, noise sample and perturbation goes through the model in batches of at most
+//!   [`Budget::max_rows`] rows, never one at a time; results do not depend on the chunking.
+
+mod gradient;
+mod integrated;
+mod smooth;
+
+pub use gradient::{Gradient, GradientKind};
+pub use integrated::{Baseline, IntegratedGradients, Rule};
+pub use smooth::{SmoothGrad, SmoothKind};
+
+use crate::nn::{Heads, Net, Pass};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+/// Anything that turns flat inputs into named heads.
+pub trait Model {
+    fn heads(&self, x: Tensor<2>, pass: &Pass) -> Heads;
+}
+
+impl Model for Net {
+    fn heads(&self, x: Tensor<2>, pass: &Pass) -> Heads {
+        self.forward(x, pass)
+    }
+}
+
+impl<F: Fn(Tensor<2>, &Pass) -> Heads> Model for F {
+    fn heads(&self, x: Tensor<2>, pass: &Pass) -> Heads {
+        self(x, pass)
+    }
+}
+
+/// The scalar explained for each sample.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Target {
+    /// Q value of action a.
+    Q(usize),
+    /// The largest Q value.
+    MaxQ,
+    /// The state value V (dueling and actor-critic heads).
+    Value,
+    /// The advantage A(a) of a dueling head.
+    Advantage(usize),
+    /// The policy logit of action a.
+    Logit(usize),
+    /// log π(a).
+    LogProb(usize),
+    /// The Q value (or logit) of each sample's own action.
+    Chosen(Vec<usize>),
+    /// Q (or logit) of a minus that of b.
+    Contrast(usize, usize),
+}
+
+/// How many rows one forward/backward pass may hold.
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    pub max_rows: usize,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget { max_rows: 256 }
+    }
+}
+
+/// Attribution maps, one per input sample, each with the input's layout; `delta` is integrated gradients'
+/// convergence delta per sample (Σ attribution − (T(x) − T(baseline))).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Attribution {
+    pub maps: Vec<f32>,
+    pub len: usize,
+    pub delta: Option<Vec<f32>>,
+}
+
+impl Attribution {
+    pub fn map(&self, i: usize) -> &[f32] {
+        &self.maps[i * self.len..(i + 1) * self.len]
+    }
+}
+
+fn scores(h: &Heads) -> Tensor<2> {
+    h.q.clone().or_else(|| h.logits.clone()).expect("a model yields Q values or logits")
+}
+
+fn column(t: Tensor<2>, a: usize) -> Tensor<2> {
+    let [b, n] = t.dims();
+    assert!(a < n, "action {a} out of range for {n} outputs");
+    t.slice([0..b, a..a + 1])
+}
+
+/// The target's value per sample, `[batch, 1]`. `rows` maps each row to its sample (for `Chosen`).
+pub fn target_value(h: &Heads, target: &Target, rows: &[usize]) -> Tensor<2> {
+    match target {
+        Target::Q(a) => column(h.q.clone().expect("Q target needs a Q head"), *a),
+        Target::MaxQ => h.q.clone().expect("MaxQ target needs a Q head").max_dim(1),
+        Target::Value => h.value.clone().expect("Value target needs a value head"),
+        Target::Advantage(a) => column(h.advantage.clone().expect("Advantage target needs a dueling head"), *a),
+        Target::Logit(a) => column(h.logits.clone().expect("Logit target needs a policy head"), *a),
+        Target::LogProb(a) => column(log_softmax(h.logits.clone().expect("LogProb target needs a policy head"), 1), *a),
+        Target::Chosen(actions) => {
+            let s = scores(h);
+            let device = s.device();
+            let idx: Vec<i64> = rows.iter().map(|&r| actions[r] as i64).collect();
+            let idx = Tensor::<2, Int>::from_data(TensorData::new(idx, [rows.len(), 1]), &device);
+            s.gather(1, idx)
+        }
+        Target::Contrast(a, b) => {
+            let s = scores(h);
+            column(s.clone(), *a) - column(s, *b)
+        }
+    }
+}
+
+/// Gradient of the target w.r.t. `rows` inputs (flat, `[n, len]`), in chunks; `sample_of[r]` is row r's sample.
+/// Returns (gradients, target values).
+pub(crate) fn gradients(
+    model: &dyn Model,
+    rows: &[f32],
+    len: usize,
+    sample_of: &[usize],
+    target: &Target,
+    pass: &Pass,
+    budget: Budget,
+) -> (Vec<f32>, Vec<f32>) {
+    let device = Device::flex().autodiff();
+    let n = rows.len() / len;
+    let (mut grads, mut values) = (Vec::with_capacity(rows.len()), Vec::with_capacity(n));
+    for start in (0..n).step_by(budget.max_rows.max(1)) {
+        let end = (start + budget.max_rows.max(1)).min(n);
+        let x =
+            Tensor::<1>::from_floats(&rows[start * len..end * len], &device).reshape([end - start, len]).require_grad();
+        let h = model.heads(x.clone(), pass);
+        let t = target_value(&h, target, &sample_of[start..end]);
+        values.extend(crate::nn::to_vec(t.clone()));
+        let g = x.grad(&t.sum().backward()).expect("the input takes part in the target");
+        grads.extend(crate::nn::to_vec(g));
+    }
+    (grads, values)
+}

@@ -1,0 +1,154 @@
+//! Attribution methods against independent references: analytic toy networks (Captum's), finite differences,
+//! completeness, and invariances.
+
+use xrl::burn::tensor::activation::relu;
+use xrl::burn::tensor::{Device, Distribution, Tensor};
+use xrl::explain::{
+    Baseline, Budget, Gradient, GradientKind, IntegratedGradients, Model, Rule, SmoothGrad, SmoothKind, Target,
+};
+use xrl::nn::{self, HeadKind, Heads, Net, NetSpec, Pass, Torso};
+
+fn heads_q(q: Tensor<2>) -> Heads {
+    Heads { q: Some(q), advantage: None, value: None, logits: None, probe: None, state: None }
+}
+
+/// Captum's two-ReLU toy: f(x₁, x₂) = ReLU(ReLU(x₁) − 1 − ReLU(x₂)).
+fn toy(x: Tensor<2>, _: &Pass) -> Heads {
+    let [b, _] = x.dims();
+    let x1 = x.clone().slice([0..b, 0..1]);
+    let x2 = x.slice([0..b, 1..2]);
+    heads_q(relu(relu(x1).sub_scalar(1.0) - relu(x2)))
+}
+
+#[test]
+fn integrated_gradients_on_captums_toy_network() {
+    // At (3, 1) from a zero baseline the attributions are [1.5, −0.5] (f(x) − f(0) = 1).
+    for rule in [Rule::GaussLegendre, Rule::RiemannMiddle, Rule::RiemannTrapezoid] {
+        let ig = IntegratedGradients { steps: 2000, rule, ..IntegratedGradients::new() };
+        let a = ig.attribute(&toy, &[3.0, 1.0], 2, &Target::Q(0));
+        assert!((a.maps[0] - 1.5).abs() < 2e-3 && (a.maps[1] + 0.5).abs() < 2e-3, "{rule:?}: {:?}", a.maps);
+        assert!(a.delta.unwrap()[0].abs() < 2e-3);
+    }
+}
+
+fn random_net(seed: u64, head: HeadKind) -> Net {
+    let d = Device::flex().autodiff();
+    d.seed(seed);
+    Net::new(&NetSpec::new(vec![6], 3, Torso::Mlp { hidden: vec![16, 16] }, head), &d).unwrap()
+}
+
+fn inputs(n: usize, seed: u64) -> Vec<f32> {
+    let d = Device::flex();
+    d.seed(seed);
+    nn::to_vec(Tensor::<2>::random([n, 6], Distribution::Uniform(-1.0, 1.0), &d))
+}
+
+/// f64-free finite differences in f32 with a step that keeps ReLU kinks away in practice.
+fn target_at(net: &Net, x: &[f32], a: usize) -> f32 {
+    nn::to_vec(net.scores(nn::batch(x, 6, &Device::flex())))[a]
+}
+
+#[test]
+fn gradient_matches_finite_differences_and_times_input_multiplies() {
+    let net = random_net(1, HeadKind::Q);
+    let x = inputs(4, 2);
+    let g = Gradient::new(GradientKind::Vanilla).attribute(&net, &x, 6, &Target::Q(1));
+    let gx = Gradient::new(GradientKind::TimesInput).attribute(&net, &x, 6, &Target::Q(1));
+    for s in 0..4 {
+        let xs = &x[s * 6..(s + 1) * 6];
+        for j in 0..6 {
+            let eps = 1e-3;
+            let (mut up, mut down) = (xs.to_vec(), xs.to_vec());
+            up[j] += eps;
+            down[j] -= eps;
+            let fd = (target_at(&net, &up, 1) - target_at(&net, &down, 1)) / (2.0 * eps);
+            let got = g.map(s)[j];
+            assert!((fd - got).abs() < 2e-3 * (1.0 + got.abs()), "sample {s} input {j}: fd {fd} vs {got}");
+            assert!((gx.map(s)[j] - got * xs[j]).abs() < 1e-6);
+        }
+    }
+}
+
+#[test]
+fn completeness_improves_with_steps_for_every_rule() {
+    let net = random_net(3, HeadKind::Dueling);
+    let x = inputs(3, 4);
+    for rule in
+        [Rule::RiemannLeft, Rule::RiemannRight, Rule::RiemannMiddle, Rule::RiemannTrapezoid, Rule::GaussLegendre]
+    {
+        let delta = |steps| {
+            let ig = IntegratedGradients { steps, rule, ..IntegratedGradients::new() };
+            let d = ig.attribute(&net, &x, 6, &Target::Q(2)).delta.unwrap();
+            d.iter().map(|v| v.abs()).sum::<f32>()
+        };
+        let (coarse, fine) = (delta(4), delta(256));
+        assert!(fine < coarse || fine < 1e-5, "{rule:?}: |δ| {coarse} with 4 steps, {fine} with 256");
+        assert!(fine < 5e-3, "{rule:?}: |δ| {fine} with 256 steps");
+    }
+}
+
+#[test]
+fn chunking_does_not_change_the_result() {
+    let net = random_net(5, HeadKind::ActorCritic);
+    let x = inputs(5, 6);
+    let run = |rows| {
+        let ig = IntegratedGradients { steps: 20, budget: Budget { max_rows: rows }, ..IntegratedGradients::new() };
+        ig.attribute(&net, &x, 6, &Target::LogProb(0))
+    };
+    let (small, large) = (run(7), run(10_000));
+    for (a, b) in small.maps.iter().zip(&large.maps) {
+        assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+    }
+}
+
+#[test]
+fn smoothgrad_without_noise_is_its_base_method() {
+    let net = random_net(7, HeadKind::Q);
+    let x = inputs(2, 8);
+    let base = Gradient::new(GradientKind::Vanilla);
+    let plain = base.attribute(&net, &x, 6, &Target::Chosen(vec![0, 2]));
+    let sg = SmoothGrad { base, samples: 5, sigma: 0.0, kind: SmoothKind::Mean, seed: 1 };
+    assert_eq!(sg.attribute(&net, &x, 6, &Target::Chosen(vec![0, 2])).maps, plain.maps);
+    // VarGrad of noiseless copies is zero; with noise it is not.
+    let var = SmoothGrad { kind: SmoothKind::Variance, ..sg.clone() };
+    assert!(var.attribute(&net, &x, 6, &Target::Q(0)).maps.iter().all(|v| v.abs() < 1e-10));
+    let noisy = SmoothGrad { sigma: 0.3, ..sg };
+    assert_ne!(noisy.attribute(&net, &x, 6, &Target::Q(0)).maps, plain.maps);
+}
+
+#[test]
+fn an_input_the_model_never_reads_gets_exactly_zero() {
+    // The model reads only input 0 of two.
+    let model = |x: Tensor<2>, _: &Pass| {
+        let [b, _] = x.dims();
+        heads_q(relu(x.slice([0..b, 0..1])).mul_scalar(2.0))
+    };
+    for method in [GradientKind::Vanilla, GradientKind::TimesInput, GradientKind::Guided, GradientKind::Deconv] {
+        let a = Gradient::new(method).attribute(&model, &[0.7, 0.4, -0.2, 0.9], 2, &Target::Q(0));
+        assert_eq!((a.map(0)[1], a.map(1)[1]), (0.0, 0.0), "{method:?}");
+    }
+    let ig = IntegratedGradients::new().attribute(&model, &[0.7, 0.4], 2, &Target::Q(0));
+    assert_eq!(ig.maps[1], 0.0);
+    assert!((ig.maps[0] - 1.4).abs() < 1e-5, "{:?}", ig.maps);
+}
+
+#[test]
+fn dueling_value_attribution_is_the_same_whatever_the_action() {
+    // V does not depend on the action: the Value target has one map; Q targets differ by action.
+    let net = random_net(9, HeadKind::Dueling);
+    let x = inputs(1, 10);
+    let v = Gradient::new(GradientKind::Vanilla).attribute(&net, &x, 6, &Target::Value);
+    let q0 = Gradient::new(GradientKind::Vanilla).attribute(&net, &x, 6, &Target::Q(0));
+    let q1 = Gradient::new(GradientKind::Vanilla).attribute(&net, &x, 6, &Target::Q(1));
+    let a0 = Gradient::new(GradientKind::Vanilla).attribute(&net, &x, 6, &Target::Advantage(0));
+    let a1 = Gradient::new(GradientKind::Vanilla).attribute(&net, &x, 6, &Target::Advantage(1));
+    // Q(a) = V + A(a) − mean A, so ∂Q0 − ∂Q1 = ∂A0 − ∂A1 exactly, and V's map is shared by both.
+    for j in 0..6 {
+        let lhs = q0.maps[j] - q1.maps[j];
+        let rhs = a0.maps[j] - a1.maps[j];
+        assert!((lhs - rhs).abs() < 1e-5);
+    }
+    assert!(v.maps.iter().any(|g| *g != 0.0));
+    let _: &dyn Model = &net;
+    let _ = Baseline::Zeros;
+}
