@@ -152,3 +152,75 @@ fn dueling_value_attribution_is_the_same_whatever_the_action() {
     let _: &dyn Model = &net;
     let _ = Baseline::Zeros;
 }
+
+/// A one-conv network on 1×4×4 inputs, by hand: conv 2×2/2 with unit weights (block sums), ReLU → A (2×2),
+/// q = Σ v·A with v = [[1, 2], [3, −1]]. Layer `conv1` is probed like a Net's.
+fn one_conv(x: Tensor<2>, pass: &Pass) -> Heads {
+    use xrl::burn::tensor::module::conv2d;
+    use xrl::burn::tensor::ops::ConvOptions;
+    let d = x.device();
+    let [b, _] = x.dims();
+    let w = Tensor::<1>::from_floats([1.0, 1.0, 1.0, 1.0], &d).reshape([1, 1, 2, 2]);
+    let pre = conv2d(x.reshape([b, 1, 4, 4]), w, None, ConvOptions::new([2, 2], [0, 0], [1, 1], 1));
+    let a = xrl::relu::relu_with(pre, pass.relu);
+    let (a, probe) = if pass.probe.as_deref() == Some("conv1") {
+        let leaf = a.is_autodiff().then(|| a.zeros_like().require_grad());
+        let out = match &leaf {
+            Some(l) => a.clone() + l.clone(),
+            None => a.clone(),
+        };
+        (out, Some(xrl::nn::Probe { name: "conv1".into(), activation: a, leaf }))
+    } else {
+        (a, None)
+    };
+    let v = Tensor::<1>::from_floats([1.0, 2.0, 3.0, -1.0], &d).reshape([1, 1, 2, 2]);
+    let q = (a * v).reshape([b, 4]).sum_dim(1);
+    Heads { probe, ..heads_q(q) }
+}
+
+const X: [f32; 16] = [1.0, 2.0, 0.0, 1.0, 0.0, 1.0, 3.0, -5.0, 2.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.0, 2.0];
+
+#[test]
+fn grad_cam_guided_backprop_and_occlusion_on_a_one_conv_network_by_hand() {
+    use xrl::explain::{Fill, GradCam, GuidedGradCam, Occlusion};
+    // Block sums: TL 4, TR −1, BL 4, BR 4 → A = [4, 0, 4, 4]; q = 4 + 0 + 12 − 4 = 12.
+    // Grad-CAM: α = mean(v) = 1.25 → ReLU(1.25·A) = [5, 0, 5, 5].
+    let cam = GradCam::new("conv1").attribute(&one_conv, &X, 16, &Target::Q(0));
+    assert_eq!((cam.h, cam.w), (2, 2));
+    assert_eq!(cam.maps, vec![5.0, 0.0, 5.0, 5.0]);
+    // Guided backprop: relu(v)·[A > 0] = [1, 0, 3, 0], spread over each block by the unit conv.
+    let block = |tl: f32, tr: f32, bl: f32, br: f32| -> Vec<f32> {
+        (0..16)
+            .map(|i| match ((i / 4) / 2, (i % 4) / 2) {
+                (0, 0) => tl,
+                (0, 1) => tr,
+                (1, 0) => bl,
+                _ => br,
+            })
+            .collect()
+    };
+    let guided = Gradient::new(GradientKind::Guided).attribute(&one_conv, &X, 16, &Target::Q(0));
+    assert_eq!(guided.maps, block(1.0, 0.0, 3.0, 0.0));
+    // Plain gradient: v·[A > 0] = [1, 0, 3, −1].
+    assert_eq!(
+        Gradient::new(GradientKind::Vanilla).attribute(&one_conv, &X, 16, &Target::Q(0)).maps,
+        block(1.0, 0.0, 3.0, -1.0)
+    );
+    // Guided Grad-CAM: guided × nearest-upsampled CAM = [5, 0, 15, 0].
+    let ggc = GuidedGradCam { cam: GradCam::new("conv1") }.attribute(&one_conv, &X, [1, 4, 4], &Target::Q(0));
+    assert_eq!(ggc.maps, block(5.0, 0.0, 15.0, 0.0));
+    // Occlusion, 2×2 windows at stride 2, zeros: the drop of q per block is [4, 0, 12, −4].
+    let occ = Occlusion { window: [1, 2, 2], stride: [1, 2, 2], fill: Fill::Constant(0.0), budget: Budget::default() };
+    assert_eq!(occ.attribute(&one_conv, &X, [1, 4, 4], &Target::Q(0)).maps, block(4.0, 0.0, 12.0, -4.0));
+    // Overlapping windows average the drops of the windows covering each element.
+    let overlapping = Occlusion { stride: [1, 1, 1], ..occ };
+    let m = overlapping.attribute(&one_conv, &X, [1, 4, 4], &Target::Q(0)).maps;
+    assert_eq!(m[0], 4.0, "the corner is covered by one window only");
+}
+
+#[test]
+fn nearest_upsampling_follows_pytorch() {
+    // PyTorch: F.interpolate(t, size=5, mode="nearest") on [0, 1] gives [0, 0, 0, 1, 1] (source ⌊i·2/5⌋).
+    let up = xrl::explain::upsample_nearest(&[0.0, 1.0], 1, 2, 1, 5);
+    assert_eq!(up, vec![0.0, 0.0, 0.0, 1.0, 1.0]);
+}

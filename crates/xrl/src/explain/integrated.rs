@@ -1,7 +1,7 @@
 //! Integrated gradients (Sundararajan et al. 2017): `(x − b) ⊙ ∫₀¹ ∂T/∂x(b + α(x − b)) dα`, the integral by a
 //! quadrature rule; the convergence delta `Σ attribution − (T(x) − T(b))` is reported per sample.
 
-use super::{Attribution, Budget, Model, Target, gradients};
+use super::{Attribution, Budget, Model, Target, gradients, values};
 use crate::nn::Pass;
 
 /// Quadrature rules of Captum's `IntegratedGradients(method=…)`.
@@ -125,8 +125,8 @@ impl IntegratedGradients {
         }
         // Completeness: compare with the target at the input and at the baseline.
         let samples: Vec<usize> = (0..n).collect();
-        let (_, at_x) = gradients(model, inputs, len, &samples, target, &Pass::default(), self.budget);
-        let (_, at_b) = gradients(model, &base, len, &samples, target, &Pass::default(), self.budget);
+        let at_x = values(model, inputs, len, &samples, target, self.budget);
+        let at_b = values(model, &base, len, &samples, target, self.budget);
         let delta = (0..n).map(|i| maps[i * len..(i + 1) * len].iter().sum::<f32>() - (at_x[i] - at_b[i])).collect();
         Attribution { maps, len, delta: Some(delta) }
     }

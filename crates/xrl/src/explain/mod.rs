@@ -6,12 +6,16 @@
 //! * Every path point, noise sample and perturbation goes through the model in batches of at most
 //!   [`Budget::max_rows`] rows, never one at a time; results do not depend on the chunking.
 
+mod cam;
 mod gradient;
 mod integrated;
+mod occlusion;
 mod smooth;
 
+pub use cam::{CamMaps, GradCam, GuidedGradCam, upsample_nearest};
 pub use gradient::{Gradient, GradientKind};
 pub use integrated::{Baseline, IntegratedGradients, Rule};
+pub use occlusion::{Fill, Occlusion};
 pub use smooth::{SmoothGrad, SmoothKind};
 
 use crate::nn::{Heads, Net, Pass};
@@ -141,4 +145,24 @@ pub(crate) fn gradients(
         grads.extend(crate::nn::to_vec(g));
     }
     (grads, values)
+}
+
+/// The target's value for each of `rows` inputs (no gradients), in chunks on the plain device.
+pub(crate) fn values(
+    model: &dyn Model,
+    rows: &[f32],
+    len: usize,
+    sample_of: &[usize],
+    target: &Target,
+    budget: Budget,
+) -> Vec<f32> {
+    let device = Device::flex();
+    let n = rows.len() / len;
+    let mut out = Vec::with_capacity(n);
+    for start in (0..n).step_by(budget.max_rows.max(1)) {
+        let end = (start + budget.max_rows.max(1)).min(n);
+        let x = Tensor::<1>::from_floats(&rows[start * len..end * len], &device).reshape([end - start, len]);
+        out.extend(crate::nn::to_vec(target_value(&model.heads(x, &Pass::default()), target, &sample_of[start..end])));
+    }
+    out
 }
