@@ -12,6 +12,10 @@ pub enum Rule {
     RiemannMiddle,
     RiemannTrapezoid,
     GaussLegendre,
+    /// Captum 0.8's `riemann_trapezoid`, kept for side-by-side comparisons: points `linspace(0, 1, m)` with step
+    /// 1/m (halved at both ends), so its weights sum to (m − 1)/m rather than 1. [`Rule::RiemannTrapezoid`] uses
+    /// 1/(m − 1) and integrates exactly what the trapezoid rule should.
+    CaptumTrapezoid,
 }
 
 impl Rule {
@@ -31,6 +35,13 @@ impl Rule {
                 })
                 .collect(),
             Rule::GaussLegendre => gauss_legendre(m).into_iter().map(|(x, w)| ((x + 1.0) / 2.0, w / 2.0)).collect(),
+            Rule::CaptumTrapezoid if m == 1 => vec![(0.5, 1.0)],
+            Rule::CaptumTrapezoid => (0..m)
+                .map(|k| {
+                    let w = 1.0 / m as f64;
+                    (k as f64 / (m - 1) as f64, if k == 0 || k == m - 1 { w / 2.0 } else { w })
+                })
+                .collect(),
         }
     }
 }
@@ -155,6 +166,9 @@ mod tests {
             let sum: f64 = rule.points(m).iter().map(|(a, w)| w * a * a).sum();
             assert!((sum - 1.0 / 3.0).abs() < tol, "{rule:?}: {sum}");
         }
+        // Captum's trapezoid weights sum to (m − 1)/m; ours to 1.
+        let sum = |rule: Rule| rule.points(10).iter().map(|(_, w)| w).sum::<f64>();
+        assert!((sum(Rule::CaptumTrapezoid) - 0.9).abs() < 1e-12 && (sum(Rule::RiemannTrapezoid) - 1.0).abs() < 1e-12);
         let gl = gauss_legendre(2);
         assert!((gl[1].0 - 1.0 / 3f64.sqrt()).abs() < 1e-12 && (gl[0].1 - 1.0).abs() < 1e-12);
     }

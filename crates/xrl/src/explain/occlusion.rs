@@ -1,5 +1,6 @@
 //! Occlusion (Zeiler & Fergus 2014, as Captum's `Occlusion`): slide a window over the input, replace what it
 //! covers, and credit each covered element with the drop of the target, averaged over the windows covering it.
+//! Windows that do not fit at the far edge are clipped there rather than dropped, so every element is covered.
 //! All occluded copies of a sample go through the model in batches.
 
 use super::{Attribution, Budget, Model, Target, values};
@@ -21,9 +22,12 @@ pub struct Occlusion {
     pub budget: Budget,
 }
 
+/// Window positions along one axis, as Captum places them: `⌈(size − window) / stride⌉ + 1` windows at multiples
+/// of the stride, the last one clipped at the edge, so that every element is covered.
 fn starts(size: usize, window: usize, stride: usize) -> Vec<usize> {
-    // Captum's positions: 0, s, 2s, … while the window fits.
-    (0..).map(|k| k * stride.max(1)).take_while(|&p| p + window <= size).collect()
+    let stride = stride.max(1);
+    let count = size.saturating_sub(window).div_ceil(stride) + 1;
+    (0..count).map(|k| k * stride).collect()
 }
 
 impl Occlusion {

@@ -1,0 +1,106 @@
+//! Agreement with Captum 0.8 on the same weights and inputs (fixture: `fixtures/make_captum_fixtures.py`): the
+//! MinAtar Q-network of `fixtures/minatar_dqn.pt`, three observations, targets [0, 3, 5].
+
+use serde_json::Value;
+use std::path::PathBuf;
+use xrl::burn::tensor::Device;
+use xrl::explain::{
+    Budget, Fill, GradCam, Gradient, GradientKind, GuidedGradCam, IntegratedGradients, Occlusion, Rule, Target,
+};
+use xrl::import::{Arch, Format, import};
+use xrl::nn::Net;
+
+fn fixture() -> (Value, Net) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let v = serde_json::from_str(&std::fs::read_to_string(dir.join("captum_minatar.json")).unwrap()).unwrap();
+    let net = import(
+        &dir.join("minatar_dqn.pt"),
+        Format::Pytorch,
+        Arch::MinatarDqn,
+        None,
+        &[4, 10, 10],
+        6,
+        &Device::flex().autodiff(),
+    )
+    .unwrap();
+    (v, net)
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+}
+
+/// Within 1e-4 relative to the map's largest magnitude.
+fn assert_close(name: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{name}: length");
+    let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!((g - w).abs() <= 1e-4 * scale, "{name}[{i}]: xrl {g} vs Captum {w} (scale {scale})");
+    }
+}
+
+fn setup() -> (Value, Net, Vec<f32>, Target) {
+    let (v, net) = fixture();
+    let obs = floats(&v["obs"]);
+    let targets: Vec<usize> = v["targets"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as usize).collect();
+    (v, net, obs, Target::Chosen(targets))
+}
+
+#[test]
+fn q_values_match() {
+    let (v, net, obs, _) = setup();
+    let q = xrl::nn::to_vec(net.scores(xrl::nn::batch(&obs, 400, &Device::flex())));
+    assert_close("q", &q, &floats(&v["q"]));
+}
+
+#[test]
+fn gradient_methods_match_captum() {
+    let (v, net, obs, t) = setup();
+    for (kind, key) in [
+        (GradientKind::Vanilla, "saliency"),
+        (GradientKind::TimesInput, "input_x_gradient"),
+        (GradientKind::Guided, "guided_backprop"),
+        (GradientKind::Deconv, "deconvolution"),
+    ] {
+        let a = Gradient::new(kind).attribute(&net, &obs, 400, &t);
+        assert_close(key, &a.maps, &floats(&v[key]));
+    }
+}
+
+#[test]
+fn grad_cam_and_guided_grad_cam_match_captum() {
+    let (v, net, obs, t) = setup();
+    let cam = GradCam::new("conv1").attribute(&net, &obs, 400, &t);
+    assert_eq!((cam.h, cam.w), (8, 8));
+    assert_close("layer_grad_cam", &cam.maps, &floats(&v["layer_grad_cam"]));
+    let g = GuidedGradCam { cam: GradCam::new("conv1") }.attribute(&net, &obs, [4, 10, 10], &t);
+    assert_close("guided_grad_cam", &g.maps, &floats(&v["guided_grad_cam"]));
+}
+
+#[test]
+fn integrated_gradients_match_captum_for_every_method() {
+    let (v, net, obs, t) = setup();
+    for (rule, key) in [
+        (Rule::RiemannLeft, "riemann_left"),
+        (Rule::RiemannRight, "riemann_right"),
+        (Rule::RiemannMiddle, "riemann_middle"),
+        (Rule::CaptumTrapezoid, "riemann_trapezoid"),
+        (Rule::GaussLegendre, "gausslegendre"),
+    ] {
+        let ig = IntegratedGradients { steps: 20, rule, budget: Budget { max_rows: 25 }, ..IntegratedGradients::new() };
+        let a = ig.attribute(&net, &obs, 400, &t);
+        assert_close(&format!("ig_{key}"), &a.maps, &floats(&v[format!("ig_{key}")]));
+        let want_delta = floats(&v[format!("ig_{key}_delta")]);
+        for (d, w) in a.delta.unwrap().iter().zip(&want_delta) {
+            assert!((d - w).abs() < 1e-3, "ig_{key} delta: {d} vs Captum {w}");
+        }
+    }
+}
+
+#[test]
+fn occlusion_matches_captum() {
+    let (v, net, obs, t) = setup();
+    let occ = Occlusion { window: [1, 3, 3], stride: [1, 2, 2], fill: Fill::Constant(0.0), budget: Budget::default() };
+    let a = occ.attribute(&net, &obs, [4, 10, 10], &t);
+    assert_close("occlusion", &a.maps, &floats(&v["occlusion"]));
+}
