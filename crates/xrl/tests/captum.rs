@@ -104,3 +104,11 @@ fn occlusion_matches_captum() {
     let a = occ.attribute(&net, &obs, [4, 10, 10], &t);
     assert_close("occlusion", &a.maps, &floats(&v["occlusion"]));
 }
+
+#[test]
+fn perturbation_blur_matches_scipy() {
+    let (v, _, _, _) = setup();
+    let x = floats(&v["blur_input"]);
+    let got = xrl::explain::blur(&x, 2, 12, 9, 3.0);
+    assert_close("blur_sigma3", &got, &floats(&v["blur_sigma3"]));
+}

@@ -224,3 +224,34 @@ fn nearest_upsampling_follows_pytorch() {
     let up = xrl::explain::upsample_nearest(&[0.0, 1.0], 1, 2, 1, 5);
     assert_eq!(up, vec![0.0, 0.0, 0.0, 1.0, 1.0]);
 }
+
+#[test]
+fn perturbation_saliency_by_hand_and_batching_invariance() {
+    use xrl::explain::{Perturbation, Score, blur};
+    // The model reads one pixel: logits = 3·x[0, 4, 4].
+    let model = |x: Tensor<2>, _: &Pass| {
+        let [b, _] = x.dims();
+        Heads {
+            logits: Some(x.slice([0..b, 44..45]).mul_scalar(3.0)),
+            ..heads_q(Tensor::zeros([b, 1], &Device::flex()))
+        }
+    };
+    let d = Device::flex();
+    d.seed(11);
+    let x = nn::to_vec(Tensor::<2>::random([1, 100], Distribution::Uniform(0.0, 1.0), &d));
+    let p = Perturbation { stride: 3, ..Perturbation::new(Score::Actor) };
+    let out = p.attribute(&model, &x, [1, 10, 10]);
+    assert_eq!((out.gh, out.gw), (4, 4), "grid 0, 3, 6, 9 covers the frame exactly");
+    let b = blur(&x, 1, 10, 10, 3.0)[44];
+    for (k, s) in out.grid.iter().enumerate() {
+        let (gy, gx) = ((k / 4 * 3) as f32, (k % 4 * 3) as f32);
+        let m = (-((gy - 4.0).powi(2) + (gx - 4.0).powi(2)) / 50.0).exp();
+        let want = 0.5 * (3.0 * m * (b - x[44])).powi(2);
+        assert!((s - want).abs() < 1e-6 * (1.0 + want), "grid {k}: {s} vs {want}");
+    }
+    // The nearest grid point to the pixel scores highest; one forward at a time gives the same map.
+    let best = out.grid.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+    assert_eq!(best, 5, "grid point (3, 3)");
+    let one_by_one = Perturbation { budget: Budget { max_rows: 1 }, ..p }.attribute(&model, &x, [1, 10, 10]);
+    assert_eq!(one_by_one.maps, out.maps);
+}

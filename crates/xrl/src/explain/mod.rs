@@ -10,12 +10,14 @@ mod cam;
 mod gradient;
 mod integrated;
 mod occlusion;
+mod perturbation;
 mod smooth;
 
 pub use cam::{CamMaps, GradCam, GuidedGradCam, upsample_nearest};
 pub use gradient::{Gradient, GradientKind};
 pub use integrated::{Baseline, IntegratedGradients, Rule};
 pub use occlusion::{Fill, Occlusion};
+pub use perturbation::{Perturbation, PerturbationMaps, Score, blur};
 pub use smooth::{SmoothGrad, SmoothKind};
 
 use crate::nn::{Heads, Net, Pass};
