@@ -67,7 +67,7 @@ impl Perturbation {
                     for ch in 0..c {
                         for y in 0..h {
                             for xx in 0..w {
-                                let d2 = ((y as f32 - gy as f32).powi(2) + (xx as f32 - gx as f32).powi(2)) as f32;
+                                let d2 = (y as f32 - gy as f32).powi(2) + (xx as f32 - gx as f32).powi(2);
                                 let m = (-d2 / (2.0 * self.mask_sigma * self.mask_sigma)).exp();
                                 let k = ch * h * w + y * w + xx;
                                 rows.push(x[k] * (1.0 - m) + blurred[k] * m);
