@@ -9,6 +9,20 @@ use xrl::bench::{self, Measurement, median};
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
+    /// Milliseconds per frame of each attribution method on the MinAtar and Nature CNNs, beside Captum running
+    /// the same methods via `bench/explain.py`; prints a Markdown table.
+    Explain {
+        /// Python with torch and captum installed (a venv outside the repo). Without it only xrl is measured.
+        #[arg(long)]
+        python: Option<PathBuf>,
+        #[arg(long, default_value = "bench/explain.py")]
+        script: PathBuf,
+        /// Frames explained per run.
+        #[arg(long, default_value_t = 8)]
+        frames: usize,
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
     /// Training-step time (batch 32, Adam, Huber) and acting latency (batch 1) of the MinAtar CNN and the Nature
     /// CNN, beside PyTorch running the same networks via `bench/nets.py`; prints a Markdown table.
     Nets {
@@ -69,6 +83,7 @@ const DEFAULT_ENVS: [&str; 8] = [
 
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
+        BenchCommand::Explain { python, script, frames, runs } => explain(python, script, frames, runs),
         BenchCommand::Nets { python, script, batch, runs, iters } => nets(python, script, batch, runs, iters),
         BenchCommand::Envs { python, script, envs, steps, python_steps, runs, copies, json } => {
             envs_bench(python, script, envs, steps, python_steps, runs, copies, json)
@@ -85,6 +100,37 @@ fn run_python(py: &PathBuf, script: &PathBuf, args: &[String]) -> Result<Value> 
         bail!("{} failed:\n{}", script.display(), String::from_utf8_lossy(&out.stderr));
     }
     serde_json::from_slice(&out.stdout).context("the Python benchmark did not print JSON")
+}
+
+fn explain(python: Option<PathBuf>, script: PathBuf, frames: usize, runs: usize) -> Result<()> {
+    if frames == 0 || runs == 0 {
+        bail!("--frames and --runs must be at least 1");
+    }
+    let mut ours = vec![];
+    for net in ["minatar-cnn", "nature-cnn"] {
+        eprintln!("xrl: {net}");
+        ours.extend(xrl::bench::explain::run(net, frames, runs));
+    }
+    let reference = match &python {
+        Some(py) => {
+            Some(run_python(py, &script, &["--frames".into(), frames.to_string(), "--runs".into(), runs.to_string()])?)
+        }
+        None => None,
+    };
+    println!("| network | method | xrl ms/frame (median) | Captum ms/frame (median) | xrl ÷ Captum |");
+    println!("|---|---|---:|---:|---:|");
+    for t in &ours {
+        let theirs = reference
+            .as_ref()
+            .and_then(|r| r[&t.net][&t.method].as_array().cloned())
+            .map(|runs| median(&runs.iter().filter_map(Value::as_f64).collect::<Vec<_>>()));
+        let (p, ratio) = match theirs {
+            Some(p) => (format!("{p:.3}"), format!("{:.2}×", t.median() / p)),
+            None => ("–".into(), "–".into()),
+        };
+        println!("| {} | {} | {:.3} | {p} | {ratio} |", t.net, t.method, t.median());
+    }
+    Ok(())
 }
 
 fn nets(python: Option<PathBuf>, script: PathBuf, batch: usize, runs: usize, iters: usize) -> Result<()> {

@@ -174,3 +174,94 @@ pub mod nets {
         NetTiming { net: name.into(), what: "act".into(), batch: 1, ms }
     }
 }
+
+/// Explanation speed: milliseconds per frame for each attribution method, beside Captum (`bench/explain.py`).
+pub mod explain {
+    use super::median;
+    use crate::explain::{
+        Budget, Fill, GradCam, Gradient, GradientKind, IntegratedGradients, Occlusion, Perturbation, Rule, Score,
+        SmoothGrad, SmoothKind, Target,
+    };
+    use crate::nn::{Net, to_vec};
+    use burn::tensor::{Device, Distribution, Tensor};
+    use serde::Serialize;
+    use std::time::Instant;
+
+    #[derive(Clone, Debug, Serialize)]
+    pub struct MethodTiming {
+        pub net: String,
+        pub method: String,
+        /// Milliseconds per frame, one entry per run.
+        pub ms_per_frame: Vec<f64>,
+    }
+
+    impl MethodTiming {
+        pub fn median(&self) -> f64 {
+            median(&self.ms_per_frame)
+        }
+    }
+
+    /// The methods timed, by the names `bench/explain.py` uses.
+    pub const METHODS: [&str; 7] =
+        ["saliency", "guided_backprop", "grad_cam", "integrated_gradients", "smoothgrad", "occlusion", "perturbation"];
+
+    /// Times every method on `frames` random frames of `name`'s network; `one_at_a_time` adds the perturbation
+    /// method run one forward pass per perturbed frame, as the original code did.
+    pub fn run(name: &str, frames: usize, runs: usize) -> Vec<MethodTiming> {
+        let (_, spec) = super::nets::specs().into_iter().find(|(n, _)| *n == name).expect("known network");
+        let device = Device::flex().autodiff();
+        device.seed(0);
+        let net = Net::new(&spec, &device).expect("valid spec");
+        let len: usize = spec.obs_shape.iter().product();
+        let shape = [spec.obs_shape[0], spec.obs_shape[1], spec.obs_shape[2]];
+        let x = to_vec(Tensor::<2>::random([frames, len], Distribution::Uniform(0.0, 1.0), &Device::flex()));
+        let target = Target::Chosen((0..frames).map(|i| i % spec.actions).collect());
+        let last_conv = format!("conv{}", net.layer_names().iter().filter(|l| l.starts_with("conv")).count());
+        let big = Budget { max_rows: 64 };
+        let mut out = vec![];
+        let mut time = |method: &str, f: &mut dyn FnMut()| {
+            f(); // warm-up
+            let ms = (0..runs)
+                .map(|_| {
+                    let t = Instant::now();
+                    f();
+                    t.elapsed().as_secs_f64() * 1e3 / frames as f64
+                })
+                .collect();
+            out.push(MethodTiming { net: name.into(), method: method.into(), ms_per_frame: ms });
+        };
+        time("saliency", &mut || {
+            Gradient::new(GradientKind::Vanilla).attribute(&net, &x, len, &target);
+        });
+        time("guided_backprop", &mut || {
+            Gradient::new(GradientKind::Guided).attribute(&net, &x, len, &target);
+        });
+        time("grad_cam", &mut || {
+            GradCam::new(&last_conv).attribute(&net, &x, len, &target);
+        });
+        time("integrated_gradients", &mut || {
+            let ig =
+                IntegratedGradients { steps: 50, rule: Rule::GaussLegendre, budget: big, ..IntegratedGradients::new() };
+            ig.attribute(&net, &x, len, &target);
+        });
+        time("smoothgrad", &mut || {
+            let base = Gradient { kind: GradientKind::Vanilla, budget: big };
+            SmoothGrad { base, samples: 25, sigma: 0.15, kind: SmoothKind::Mean, seed: 0 }
+                .attribute(&net, &x, len, &target);
+        });
+        let window = if shape[1] >= 84 { [shape[0], 8, 8] } else { [shape[0], 3, 3] };
+        let stride = if shape[1] >= 84 { [shape[0], 4, 4] } else { [shape[0], 1, 1] };
+        time("occlusion", &mut || {
+            Occlusion { window, stride, fill: Fill::Constant(0.0), budget: big }.attribute(&net, &x, shape, &target);
+        });
+        let stride = if shape[1] >= 84 { 5 } else { 1 };
+        time("perturbation", &mut || {
+            Perturbation { stride, budget: big, ..Perturbation::new(Score::Actor) }.attribute(&net, &x, shape);
+        });
+        time("perturbation_one_at_a_time", &mut || {
+            let one = Budget { max_rows: 1 };
+            Perturbation { stride, budget: one, ..Perturbation::new(Score::Actor) }.attribute(&net, &x, shape);
+        });
+        out
+    }
+}

@@ -41,12 +41,24 @@ impl Occlusion {
             .flat_map(|a| starts(h, wh, self.stride[1]).into_iter().map(move |b| (a, b)))
             .flat_map(|(a, b)| starts(w, ww, self.stride[2]).into_iter().map(move |d| [a, b, d]))
             .collect();
-        let covered = |p: &[usize; 3], i: usize| {
-            let (ch, y, x) = (i / (h * w), (i / w) % h, i % w);
-            ch >= p[0] && ch < p[0] + wc && y >= p[1] && y < p[1] + wh && x >= p[2] && x < p[2] + ww
-        };
+        // The flat indices each window covers (clipped at the far edges).
+        let cells: Vec<Vec<usize>> = positions
+            .iter()
+            .map(|p| {
+                let mut v = vec![];
+                for ch in p[0]..(p[0] + wc).min(c) {
+                    for y in p[1]..(p[1] + wh).min(h) {
+                        for x in p[2]..(p[2] + ww).min(w) {
+                            v.push(ch * h * w + y * w + x);
+                        }
+                    }
+                }
+                v
+            })
+            .collect();
         // Every sample, then every occluded copy of it, through the model in chunks.
-        let mut rows = inputs.to_vec();
+        let mut rows = Vec::with_capacity(n * (1 + positions.len()) * len);
+        rows.extend_from_slice(inputs);
         let mut sample_of: Vec<usize> = (0..n).collect();
         for s in 0..n {
             let x = &inputs[s * len..(s + 1) * len];
@@ -54,23 +66,27 @@ impl Occlusion {
                 Fill::Constant(v) => v,
                 Fill::Mean => x.iter().sum::<f32>() / len as f32,
             };
-            for p in &positions {
-                rows.extend(x.iter().enumerate().map(|(i, &v)| if covered(p, i) { fill } else { v }));
+            for window in &cells {
+                let start = rows.len();
+                rows.extend_from_slice(x);
+                for &i in window {
+                    rows[start + i] = fill;
+                }
                 sample_of.push(s);
             }
         }
         let values = values(model, &rows, len, &sample_of, target, self.budget);
         let mut maps = vec![0.0f32; inputs.len()];
         let mut counts = vec![0u32; len];
-        for p in &positions {
-            for (i, cnt) in counts.iter_mut().enumerate() {
-                *cnt += covered(p, i) as u32;
+        for window in &cells {
+            for &i in window {
+                counts[i] += 1;
             }
         }
         for s in 0..n {
-            for (k, p) in positions.iter().enumerate() {
+            for (k, window) in cells.iter().enumerate() {
                 let drop = values[s] - values[n + s * positions.len() + k];
-                for i in (0..len).filter(|&i| covered(p, i)) {
+                for &i in window {
                     maps[s * len + i] += drop;
                 }
             }

@@ -60,18 +60,23 @@ impl Perturbation {
         for i in 0..n {
             let x = &inputs[i * len..(i + 1) * len];
             let blurred = blur(x, c, h, w, self.blur_sigma);
-            // The frame itself, then one perturbed copy per grid point.
-            let mut rows = x.to_vec();
-            for &gy in &gys {
-                for &gx in &gxs {
-                    for ch in 0..c {
-                        for y in 0..h {
-                            for xx in 0..w {
-                                let d2 = (y as f32 - gy as f32).powi(2) + (xx as f32 - gx as f32).powi(2);
-                                let m = (-d2 / (2.0 * self.mask_sigma * self.mask_sigma)).exp();
-                                let k = ch * h * w + y * w + xx;
-                                rows.push(x[k] * (1.0 - m) + blurred[k] * m);
-                            }
+            // The frame itself, then one perturbed copy per grid point: I′ = I + M ⊙ (blur(I) − I).
+            let diff: Vec<f32> = blurred.iter().zip(x).map(|(b, v)| b - v).collect();
+            let mut rows = Vec::with_capacity((1 + gh * gw) * len);
+            rows.extend_from_slice(x);
+            for (gy, gx) in gys.iter().flat_map(|&gy| gxs.iter().map(move |&gx| (gy, gx))) {
+                // The Gaussian mask is separable: exp(−dy²/2σ²)·exp(−dx²/2σ²).
+                let gauss = |d: f32| (-d * d / (2.0 * self.mask_sigma * self.mask_sigma)).exp();
+                let my: Vec<f32> = (0..h).map(|y| gauss(y as f32 - gy as f32)).collect();
+                let mx: Vec<f32> = (0..w).map(|xx| gauss(xx as f32 - gx as f32)).collect();
+                let start = rows.len();
+                rows.extend_from_slice(x);
+                let copy = &mut rows[start..];
+                for ch in 0..c {
+                    for (y, my) in my.iter().enumerate() {
+                        let row = ch * h * w + y * w;
+                        for (xx, mx) in mx.iter().enumerate() {
+                            copy[row + xx] += my * mx * diff[row + xx];
                         }
                     }
                 }

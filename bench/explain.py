@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""The Captum side of `xrl bench explain`: milliseconds per frame of each attribution method on the MinAtar CNN and
+the Nature CNN (random weights, the same settings as xrl's side). Prints JSON {net: {method: [ms per run...]}}.
+
+Perturbation saliency is not in Captum; `perturbation_one_at_a_time` is the original code's approach (one forward
+pass per perturbed frame) written in PyTorch, for reference.
+
+    ~/xrl-ref/bin/pip install torch captum==0.8.0
+"""
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+from captum.attr import GuidedBackprop, IntegratedGradients, LayerGradCam, NoiseTunnel, Occlusion, Saliency
+from scipy.ndimage import gaussian_filter
+
+
+def minatar_cnn(c=4, actions=6):
+    return nn.Sequential(nn.Conv2d(c, 16, 3, 1), nn.ReLU(), nn.Flatten(), nn.Linear(1024, 128), nn.ReLU(),
+                         nn.Linear(128, actions))
+
+
+def nature_cnn(c=4, actions=6):
+    return nn.Sequential(nn.Conv2d(c, 32, 8, 4), nn.ReLU(), nn.Conv2d(32, 64, 4, 2), nn.ReLU(), nn.Conv2d(64, 64, 3, 1),
+                         nn.ReLU(), nn.Flatten(), nn.Linear(3136, 512), nn.ReLU(), nn.Linear(512, actions))
+
+
+def perturbation_one_at_a_time(net, x, stride, r=5.0, blur_sigma=3.0):
+    """Greydanus et al.: one masked copy, one forward pass, per grid point."""
+    out = []
+    with torch.no_grad():
+        for frame in x:
+            f = frame.numpy()
+            blurred = torch.from_numpy(np.stack([gaussian_filter(ch, blur_sigma) for ch in f])).float()
+            base = net(frame[None])
+            h, w = f.shape[1:]
+            yy, xx = np.mgrid[0:h, 0:w]
+            scores = []
+            for i in range(0, h, stride):
+                for j in range(0, w, stride):
+                    m = torch.from_numpy(np.exp(-((yy - i) ** 2 + (xx - j) ** 2) / (2 * r * r))).float()
+                    scores.append(0.5 * ((net((frame * (1 - m) + blurred * m)[None]) - base) ** 2).sum().item())
+            out.append(scores)
+    return out
+
+
+def bench(name, frames, runs):
+    torch.manual_seed(0)
+    net = (minatar_cnn if name == "minatar-cnn" else nature_cnn)().eval()
+    shape = (4, 10, 10) if name == "minatar-cnn" else (4, 84, 84)
+    x = torch.rand((frames, *shape))
+    target = [i % 6 for i in range(frames)]
+    last_relu = [m for m in net if isinstance(m, nn.ReLU)][-2]  # after the last conv
+    big = shape[1] >= 84
+    window, stride = ((4, 8, 8), (4, 4, 4)) if big else ((4, 3, 3), (4, 1, 1))
+    methods = {
+        "saliency": lambda: Saliency(net).attribute(x.clone().requires_grad_(), target=target, abs=False),
+        "guided_backprop": lambda: GuidedBackprop(net).attribute(x.clone().requires_grad_(), target=target),
+        "grad_cam": lambda: LayerGradCam(net, last_relu).attribute(x, target=target, relu_attributions=True),
+        "integrated_gradients": lambda: IntegratedGradients(net).attribute(
+            x, baselines=0.0, target=target, n_steps=50, method="gausslegendre", internal_batch_size=64),
+        "smoothgrad": lambda: NoiseTunnel(Saliency(net)).attribute(
+            x.clone().requires_grad_(), nt_type="smoothgrad", nt_samples=25, nt_samples_batch_size=64, stdevs=0.15,
+            target=target, abs=False),
+        "occlusion": lambda: Occlusion(net).attribute(
+            x, sliding_window_shapes=window, strides=stride, baselines=0.0, target=target, perturbations_per_eval=64),
+        "perturbation_one_at_a_time": lambda: perturbation_one_at_a_time(net, x, 5 if big else 1),
+    }
+    out = {}
+    for method, f in methods.items():
+        f()
+        ms = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            f()
+            ms.append((time.perf_counter() - t) * 1e3 / frames)
+        out[method] = ms
+    return out
+
+
+def main():
+    import warnings
+    warnings.filterwarnings("ignore")
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--frames", type=int, default=8)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    print(json.dumps({name: bench(name, a.frames, a.runs) for name in ["minatar-cnn", "nature-cnn"]}))
+
+
+if __name__ == "__main__":
+    main()
