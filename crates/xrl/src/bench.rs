@@ -211,7 +211,7 @@ pub mod explain {
         let (_, spec) = super::nets::specs().into_iter().find(|(n, _)| *n == name).expect("known network");
         let device = Device::flex().autodiff();
         device.seed(0);
-        let net = Net::new(&spec, &device).expect("valid spec");
+        let net = Net::new(&spec, &device).expect("valid spec").frozen();
         let len: usize = spec.obs_shape.iter().product();
         let shape = [spec.obs_shape[0], spec.obs_shape[1], spec.obs_shape[2]];
         let x = to_vec(Tensor::<2>::random([frames, len], Distribution::Uniform(0.0, 1.0), &Device::flex()));

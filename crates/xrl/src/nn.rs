@@ -349,13 +349,16 @@ impl Net {
     }
 }
 
-/// Re-creates every parameter as a new autodiff leaf with the same values and ids (see [`Net::with_own_leaves`]).
-struct FreshLeaves;
+/// Re-creates every parameter as a new autodiff leaf with the same values and ids (see [`Net::with_own_leaves`]);
+/// `frozen` leaves them without gradients (see [`Net::frozen`]).
+struct FreshLeaves {
+    frozen: bool,
+}
 
 impl burn::module::ModuleMapper for FreshLeaves {
     fn map_float<const D: usize>(&mut self, param: burn::module::Param<Tensor<D>>) -> burn::module::Param<Tensor<D>> {
         let (id, tensor, mapper) = param.consume();
-        let require_grad = tensor.is_require_grad();
+        let require_grad = tensor.is_require_grad() && !self.frozen;
         let mut fresh = tensor.detach();
         if require_grad {
             fresh = fresh.require_grad();
@@ -369,7 +372,13 @@ impl Net {
     /// it apply to the original). Threads that run backward passes concurrently need this: burn's autodiff refuses
     /// two graphs racing over one leaf.
     pub fn with_own_leaves(&self) -> Net {
-        self.clone().map(&mut FreshLeaves)
+        self.clone().map(&mut FreshLeaves { frozen: false })
+    }
+
+    /// A copy whose parameters take no gradients, for explanations: a backward pass then computes input (and
+    /// probe) gradients only, not the weight gradients training needs.
+    pub fn frozen(&self) -> Net {
+        self.clone().map(&mut FreshLeaves { frozen: true })
     }
 
     /// Scales the gradients of all the network's parameters so that their global L2 norm is at most `max_norm`

@@ -5,6 +5,8 @@
 //! * A [`Target`] picks the scalar explained per sample. Never the sum of softmax probabilities: it is constant.
 //! * Every path point, noise sample and perturbation goes through the model in batches of at most
 //!   [`Budget::max_rows`] rows, never one at a time; results do not depend on the chunking.
+//! * Pass a [`Net::frozen`] copy of a trained network: backward passes then skip the weight gradients (about half
+//!   the work of a backward pass through the Nature CNN).
 
 mod cam;
 mod gradient;
