@@ -381,41 +381,38 @@ impl Net {
         self.clone().map(&mut FreshLeaves { frozen: true })
     }
 
-    /// Scales the gradients of all the network's parameters so that their global L2 norm is at most `max_norm`
-    /// (PyTorch's `clip_grad_norm_`; burn's own clipping works per tensor). Returns the norm before clipping.
+    /// Scales the gradients of all the network's parameters (recurrent cores included) so that their global L2
+    /// norm is at most `max_norm` (PyTorch's `clip_grad_norm_`; burn's own clipping works per tensor). Returns the
+    /// norm before clipping.
     pub fn clip_grad_norm(&self, grads: &mut burn::optim::GradientsParams, max_norm: f32) -> f32 {
-        use burn::module::Param;
-        fn sq<const D: usize>(g: &burn::optim::GradientsParams, p: &Param<Tensor<D>>) -> f32 {
-            g.get::<D>(p.id).map_or(0.0, |t| to_vec(t.powf_scalar(2.0).sum())[0])
+        use burn::module::{ModuleVisitor, Param};
+        struct SumSquares<'a> {
+            grads: &'a burn::optim::GradientsParams,
+            total: f32,
         }
-        fn scale<const D: usize>(g: &mut burn::optim::GradientsParams, p: &Param<Tensor<D>>, c: f32) {
-            if let Some(t) = g.remove::<D>(p.id) {
-                g.register::<D>(p.id, t.mul_scalar(c));
+        impl ModuleVisitor for SumSquares<'_> {
+            fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+                if let Some(g) = self.grads.get::<D>(p.id) {
+                    self.total += to_vec(g.powf_scalar(2.0).sum())[0];
+                }
             }
         }
-        let linears = self.hidden.iter().chain(std::iter::once(&self.out)).chain(self.value.iter());
-        let mut total = 0.0;
-        for c in &self.convs {
-            total += sq(grads, &c.weight) + c.bias.as_ref().map_or(0.0, |b| sq(grads, b));
+        struct Scale<'a> {
+            grads: &'a mut burn::optim::GradientsParams,
+            factor: f32,
         }
-        for l in linears.clone() {
-            total += sq(grads, &l.weight) + l.bias.as_ref().map_or(0.0, |b| sq(grads, b));
+        impl ModuleVisitor for Scale<'_> {
+            fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+                if let Some(g) = self.grads.remove::<D>(p.id) {
+                    self.grads.register::<D>(p.id, g.mul_scalar(self.factor));
+                }
+            }
         }
-        let norm = total.sqrt();
+        let mut sum = SumSquares { grads, total: 0.0 };
+        self.visit(&mut sum);
+        let norm = sum.total.sqrt();
         if norm > max_norm {
-            let c = max_norm / (norm + 1e-6);
-            for conv in &self.convs {
-                scale(grads, &conv.weight, c);
-                if let Some(b) = &conv.bias {
-                    scale(grads, b, c);
-                }
-            }
-            for l in linears {
-                scale(grads, &l.weight, c);
-                if let Some(b) = &l.bias {
-                    scale(grads, b, c);
-                }
-            }
+            self.visit(&mut Scale { grads, factor: max_norm / (norm + 1e-6) });
         }
         norm
     }
