@@ -91,6 +91,20 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     }
 }
 
+/// The median of the reference's runs for `reference[a][b]`, if the Python side measured it.
+fn reference_median(reference: &Option<Value>, a: &str, b: &str) -> Option<f64> {
+    let runs = reference.as_ref()?[a][b].as_array()?.iter().filter_map(Value::as_f64).collect::<Vec<_>>();
+    Some(median(&runs))
+}
+
+/// The reference's figure and ours ÷ theirs, formatted with the given decimals ("–" without a reference).
+fn compare(theirs: Option<f64>, ours: f64, decimals: usize, ratio_decimals: usize) -> (String, String) {
+    match theirs {
+        Some(t) => (format!("{t:.decimals$}"), format!("{:.ratio_decimals$}×", ours / t)),
+        None => ("–".into(), "–".into()),
+    }
+}
+
 fn run_python(py: &PathBuf, script: &PathBuf, args: &[String]) -> Result<Value> {
     eprintln!("python: {} {}", py.display(), script.display());
     let out = Command::new(py).arg(script).args(args).output().with_context(|| {
@@ -120,14 +134,7 @@ fn explain(python: Option<PathBuf>, script: PathBuf, frames: usize, runs: usize)
     println!("| network | method | xrl ms/frame (median) | Captum ms/frame (median) | xrl ÷ Captum |");
     println!("|---|---|---:|---:|---:|");
     for t in &ours {
-        let theirs = reference
-            .as_ref()
-            .and_then(|r| r[&t.net][&t.method].as_array().cloned())
-            .map(|runs| median(&runs.iter().filter_map(Value::as_f64).collect::<Vec<_>>()));
-        let (p, ratio) = match theirs {
-            Some(p) => (format!("{p:.3}"), format!("{:.2}×", t.median() / p)),
-            None => ("–".into(), "–".into()),
-        };
+        let (p, ratio) = compare(reference_median(&reference, &t.net, &t.method), t.median(), 3, 2);
         println!("| {} | {} | {:.3} | {p} | {ratio} |", t.net, t.method, t.median());
     }
     Ok(())
@@ -162,14 +169,7 @@ fn nets(python: Option<PathBuf>, script: PathBuf, batch: usize, runs: usize, ite
     println!("| network | measure | batch | xrl ms (median) | PyTorch ms (median) | xrl ÷ PyTorch |");
     println!("|---|---|---:|---:|---:|---:|");
     for t in &ours {
-        let theirs = reference
-            .as_ref()
-            .and_then(|r| r[&t.net][&t.what].as_array().cloned())
-            .map(|runs| median(&runs.iter().filter_map(Value::as_f64).collect::<Vec<_>>()));
-        let (p, ratio) = match theirs {
-            Some(p) => (format!("{p:.3}"), format!("{:.2}×", t.median() / p)),
-            None => ("–".into(), "–".into()),
-        };
+        let (p, ratio) = compare(reference_median(&reference, &t.net, &t.what), t.median(), 3, 2);
         println!("| {} | {} | {} | {:.3} | {p} | {ratio} |", t.net, t.what, t.batch, t.median());
     }
     Ok(())
@@ -223,15 +223,8 @@ fn envs_bench(
     println!("| environment | mode | xrl steps/s (median) | Python steps/s (median) | ratio |");
     println!("|---|---|---:|---:|---:|");
     for m in &ours {
-        let theirs = reference
-            .as_ref()
-            .and_then(|r| r[&m.env][&m.mode].as_array().cloned())
-            .map(|runs| median(&runs.iter().filter_map(Value::as_f64).collect::<Vec<_>>()));
         let mode = if m.copies > 1 { format!("vector ×{}", m.copies) } else { m.mode.clone() };
-        let (t, ratio) = match theirs {
-            Some(t) => (format!("{t:.0}"), format!("{:.0}×", m.median() / t)),
-            None => ("–".into(), "–".into()),
-        };
+        let (t, ratio) = compare(reference_median(&reference, &m.env, &m.mode), m.median(), 0, 0);
         println!("| {} | {mode} | {:.0} | {t} | {ratio} |", m.env, m.median());
     }
     if let Some(path) = json {
