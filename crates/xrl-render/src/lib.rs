@@ -4,7 +4,9 @@
 //!   leaves a half-written file under the final name.
 //! * [`write_png`], [`write_gif`]: still frames and animations.
 //! * [`plot::learning_curve`]: episode returns against steps, as a PNG.
+//! * [`heatmap`]: attribution maps normalised per frame or per episode, coloured, and overlaid on frames.
 
+pub mod heatmap;
 mod io;
 pub mod plot;
 pub mod tensorboard;
