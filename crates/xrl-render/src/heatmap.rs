@@ -139,3 +139,88 @@ mod tests {
         assert_eq!(out.get_pixel(3, 1).0, [150, 50, 50]);
     }
 }
+
+/// Rec. 709 luminance of a frame, as grey levels.
+fn luminance(frame: &RgbImage) -> Vec<f32> {
+    frame.pixels().map(|p| 0.2126 * p[0] as f32 + 0.7152 * p[1] as f32 + 0.0722 * p[2] as f32).collect()
+}
+
+/// Upsamples an `mw × mh` map of intensities to the frame's size (nearest neighbour).
+fn upsample(map: &[f32], mw: u32, mh: u32, w: u32, h: u32) -> Vec<f32> {
+    (0..h)
+        .flat_map(|y| (0..w).map(move |x| (x, y)))
+        .map(|(x, y)| map[((y * mh / h).min(mh - 1) * mw + (x * mw / w).min(mw - 1)) as usize])
+        .collect()
+}
+
+/// Seed 003's actor–critic composite: the frame's luminance in grey, the critic's map added to red and the
+/// actor's to green (intensities in [0, 1] at `mw × mh`). Sums are clipped at 255 — the original added uint8
+/// values and wrapped around, turning the strongest evidence dark.
+pub fn actor_critic_composite(frame: &RgbImage, actor: &[f32], critic: &[f32], mw: u32, mh: u32) -> RgbImage {
+    let (w, h) = frame.dimensions();
+    let grey = luminance(frame);
+    let (a, c) = (upsample(actor, mw, mh, w, h), upsample(critic, mw, mh, w, h));
+    RgbImage::from_fn(w, h, |x, y| {
+        let i = (y * w + x) as usize;
+        let add = |base: f32, v: f32| (base + 255.0 * v.clamp(0.0, 1.0)).min(255.0).round() as u8;
+        Rgb([add(grey[i], c[i]), add(grey[i], a[i]), grey[i].round() as u8])
+    })
+}
+
+/// Greydanus et al.'s rendering: the actor's map added to the frame's blue channel and the critic's to red,
+/// clipped to [0, 255] (intensities in [0, 1] at `mw × mh`, scaled by `gain`).
+pub fn greydanus_additive(frame: &RgbImage, actor: &[f32], critic: &[f32], mw: u32, mh: u32, gain: f32) -> RgbImage {
+    let (w, h) = frame.dimensions();
+    let (a, c) = (upsample(actor, mw, mh, w, h), upsample(critic, mw, mh, w, h));
+    RgbImage::from_fn(w, h, |x, y| {
+        let i = (y * w + x) as usize;
+        let p = frame.get_pixel(x, y).0;
+        let add = |base: u8, v: f32| (base as f32 + gain * 255.0 * v.max(0.0)).min(255.0).round() as u8;
+        Rgb([add(p[0], c[i]), p[1], add(p[2], a[i])])
+    })
+}
+
+/// Tiles pictures in rows (e.g. methods × {actor, critic}, seed 002's layout), `gap` pixels apart on a dark
+/// background; every cell is resized (nearest) to the first picture's size.
+pub fn grid(rows: &[Vec<RgbImage>], gap: u32) -> RgbImage {
+    let first = rows.iter().flatten().next().expect("a grid needs at least one picture");
+    let (cw, ch) = first.dimensions();
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(1) as u32;
+    let (w, h) = (cols * cw + (cols + 1) * gap, rows.len() as u32 * ch + (rows.len() as u32 + 1) * gap);
+    let mut out = RgbImage::from_pixel(w, h, Rgb([24, 24, 24]));
+    for (r, row) in rows.iter().enumerate() {
+        for (c, img) in row.iter().enumerate() {
+            let cell = imageops::resize(img, cw, ch, imageops::FilterType::Nearest);
+            let (x, y) = (gap + c as u32 * (cw + gap), gap + r as u32 * (ch + gap));
+            imageops::replace(&mut out, &cell, x as i64, y as i64);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    #[test]
+    fn composite_clips_instead_of_wrapping() {
+        let frame = RgbImage::from_pixel(2, 1, Rgb([200, 200, 200]));
+        let out = actor_critic_composite(&frame, &[0.0, 1.0], &[1.0, 0.0], 2, 1);
+        // Luminance 200; +255 clips at 255 (the original wrapped to 199).
+        assert_eq!(out.get_pixel(0, 0).0, [255, 200, 200]);
+        assert_eq!(out.get_pixel(1, 0).0, [200, 255, 200]);
+        let g = greydanus_additive(&frame, &[0.2, 0.0], &[0.0, 0.1], 2, 1, 1.0);
+        assert_eq!((g.get_pixel(0, 0).0, g.get_pixel(1, 0).0), ([200, 200, 251], [226, 200, 200]));
+    }
+
+    #[test]
+    fn grid_places_cells_with_gaps() {
+        let red = RgbImage::from_pixel(2, 2, Rgb([255, 0, 0]));
+        let blue = RgbImage::from_pixel(4, 4, Rgb([0, 0, 255]));
+        let g = grid(&[vec![red.clone(), blue], vec![red]], 1);
+        assert_eq!(g.dimensions(), (2 * 2 + 3, 2 * 2 + 3));
+        assert_eq!(g.get_pixel(1, 1).0, [255, 0, 0]);
+        assert_eq!(g.get_pixel(4, 1).0, [0, 0, 255], "the second cell, resized to 2×2");
+        assert_eq!(g.get_pixel(0, 0).0, [24, 24, 24]);
+    }
+}
