@@ -1,6 +1,7 @@
 //! `xrl`: train deep-RL agents and show why they act. See `xrl --help` and the README.
 
 mod bench;
+mod explain;
 mod train;
 
 use anyhow::{Result, bail};
@@ -63,6 +64,8 @@ enum Command {
     Play(train::PlayArgs),
     /// Load weights trained elsewhere (PyTorch, safetensors, Stable-Baselines3) into a run directory.
     Import(train::ImportArgs),
+    /// Play a run's agent and explain its frames: pictures, a GIF, raw maps (.npy) and summary.json.
+    Explain(explain::ExplainArgs),
     /// Measure speed side by side with the Python references.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -169,6 +172,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(a) => train::train(a),
         Command::Play(a) => train::play(a),
         Command::Import(a) => train::import(a),
+        Command::Explain(a) => explain::explain(a),
         Command::Bench(cmd) => bench::run(cmd),
     }
 }

@@ -98,8 +98,9 @@ fn render_writes_a_gif_with_one_frame_per_step() {
 
 #[test]
 fn every_subcommand_has_help() {
-    let cmds = [vec!["envs"], vec!["rollout"], vec!["render"], vec!["train"], vec!["play"], vec!["import"]];
-    for cmd in cmds.into_iter().chain([vec!["bench", "envs"], vec!["bench", "nets"]]) {
+    let cmds =
+        [vec!["envs"], vec!["rollout"], vec!["render"], vec!["train"], vec!["play"], vec!["import"], vec!["explain"]];
+    for cmd in cmds.into_iter().chain([vec!["bench", "envs"], vec!["bench", "nets"], vec!["bench", "explain"]]) {
         let mut args = cmd.clone();
         args.push("--help");
         let o = xrl(&args);
@@ -223,4 +224,52 @@ fn drqn_needs_at_least_two_frames() {
         ]),
         "--frames must be at least 2",
     );
+}
+
+#[test]
+fn explain_writes_pictures_maps_and_a_summary() {
+    let fx = concat!(env!("CARGO_MANIFEST_DIR"), "/../xrl/tests/fixtures/");
+    let dir = std::env::temp_dir().join(format!("xrl-cli-explain-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let run = dir.join("run");
+    let out = dir.join("out");
+    let pt = format!("{fx}minatar_dqn.pt");
+    let o = xrl(&[
+        "import",
+        &pt,
+        "--format",
+        "pytorch",
+        "--arch",
+        "minatar-dqn",
+        "--env",
+        "MinAtar/Breakout-v0",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let args = ["explain", "--run", run.to_str().unwrap(), "--methods", "grad,gradcam:conv1,ig", "--frames", "1..4"];
+    let o = xrl(&[&args[..], &["--out", out.to_str().unwrap(), "--video", "gif", "--save-maps"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let frames = summary["frames"].as_array().unwrap();
+    assert_eq!(frames.len(), 3);
+    assert_eq!(frames[0]["frame"], 1);
+    assert_eq!(frames[0]["q"].as_array().unwrap().len(), 6);
+    assert!(frames.iter().all(|f| f["ig_delta"].as_f64().unwrap().abs() < 0.05), "IG completeness per frame");
+    for f in summary["files"].as_array().unwrap() {
+        assert!(std::path::Path::new(f.as_str().unwrap()).exists(), "{f} listed and written");
+    }
+    // The maps: [frames, 4, 10, 10] for input-space methods, [frames, 8, 8] for Grad-CAM on conv1.
+    let npy = std::fs::read(out.join("gradcam_conv1.npy")).unwrap();
+    assert!(String::from_utf8_lossy(&npy[..80]).contains("'shape': (3, 8, 8)"));
+    let npy = std::fs::read(out.join("grad.npy")).unwrap();
+    assert!(String::from_utf8_lossy(&npy[..80]).contains("'shape': (3, 4, 10, 10)"));
+    assert!(out.join("frame_0002.png").exists() && out.join("explain.gif").exists());
+    let bad = ["explain", "--run", run.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    assert_clean_failure(&xrl(&[&bad[..], &["--methods", "gradcam:conv9"]].concat()), "no layer `conv9`");
+    assert_clean_failure(&xrl(&[&bad[..], &["--methods", "lime"]].concat()), "unknown method");
+    assert_clean_failure(&xrl(&[&bad[..], &["--target", "q:9"]].concat()), "out of range");
+    assert_clean_failure(&xrl(&[&bad[..], &["--frames", "5..2"]].concat()), "A..B");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -98,6 +98,28 @@ fn exact_palette_frame(w: u16, h: u16, rgb: &[u8]) -> Option<gif::Frame<'static>
     Some(gif::Frame::from_palette_pixels(w, h, pixels, palette, None))
 }
 
+/// Writes f32 values of the given shape as a NumPy `.npy` file (format 1.0, little-endian, C order).
+pub fn write_npy(path: &Path, shape: &[usize], values: &[f32]) -> Result<(), RenderError> {
+    assert_eq!(shape.iter().product::<usize>(), values.len(), "shape {shape:?} does not hold {} values", values.len());
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let tuple = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {tuple}, }}");
+    // Magic (6) + version (2) + length (2) + header + newline, padded to a multiple of 64.
+    let pad = (64 - (10 + header.len() + 1) % 64) % 64;
+    header.push_str(&" ".repeat(pad));
+    header.push('\n');
+    write_atomic(path, |w| {
+        let io = |source| RenderError::Io { path: path.to_path_buf(), source };
+        w.write_all(b"\x93NUMPY\x01\x00").map_err(io)?;
+        w.write_all(&(header.len() as u16).to_le_bytes()).map_err(io)?;
+        w.write_all(header.as_bytes()).map_err(io)?;
+        for v in values {
+            w.write_all(&v.to_le_bytes()).map_err(io)?;
+        }
+        Ok(())
+    })
+}
+
 fn too_big(path: &Path) -> RenderError {
     RenderError::Encode { path: path.to_path_buf(), message: "GIF frames are limited to 65535×65535 pixels".into() }
 }
@@ -132,6 +154,20 @@ mod tests {
         let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("a.gif")]);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn npy_header_is_aligned_and_data_follows() {
+        let path = std::env::temp_dir().join(format!("xrl-npy-{}.npy", std::process::id()));
+        write_npy(&path, &[2, 3], &[0.0, 1.0, 2.0, 3.0, 4.0, 5.5]).unwrap();
+        let b = std::fs::read(&path).unwrap();
+        assert_eq!(&b[..8], b"\x93NUMPY\x01\x00");
+        let hlen = u16::from_le_bytes([b[8], b[9]]) as usize;
+        assert_eq!((10 + hlen) % 64, 0);
+        let header = std::str::from_utf8(&b[10..10 + hlen]).unwrap();
+        assert!(header.contains("'shape': (2, 3)") && header.ends_with('\n'));
+        assert_eq!(f32::from_le_bytes(b[10 + hlen + 20..10 + hlen + 24].try_into().unwrap()), 5.5);
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

@@ -11,4 +11,4 @@ mod io;
 pub mod plot;
 pub mod tensorboard;
 
-pub use io::{RenderError, write_atomic, write_gif, write_png};
+pub use io::{RenderError, write_atomic, write_gif, write_npy, write_png};

@@ -1,0 +1,321 @@
+//! `xrl explain`: play a run's agent, explain the frames with the chosen methods, write pictures, a GIF, the raw
+//! maps and `summary.json`.
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Instant;
+use xrl::burn::tensor::Device;
+use xrl::explain::{
+    Budget, Fill, GradCam, Gradient, GradientKind, GuidedGradCam, IntegratedGradients, Occlusion, Perturbation, Score,
+    SmoothGrad, SmoothKind, Target,
+};
+use xrl::nn::{Pass, batch, to_vec};
+use xrl::rollout::{NetPolicy, Policy};
+use xrl::run::RunDir;
+use xrl_render::heatmap::{self, Colormap, Sign};
+
+#[derive(Args)]
+pub struct ExplainArgs {
+    /// A run directory made by `xrl train` or `xrl import`.
+    #[arg(long)]
+    run: PathBuf,
+    /// Comma-separated methods: grad, grad-x-input, guided, deconv, gradcam:LAYER, guided-gradcam:LAYER, ig,
+    /// smoothgrad:grad, smoothgrad:guided, occlusion, perturbation. Layers: conv1, conv2, …, fc1, … (see the run's
+    /// network).
+    #[arg(long, default_value = "grad,guided,gradcam:conv1,ig")]
+    methods: String,
+    /// The scalar explained: chosen, q:A, max-q, value, advantage:A, logit:A, log-prob:A, contrast:A:B.
+    #[arg(long, default_value = "chosen")]
+    target: String,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Frames of the episode to explain, `A..B` (B excluded).
+    #[arg(long, default_value = "0..20")]
+    frames: String,
+    #[arg(long)]
+    out: PathBuf,
+    /// `grid` (one picture per frame: the frame, then each method's overlay) or `overlay` (one picture per frame and
+    /// method).
+    #[arg(long, default_value = "grid")]
+    layout: String,
+    /// Also write a video of the pictures: `gif`.
+    #[arg(long)]
+    video: Option<String>,
+    /// Also write each method's raw maps as `.npy` (readable by NumPy).
+    #[arg(long)]
+    save_maps: bool,
+}
+
+enum Method {
+    Grad(GradientKind),
+    Cam(String, bool),
+    Ig,
+    Smooth(GradientKind),
+    Occlusion,
+    Perturbation,
+}
+
+fn parse_method(s: &str) -> Result<Method> {
+    let (name, arg) = s.split_once(':').map_or((s, None), |(a, b)| (a, Some(b)));
+    Ok(match (name, arg) {
+        ("grad", None) => Method::Grad(GradientKind::Vanilla),
+        ("grad-x-input", None) => Method::Grad(GradientKind::TimesInput),
+        ("guided", None) => Method::Grad(GradientKind::Guided),
+        ("deconv", None) => Method::Grad(GradientKind::Deconv),
+        ("gradcam", Some(l)) => Method::Cam(l.into(), false),
+        ("guided-gradcam", Some(l)) => Method::Cam(l.into(), true),
+        ("ig", None) => Method::Ig,
+        ("smoothgrad", Some("grad") | None) => Method::Smooth(GradientKind::Vanilla),
+        ("smoothgrad", Some("guided")) => Method::Smooth(GradientKind::Guided),
+        ("occlusion", None) => Method::Occlusion,
+        ("perturbation", None) => Method::Perturbation,
+        _ => bail!(
+            "unknown method `{s}`; use grad, grad-x-input, guided, deconv, gradcam:LAYER, guided-gradcam:LAYER, ig, \
+             smoothgrad:grad, smoothgrad:guided, occlusion or perturbation"
+        ),
+    })
+}
+
+fn parse_target(s: &str, actions: &[usize], n: usize) -> Result<Target> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let num = |i: usize| -> Result<usize> {
+        let a: usize = parts.get(i).context("missing action index")?.parse().context("action must be a number")?;
+        if a >= n {
+            bail!("action {a} is out of range: the agent has {n} actions");
+        }
+        Ok(a)
+    };
+    Ok(match parts[0] {
+        "chosen" => Target::Chosen(actions.to_vec()),
+        "q" => Target::Q(num(1)?),
+        "max-q" => Target::MaxQ,
+        "value" => Target::Value,
+        "advantage" => Target::Advantage(num(1)?),
+        "logit" => Target::Logit(num(1)?),
+        "log-prob" => Target::LogProb(num(1)?),
+        "contrast" => Target::Contrast(num(1)?, num(2)?),
+        _ => {
+            bail!("unknown target `{s}`; use chosen, q:A, max-q, value, advantage:A, logit:A, log-prob:A, contrast:A:B")
+        }
+    })
+}
+
+pub fn explain(a: ExplainArgs) -> Result<()> {
+    let methods: Vec<(String, Method)> =
+        a.methods.split(',').map(|m| Ok((m.trim().to_string(), parse_method(m.trim())?))).collect::<Result<_>>()?;
+    if a.layout != "grid" && a.layout != "overlay" {
+        bail!(
+            "unknown layout `{}`; use grid or overlay (the actor–critic composite is not wired to the CLI yet)",
+            a.layout
+        );
+    }
+    if let Some(v) = &a.video
+        && v != "gif"
+    {
+        bail!("unknown video format `{v}`; use gif (MP4 is not available yet)");
+    }
+    let (from, to) = a
+        .frames
+        .split_once("..")
+        .and_then(|(x, y)| Some((x.parse::<usize>().ok()?, y.parse::<usize>().ok()?)))
+        .filter(|(x, y)| x < y)
+        .with_context(|| format!("--frames must look like A..B with A < B, got `{}`", a.frames))?;
+
+    let dir = RunDir::new(&a.run);
+    let card = dir.read_card()?;
+    let (state, net) = dir.load_latest_online(&card, &Device::flex().autodiff())?;
+    let net = net.frozen();
+    for (name, m) in &methods {
+        if let Method::Cam(layer, _) = m
+            && !net.layer_names().contains(layer)
+        {
+            bail!("{name}: the network has no layer `{layer}`; its layers are {}", net.layer_names().join(", "));
+        }
+    }
+    let spec = net.spec().clone();
+    let len: usize = spec.obs_shape.iter().product();
+
+    // Play greedily and record the frames to explain.
+    let mut env = card.env.make()?;
+    let mut policy = NetPolicy::new(net.clone(), 0.0, a.seed);
+    env.reset(Some(a.seed));
+    policy.reset();
+    let (mut obs, mut pictures, mut actions) = (vec![], vec![], vec![]);
+    for t in 0..to {
+        let action = policy.act(env.obs());
+        let xrl_env::Action::Discrete(index) = action else { bail!("continuous actions cannot be explained yet") };
+        if t >= from {
+            obs.extend_from_slice(env.obs());
+            pictures.push(env.render());
+            actions.push(index);
+        }
+        if env.step(&action)?.done() {
+            break;
+        }
+    }
+    let n = actions.len();
+    if n == 0 {
+        bail!("the episode ended before frame {from}; choose an earlier --frames range");
+    }
+    let target = parse_target(&a.target, &actions, spec.actions)?;
+
+    // Spatial layout: the last two axes of the observation; 1-D observations get no pictures.
+    let spatial = (spec.obs_shape.len() >= 3).then(|| {
+        let k = spec.obs_shape.len();
+        [spec.obs_shape[k - 2], spec.obs_shape[k - 1]]
+    });
+    let chw = spatial.map(|[h, w]| [len / (h * w), h, w]);
+
+    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
+    let mut files = vec![];
+    let mut timings = serde_json::Map::new();
+    let mut overlays: Vec<Vec<xrl::env::RgbImage>> = pictures.iter().map(|p| vec![p.clone()]).collect();
+    let mut ig_delta = None;
+    let budget = Budget::default();
+    for (name, method) in &methods {
+        let started = Instant::now();
+        // (maps, map width, map height, per-sample length); intensities are summed |map| over leading axes.
+        let (maps, mw, mh): (Vec<f32>, usize, usize) = match method {
+            Method::Grad(kind) => (Gradient { kind: *kind, budget }.attribute(&net, &obs, len, &target).maps, 0, 0),
+            Method::Cam(layer, false) => {
+                let c = GradCam::new(layer).attribute(&net, &obs, len, &target);
+                (c.maps, c.w, c.h)
+            }
+            Method::Cam(layer, true) => {
+                let shape = chw.context("guided Grad-CAM needs image observations")?;
+                (GuidedGradCam { cam: GradCam::new(layer) }.attribute(&net, &obs, shape, &target).maps, 0, 0)
+            }
+            Method::Ig => {
+                let r = IntegratedGradients::new().attribute(&net, &obs, len, &target);
+                ig_delta = r.delta;
+                (r.maps, 0, 0)
+            }
+            Method::Smooth(kind) => {
+                let base = Gradient { kind: *kind, budget };
+                let sg = SmoothGrad { base, samples: 25, sigma: 0.15, kind: SmoothKind::Mean, seed: a.seed };
+                (sg.attribute(&net, &obs, len, &target).maps, 0, 0)
+            }
+            Method::Occlusion => {
+                let [c, h, w] = chw.context("occlusion needs image observations")?;
+                let (win, stride) = if h >= 84 { (8, 4) } else { (3, 1) };
+                let occ =
+                    Occlusion { window: [c, win, win], stride: [c, stride, stride], fill: Fill::Constant(0.0), budget };
+                (occ.attribute(&net, &obs, [c, h, w], &target).maps, 0, 0)
+            }
+            Method::Perturbation => {
+                let [c, h, w] = chw.context("perturbation saliency needs image observations")?;
+                let score = if spec.head == xrl::nn::HeadKind::ActorCritic {
+                    Score::Actor
+                } else {
+                    Score::Target(target.clone())
+                };
+                let stride = if h >= 84 { 5 } else { 1 };
+                let p = Perturbation {
+                    stride,
+                    budget,
+                    mask_sigma: if h >= 84 { 5.0 } else { 1.0 },
+                    ..Perturbation::new(score)
+                };
+                (p.attribute(&net, &obs, [c, h, w]).maps, w, h)
+            }
+        };
+        timings.insert(name.clone(), json!(started.elapsed().as_secs_f64() * 1e3 / n as f64));
+        let per = maps.len() / n;
+        if a.save_maps {
+            let mut shape = vec![n];
+            if mw > 0 {
+                shape.extend([mh, mw])
+            } else {
+                shape.extend(&spec.obs_shape)
+            }
+            let path = a.out.join(format!("{}.npy", name.replace(':', "_")));
+            xrl_render::write_npy(&path, &shape, &maps)?;
+            files.push(path);
+        }
+        if let Some([h, w]) = spatial {
+            let (mw, mh) = if mw > 0 { (mw, mh) } else { (w, h) };
+            let intensity: Vec<Vec<f32>> = maps
+                .chunks(per)
+                .map(|m| (0..mw * mh).map(|i| m.iter().skip(i).step_by(mw * mh).map(|v| v.abs()).sum()).collect())
+                .collect();
+            // One scale for the whole episode, so frames are comparable.
+            let refs: Vec<&[f32]> = intensity.iter().map(Vec::as_slice).collect();
+            let scale = heatmap::scale(&refs, Sign::Absolute, 99.0);
+            for (f, m) in intensity.iter().enumerate() {
+                let norm = heatmap::normalize(m, scale, Sign::Absolute);
+                let heat = heatmap::colorize(&norm, mw as u32, mh as u32, Colormap::Inferno, Sign::Absolute);
+                overlays[f].push(heatmap::overlay(&pictures[f], &heat, &norm, 0.8));
+            }
+        }
+    }
+
+    // Pictures and video.
+    let mut video = vec![];
+    if spatial.is_some() {
+        for (f, row) in overlays.iter().enumerate() {
+            if a.layout == "grid" {
+                let img = heatmap::grid(std::slice::from_ref(row), 4);
+                let path = a.out.join(format!("frame_{:04}.png", from + f));
+                xrl_render::write_png(&path, &img)?;
+                files.push(path);
+                video.push(img);
+            } else {
+                for ((name, _), img) in methods.iter().zip(&row[1..]) {
+                    let path = a.out.join(format!("frame_{:04}_{}.png", from + f, name.replace(':', "_")));
+                    xrl_render::write_png(&path, img)?;
+                    files.push(path);
+                }
+            }
+        }
+        if a.video.is_some() && !video.is_empty() {
+            let path = a.out.join("explain.gif");
+            xrl_render::write_gif(&path, &video, 4.0)?;
+            files.push(path);
+        }
+    }
+
+    // summary.json: per frame the action and the network's outputs; per method its time per frame.
+    let heads = net.forward(batch(&obs, len, &Device::flex()), &Pass::default());
+    let rows = |t: Option<xrl::burn::tensor::Tensor<2>>| {
+        t.map(|t| {
+            let [_, k] = t.dims();
+            to_vec(t).chunks(k).map(|r| r.to_vec()).collect::<Vec<_>>()
+        })
+    };
+    let (q, v, logits) = (rows(heads.q), rows(heads.value), rows(heads.logits));
+    let frames: Vec<_> = (0..n)
+        .map(|f| {
+            let policy = logits.as_ref().map(|l| {
+                let m = l[f].iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                let e: Vec<f32> = l[f].iter().map(|x| (x - m).exp()).collect();
+                let s: f32 = e.iter().sum();
+                e.iter().map(|x| x / s).collect::<Vec<_>>()
+            });
+            json!({
+                "frame": from + f,
+                "action": actions[f],
+                "q": q.as_ref().map(|q| q[f].clone()),
+                "value": v.as_ref().map(|v| v[f][0]),
+                "policy": policy,
+                "ig_delta": ig_delta.as_ref().map(|d| d[f]),
+            })
+        })
+        .collect();
+    let summary_path = a.out.join("summary.json");
+    files.push(summary_path.clone());
+    let summary = json!({
+        "run": a.run.display().to_string(),
+        "env": card.env.id,
+        "checkpoint_step": state.step,
+        "target": a.target,
+        "methods": methods.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+        "ms_per_frame": timings,
+        "frames": frames,
+        "files": files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+    });
+    xrl::run::write_bytes(&summary_path, serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    println!("explained {n} frames with {} methods; wrote {} files to {}", methods.len(), files.len(), a.out.display());
+    Ok(())
+}
