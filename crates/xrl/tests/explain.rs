@@ -255,3 +255,51 @@ fn perturbation_saliency_by_hand_and_batching_invariance() {
     let one_by_one = Perturbation { budget: Budget { max_rows: 1 }, ..p }.attribute(&model, &x, [1, 10, 10]);
     assert_eq!(one_by_one.maps, out.maps);
 }
+
+#[test]
+fn recurrent_steps_are_explained_at_their_recorded_state() {
+    use xrl::explain::AtState;
+    use xrl::nn::{Core, CoreKind, RecurrentState};
+    let d = Device::flex().autodiff();
+    d.seed(12);
+    let spec = NetSpec::new(vec![6], 3, Torso::Mlp { hidden: vec![8] }, HeadKind::ActorCritic)
+        .with_core(Core { kind: CoreKind::Lstm, hidden: 5 });
+    let net = Net::new(&spec, &d).unwrap().frozen();
+    let x = inputs(2, 13);
+    let plain = Device::flex();
+    let hidden = Tensor::<2>::random([2, 5], Distribution::Uniform(-1.0, 1.0), &plain);
+    let cell = Tensor::<2>::random([2, 5], Distribution::Uniform(-1.0, 1.0), &plain);
+    let state = RecurrentState { hidden: hidden.clone(), cell: Some(cell.clone()) };
+    let model = AtState { net: &net, state: state.clone() };
+    let g = Gradient::new(GradientKind::Vanilla).attribute(&model, &x, 6, &Target::Value);
+    // By hand: the gradient of V at each sample's own state.
+    for s in 0..2 {
+        let xs = Tensor::<1>::from_floats(&x[s * 6..(s + 1) * 6], &d).reshape([1, 6]).require_grad();
+        let st = RecurrentState {
+            hidden: Tensor::from_data(hidden.clone().narrow(0, s, 1).to_data(), &d),
+            cell: Some(Tensor::from_data(cell.clone().narrow(0, s, 1).to_data(), &d)),
+        };
+        let v = net.forward(xs.clone(), &Pass { state: Some(st), ..Pass::default() }).value.unwrap().sum();
+        let want = nn::to_vec(xs.grad(&v.backward()).unwrap());
+        for (a, b) in g.map(s).iter().zip(&want) {
+            assert!((a - b).abs() < 1e-6, "sample {s}: {a} vs {b}");
+        }
+    }
+    // The state matters, and IG holds it fixed along the path (completeness at that state).
+    let zero_state = Gradient::new(GradientKind::Vanilla).attribute(&net, &x, 6, &Target::Value);
+    assert_ne!(zero_state.maps, g.maps);
+    let ig = IntegratedGradients { steps: 64, ..IntegratedGradients::new() }.attribute(&model, &x, 6, &Target::Value);
+    assert!(ig.delta.unwrap().iter().all(|d| d.abs() < 1e-3));
+    // SmoothGrad's noisy copies keep their sample's state.
+    let sg = SmoothGrad {
+        base: Gradient::new(GradientKind::Vanilla),
+        samples: 3,
+        sigma: 0.0,
+        kind: SmoothKind::Mean,
+        seed: 0,
+    };
+    let smooth = sg.attribute(&model, &x, 6, &Target::Value);
+    for (a, b) in smooth.maps.iter().zip(&g.maps) {
+        assert!((a - b).abs() < 1e-6);
+    }
+}

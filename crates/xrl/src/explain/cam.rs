@@ -41,8 +41,8 @@ impl GradCam {
             let end = (start + step).min(n);
             let x = Tensor::<1>::from_floats(&inputs[start * len..end * len], &device).reshape([end - start, len]);
             let pass = Pass { probe: Some(self.layer.clone()), ..Pass::default() };
-            let h = model.heads(x, &pass);
             let rows: Vec<usize> = (start..end).collect();
+            let h = model.heads_for(x, &pass, &rows);
             let t = target_value(&h, target, &rows);
             let probe = h.probe.unwrap_or_else(|| panic!("the model has no layer `{}`", self.layer));
             let leaf = probe.leaf.expect("probes on an autodiff device carry a leaf");

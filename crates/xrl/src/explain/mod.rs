@@ -29,6 +29,39 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 /// Anything that turns flat inputs into named heads.
 pub trait Model {
     fn heads(&self, x: Tensor<2>, pass: &Pass) -> Heads;
+
+    /// The same, told which input sample each row derives from (path points, noise samples and perturbations of
+    /// sample i all say i) — what a model with per-sample context, such as a recorded recurrent state, needs.
+    fn heads_for(&self, x: Tensor<2>, pass: &Pass, _samples: &[usize]) -> Heads {
+        self.heads(x, pass)
+    }
+}
+
+/// A recurrent network explained at recorded states: every row of sample i runs from row i of `state` — the state
+/// h(t−1) the agent held when it acted on frame t — held fixed across path points and perturbations.
+pub struct AtState<'a> {
+    pub net: &'a Net,
+    /// `[samples, hidden]` (and the LSTM cell).
+    pub state: crate::nn::RecurrentState,
+}
+
+impl Model for AtState<'_> {
+    fn heads(&self, x: Tensor<2>, pass: &Pass) -> Heads {
+        let rows: Vec<usize> = (0..x.dims()[0]).collect();
+        self.heads_for(x, pass, &rows)
+    }
+
+    fn heads_for(&self, x: Tensor<2>, pass: &Pass, samples: &[usize]) -> Heads {
+        let device = x.device();
+        let pick = |t: &Tensor<2>| {
+            let idx: Vec<i64> = samples.iter().map(|&s| s as i64).collect();
+            let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [samples.len()]), &device);
+            Tensor::<2>::from_data(t.to_data(), &device).select(0, idx)
+        };
+        let state =
+            crate::nn::RecurrentState { hidden: pick(&self.state.hidden), cell: self.state.cell.as_ref().map(pick) };
+        self.net.forward(x, &Pass { state: Some(state), ..pass.clone() })
+    }
 }
 
 impl Model for Net {
@@ -142,7 +175,7 @@ pub(crate) fn gradients(
         let end = (start + budget.max_rows.max(1)).min(n);
         let x =
             Tensor::<1>::from_floats(&rows[start * len..end * len], &device).reshape([end - start, len]).require_grad();
-        let h = model.heads(x.clone(), pass);
+        let h = model.heads_for(x.clone(), pass, &sample_of[start..end]);
         let t = target_value(&h, target, &sample_of[start..end]);
         values.extend(crate::nn::to_vec(t.clone()));
         let g = x.grad(&t.sum().backward()).expect("the input takes part in the target");
@@ -166,7 +199,8 @@ pub(crate) fn values(
     for start in (0..n).step_by(budget.max_rows.max(1)) {
         let end = (start + budget.max_rows.max(1)).min(n);
         let x = Tensor::<1>::from_floats(&rows[start * len..end * len], &device).reshape([end - start, len]);
-        out.extend(crate::nn::to_vec(target_value(&model.heads(x, &Pass::default()), target, &sample_of[start..end])));
+        let h = model.heads_for(x, &Pass::default(), &sample_of[start..end]);
+        out.extend(crate::nn::to_vec(target_value(&h, target, &sample_of[start..end])));
     }
     out
 }

@@ -102,7 +102,7 @@ impl Perturbation {
         for start in (0..n).step_by(step) {
             let end = (start + step).min(n);
             let x = Tensor::<1>::from_floats(&rows[start * len..end * len], &device).reshape([end - start, len]);
-            let h: Heads = model.heads(x, &Pass::default());
+            let h: Heads = model.heads_for(x, &Pass::default(), &vec![sample; end - start]);
             let t = match &self.score {
                 Score::Actor => h.logits.or(h.q).expect("the actor score needs logits (or Q values)"),
                 Score::Critic => h.value.expect("the critic score needs a value head"),

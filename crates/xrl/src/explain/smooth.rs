@@ -45,7 +45,9 @@ impl SmoothGrad {
             Target::Chosen(actions) => Target::Chosen(targets.iter().map(|&i| actions[i]).collect()),
             t => t.clone(),
         };
-        let a = self.base.attribute(model, &noisy, len, &target);
+        // Copy k of sample i still belongs to sample i (for models with per-sample context).
+        let remapped = Remap { inner: model, sample: &targets };
+        let a = self.base.attribute(&remapped, &noisy, len, &target);
         let mut maps = vec![0.0f32; inputs.len()];
         for i in 0..n {
             for j in 0..len {
@@ -62,6 +64,21 @@ impl SmoothGrad {
             }
         }
         Attribution { maps, len, delta: None }
+    }
+}
+
+struct Remap<'a> {
+    inner: &'a dyn Model,
+    sample: &'a [usize],
+}
+
+impl Model for Remap<'_> {
+    fn heads(&self, x: burn::tensor::Tensor<2>, pass: &crate::nn::Pass) -> crate::nn::Heads {
+        self.inner.heads(x, pass)
+    }
+    fn heads_for(&self, x: burn::tensor::Tensor<2>, pass: &crate::nn::Pass, samples: &[usize]) -> crate::nn::Heads {
+        let mapped: Vec<usize> = samples.iter().map(|&k| self.sample[k]).collect();
+        self.inner.heads_for(x, pass, &mapped)
     }
 }
 
