@@ -303,3 +303,35 @@ fn recurrent_steps_are_explained_at_their_recorded_state() {
         assert!((a - b).abs() < 1e-6);
     }
 }
+
+#[test]
+fn unrolling_attributes_through_the_last_k_frames() {
+    use xrl::explain::Unrolled;
+    use xrl::nn::{Core, CoreKind, RecurrentState};
+    let d = Device::flex().autodiff();
+    d.seed(14);
+    let spec = NetSpec::new(vec![6], 3, Torso::Mlp { hidden: vec![8] }, HeadKind::ActorCritic)
+        .with_core(Core { kind: CoreKind::Gru, hidden: 5 });
+    let net = Net::new(&spec, &d).unwrap().frozen();
+    let frames = inputs(3, 15); // three consecutive frames of one sequence, oldest first
+    let model = Unrolled { net: &net, k: 3, state: None };
+    let g = Gradient::new(GradientKind::Vanilla).attribute(&model, &frames, 18, &Target::Value);
+    // The last step's value equals the step-by-step run; every frame gets credit, the oldest the least directly.
+    let mut state: Option<RecurrentState> = None;
+    let mut v = 0.0;
+    for t in 0..3 {
+        let h =
+            net.forward(nn::batch(&frames[t * 6..(t + 1) * 6], 6, &Device::flex()), &Pass { state, ..Pass::default() });
+        v = nn::to_vec(h.value.unwrap())[0];
+        state = h.state;
+    }
+    let heads = model.heads(nn::batch(&frames, 18, &Device::flex()), &Pass::default());
+    assert!((nn::to_vec(heads.value.unwrap())[0] - v).abs() < 1e-5);
+    assert_eq!(g.maps.len(), 18);
+    for t in 0..3 {
+        assert!(g.maps[t * 6..(t + 1) * 6].iter().any(|x| *x != 0.0), "frame {t} gets attribution");
+    }
+    let ig =
+        IntegratedGradients { steps: 64, ..IntegratedGradients::new() }.attribute(&model, &frames, 18, &Target::Value);
+    assert!(ig.delta.unwrap()[0].abs() < 1e-3);
+}

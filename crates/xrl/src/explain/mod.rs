@@ -52,15 +52,20 @@ impl Model for AtState<'_> {
     }
 
     fn heads_for(&self, x: Tensor<2>, pass: &Pass, samples: &[usize]) -> Heads {
-        let device = x.device();
+        let state = self.pick_state(samples, &x.device());
+        self.net.forward(x, &Pass { state: Some(state), ..pass.clone() })
+    }
+}
+
+impl AtState<'_> {
+    /// The recorded state rows of `samples`, on `device`.
+    fn pick_state(&self, samples: &[usize], device: &Device) -> crate::nn::RecurrentState {
         let pick = |t: &Tensor<2>| {
             let idx: Vec<i64> = samples.iter().map(|&s| s as i64).collect();
-            let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [samples.len()]), &device);
-            Tensor::<2>::from_data(t.to_data(), &device).select(0, idx)
+            let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [samples.len()]), device);
+            Tensor::<2>::from_data(t.to_data(), device).select(0, idx)
         };
-        let state =
-            crate::nn::RecurrentState { hidden: pick(&self.state.hidden), cell: self.state.cell.as_ref().map(pick) };
-        self.net.forward(x, &Pass { state: Some(state), ..pass.clone() })
+        crate::nn::RecurrentState { hidden: pick(&self.state.hidden), cell: self.state.cell.as_ref().map(pick) }
     }
 }
 
@@ -132,6 +137,43 @@ fn column(t: Tensor<2>, a: usize) -> Tensor<2> {
     let [b, n] = t.dims();
     assert!(a < n, "action {a} out of range for {n} outputs");
     t.slice([0..b, a..a + 1])
+}
+
+/// A recurrent network explained through its last `k` frames: each input is `k` consecutive observations
+/// (oldest first, flat), unrolled from the recorded state before the first of them (`None`: zeros); the heads are
+/// those of the last step. Attributions then spread over the k frames.
+pub struct Unrolled<'a> {
+    pub net: &'a Net,
+    pub k: usize,
+    pub state: Option<crate::nn::RecurrentState>,
+}
+
+impl Model for Unrolled<'_> {
+    fn heads(&self, x: Tensor<2>, pass: &Pass) -> Heads {
+        let rows: Vec<usize> = (0..x.dims()[0]).collect();
+        self.heads_for(x, pass, &rows)
+    }
+
+    fn heads_for(&self, x: Tensor<2>, pass: &Pass, samples: &[usize]) -> Heads {
+        let [b, kl] = x.dims();
+        let k = self.k.max(1);
+        let device = x.device();
+        let state =
+            self.state.as_ref().map(|s| AtState { net: self.net, state: s.clone() }.pick_state(samples, &device));
+        let h = self.net.forward(x.reshape([b * k, kl / k]), &Pass { state, seq_len: k, ..pass.clone() });
+        // Keep row b·k + k − 1 of every head: the last step of each sequence.
+        let last: Vec<i64> = (0..b).map(|i| (i * k + k - 1) as i64).collect();
+        let idx = Tensor::<1, Int>::from_data(TensorData::new(last, [b]), &device);
+        let pick = |t: Option<Tensor<2>>| t.map(|t| t.select(0, idx.clone()));
+        Heads {
+            q: pick(h.q),
+            advantage: pick(h.advantage),
+            value: pick(h.value),
+            logits: pick(h.logits),
+            probe: h.probe,
+            state: h.state,
+        }
+    }
 }
 
 /// The target's value per sample, `[batch, 1]`. `rows` maps each row to its sample (for `Chosen`).
