@@ -36,8 +36,9 @@ pub struct ExplainArgs {
     frames: String,
     #[arg(long)]
     out: PathBuf,
-    /// `grid` (one picture per frame: the frame, then each method's overlay) or `overlay` (one picture per frame and
-    /// method).
+    /// `grid` (one picture per frame: the frame, then each method's overlay), `overlay` (one picture per frame and
+    /// method) or `composite` (actor-critic networks: the first method's map for the target in green and for the
+    /// value in red over the frame's luminance, as seed 003).
     #[arg(long, default_value = "grid")]
     layout: String,
     /// Also write a video of the pictures: `gif`.
@@ -105,11 +106,8 @@ fn parse_target(s: &str, actions: &[usize], n: usize) -> Result<Target> {
 pub fn explain(a: ExplainArgs) -> Result<()> {
     let methods: Vec<(String, Method)> =
         a.methods.split(',').map(|m| Ok((m.trim().to_string(), parse_method(m.trim())?))).collect::<Result<_>>()?;
-    if a.layout != "grid" && a.layout != "overlay" {
-        bail!(
-            "unknown layout `{}`; use grid or overlay (the actor–critic composite is not wired to the CLI yet)",
-            a.layout
-        );
+    if !["grid", "overlay", "composite"].contains(&a.layout.as_str()) {
+        bail!("unknown layout `{}`; use grid, overlay or composite", a.layout);
     }
     if let Some(v) = &a.video
         && v != "gif"
@@ -173,54 +171,22 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
     let mut timings = serde_json::Map::new();
     let mut overlays: Vec<Vec<xrl::env::RgbImage>> = pictures.iter().map(|p| vec![p.clone()]).collect();
     let mut ig_delta = None;
+    let mut first: Option<(Vec<f32>, usize, usize)> = None;
     let budget = Budget::default();
+    if a.layout == "composite" && spec.head != xrl::nn::HeadKind::ActorCritic {
+        bail!("the composite layout shows actor and critic: it needs an actor-critic run (a2c, a3c)");
+    }
     for (name, method) in &methods {
         let started = Instant::now();
         // (maps, map width, map height, per-sample length); intensities are summed |map| over leading axes.
-        let (maps, mw, mh): (Vec<f32>, usize, usize) = match method {
-            Method::Grad(kind) => (Gradient { kind: *kind, budget }.attribute(&net, &obs, len, &target).maps, 0, 0),
-            Method::Cam(layer, false) => {
-                let c = GradCam::new(layer).attribute(&net, &obs, len, &target);
-                (c.maps, c.w, c.h)
-            }
-            Method::Cam(layer, true) => {
-                let shape = chw.context("guided Grad-CAM needs image observations")?;
-                (GuidedGradCam { cam: GradCam::new(layer) }.attribute(&net, &obs, shape, &target).maps, 0, 0)
-            }
-            Method::Ig => {
-                let r = IntegratedGradients::new().attribute(&net, &obs, len, &target);
-                ig_delta = r.delta;
-                (r.maps, 0, 0)
-            }
-            Method::Smooth(kind) => {
-                let base = Gradient { kind: *kind, budget };
-                let sg = SmoothGrad { base, samples: 25, sigma: 0.15, kind: SmoothKind::Mean, seed: a.seed };
-                (sg.attribute(&net, &obs, len, &target).maps, 0, 0)
-            }
-            Method::Occlusion => {
-                let [c, h, w] = chw.context("occlusion needs image observations")?;
-                let (win, stride) = if h >= 84 { (8, 4) } else { (3, 1) };
-                let occ =
-                    Occlusion { window: [c, win, win], stride: [c, stride, stride], fill: Fill::Constant(0.0), budget };
-                (occ.attribute(&net, &obs, [c, h, w], &target).maps, 0, 0)
-            }
-            Method::Perturbation => {
-                let [c, h, w] = chw.context("perturbation saliency needs image observations")?;
-                let score = if spec.head == xrl::nn::HeadKind::ActorCritic {
-                    Score::Actor
-                } else {
-                    Score::Target(target.clone())
-                };
-                let stride = if h >= 84 { 5 } else { 1 };
-                let p = Perturbation {
-                    stride,
-                    budget,
-                    mask_sigma: if h >= 84 { 5.0 } else { 1.0 },
-                    ..Perturbation::new(score)
-                };
-                (p.attribute(&net, &obs, [c, h, w]).maps, w, h)
-            }
-        };
+        let MethodMaps { maps, w: mw, h: mh, delta } =
+            run_method(method, &net, &obs, len, chw, &target, a.seed, budget)?;
+        if first.is_none() {
+            first = Some((maps.clone(), mw, mh));
+        }
+        if delta.is_some() {
+            ig_delta = delta;
+        }
         timings.insert(name.clone(), json!(started.elapsed().as_secs_f64() * 1e3 / n as f64));
         let per = maps.len() / n;
         if a.save_maps {
@@ -236,15 +202,8 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
         }
         if let Some([h, w]) = spatial {
             let (mw, mh) = if mw > 0 { (mw, mh) } else { (w, h) };
-            let intensity: Vec<Vec<f32>> = maps
-                .chunks(per)
-                .map(|m| (0..mw * mh).map(|i| m.iter().skip(i).step_by(mw * mh).map(|v| v.abs()).sum()).collect())
-                .collect();
-            // One scale for the whole episode, so frames are comparable.
-            let refs: Vec<&[f32]> = intensity.iter().map(Vec::as_slice).collect();
-            let scale = heatmap::scale(&refs, Sign::Absolute, 99.0);
-            for (f, m) in intensity.iter().enumerate() {
-                let norm = heatmap::normalize(m, scale, Sign::Absolute);
+            for (f, norm) in intensities(&maps, per, mw * mh).iter().enumerate() {
+                let norm = norm.clone();
                 let heat = heatmap::colorize(&norm, mw as u32, mh as u32, Colormap::Inferno, Sign::Absolute);
                 overlays[f].push(heatmap::overlay(&pictures[f], &heat, &norm, 0.8));
             }
@@ -253,7 +212,20 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
 
     // Pictures and video.
     let mut video = vec![];
-    if spatial.is_some() {
+    if let (Some([h, w]), Some((actor, mw, mh)), "composite") = (spatial, &first, a.layout.as_str()) {
+        let method = &methods[0].1;
+        let critic = run_method(method, &net, &obs, len, chw, &Target::Value, a.seed, budget)?.maps;
+        let (mw, mh) = if *mw > 0 { (*mw, *mh) } else { (w, h) };
+        let per = actor.len() / n;
+        let (act, crit) = (intensities(actor, per, mw * mh), intensities(&critic, per, mw * mh));
+        for f in 0..n {
+            let img = heatmap::actor_critic_composite(&pictures[f], &act[f], &crit[f], mw as u32, mh as u32);
+            let path = a.out.join(format!("frame_{:04}.png", from + f));
+            xrl_render::write_png(&path, &img)?;
+            files.push(path);
+            video.push(img);
+        }
+    } else if spatial.is_some() {
         for (f, row) in overlays.iter().enumerate() {
             if a.layout == "grid" {
                 let img = heatmap::grid(std::slice::from_ref(row), 4);
@@ -262,6 +234,8 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
                 files.push(path);
                 video.push(img);
             } else {
+                // The video follows the first method.
+                video.push(row[1].clone());
                 for ((name, _), img) in methods.iter().zip(&row[1..]) {
                     let path = a.out.join(format!("frame_{:04}_{}.png", from + f, name.replace(':', "_")));
                     xrl_render::write_png(&path, img)?;
@@ -269,11 +243,11 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
                 }
             }
         }
-        if a.video.is_some() && !video.is_empty() {
-            let path = a.out.join("explain.gif");
-            xrl_render::write_gif(&path, &video, 4.0)?;
-            files.push(path);
-        }
+    }
+    if a.video.is_some() && !video.is_empty() {
+        let path = a.out.join("explain.gif");
+        xrl_render::write_gif(&path, &video, 4.0)?;
+        files.push(path);
     }
 
     // summary.json: per frame the action and the network's outputs; per method its time per frame.
@@ -318,4 +292,84 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
     xrl::run::write_bytes(&summary_path, serde_json::to_string_pretty(&summary)?.as_bytes())?;
     println!("explained {n} frames with {} methods; wrote {} files to {}", methods.len(), files.len(), a.out.display());
     Ok(())
+}
+
+/// Per frame: |map| summed over the leading axes at `cells` spatial cells, normalised on one scale for the whole
+/// episode (99th percentile), so frames are comparable.
+fn intensities(maps: &[f32], per: usize, cells: usize) -> Vec<Vec<f32>> {
+    let raw: Vec<Vec<f32>> = maps
+        .chunks(per)
+        .map(|m| (0..cells).map(|i| m.iter().skip(i).step_by(cells).map(|v| v.abs()).sum()).collect())
+        .collect();
+    let refs: Vec<&[f32]> = raw.iter().map(Vec::as_slice).collect();
+    let scale = heatmap::scale(&refs, Sign::Absolute, 99.0);
+    raw.iter().map(|m| heatmap::normalize(m, scale, Sign::Absolute)).collect()
+}
+
+/// Runs one method on all frames: (maps, map width, map height) — width and height 0 when the maps have the
+/// observation's layout — and IG's per-frame convergence delta.
+#[allow(clippy::too_many_arguments)]
+fn run_method(
+    method: &Method,
+    net: &xrl::nn::Net,
+    obs: &[f32],
+    len: usize,
+    chw: Option<[usize; 3]>,
+    target: &Target,
+    seed: u64,
+    budget: Budget,
+) -> Result<MethodMaps> {
+    let spec = net.spec();
+    let mut ig_delta = None;
+    let (maps, mw, mh) = match method {
+        Method::Grad(kind) => (Gradient { kind: *kind, budget }.attribute(net, obs, len, target).maps, 0, 0),
+        Method::Cam(layer, false) => {
+            let c = GradCam::new(layer).attribute(net, obs, len, target);
+            (c.maps, c.w, c.h)
+        }
+        Method::Cam(layer, true) => {
+            let shape = chw.context("guided Grad-CAM needs image observations")?;
+            (GuidedGradCam { cam: GradCam::new(layer) }.attribute(net, obs, shape, target).maps, 0, 0)
+        }
+        Method::Ig => {
+            let r = IntegratedGradients::new().attribute(net, obs, len, target);
+            ig_delta = r.delta;
+            (r.maps, 0, 0)
+        }
+        Method::Smooth(kind) => {
+            let base = Gradient { kind: *kind, budget };
+            let sg = SmoothGrad { base, samples: 25, sigma: 0.15, kind: SmoothKind::Mean, seed };
+            (sg.attribute(net, obs, len, target).maps, 0, 0)
+        }
+        Method::Occlusion => {
+            let [c, h, w] = chw.context("occlusion needs image observations")?;
+            let (win, stride) = if h >= 84 { (8, 4) } else { (3, 1) };
+            let occ =
+                Occlusion { window: [c, win, win], stride: [c, stride, stride], fill: Fill::Constant(0.0), budget };
+            (occ.attribute(net, obs, [c, h, w], target).maps, 0, 0)
+        }
+        Method::Perturbation => {
+            let [c, h, w] = chw.context("perturbation saliency needs image observations")?;
+            let score =
+                if spec.head == xrl::nn::HeadKind::ActorCritic { Score::Actor } else { Score::Target(target.clone()) };
+            let stride = if h >= 84 { 5 } else { 1 };
+            let p = Perturbation {
+                stride,
+                budget,
+                mask_sigma: if h >= 84 { 5.0 } else { 1.0 },
+                ..Perturbation::new(score)
+            };
+            (p.attribute(net, obs, [c, h, w]).maps, w, h)
+        }
+    };
+    Ok(MethodMaps { maps, w: mw, h: mh, delta: ig_delta })
+}
+
+/// One method's maps for all frames: `w`, `h` are the map's own resolution (Grad-CAM, perturbation) or 0 when the
+/// maps have the observation's layout; `delta` is IG's convergence delta per frame.
+struct MethodMaps {
+    maps: Vec<f32>,
+    w: usize,
+    h: usize,
+    delta: Option<Vec<f32>>,
 }

@@ -271,5 +271,39 @@ fn explain_writes_pictures_maps_and_a_summary() {
     assert_clean_failure(&xrl(&[&bad[..], &["--methods", "lime"]].concat()), "unknown method");
     assert_clean_failure(&xrl(&[&bad[..], &["--target", "q:9"]].concat()), "out of range");
     assert_clean_failure(&xrl(&[&bad[..], &["--frames", "5..2"]].concat()), "A..B");
+    assert_clean_failure(&xrl(&[&bad[..], &["--layout", "composite"]].concat()), "actor-critic");
+    // The composite layout on an actor-critic run.
+    let ac = dir.join("ac");
+    let o = xrl(&[
+        "train",
+        "--env",
+        "MinAtar/Breakout-v0",
+        "--agent",
+        "a2c",
+        "--steps",
+        "2000",
+        "--out",
+        ac.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let comp = dir.join("composite");
+    let o = xrl(&[
+        "explain",
+        "--run",
+        ac.to_str().unwrap(),
+        "--methods",
+        "guided",
+        "--target",
+        "logit:1",
+        "--layout",
+        "composite",
+    ]
+    .iter()
+    .copied()
+    .chain(["--frames", "0..3", "--out", comp.to_str().unwrap()])
+    .collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(comp.join("frame_0002.png").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
