@@ -41,7 +41,7 @@ pub struct ExplainArgs {
     /// value in red over the frame's luminance, as seed 003).
     #[arg(long, default_value = "grid")]
     layout: String,
-    /// Also write a video of the pictures: `gif`.
+    /// Also write a video of the pictures: `gif` or `mp4` (H.264).
     #[arg(long)]
     video: Option<String>,
     /// Also write each method's raw maps as `.npy` (readable by NumPy).
@@ -111,8 +111,9 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
     }
     if let Some(v) = &a.video
         && v != "gif"
+        && v != "mp4"
     {
-        bail!("unknown video format `{v}`; use gif (MP4 is not available yet)");
+        bail!("unknown video format `{v}`; use gif or mp4");
     }
     let (from, to) = a
         .frames
@@ -244,9 +245,13 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
             }
         }
     }
-    if a.video.is_some() && !video.is_empty() {
-        let path = a.out.join("explain.gif");
-        xrl_render::write_gif(&path, &video, 4.0)?;
+    if let (Some(format), false) = (&a.video, video.is_empty()) {
+        let path = a.out.join(format!("explain.{format}"));
+        if format == "mp4" {
+            xrl_render::write_mp4(&path, &video, 4.0)?;
+        } else {
+            xrl_render::write_gif(&path, &video, 4.0)?;
+        }
         files.push(path);
     }
 

@@ -42,7 +42,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Write an animated GIF of a random rollout.
+    /// Write an animated GIF (or an MP4) of a random rollout.
     Render {
         #[command(flatten)]
         env: EnvArgs,
@@ -54,7 +54,7 @@ enum Command {
         /// Frames per second of the GIF.
         #[arg(long, default_value_t = 10.0)]
         fps: f32,
-        /// Output file (.gif).
+        /// Output file (.gif or .mp4).
         #[arg(long)]
         out: PathBuf,
     },
@@ -156,8 +156,9 @@ fn run(cli: Cli) -> Result<()> {
             print_rollout(&r, json, &format!("mean length {:.1}", r.mean_length()))
         }
         Command::Render { env, seed, steps, fps, out } => {
-            if out.extension().and_then(|e| e.to_str()) != Some("gif") {
-                bail!("--out must name a .gif file, got {}", out.display());
+            let ext = out.extension().and_then(|e| e.to_str());
+            if ext != Some("gif") && ext != Some("mp4") {
+                bail!("--out must name a .gif or .mp4 file, got {}", out.display());
             }
             if !(fps > 0.0 && fps <= 100.0) {
                 bail!("--fps must be in (0, 100], got {fps}");
@@ -165,7 +166,11 @@ fn run(cli: Cli) -> Result<()> {
             let mut e = env.make()?;
             let mut p = RandomPolicy::new(&e.spec().action, seed ^ 0x9E37_79B9_7F4A_7C15);
             let frames = rollout::frames(e.as_mut(), &mut p, steps, seed)?;
-            xrl_render::write_gif(&out, &frames, fps)?;
+            if ext == Some("mp4") {
+                xrl_render::write_mp4(&out, &frames, fps)?;
+            } else {
+                xrl_render::write_gif(&out, &frames, fps)?;
+            }
             println!("wrote {} ({} frames)", out.display(), frames.len());
             Ok(())
         }

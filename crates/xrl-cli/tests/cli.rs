@@ -59,7 +59,7 @@ fn bad_input_fails_cleanly_with_advice() {
     assert_clean_failure(&xrl(&["rollout", "--env", "CartPole-v1", "--episodes", "0"]), "at least 1");
     assert_clean_failure(&xrl(&["rollout", "--env", "MinAtar/Breakout-v0", "--sticky", "2"]), "sticky");
     assert_clean_failure(&xrl(&["rollout", "--env", "MinAtar/Breakout-v0", "--rng", "mt"]), "fast");
-    assert_clean_failure(&xrl(&["render", "--env", "CartPole-v1", "--out", "x.mp4"]), ".gif");
+    assert_clean_failure(&xrl(&["render", "--env", "CartPole-v1", "--out", "x.avi"]), ".gif or .mp4");
     let dir = std::env::temp_dir().join(format!("xrl-cli-blocked-{}", std::process::id()));
     std::fs::write(&dir, b"a file where a folder is needed").unwrap();
     let out = dir.join("x.gif");
@@ -305,5 +305,7 @@ fn explain_writes_pictures_maps_and_a_summary() {
     .collect::<Vec<_>>());
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(comp.join("frame_0002.png").exists());
+    let mp4 = std::fs::read(comp.join("explain.mp4")).unwrap();
+    assert_eq!(&mp4[4..8], b"ftyp");
     std::fs::remove_dir_all(&dir).unwrap();
 }

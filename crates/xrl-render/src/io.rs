@@ -98,6 +98,43 @@ fn exact_palette_frame(w: u16, h: u16, rgb: &[u8]) -> Option<gif::Frame<'static>
     Some(gif::Frame::from_palette_pixels(w, h, pixels, palette, None))
 }
 
+/// Writes an H.264 MP4 at `fps` frames per second (OpenH264, muxed by muxide; plays in browsers and players).
+/// Odd widths or heights are padded with one black row or column, as H.264 needs even dimensions.
+pub fn write_mp4(path: &Path, frames: &[RgbImage], fps: f32) -> Result<(), RenderError> {
+    use openh264::OpenH264API;
+    use openh264::encoder::{BitRate, Encoder, EncoderConfig, FrameRate, FrameType};
+    use openh264::formats::{RgbSliceU8, YUVBuffer};
+    let first = frames.first().ok_or_else(|| RenderError::NoFrames { path: path.to_path_buf() })?;
+    let size = first.dimensions();
+    if let Some((index, f)) = frames.iter().enumerate().find(|(_, f)| f.dimensions() != size) {
+        return Err(RenderError::FrameSize { index, got: f.dimensions(), expected: size });
+    }
+    let (w, h) = (size.0 + size.0 % 2, size.1 + size.1 % 2);
+    let enc = |message: String| RenderError::Encode { path: path.to_path_buf(), message };
+    let config =
+        EncoderConfig::new().bitrate(BitRate::from_bps(4_000_000)).max_frame_rate(FrameRate::from_hz(fps.max(1.0)));
+    let mut encoder =
+        Encoder::with_api_config(OpenH264API::from_source(), config).map_err(|e| enc(format!("H.264 encoder: {e}")))?;
+    let mut packets = Vec::with_capacity(frames.len());
+    for f in frames {
+        let mut padded = RgbImage::new(w, h);
+        image::imageops::replace(&mut padded, f, 0, 0);
+        let yuv = YUVBuffer::from_rgb8_source(RgbSliceU8::new(padded.as_raw(), (w as usize, h as usize)));
+        let bits = encoder.encode(&yuv).map_err(|e| enc(format!("H.264 encoding: {e}")))?;
+        packets.push((bits.to_vec(), matches!(bits.frame_type(), FrameType::IDR | FrameType::I)));
+    }
+    write_atomic(path, |out| {
+        let mut muxer = muxide::api::MuxerBuilder::new(&mut *out)
+            .video(muxide::api::VideoCodec::H264, w, h, fps as f64)
+            .build()
+            .map_err(|e| enc(format!("MP4 muxer: {e}")))?;
+        for (i, (data, key)) in packets.iter().enumerate() {
+            muxer.write_video(i as f64 / fps as f64, data, *key).map_err(|e| enc(format!("MP4 muxer: {e}")))?;
+        }
+        muxer.finish().map_err(|e| enc(format!("MP4 muxer: {e}")))
+    })
+}
+
 /// Writes f32 values of the given shape as a NumPy `.npy` file (format 1.0, little-endian, C order).
 pub fn write_npy(path: &Path, shape: &[usize], values: &[f32]) -> Result<(), RenderError> {
     assert_eq!(shape.iter().product::<usize>(), values.len(), "shape {shape:?} does not hold {} values", values.len());
@@ -154,6 +191,23 @@ mod tests {
         let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("a.gif")]);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn mp4_has_an_mp4_header_and_one_sample_per_frame() {
+        let path = std::env::temp_dir().join(format!("xrl-mp4-{}.mp4", std::process::id()));
+        let frames: Vec<RgbImage> =
+            (0..12u8).map(|i| RgbImage::from_pixel(33, 21, image::Rgb([20 * i, 100, 200]))).collect();
+        write_mp4(&path, &frames, 8.0).unwrap();
+        let b = std::fs::read(&path).unwrap();
+        assert_eq!(&b[4..8], b"ftyp");
+        let find = |tag: &[u8]| b.windows(4).position(|w| w == tag);
+        let stsz = find(b"stsz").expect("a sample-size table");
+        // stsz: version/flags (4), uniform size (4), sample count (4).
+        let count = u32::from_be_bytes(b[stsz + 12..stsz + 16].try_into().unwrap());
+        assert_eq!(count, 12);
+        assert!(find(b"avc1").is_some() && find(b"mdat").is_some());
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

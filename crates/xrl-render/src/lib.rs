@@ -2,7 +2,7 @@
 //!
 //! * [`write_atomic`]: every file xrl writes goes through a temporary file and a rename, so a killed run never
 //!   leaves a half-written file under the final name.
-//! * [`write_png`], [`write_gif`]: still frames and animations.
+//! * [`write_png`], [`write_gif`], [`write_mp4`] (H.264): still frames and animations.
 //! * [`plot::learning_curve`]: episode returns against steps, as a PNG.
 //! * [`heatmap`]: attribution maps normalised per frame or per episode, coloured, and overlaid on frames.
 
@@ -11,4 +11,4 @@ mod io;
 pub mod plot;
 pub mod tensorboard;
 
-pub use io::{RenderError, write_atomic, write_gif, write_npy, write_png};
+pub use io::{RenderError, write_atomic, write_gif, write_mp4, write_npy, write_png};
