@@ -301,7 +301,7 @@ fn explain_writes_pictures_maps_and_a_summary() {
     ]
     .iter()
     .copied()
-    .chain(["--frames", "0..3", "--out", comp.to_str().unwrap()])
+    .chain(["--frames", "0..3", "--out", comp.to_str().unwrap(), "--video", "mp4"])
     .collect::<Vec<_>>());
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(comp.join("frame_0002.png").exists());
