@@ -112,3 +112,70 @@ fn perturbation_blur_matches_scipy() {
     let got = xrl::explain::blur(&x, 2, 12, 9, 3.0);
     assert_close("blur_sigma3", &got, &floats(&v["blur_sigma3"]));
 }
+
+/// The Nature CNN (CleanRL's layout, inputs ÷ 255) with weights defined by the formula of
+/// `fixtures/make_captum_nature_fixture.py`, written here as a PyTorch-named safetensors file and imported.
+fn nature_net() -> Net {
+    let tensors: [(&str, Vec<usize>); 10] = [
+        ("network.0.weight", vec![32, 4, 8, 8]),
+        ("network.0.bias", vec![32]),
+        ("network.2.weight", vec![64, 32, 4, 4]),
+        ("network.2.bias", vec![64]),
+        ("network.4.weight", vec![64, 64, 3, 3]),
+        ("network.4.bias", vec![64]),
+        ("network.7.weight", vec![512, 3136]),
+        ("network.7.bias", vec![512]),
+        ("network.9.weight", vec![6, 512]),
+        ("network.9.bias", vec![6]),
+    ];
+    let mut header = serde_json::Map::new();
+    let mut data: Vec<u8> = vec![];
+    for (k, (name, shape)) in tensors.iter().enumerate() {
+        let n: usize = shape.iter().product();
+        let fan_in: usize = if shape.len() > 1 { shape[1..].iter().product() } else { 256 };
+        let start = data.len();
+        for i in 0..n as i64 {
+            let v = (((i * 7919 + k as i64 * 104_729) % 2001 - 1000) as f64 / 1000.0 / (fan_in as f64).sqrt()) as f32;
+            data.extend_from_slice(&v.to_le_bytes());
+        }
+        header.insert(
+            name.to_string(),
+            serde_json::json!({ "dtype": "F32", "shape": shape, "data_offsets": [start, data.len()] }),
+        );
+    }
+    let header = serde_json::to_vec(&header).unwrap();
+    let mut file = (header.len() as u64).to_le_bytes().to_vec();
+    file.extend_from_slice(&header);
+    file.extend_from_slice(&data);
+    let path = std::env::temp_dir().join(format!("xrl-nature-{}.safetensors", std::process::id()));
+    std::fs::write(&path, file).unwrap();
+    let net =
+        import(&path, Format::Safetensors, Arch::NatureDqn, None, &[4, 84, 84], 6, &Device::flex().autodiff()).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    net.frozen()
+}
+
+#[test]
+fn nature_cnn_matches_captum() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("captum_nature.json")).unwrap()).unwrap();
+    let net = nature_net();
+    let x: Vec<f32> = (0..4 * 84 * 84).map(|i| ((i * 37) % 256) as f32).collect();
+    let t = Target::Q(4);
+    let q = xrl::nn::to_vec(net.scores(xrl::nn::batch(&x, 28224, &Device::flex())));
+    assert_close("q", &q, &floats(&v["q"]));
+    let g = Gradient::new(GradientKind::Vanilla).attribute(&net, &x, 28224, &t);
+    assert_close("saliency", &g.maps, &floats(&v["saliency"]));
+    let g = Gradient::new(GradientKind::Guided).attribute(&net, &x, 28224, &t);
+    assert_close("guided_backprop", &g.maps, &floats(&v["guided_backprop"]));
+    let cam = GradCam::new("conv3").attribute(&net, &x, 28224, &t);
+    assert_eq!((cam.h, cam.w), (7, 7));
+    assert_close("layer_grad_cam_conv3", &cam.maps, &floats(&v["layer_grad_cam_conv3"]));
+    let ig = IntegratedGradients {
+        steps: 16,
+        rule: Rule::GaussLegendre,
+        budget: Budget { max_rows: 8 },
+        ..IntegratedGradients::new()
+    };
+    assert_close("ig_gausslegendre", &ig.attribute(&net, &x, 28224, &t).maps, &floats(&v["ig_gausslegendre"]));
+}
