@@ -37,8 +37,9 @@ pub struct ExplainArgs {
     #[arg(long)]
     out: PathBuf,
     /// `grid` (one picture per frame: the frame, then each method's overlay), `overlay` (one picture per frame and
-    /// method) or `composite` (actor-critic networks: the first method's map for the target in green and for the
-    /// value in red over the frame's luminance, as seed 003).
+    /// method), `composite` (actor-critic networks: the first method's map for the target in green and for the
+    /// value in red over the frame's luminance, as seed 003) or `greydanus` (the same maps added to the frame's
+    /// blue and red channels, as Greydanus et al.; use with `--methods perturbation`).
     #[arg(long, default_value = "grid")]
     layout: String,
     /// Also write a video of the pictures: `gif` or `mp4` (H.264).
@@ -106,8 +107,8 @@ fn parse_target(s: &str, actions: &[usize], n: usize) -> Result<Target> {
 pub fn explain(a: ExplainArgs) -> Result<()> {
     let methods: Vec<(String, Method)> =
         a.methods.split(',').map(|m| Ok((m.trim().to_string(), parse_method(m.trim())?))).collect::<Result<_>>()?;
-    if !["grid", "overlay", "composite"].contains(&a.layout.as_str()) {
-        bail!("unknown layout `{}`; use grid, overlay or composite", a.layout);
+    if !["grid", "overlay", "composite", "greydanus"].contains(&a.layout.as_str()) {
+        bail!("unknown layout `{}`; use grid, overlay, composite or greydanus", a.layout);
     }
     if let Some(v) = &a.video
         && v != "gif"
@@ -174,8 +175,9 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
     let mut ig_delta = None;
     let mut first: Option<(Vec<f32>, usize, usize)> = None;
     let budget = Budget::default();
-    if a.layout == "composite" && spec.head != xrl::nn::HeadKind::ActorCritic {
-        bail!("the composite layout shows actor and critic: it needs an actor-critic run (a2c, a3c)");
+    let two_headed = a.layout == "composite" || a.layout == "greydanus";
+    if two_headed && spec.head != xrl::nn::HeadKind::ActorCritic {
+        bail!("the {} layout shows actor and critic: it needs an actor-critic run (a2c, a3c)", a.layout);
     }
     for (name, method) in &methods {
         let started = Instant::now();
@@ -213,14 +215,18 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
 
     // Pictures and video.
     let mut video = vec![];
-    if let (Some([h, w]), Some((actor, mw, mh)), "composite") = (spatial, &first, a.layout.as_str()) {
+    if let (Some([h, w]), Some((actor, mw, mh)), true) = (spatial, &first, two_headed) {
         let method = &methods[0].1;
         let critic = run_method(method, &net, &obs, len, chw, &Target::Value, a.seed, budget)?.maps;
         let (mw, mh) = if *mw > 0 { (*mw, *mh) } else { (w, h) };
         let per = actor.len() / n;
         let (act, crit) = (intensities(actor, per, mw * mh), intensities(&critic, per, mw * mh));
         for f in 0..n {
-            let img = heatmap::actor_critic_composite(&pictures[f], &act[f], &crit[f], mw as u32, mh as u32);
+            let img = if a.layout == "composite" {
+                heatmap::actor_critic_composite(&pictures[f], &act[f], &crit[f], mw as u32, mh as u32)
+            } else {
+                heatmap::greydanus_additive(&pictures[f], &act[f], &crit[f], mw as u32, mh as u32, 1.0)
+            };
             let path = a.out.join(format!("frame_{:04}.png", from + f));
             xrl_render::write_png(&path, &img)?;
             files.push(path);

@@ -305,6 +305,22 @@ fn explain_writes_pictures_maps_and_a_summary() {
     .collect::<Vec<_>>());
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(comp.join("frame_0002.png").exists());
+    let grey = dir.join("greydanus");
+    let o = xrl(&[
+        "explain",
+        "--run",
+        ac.to_str().unwrap(),
+        "--methods",
+        "perturbation",
+        "--layout",
+        "greydanus",
+        "--frames",
+        "0..2",
+        "--out",
+        grey.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(grey.join("frame_0001.png").exists());
     let mp4 = std::fs::read(comp.join("explain.mp4")).unwrap();
     assert_eq!(&mp4[4..8], b"ftyp");
     std::fs::remove_dir_all(&dir).unwrap();
