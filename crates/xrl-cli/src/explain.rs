@@ -20,34 +20,34 @@ use xrl_render::heatmap::{self, Colormap, Sign};
 pub struct ExplainArgs {
     /// A run directory made by `xrl train` or `xrl import`.
     #[arg(long)]
-    run: PathBuf,
+    pub(crate) run: PathBuf,
     /// Comma-separated methods: grad, grad-x-input, guided, deconv, gradcam:LAYER, guided-gradcam:LAYER, ig,
     /// smoothgrad:grad, smoothgrad:guided, occlusion, perturbation. Layers: conv1, conv2, …, fc1, … (see the run's
     /// network).
     #[arg(long, default_value = "grad,guided,gradcam:conv1,ig")]
-    methods: String,
+    pub(crate) methods: String,
     /// The scalar explained: chosen, q:A, max-q, value, advantage:A, logit:A, log-prob:A, contrast:A:B.
     #[arg(long, default_value = "chosen")]
-    target: String,
+    pub(crate) target: String,
     #[arg(long, default_value_t = 0)]
-    seed: u64,
+    pub(crate) seed: u64,
     /// Frames of the episode to explain, `A..B` (B excluded).
     #[arg(long, default_value = "0..20")]
-    frames: String,
+    pub(crate) frames: String,
     #[arg(long)]
-    out: PathBuf,
+    pub(crate) out: PathBuf,
     /// `grid` (one picture per frame: the frame, then each method's overlay), `overlay` (one picture per frame and
     /// method), `composite` (actor-critic networks: the first method's map for the target in green and for the
     /// value in red over the frame's luminance, as seed 003) or `greydanus` (the same maps added to the frame's
     /// blue and red channels, as Greydanus et al.; use with `--methods perturbation`).
     #[arg(long, default_value = "grid")]
-    layout: String,
+    pub(crate) layout: String,
     /// Also write a video of the pictures: `gif` or `mp4` (H.264).
     #[arg(long)]
-    video: Option<String>,
+    pub(crate) video: Option<String>,
     /// Also write each method's raw maps as `.npy` (readable by NumPy).
     #[arg(long)]
-    save_maps: bool,
+    pub(crate) save_maps: bool,
 }
 
 enum Method {

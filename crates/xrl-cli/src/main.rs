@@ -2,6 +2,7 @@
 
 mod bench;
 mod explain;
+mod report;
 mod train;
 
 use anyhow::{Result, bail};
@@ -66,6 +67,11 @@ enum Command {
     Import(train::ImportArgs),
     /// Play a run's agent and explain its frames: pictures, a GIF, raw maps (.npy) and summary.json.
     Explain(explain::ExplainArgs),
+    /// Write a self-contained HTML report of a run and its explanations (viewable offline).
+    Report(report::ReportArgs),
+    /// The main job on the embedded default: an A2C agent on MinAtar Breakout, explained by every method, in a
+    /// browsable HTML report.
+    Demo(report::DemoArgs),
     /// Measure speed side by side with the Python references.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -178,6 +184,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Play(a) => train::play(a),
         Command::Import(a) => train::import(a),
         Command::Explain(a) => explain::explain(a),
+        Command::Report(a) => report::report(&a),
+        Command::Demo(a) => report::demo(&a),
         Command::Bench(cmd) => bench::run(cmd),
     }
 }

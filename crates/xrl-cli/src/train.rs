@@ -63,6 +63,30 @@ pub struct TrainArgs {
     quiet: bool,
 }
 
+impl TrainArgs {
+    /// The demo's training: A2C on MinAtar Breakout, 1M frames, seed 0, one checkpoint at the end.
+    pub(crate) fn demo(out: &std::path::Path) -> Self {
+        TrainArgs {
+            id: Some("MinAtar/Breakout-v0".into()),
+            agent: "a2c".into(),
+            double: false,
+            dueling: false,
+            n_step: 1,
+            workers: None,
+            core_size: 128,
+            frames: 4,
+            steps: Some(1_000_000),
+            seed: 0,
+            out: Some(out.to_path_buf()),
+            checkpoint_every: Some(1_000_000),
+            sticky: 0.1,
+            no_ramping: false,
+            resume: None,
+            quiet: false,
+        }
+    }
+}
+
 pub fn train(a: TrainArgs) -> Result<()> {
     let dir = match &a.resume {
         Some(dir) => RunDir::new(dir),

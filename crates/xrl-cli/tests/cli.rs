@@ -325,3 +325,42 @@ fn explain_writes_pictures_maps_and_a_summary() {
     assert_eq!(&mp4[4..8], b"ftyp");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The README's first command, shortened: the embedded agent, explained, in a report whose contents are checked.
+#[test]
+fn demo_writes_a_report_with_every_method_and_frame() {
+    let dir = std::env::temp_dir().join(format!("xrl-cli-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let o = xrl(&["demo", "--out", dir.to_str().unwrap(), "--frames", "0..5"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("report.html"), "the demo says where the report is");
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    // Five explained frames embedded, a slider over them, the run card, the learning curve, and per-frame values.
+    let frames_start = html.find("const frames = [").unwrap();
+    let frames_end = html[frames_start..].find("];").unwrap() + frames_start;
+    assert_eq!(html[frames_start..frames_end].matches("data:image/png;base64,").count(), 5);
+    assert!(html.contains(r#"max="4""#));
+    assert!(html.contains("MinAtar/Breakout-v0 — A2C"));
+    assert!(html.contains("alt=\"learning curve\""));
+    let info_start = html.find("const info = ").unwrap() + "const info = ".len();
+    let info_end = html[info_start..].find(";\n").unwrap() + info_start;
+    let info: serde_json::Value = serde_json::from_str(&html[info_start..info_end]).unwrap();
+    assert_eq!(info.as_array().unwrap().len(), 5);
+    assert_eq!(info[0]["policy"].as_array().unwrap().len(), 6);
+    for method in [
+        "grad",
+        "guided",
+        "gradcam:conv1",
+        "guided-gradcam:conv1",
+        "ig",
+        "smoothgrad:grad",
+        "occlusion",
+        "perturbation",
+    ] {
+        assert!(html.contains(&format!("\"{method}\":")), "timing of {method}");
+    }
+    // The report needs nothing from the network.
+    assert!(!html.contains("http://") && !html.contains("https://"));
+    assert_clean_failure(&xrl(&["demo", "--out", dir.to_str().unwrap()]), "already holds a demo run");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -9,6 +9,7 @@
 pub mod heatmap;
 mod io;
 pub mod plot;
+pub mod report;
 pub mod tensorboard;
 
 pub use io::{RenderError, write_atomic, write_gif, write_mp4, write_npy, write_png};
