@@ -72,7 +72,8 @@ const info = {info};
 const timings = {timings};
 const img = document.getElementById("frame"), slider = document.getElementById("slider");
 const label = document.getElementById("label"), values = document.getElementById("values");
-const fmt = v => (v === null || v === undefined) ? "–" : (typeof v === "number" ? v.toFixed(4) : String(v));
+const fmt = v => (v === null || v === undefined) ? "–"
+  : (typeof v === "number" && !Number.isInteger(v) ? v.toFixed(4) : String(v));
 function row(name, xs) {{
   if (!xs) return "";
   return "<tr><th>" + name + "</th>" + xs.map(x => "<td>" + fmt(x) + "</td>").join("") + "</tr>";
@@ -98,7 +99,9 @@ document.getElementById("play").onclick = e => {{
 }};
 document.getElementById("timing-table").innerHTML = "<table><tr><th>method</th><th>ms / frame</th></tr>"
   + Object.entries(timings).map(([k, v]) => "<tr><td>" + k + "</td><td>" + v.toFixed(2) + "</td></tr>").join("") + "</table>";
-show(0);
+// `report.html#frame=N` opens at frame N (also how the browser test moves the player).
+const start = parseInt((location.hash.match(/frame=(\d+)/) || [0, 0])[1]);
+show(start);
 </script>
 </body></html>
 "##,
