@@ -133,6 +133,9 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
     })?;
     let report = a.out.join("report.html");
     write_report(&run, Some(&explain_dir), &report)?;
-    println!("the report is {} — open it in a browser", report.display());
+    println!("wrote:");
+    println!("  {}  the run (run.toml, checkpoint, metrics.csv, learning_curve.png)", run.display());
+    println!("  {}  one picture per frame, explain.gif, summary.json", explain_dir.display());
+    println!("  {}  the report — open it in a browser (it works offline)", report.display());
     Ok(())
 }
