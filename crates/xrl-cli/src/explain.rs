@@ -205,7 +205,7 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
         }
         if let Some([h, w]) = spatial {
             let (mw, mh) = if mw > 0 { (mw, mh) } else { (w, h) };
-            for (f, norm) in intensities(&maps, per, mw * mh).iter().enumerate() {
+            for (f, norm) in heatmap::episode_intensities(&maps, per, mw * mh).iter().enumerate() {
                 let norm = norm.clone();
                 let heat = heatmap::colorize(&norm, mw as u32, mh as u32, Colormap::Inferno, Sign::Absolute);
                 overlays[f].push(heatmap::overlay(&pictures[f], &heat, &norm, 0.8));
@@ -220,7 +220,8 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
         let critic = run_method(method, &net, &obs, len, chw, &Target::Value, a.seed, budget)?.maps;
         let (mw, mh) = if *mw > 0 { (*mw, *mh) } else { (w, h) };
         let per = actor.len() / n;
-        let (act, crit) = (intensities(actor, per, mw * mh), intensities(&critic, per, mw * mh));
+        let (act, crit) =
+            (heatmap::episode_intensities(actor, per, mw * mh), heatmap::episode_intensities(&critic, per, mw * mh));
         for f in 0..n {
             let img = if a.layout == "composite" {
                 heatmap::actor_critic_composite(&pictures[f], &act[f], &crit[f], mw as u32, mh as u32)
@@ -303,18 +304,6 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
     xrl::run::write_bytes(&summary_path, serde_json::to_string_pretty(&summary)?.as_bytes())?;
     println!("explained {n} frames with {} methods; wrote {} files to {}", methods.len(), files.len(), a.out.display());
     Ok(())
-}
-
-/// Per frame: |map| summed over the leading axes at `cells` spatial cells, normalised on one scale for the whole
-/// episode (99th percentile), so frames are comparable.
-fn intensities(maps: &[f32], per: usize, cells: usize) -> Vec<Vec<f32>> {
-    let raw: Vec<Vec<f32>> = maps
-        .chunks(per)
-        .map(|m| (0..cells).map(|i| m.iter().skip(i).step_by(cells).map(|v| v.abs()).sum()).collect())
-        .collect();
-    let refs: Vec<&[f32]> = raw.iter().map(Vec::as_slice).collect();
-    let scale = heatmap::scale(&refs, Sign::Absolute, 99.0);
-    raw.iter().map(|m| heatmap::normalize(m, scale, Sign::Absolute)).collect()
 }
 
 /// Runs one method on all frames: (maps, map width, map height) — width and height 0 when the maps have the

@@ -64,26 +64,18 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
-    /// The demo's training: A2C on MinAtar Breakout, 1M frames, seed 0, one checkpoint at the end.
+    /// The demo's training: A2C on MinAtar Breakout, 1M frames, seed 0, one checkpoint at the end — parsed like
+    /// the command line, so every other option keeps the CLI's default.
     pub(crate) fn demo(out: &std::path::Path) -> Self {
-        TrainArgs {
-            id: Some("MinAtar/Breakout-v0".into()),
-            agent: "a2c".into(),
-            double: false,
-            dueling: false,
-            n_step: 1,
-            workers: None,
-            core_size: 128,
-            frames: 4,
-            steps: Some(1_000_000),
-            seed: 0,
-            out: Some(out.to_path_buf()),
-            checkpoint_every: Some(1_000_000),
-            sticky: 0.1,
-            no_ramping: false,
-            resume: None,
-            quiet: false,
+        #[derive(clap::Parser)]
+        struct Demo {
+            #[command(flatten)]
+            args: TrainArgs,
         }
+        let out = out.to_string_lossy();
+        let argv = ["xrl-demo", "--env", "MinAtar/Breakout-v0", "--agent", "a2c", "--steps", "1000000", "--seed", "0"];
+        <Demo as clap::Parser>::parse_from(argv.into_iter().chain(["--checkpoint-every", "1000000", "--out", &out]))
+            .args
     }
 }
 

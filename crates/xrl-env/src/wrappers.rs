@@ -203,10 +203,6 @@ impl EpisodeStats {
     pub fn new(inner: Box<dyn Env>) -> Self {
         EpisodeStats { inner, ret: 0.0, length: 0, finished: vec![] }
     }
-    /// The episode in progress so far.
-    pub fn current(&self) -> Episode {
-        Episode { ret: self.ret, length: self.length }
-    }
     /// Takes the episodes finished since the last call.
     pub fn drain(&mut self) -> Vec<Episode> {
         std::mem::take(&mut self.finished)

@@ -47,6 +47,19 @@ pub fn normalize(map: &[f32], scale: f32, sign: Sign) -> Vec<f32> {
         .collect()
 }
 
+/// An episode's maps as intensities: each map (`per` values, `cells` spatial cells on its last axes) becomes
+/// |map| summed over its leading axes (channels, stacked frames), then every frame is normalised on one scale —
+/// the episode's 99th percentile — so frames are comparable.
+pub fn episode_intensities(maps: &[f32], per: usize, cells: usize) -> Vec<Vec<f32>> {
+    let raw: Vec<Vec<f32>> = maps
+        .chunks(per)
+        .map(|m| (0..cells).map(|i| m.iter().skip(i).step_by(cells).map(|v| v.abs()).sum()).collect())
+        .collect();
+    let refs: Vec<&[f32]> = raw.iter().map(Vec::as_slice).collect();
+    let s = scale(&refs, Sign::Absolute, 99.0);
+    raw.iter().map(|m| normalize(m, s, Sign::Absolute)).collect()
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Colormap {
     Viridis,
@@ -112,6 +125,15 @@ mod tests {
         assert_eq!(normalize(&m, 4.0, Sign::Positive), vec![0.0, 0.0, 0.25, 0.5, 1.0]);
         assert_eq!(normalize(&m, 4.0, Sign::Signed), vec![0.0, -1.0, 0.25, 0.5, 1.0]);
         assert_eq!(normalize(&m, 0.0, Sign::Absolute), vec![0.0; 5], "an all-zero scale is not stretched");
+    }
+
+    #[test]
+    fn episode_intensities_sum_channels_and_share_one_scale() {
+        // Two frames of 2 channels × 2 cells. Summed |·| over channels: frame 0 [1, 3], frame 1 [1, 1]; the
+        // episode's scale is 3, so both frames are divided by 3.
+        let maps = [1.0, -1.0, 0.0, 2.0, 0.5, 0.5, -0.5, 0.5];
+        let i = episode_intensities(&maps, 4, 2);
+        assert_eq!(i, vec![vec![1.0 / 3.0, 1.0], vec![1.0 / 3.0, 1.0 / 3.0]]);
     }
 
     #[test]

@@ -201,12 +201,8 @@ pub mod explain {
         }
     }
 
-    /// The methods timed, by the names `bench/explain.py` uses.
-    pub const METHODS: [&str; 7] =
-        ["saliency", "guided_backprop", "grad_cam", "integrated_gradients", "smoothgrad", "occlusion", "perturbation"];
-
-    /// Times every method on `frames` random frames of `name`'s network; `one_at_a_time` adds the perturbation
-    /// method run one forward pass per perturbed frame, as the original code did.
+    /// Times every method on `frames` random frames of `name`'s network, plus the perturbation method run one
+    /// forward pass per perturbed frame (`perturbation_one_at_a_time`), as the original code did.
     pub fn run(name: &str, frames: usize, runs: usize) -> Vec<MethodTiming> {
         let (_, spec) = super::nets::specs().into_iter().find(|(n, _)| *n == name).expect("known network");
         let device = Device::flex().autodiff();

@@ -82,7 +82,8 @@ pub struct NetSpec {
     pub frames: usize,
 }
 
-fn is_zero(n: &usize) -> bool {
+/// For serde: leave zero counts out of documents.
+pub(crate) fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 

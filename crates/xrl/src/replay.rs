@@ -6,7 +6,6 @@
 //! a terminated episode does not bootstrap, a truncated one does (from its last observation).
 
 use rand::Rng;
-use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
 /// One (possibly n-step) transition.
@@ -66,23 +65,18 @@ impl NStep {
         let (obs, action, _) = self.pending.pop_front().expect("emit on a non-empty queue");
         Transition { obs, action, reward, next_obs: next_obs.to_vec(), terminal, steps }
     }
-
-    /// Drops pending steps (on a reset that is not an episode end, e.g. a resumed run).
-    pub fn clear(&mut self) {
-        self.pending.clear();
-    }
 }
 
 /// Storage of observations.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 pub enum Frames {
     /// 0/1 values, one byte each.
     Binary(Vec<u8>),
     Float(Vec<f32>),
 }
 
-/// A ring buffer of transitions.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// A ring buffer of transitions (saved in checkpoints by [`Replay::write_to`]).
+#[derive(Clone, Debug)]
 pub struct Replay {
     capacity: usize,
     obs_len: usize,

@@ -49,12 +49,8 @@ pub struct EnvCard {
     pub sticky_action_prob: f64,
     pub difficulty_ramping: bool,
     /// Observations are the last `frame_stack` frames (oldest first); 0 or 1 = the plain observation.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "crate::nn::is_zero")]
     pub frame_stack: usize,
-}
-
-fn is_zero(n: &usize) -> bool {
-    *n == 0
 }
 
 impl EnvCard {

@@ -3,9 +3,7 @@
 
 use xrl::burn::tensor::activation::relu;
 use xrl::burn::tensor::{Device, Distribution, Tensor};
-use xrl::explain::{
-    Baseline, Budget, Gradient, GradientKind, IntegratedGradients, Model, Rule, SmoothGrad, SmoothKind, Target,
-};
+use xrl::explain::{Budget, Gradient, GradientKind, IntegratedGradients, Model, Rule, SmoothGrad, SmoothKind, Target};
 use xrl::nn::{self, HeadKind, Heads, Net, NetSpec, Pass, Torso};
 
 fn heads_q(q: Tensor<2>) -> Heads {
@@ -149,8 +147,6 @@ fn dueling_value_attribution_is_the_same_whatever_the_action() {
         assert!((lhs - rhs).abs() < 1e-5);
     }
     assert!(v.maps.iter().any(|g| *g != 0.0));
-    let _: &dyn Model = &net;
-    let _ = Baseline::Zeros;
 }
 
 /// A one-conv network on 1×4×4 inputs, by hand: conv 2×2/2 with unit weights (block sums), ReLU → A (2×2),

@@ -160,8 +160,4 @@ impl Game for Asterix {
             }
         }
     }
-
-    fn ramp_index(&self) -> Option<u32> {
-        Some(self.ramp_index as u32)
-    }
 }

@@ -53,10 +53,6 @@ pub trait Game: Clone + Send + Serialize + DeserializeOwned + 'static {
     fn validate(&self) -> Result<(), String> {
         Ok(())
     }
-    /// The difficulty level reached, for games that ramp.
-    fn ramp_index(&self) -> Option<u32> {
-        None
-    }
 }
 
 /// The observation planes of one game, C×10×10.
@@ -161,15 +157,6 @@ impl<G: Game> MinAtar<G> {
         };
         env.reset(Some(0));
         env
-    }
-
-    pub fn game(&self) -> &G {
-        &self.game
-    }
-
-    /// The names of the observation channels, in order.
-    pub fn channel_names(&self) -> &'static [&'static str] {
-        G::CHANNELS
     }
 
     fn refresh_obs(&mut self) {

@@ -409,8 +409,4 @@ impl Game for Seaquest {
         }
         Ok(())
     }
-
-    fn ramp_index(&self) -> Option<u32> {
-        Some(self.ramp_index as u32)
-    }
 }

@@ -191,8 +191,4 @@ impl Game for SpaceInvaders {
             }
         }
     }
-
-    fn ramp_index(&self) -> Option<u32> {
-        Some(self.ramp_index as u32)
-    }
 }

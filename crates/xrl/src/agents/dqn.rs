@@ -7,7 +7,7 @@
 
 use crate::nn::{self, Core, CoreKind, HeadKind, Net, NetSpec, Torso};
 use crate::optim::{Optimizer, Rule};
-use crate::replay::{NStep, Replay, Transition};
+use crate::replay::{NStep, Replay};
 use burn::module::Module;
 use burn::nn::loss::{HuberLossConfig, MseLoss, Reduction};
 use burn::optim::GradientsParams;
@@ -221,11 +221,6 @@ impl Dqn {
         }
     }
 
-    /// Forgets a partial n-step window (after a resume, which starts a fresh episode).
-    pub fn clear_pending(&mut self) {
-        self.nstep.clear();
-    }
-
     /// Whether environment step `step` (1-based count of steps taken) is due an update.
     pub fn should_update(&self, step: usize) -> bool {
         step > self.config.learning_starts
@@ -260,8 +255,8 @@ impl Dqn {
         let q = self.online.scores(obs).gather(1, actions);
         let y = Tensor::<2>::from_data(TensorData::new(targets, [bs, 1]), &self.device);
         let loss = match c.loss {
-            Loss::Huber { delta } => HuberLossConfig::new(delta).init().forward(q.clone(), y.clone(), Reduction::Mean),
-            Loss::Mse => MseLoss::new().forward(q.clone(), y.clone(), Reduction::Mean),
+            Loss::Huber { delta } => HuberLossConfig::new(delta).init().forward(q, y, Reduction::Mean),
+            Loss::Mse => MseLoss::new().forward(q, y, Reduction::Mean),
         };
         let loss_value = nn::to_vec(loss.clone())[0];
 
@@ -289,14 +284,14 @@ impl Dqn {
     }
 }
 
-/// Builds the single-step transition type used by tests and tools.
-pub fn transition(obs: &[f32], action: usize, reward: f32, next_obs: &[f32], terminal: bool) -> Transition {
-    Transition { obs: obs.to_vec(), action, reward, next_obs: next_obs.to_vec(), terminal, steps: 1 }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::replay::Transition;
+
+    fn transition(obs: &[f32], action: usize, reward: f32, next_obs: &[f32], terminal: bool) -> Transition {
+        Transition { obs: obs.to_vec(), action, reward, next_obs: next_obs.to_vec(), terminal, steps: 1 }
+    }
 
     /// With terminal transitions of reward 1, the regression target is exactly 1: Q(s, a) must converge to it.
     #[test]
