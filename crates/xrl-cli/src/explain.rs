@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 use xrl::burn::tensor::Device;
 use xrl::explain::{
-    Budget, Fill, GradCam, Gradient, GradientKind, GuidedGradCam, IntegratedGradients, Occlusion, Perturbation, Score,
-    SmoothGrad, SmoothKind, Target,
+    Baseline, Budget, Fill, GradCam, Gradient, GradientKind, GuidedGradCam, IntegratedGradients, Occlusion,
+    Perturbation, Rule, Score, SmoothGrad, SmoothKind, Target,
 };
 use xrl::nn::{Pass, batch, to_vec};
 use xrl::rollout::{NetPolicy, Policy};
@@ -22,8 +22,8 @@ pub struct ExplainArgs {
     #[arg(long)]
     pub(crate) run: PathBuf,
     /// Comma-separated methods: grad, grad-x-input, guided, deconv, gradcam:LAYER, guided-gradcam:LAYER, ig,
-    /// smoothgrad:grad, smoothgrad:guided, occlusion, perturbation. Layers: conv1, conv2, …, fc1, … (see the run's
-    /// network).
+    /// smoothgrad:BASE, smoothgrad2:BASE, vargrad:BASE (BASE: grad, grad-x-input, guided or deconv), occlusion,
+    /// perturbation. Layers: conv1, conv2, …, fc1, … (see the run's network).
     #[arg(long, default_value = "grad,guided,gradcam:conv1,ig")]
     pub(crate) methods: String,
     /// The scalar explained: chosen, q:A, max-q, value, advantage:A, logit:A, log-prob:A, contrast:A:B.
@@ -48,15 +48,133 @@ pub struct ExplainArgs {
     /// Also write each method's raw maps as `.npy` (readable by NumPy).
     #[arg(long)]
     pub(crate) save_maps: bool,
+    /// Integrated gradients: points on the path from the baseline.
+    #[arg(long, default_value_t = 50)]
+    pub(crate) ig_steps: usize,
+    /// Integrated gradients: the quadrature — left, right, middle, trapezoid, captum-trapezoid (Captum's
+    /// `riemann_trapezoid`, whose weights sum to (n−1)/n) or gauss-legendre.
+    #[arg(long, default_value = "gauss-legendre")]
+    pub(crate) ig_rule: String,
+    /// Integrated gradients: the baseline — `zeros`, `blur[:SIGMA]` (the frame blurred, σ 5 pixels unless given),
+    /// `frame:N` (frame N of the same episode) or a `.npy` file (one observation, or one per explained frame).
+    #[arg(long, default_value = "zeros")]
+    pub(crate) ig_baseline: String,
+    /// SmoothGrad, SmoothGrad², VarGrad: noisy copies per frame.
+    #[arg(long, default_value_t = 25)]
+    pub(crate) noise_samples: usize,
+    /// Noise standard deviation as a fraction of each frame's value range (PAIR saliency's 0.15), or in input
+    /// units with --noise-absolute (Captum NoiseTunnel's `stdevs`).
+    #[arg(long, default_value_t = 0.15)]
+    pub(crate) noise_sigma: f32,
+    #[arg(long)]
+    pub(crate) noise_absolute: bool,
+    /// Occlusion: window side in pixels over all channels (default 8 on 84×84 frames, 3 on smaller ones).
+    #[arg(long)]
+    pub(crate) occlusion_window: Option<usize>,
+    /// Occlusion: stride in pixels (default 4 on 84×84 frames, 1 on smaller ones).
+    #[arg(long)]
+    pub(crate) occlusion_stride: Option<usize>,
+    /// Occlusion: what fills a window — a number, `mean` (the frame's mean) or `blur[:SIGMA]` (σ 3 pixels unless
+    /// given).
+    #[arg(long, default_value = "0")]
+    pub(crate) occlusion_fill: String,
+    /// Perturbation saliency's score: `policy` (½‖Δlogits‖², Greydanus et al.'s actor score; all Q values for a
+    /// Q network), `value` (½ΔV², the critic score) or `target` (½Δ² of --target). Default: `policy` for
+    /// actor-critic runs, `target` otherwise.
+    #[arg(long)]
+    pub(crate) perturbation_score: Option<String>,
+}
+
+/// The settings of every method, parsed from the command line.
+struct MethodOptions {
+    seed: u64,
+    budget: Budget,
+    ig: IntegratedGradients,
+    ig_baseline: BaselineChoice,
+    noise_samples: usize,
+    noise_sigma: f32,
+    noise_absolute: bool,
+    occlusion_window: Option<usize>,
+    occlusion_stride: Option<usize>,
+    occlusion_fill: Fill,
+    perturbation_score: Option<String>,
+}
+
+enum BaselineChoice {
+    Zeros,
+    Blur(f32),
+    Frame(usize),
+    File(PathBuf),
+}
+
+fn parse_rule(s: &str) -> Result<Rule> {
+    Ok(match s {
+        "left" => Rule::RiemannLeft,
+        "right" => Rule::RiemannRight,
+        "middle" => Rule::RiemannMiddle,
+        "trapezoid" => Rule::RiemannTrapezoid,
+        "captum-trapezoid" => Rule::CaptumTrapezoid,
+        "gauss-legendre" => Rule::GaussLegendre,
+        _ => bail!("unknown --ig-rule `{s}`; use left, right, middle, trapezoid, captum-trapezoid or gauss-legendre"),
+    })
+}
+
+/// `NAME` or `NAME:SIGMA` with a default σ.
+fn sigma_of(s: &str, name: &str, default: f32) -> Option<Result<f32>> {
+    let rest = s.strip_prefix(name)?;
+    if rest.is_empty() {
+        return Some(Ok(default));
+    }
+    let sigma = rest.strip_prefix(':')?;
+    Some(sigma.parse::<f32>().ok().filter(|v| *v > 0.0).with_context(|| format!("`{s}`: σ must be a positive number")))
+}
+
+fn parse_baseline(s: &str) -> Result<BaselineChoice> {
+    if s == "zeros" {
+        return Ok(BaselineChoice::Zeros);
+    }
+    if let Some(sigma) = sigma_of(s, "blur", 5.0) {
+        return Ok(BaselineChoice::Blur(sigma?));
+    }
+    if let Some(n) = s.strip_prefix("frame:") {
+        return Ok(BaselineChoice::Frame(n.parse().with_context(|| format!("`{s}`: N must be a frame number"))?));
+    }
+    if s.ends_with(".npy") {
+        return Ok(BaselineChoice::File(PathBuf::from(s)));
+    }
+    bail!("unknown --ig-baseline `{s}`; use zeros, blur[:SIGMA], frame:N or a .npy file")
+}
+
+fn parse_fill(s: &str) -> Result<Fill> {
+    if s == "mean" {
+        return Ok(Fill::Mean);
+    }
+    if let Some(sigma) = sigma_of(s, "blur", 3.0) {
+        return Ok(Fill::Blur(sigma?));
+    }
+    match s.parse::<f32>() {
+        Ok(v) if v.is_finite() => Ok(Fill::Constant(v)),
+        _ => bail!("unknown --occlusion-fill `{s}`; use a number, mean or blur[:SIGMA]"),
+    }
 }
 
 enum Method {
     Grad(GradientKind),
     Cam(String, bool),
     Ig,
-    Smooth(GradientKind),
+    Smooth(GradientKind, SmoothKind),
     Occlusion,
     Perturbation,
+}
+
+fn parse_base(s: Option<&str>) -> Option<GradientKind> {
+    Some(match s {
+        Some("grad") | None => GradientKind::Vanilla,
+        Some("grad-x-input") => GradientKind::TimesInput,
+        Some("guided") => GradientKind::Guided,
+        Some("deconv") => GradientKind::Deconv,
+        _ => return None,
+    })
 }
 
 fn parse_method(s: &str) -> Result<Method> {
@@ -69,13 +187,20 @@ fn parse_method(s: &str) -> Result<Method> {
         ("gradcam", Some(l)) => Method::Cam(l.into(), false),
         ("guided-gradcam", Some(l)) => Method::Cam(l.into(), true),
         ("ig", None) => Method::Ig,
-        ("smoothgrad", Some("grad") | None) => Method::Smooth(GradientKind::Vanilla),
-        ("smoothgrad", Some("guided")) => Method::Smooth(GradientKind::Guided),
+        ("smoothgrad" | "smoothgrad2" | "vargrad", base) if parse_base(base).is_some() => {
+            let kind = match name {
+                "smoothgrad" => SmoothKind::Mean,
+                "smoothgrad2" => SmoothKind::Squared,
+                _ => SmoothKind::Variance,
+            };
+            Method::Smooth(parse_base(base).expect("checked"), kind)
+        }
         ("occlusion", None) => Method::Occlusion,
         ("perturbation", None) => Method::Perturbation,
         _ => bail!(
             "unknown method `{s}`; use grad, grad-x-input, guided, deconv, gradcam:LAYER, guided-gradcam:LAYER, ig, \
-             smoothgrad:grad, smoothgrad:guided, occlusion or perturbation"
+             smoothgrad:BASE, smoothgrad2:BASE, vargrad:BASE (BASE: grad, grad-x-input, guided, deconv), occlusion \
+             or perturbation"
         ),
     })
 }
@@ -116,6 +241,33 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
     {
         bail!("unknown video format `{v}`; use gif or mp4");
     }
+    if a.ig_steps == 0 || a.noise_samples == 0 {
+        bail!("--ig-steps and --noise-samples must be at least 1");
+    }
+    if !(a.noise_sigma >= 0.0 && a.noise_sigma.is_finite()) {
+        bail!("--noise-sigma must be a non-negative number, got {}", a.noise_sigma);
+    }
+    if let Some(score) = &a.perturbation_score
+        && !["policy", "value", "target"].contains(&score.as_str())
+    {
+        bail!("unknown --perturbation-score `{score}`; use policy, value or target");
+    }
+    if a.occlusion_window == Some(0) || a.occlusion_stride == Some(0) {
+        bail!("--occlusion-window and --occlusion-stride must be at least 1");
+    }
+    let mut options = MethodOptions {
+        seed: a.seed,
+        budget: Budget::default(),
+        ig: IntegratedGradients { steps: a.ig_steps, rule: parse_rule(&a.ig_rule)?, ..IntegratedGradients::new() },
+        ig_baseline: parse_baseline(&a.ig_baseline)?,
+        noise_samples: a.noise_samples,
+        noise_sigma: a.noise_sigma,
+        noise_absolute: a.noise_absolute,
+        occlusion_window: a.occlusion_window,
+        occlusion_stride: a.occlusion_stride,
+        occlusion_fill: parse_fill(&a.occlusion_fill)?,
+        perturbation_score: a.perturbation_score.clone(),
+    };
     let (from, to) = a
         .frames
         .split_once("..")
@@ -143,10 +295,19 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
     env.reset(Some(a.seed));
     policy.reset();
     let (mut obs, mut pictures, mut actions) = (vec![], vec![], vec![]);
-    for t in 0..to {
+    // A baseline frame may lie outside the explained range: play until it too has been seen.
+    let baseline_frame = match options.ig_baseline {
+        BaselineChoice::Frame(k) => Some(k),
+        _ => None,
+    };
+    let mut baseline_obs = None;
+    for t in 0..to.max(baseline_frame.map_or(0, |k| k + 1)) {
+        if Some(t) == baseline_frame {
+            baseline_obs = Some(env.obs().to_vec());
+        }
         let action = policy.act(env.obs());
         let xrl_env::Action::Discrete(index) = action else { bail!("continuous actions cannot be explained yet") };
-        if t >= from {
+        if (from..to).contains(&t) {
             obs.extend_from_slice(env.obs());
             pictures.push(env.render());
             actions.push(index);
@@ -160,13 +321,42 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
         bail!("the episode ended before frame {from}; choose an earlier --frames range");
     }
     let target = parse_target(&a.target, &actions, spec.actions)?;
-
     // Spatial layout: the last two axes of the observation; 1-D observations get no pictures.
     let spatial = (spec.obs_shape.len() >= 3).then(|| {
         let k = spec.obs_shape.len();
         [spec.obs_shape[k - 2], spec.obs_shape[k - 1]]
     });
     let chw = spatial.map(|[h, w]| [len / (h * w), h, w]);
+    // The IG baseline, one per explained frame.
+    let baseline = match &options.ig_baseline {
+        BaselineChoice::Zeros => None,
+        BaselineChoice::Blur(sigma) => {
+            let [c, h, w] = chw.context("a blurred baseline needs image observations")?;
+            Some(obs.chunks(len).flat_map(|x| xrl::explain::blur(x, c, h, w, *sigma)).collect::<Vec<f32>>())
+        }
+        BaselineChoice::Frame(k) => {
+            let b = baseline_obs.with_context(|| format!("the episode ended before baseline frame {k}"))?;
+            Some(b.repeat(n))
+        }
+        BaselineChoice::File(path) => {
+            let (shape, values) = xrl_render::read_npy(path)?;
+            if values.len() == len {
+                Some(values.repeat(n))
+            } else if values.len() == n * len {
+                Some(values)
+            } else {
+                bail!(
+                    "{}: the baseline has shape {shape:?}; it must be one observation {:?} or one per explained \
+                     frame [{n}, ...]",
+                    path.display(),
+                    spec.obs_shape
+                );
+            }
+        }
+    };
+    if let Some(b) = baseline {
+        options.ig.baseline = Baseline::Given(b);
+    }
 
     std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
     let mut files = vec![];
@@ -174,7 +364,6 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
     let mut overlays: Vec<Vec<xrl::env::RgbImage>> = pictures.iter().map(|p| vec![p.clone()]).collect();
     let mut ig_delta = None;
     let mut first: Option<(Vec<f32>, usize, usize)> = None;
-    let budget = Budget::default();
     let two_headed = a.layout == "composite" || a.layout == "greydanus";
     if two_headed && spec.head != xrl::nn::HeadKind::ActorCritic {
         bail!("the {} layout shows actor and critic: it needs an actor-critic run (a2c, a3c)", a.layout);
@@ -182,8 +371,7 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
     for (name, method) in &methods {
         let started = Instant::now();
         // (maps, map width, map height, per-sample length); intensities are summed |map| over leading axes.
-        let MethodMaps { maps, w: mw, h: mh, delta } =
-            run_method(method, &net, &obs, len, chw, &target, a.seed, budget)?;
+        let MethodMaps { maps, w: mw, h: mh, delta } = run_method(method, &net, &obs, len, chw, &target, &options)?;
         if first.is_none() {
             first = Some((maps.clone(), mw, mh));
         }
@@ -217,7 +405,7 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
     let mut video = vec![];
     if let (Some([h, w]), Some((actor, mw, mh)), true) = (spatial, &first, two_headed) {
         let method = &methods[0].1;
-        let critic = run_method(method, &net, &obs, len, chw, &Target::Value, a.seed, budget)?.maps;
+        let critic = run_method(method, &net, &obs, len, chw, &Target::Value, &options)?.maps;
         let (mw, mh) = if *mw > 0 { (*mw, *mh) } else { (w, h) };
         let per = actor.len() / n;
         let (act, crit) =
@@ -297,6 +485,19 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
         "checkpoint_step": state.step,
         "target": a.target,
         "methods": methods.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+        "options": {
+            "seed": a.seed,
+            "ig_steps": a.ig_steps,
+            "ig_rule": a.ig_rule,
+            "ig_baseline": a.ig_baseline,
+            "noise_samples": a.noise_samples,
+            "noise_sigma": a.noise_sigma,
+            "noise_absolute": a.noise_absolute,
+            "occlusion_window": a.occlusion_window,
+            "occlusion_stride": a.occlusion_stride,
+            "occlusion_fill": a.occlusion_fill,
+            "perturbation_score": a.perturbation_score,
+        },
         "ms_per_frame": timings,
         "frames": frames,
         "files": files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
@@ -308,7 +509,6 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
 
 /// Runs one method on all frames: (maps, map width, map height) — width and height 0 when the maps have the
 /// observation's layout — and IG's per-frame convergence delta.
-#[allow(clippy::too_many_arguments)]
 fn run_method(
     method: &Method,
     net: &xrl::nn::Net,
@@ -316,10 +516,10 @@ fn run_method(
     len: usize,
     chw: Option<[usize; 3]>,
     target: &Target,
-    seed: u64,
-    budget: Budget,
+    o: &MethodOptions,
 ) -> Result<MethodMaps> {
     let spec = net.spec();
+    let budget = o.budget;
     let mut ig_delta = None;
     let (maps, mw, mh) = match method {
         Method::Grad(kind) => (Gradient { kind: *kind, budget }.attribute(net, obs, len, target).maps, 0, 0),
@@ -332,26 +532,41 @@ fn run_method(
             (GuidedGradCam { cam: GradCam::new(layer) }.attribute(net, obs, shape, target).maps, 0, 0)
         }
         Method::Ig => {
-            let r = IntegratedGradients::new().attribute(net, obs, len, target);
+            let r = IntegratedGradients { budget, ..o.ig.clone() }.attribute(net, obs, len, target);
             ig_delta = r.delta;
             (r.maps, 0, 0)
         }
-        Method::Smooth(kind) => {
-            let base = Gradient { kind: *kind, budget };
-            let sg = SmoothGrad { base, samples: 25, sigma: 0.15, kind: SmoothKind::Mean, seed };
+        Method::Smooth(base, kind) => {
+            let sg = SmoothGrad {
+                base: Gradient { kind: *base, budget },
+                samples: o.noise_samples,
+                sigma: o.noise_sigma,
+                absolute: o.noise_absolute,
+                kind: *kind,
+                seed: o.seed,
+            };
             (sg.attribute(net, obs, len, target).maps, 0, 0)
         }
         Method::Occlusion => {
             let [c, h, w] = chw.context("occlusion needs image observations")?;
             let (win, stride) = if h >= 84 { (8, 4) } else { (3, 1) };
-            let occ =
-                Occlusion { window: [c, win, win], stride: [c, stride, stride], fill: Fill::Constant(0.0), budget };
+            let (win, stride) = (o.occlusion_window.unwrap_or(win), o.occlusion_stride.unwrap_or(stride));
+            let occ = Occlusion { window: [c, win, win], stride: [c, stride, stride], fill: o.occlusion_fill, budget };
             (occ.attribute(net, obs, [c, h, w], target).maps, 0, 0)
         }
         Method::Perturbation => {
             let [c, h, w] = chw.context("perturbation saliency needs image observations")?;
-            let score =
-                if spec.head == xrl::nn::HeadKind::ActorCritic { Score::Actor } else { Score::Target(target.clone()) };
+            let actor_critic = spec.head == xrl::nn::HeadKind::ActorCritic;
+            let score = match o.perturbation_score.as_deref() {
+                Some("policy") => Score::Actor,
+                Some("value") if spec.head == xrl::nn::HeadKind::Q => {
+                    bail!("--perturbation-score value needs a value head (dueling or actor-critic)")
+                }
+                Some("value") => Score::Critic,
+                Some(_) => Score::Target(target.clone()),
+                None if actor_critic => Score::Actor,
+                None => Score::Target(target.clone()),
+            };
             let stride = if h >= 84 { 5 } else { 1 };
             let p = Perturbation {
                 stride,

@@ -120,17 +120,17 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
     let explain_dir = a.out.join("explain");
     let methods = "grad,guided,gradcam:conv1,guided-gradcam:conv1,ig,smoothgrad:grad,occlusion,perturbation";
     println!("explaining frames {} with {methods} …", a.frames);
-    crate::explain::explain(crate::explain::ExplainArgs {
-        run: run.clone(),
-        methods: methods.into(),
-        target: "chosen".into(),
-        seed: 0,
-        frames: a.frames.clone(),
-        out: explain_dir.clone(),
-        layout: "grid".into(),
-        video: Some("gif".into()),
-        save_maps: false,
-    })?;
+    // Through clap, so the demo takes every other option's default exactly as `xrl explain` does.
+    #[derive(clap::Parser)]
+    struct Explain {
+        #[command(flatten)]
+        args: crate::explain::ExplainArgs,
+    }
+    let (run_s, out_s) = (run.display().to_string(), explain_dir.display().to_string());
+    let argv = ["explain", "--run", &run_s, "--methods", methods, "--target", "chosen", "--seed", "0"];
+    let argv = argv.into_iter().chain(["--frames", &a.frames, "--out", &out_s, "--layout", "grid", "--video", "gif"]);
+    let parsed = <Explain as clap::Parser>::try_parse_from(argv).map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::explain::explain(parsed.args)?;
     let report = a.out.join("report.html");
     write_report(&run, Some(&explain_dir), &report)?;
     println!("wrote:");

@@ -247,7 +247,8 @@ pub struct ImportArgs {
     /// Stable-Baselines3 .zip).
     #[arg(long)]
     format: String,
-    /// `nature-dqn` (CleanRL Atari), `minatar-dqn` (MinAtar paper), `mlp-dqn` (CleanRL CartPole) or
+    /// `nature-dqn` (CleanRL Atari), `nature-dueling` (Wang et al.'s two streams: `features.{0,2,4}`,
+    /// `advantage.{0,2}`, `value.{0,2}`), `minatar-dqn` (MinAtar paper), `mlp-dqn` (CleanRL CartPole) or
     /// `sb3-mlp-dqn` (Stable-Baselines3 MlpPolicy).
     #[arg(long)]
     arch: String,

@@ -326,6 +326,82 @@ fn explain_writes_pictures_maps_and_a_summary() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The values of an f32 `.npy` file written by `--save-maps` (format 1.0).
+fn npy_values(path: &std::path::Path) -> Vec<f32> {
+    let b = std::fs::read(path).unwrap();
+    let start = 10 + u16::from_le_bytes([b[8], b[9]]) as usize;
+    b[start..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+#[test]
+fn explain_options_reach_every_method() {
+    let fx = concat!(env!("CARGO_MANIFEST_DIR"), "/../xrl/tests/fixtures/");
+    let dir = std::env::temp_dir().join(format!("xrl-cli-explain-options-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let run = dir.join("run");
+    let pt = format!("{fx}minatar_dqn.pt");
+    let args = ["import", &pt, "--format", "pytorch", "--arch", "minatar-dqn", "--env", "MinAtar/Breakout-v0"];
+    let o = xrl(&[&args[..], &["--out", run.to_str().unwrap()]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let explain = |out: &str, extra: &[&str]| {
+        let out = dir.join(out);
+        let base = ["explain", "--run", run.to_str().unwrap(), "--frames", "1..3", "--save-maps", "--out"];
+        (xrl(&[&base[..], &[out.to_str().unwrap()], extra].concat()), out)
+    };
+    // IG from frame 1 of the episode: frame 1's own map is exactly zero, frame 2's is not.
+    let (o, out) = explain("frame", &["--methods", "ig", "--ig-baseline", "frame:1", "--ig-rule", "middle"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let maps = npy_values(&out.join("ig.npy"));
+    assert_eq!(maps.len(), 800);
+    assert!(maps[..400].iter().all(|&v| v == 0.0));
+    assert!(maps[400..].iter().any(|&v| v != 0.0));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["options"]["ig_baseline"], "frame:1");
+    assert_eq!(summary["options"]["ig_rule"], "middle");
+    // A baseline file of zeros gives the zero baseline's maps.
+    let zeros_path = dir.join("zeros.npy");
+    let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 10, 10), }";
+    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+    npy.extend((header.len() as u16 + 1).to_le_bytes());
+    npy.extend(header.as_bytes());
+    npy.push(b'\n');
+    npy.extend(std::iter::repeat_n(0u8, 1600));
+    std::fs::write(&zeros_path, npy).unwrap();
+    let (o, from_file) = explain("file", &["--methods", "ig", "--ig-baseline", zeros_path.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (o, zeros) = explain("zeros", &["--methods", "ig"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(npy_values(&from_file.join("ig.npy")), npy_values(&zeros.join("ig.npy")));
+    // SmoothGrad² and VarGrad are non-negative; occlusion with a blurred fill; a blurred IG baseline.
+    let methods = "smoothgrad2:grad,vargrad:guided,smoothgrad:deconv,occlusion";
+    let (o, out) = explain(
+        "noise",
+        &["--methods", methods, "--noise-samples", "3", "--noise-sigma", "0.3", "--occlusion-fill", "blur:1"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    for m in ["smoothgrad2_grad", "vargrad_guided"] {
+        let v = npy_values(&out.join(format!("{m}.npy")));
+        assert!(v.iter().all(|&x| x >= 0.0) && v.iter().any(|&x| x > 0.0), "{m}");
+    }
+    assert!(npy_values(&out.join("occlusion.npy")).iter().any(|&x| x != 0.0));
+    let (o, _) = explain("blur", &["--methods", "ig", "--ig-baseline", "blur:2", "--occlusion-window", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Bad options fail cleanly.
+    assert_clean_failure(&explain("e1", &["--methods", "ig", "--ig-rule", "simpson"]).0, "unknown --ig-rule");
+    assert_clean_failure(&explain("e2", &["--methods", "ig", "--ig-baseline", "frame:100000"]).0, "ended before");
+    assert_clean_failure(&explain("e3", &["--methods", "occlusion", "--occlusion-fill", "grey"]).0, "occlusion-fill");
+    assert_clean_failure(&explain("e4", &["--methods", "smoothgrad:lime"]).0, "unknown method");
+    let bad_value = ["--methods", "perturbation", "--perturbation-score", "value"];
+    assert_clean_failure(&explain("e5", &bad_value).0, "needs a value head");
+    let missing = dir.join("missing.npy");
+    assert_clean_failure(
+        &explain("e6", &["--methods", "ig", "--ig-baseline", missing.to_str().unwrap()]).0,
+        "cannot read",
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// The README's first command, shortened: the embedded agent, explained, in a report whose contents are checked.
 #[test]
 fn demo_writes_a_report_with_every_method_and_frame() {

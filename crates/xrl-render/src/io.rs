@@ -16,6 +16,8 @@ pub enum RenderError {
         "frame {index} is {got:?} pixels but the first frame is {expected:?}; all frames of a video must share one size"
     )]
     FrameSize { index: usize, got: (u32, u32), expected: (u32, u32) },
+    #[error("cannot read {path}: {message}")]
+    Read { path: PathBuf, message: String },
 }
 
 /// Writes `path` atomically: `fill` writes into a temporary file beside it, which is synced and then renamed over
@@ -157,6 +159,65 @@ pub fn write_npy(path: &Path, shape: &[usize], values: &[f32]) -> Result<(), Ren
     })
 }
 
+/// Reads a NumPy `.npy` file of little-endian `f4`, `f8` or `u1` values in C order (format 1, 2 or 3) as f32:
+/// (shape, values). Anything else is an error saying what the file holds and what would be read.
+pub fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f32>), RenderError> {
+    let bad = |message: String| RenderError::Read { path: path.to_path_buf(), message };
+    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err(bad("not a NumPy .npy file (save the array with numpy.save)".into()));
+    }
+    let (header_len, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        v => return Err(bad(format!("unknown .npy format version {v}"))),
+    };
+    let header = bytes
+        .get(start..start + header_len)
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .ok_or_else(|| bad("truncated .npy header".into()))?;
+    // The header is a Python dict literal: {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }
+    let field = |key: &str| -> Option<&str> {
+        let at = header.find(&format!("'{key}'"))? + key.len() + 2;
+        Some(header[at..].trim_start().strip_prefix(':')?.trim_start())
+    };
+    let descr = field("descr").and_then(|d| d.split('\'').nth(1)).ok_or_else(|| bad("no dtype in header".into()))?;
+    if field("fortran_order").is_some_and(|f| f.starts_with("True")) {
+        return Err(bad("the array is in Fortran order; save numpy.ascontiguousarray(a) instead".into()));
+    }
+    let shape_text = field("shape")
+        .and_then(|s| s.strip_prefix('('))
+        .and_then(|s| s.split(')').next())
+        .ok_or_else(|| bad("no shape in header".into()))?;
+    let shape: Vec<usize> = shape_text
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| d.parse().map_err(|_| bad(format!("bad shape `({shape_text})`"))))
+        .collect::<Result<_, _>>()?;
+    let count: usize = shape.iter().product();
+    let data = &bytes[start + header_len..];
+    let values: Vec<f32> = match descr {
+        "<f4" | "=f4" => {
+            data.chunks_exact(4).take(count).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+        }
+        "<f8" | "=f8" => data
+            .chunks_exact(8)
+            .take(count)
+            .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
+            .collect(),
+        "|u1" => data.iter().take(count).map(|&b| b as f32).collect(),
+        d => return Err(bad(format!("dtype `{d}` is not read; save float32, float64 or uint8 values"))),
+    };
+    if values.len() != count {
+        return Err(bad(format!(
+            "the file is truncated: shape {shape:?} needs {count} values, it holds {}",
+            values.len()
+        )));
+    }
+    Ok((shape, values))
+}
+
 fn too_big(path: &Path) -> RenderError {
     RenderError::Encode { path: path.to_path_buf(), message: "GIF frames are limited to 65535×65535 pixels".into() }
 }
@@ -164,6 +225,25 @@ fn too_big(path: &Path) -> RenderError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn npy_round_trips_and_reads_numpy_files() {
+        let dir = std::env::temp_dir().join(format!("xrl-render-npy-{}", std::process::id()));
+        let path = dir.join("a.npy");
+        let values: Vec<f32> = (0..24).map(|i| i as f32 * 0.5 - 3.0).collect();
+        write_npy(&path, &[2, 3, 4], &values).unwrap();
+        assert_eq!(read_npy(&path).unwrap(), (vec![2, 3, 4], values));
+        // Written by numpy 2.4: np.save(f, np.arange(6, dtype=np.float64).reshape(2, 3) / 4) and a uint8 (3,) array.
+        let fixtures = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        assert_eq!(
+            read_npy(&fixtures.join("f64_2x3.npy")).unwrap(),
+            (vec![2, 3], vec![0.0, 0.25, 0.5, 0.75, 1.0, 1.25])
+        );
+        assert_eq!(read_npy(&fixtures.join("u8_3.npy")).unwrap(), (vec![3], vec![7.0, 0.0, 255.0]));
+        std::fs::write(&path, b"not numpy").unwrap();
+        assert!(read_npy(&path).unwrap_err().to_string().contains("not a NumPy"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn gif_round_trips_frames_and_timing() {

@@ -12,4 +12,4 @@ pub mod plot;
 pub mod report;
 pub mod tensorboard;
 
-pub use io::{RenderError, write_atomic, write_gif, write_mp4, write_npy, write_png};
+pub use io::{RenderError, read_npy, write_atomic, write_gif, write_mp4, write_npy, write_png};

@@ -180,7 +180,7 @@ pub mod explain {
     use super::median;
     use crate::explain::{
         Budget, Fill, GradCam, Gradient, GradientKind, IntegratedGradients, Occlusion, Perturbation, Rule, Score,
-        SmoothGrad, SmoothKind, Target,
+        SmoothGrad, Target,
     };
     use crate::nn::{Net, to_vec};
     use burn::tensor::{Device, Distribution, Tensor};
@@ -242,8 +242,7 @@ pub mod explain {
         });
         time("smoothgrad", &mut || {
             let base = Gradient { kind: GradientKind::Vanilla, budget: big };
-            SmoothGrad { base, samples: 25, sigma: 0.15, kind: SmoothKind::Mean, seed: 0 }
-                .attribute(&net, &x, len, &target);
+            SmoothGrad::new(base).attribute(&net, &x, len, &target);
         });
         let window = if shape[1] >= 84 { [shape[0], 8, 8] } else { [shape[0], 3, 3] };
         let stride = if shape[1] >= 84 { [shape[0], 4, 4] } else { [shape[0], 1, 1] };

@@ -30,6 +30,9 @@ pub enum Format {
 pub enum Arch {
     /// CleanRL `dqn_atari.py`: `network.{0,2,4}` convs, `network.7` FC 512, `network.9` Q; inputs divided by 255.
     NatureDqn,
+    /// Wang et al. (2016)'s dueling Nature network in the common PyTorch layout: `features.{0,2,4}` convs, then two
+    /// streams `advantage.{0,2}` (FC 512 → A) and `value.{0,2}` (FC 512 → 1); Q = V + A − mean(A); inputs ÷ 255.
+    NatureDueling,
     /// The MinAtar paper's `examples/dqn.py`: `conv`, `fc_hidden`, `output`.
     MinatarDqn,
     /// CleanRL `dqn.py`: `network.{0,2,4}`, hidden 120-84.
@@ -39,11 +42,12 @@ pub enum Arch {
 }
 
 impl Arch {
-    pub const ALL: [Arch; 4] = [Arch::NatureDqn, Arch::MinatarDqn, Arch::MlpDqn, Arch::Sb3MlpDqn];
+    pub const ALL: [Arch; 5] = [Arch::NatureDqn, Arch::NatureDueling, Arch::MinatarDqn, Arch::MlpDqn, Arch::Sb3MlpDqn];
 
     pub fn name(self) -> &'static str {
         match self {
             Arch::NatureDqn => "nature-dqn",
+            Arch::NatureDueling => "nature-dueling",
             Arch::MinatarDqn => "minatar-dqn",
             Arch::MlpDqn => "mlp-dqn",
             Arch::Sb3MlpDqn => "sb3-mlp-dqn",
@@ -60,12 +64,16 @@ impl Arch {
     /// The network for observations of `obs_shape` and `actions` actions.
     pub fn spec(self, obs_shape: &[usize], actions: usize) -> NetSpec {
         let (torso, input_scale) = match self {
-            Arch::NatureDqn => (Torso::NatureCnn, 1.0 / 255.0),
+            Arch::NatureDqn | Arch::NatureDueling => (Torso::NatureCnn, 1.0 / 255.0),
             Arch::MinatarDqn => (Torso::MinatarCnn, 1.0),
             Arch::MlpDqn => (Torso::Mlp { hidden: vec![120, 84] }, 1.0),
             Arch::Sb3MlpDqn => (Torso::Mlp { hidden: vec![64, 64] }, 1.0),
         };
-        NetSpec { input_scale, ..NetSpec::new(obs_shape.to_vec(), actions, torso, HeadKind::Q) }
+        let spec = match self {
+            Arch::NatureDueling => NetSpec::new(obs_shape.to_vec(), actions, torso, HeadKind::Dueling).with_streams(),
+            _ => NetSpec::new(obs_shape.to_vec(), actions, torso, HeadKind::Q),
+        };
+        NetSpec { input_scale, ..spec }
     }
 
     /// (PyTorch name prefix, xrl name prefix) per layer.
@@ -77,6 +85,15 @@ impl Arch {
                 ("network.4.", "convs.2."),
                 ("network.7.", "hidden.0."),
                 ("network.9.", "out."),
+            ],
+            Arch::NatureDueling => vec![
+                ("features.0.", "convs.0."),
+                ("features.2.", "convs.1."),
+                ("features.4.", "convs.2."),
+                ("advantage.0.", "hidden.0."),
+                ("advantage.2.", "out."),
+                ("value.0.", "value_hidden.0."),
+                ("value.2.", "value."),
             ],
             Arch::MinatarDqn => vec![("conv.", "convs.0."), ("fc_hidden.", "hidden.0."), ("output.", "out.")],
             Arch::MlpDqn => vec![("network.0.", "hidden.0."), ("network.2.", "hidden.1."), ("network.4.", "out.")],

@@ -80,6 +80,14 @@ pub struct NetSpec {
     /// runs over them from a zero state, and the heads read its last step. 0 = not stacked.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub frames: usize,
+    /// Wang et al. (2016)'s two streams: the value head reads its own copy of the torso's hidden layers (probes
+    /// `value_fc1`, …) instead of sharing them with the advantages or logits. Feed-forward only.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub streams: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// For serde: leave zero counts out of documents.
@@ -134,6 +142,8 @@ pub struct Heads {
 pub struct Net {
     convs: Vec<Conv2d>,
     hidden: Vec<Linear>,
+    /// The value stream's own hidden layers (two-stream networks; empty otherwise).
+    value_hidden: Vec<Linear>,
     /// Q values, advantages or logits.
     out: Linear,
     /// State value (dueling and actor-critic).
@@ -153,7 +163,12 @@ pub fn dueling(value: Tensor<2>, advantage: Tensor<2>) -> Tensor<2> {
 impl NetSpec {
     /// A spec for raw observations (input scale 1).
     pub fn new(obs_shape: Vec<usize>, actions: usize, torso: Torso, head: HeadKind) -> Self {
-        NetSpec { obs_shape, actions, torso, head, input_scale: 1.0, core: None, frames: 0 }
+        NetSpec { obs_shape, actions, torso, head, input_scale: 1.0, core: None, frames: 0, streams: false }
+    }
+
+    /// The same network with separate value and advantage (or policy) streams.
+    pub fn with_streams(self) -> Self {
+        NetSpec { streams: true, ..self }
     }
 
     /// The same network with a recurrent core.
@@ -176,6 +191,11 @@ impl NetSpec {
                 "a {}-frame network needs a recurrent core and observations stacked on their first axis, got {:?}",
                 self.frames, self.obs_shape
             ));
+        }
+        if self.streams && (self.core.is_some() || self.head == HeadKind::Q) {
+            return Err(
+                "separate value and advantage streams need a dueling or actor-critic head and no recurrent core".into(),
+            );
         }
         match (&self.torso, self.frame_shape()) {
             (Torso::Mlp { .. }, s) if !s.is_empty() => Ok(()),
@@ -219,6 +239,7 @@ impl Net {
             }
             flat = c * h * w;
         }
+        let torso_flat = flat;
         let mut hidden = vec![];
         for width in spec.hidden_widths() {
             hidden.push(LinearConfig::new(flat, width).init(device));
@@ -233,9 +254,18 @@ impl Net {
             flat = core.hidden;
         }
         let out = LinearConfig::new(flat, spec.actions).init(device);
+        // The value head reads the shared features, or (two streams) its own copy of the hidden layers.
+        let (mut value_hidden, mut value_flat) = (vec![], flat);
+        if spec.streams {
+            value_flat = torso_flat;
+            for width in spec.hidden_widths() {
+                value_hidden.push(LinearConfig::new(value_flat, width).init(device));
+                value_flat = width;
+            }
+        }
         let value = matches!(spec.head, HeadKind::Dueling | HeadKind::ActorCritic)
-            .then(|| LinearConfig::new(flat, 1).init(device));
-        Ok(Net { convs, hidden, out, value, lstm, gru, spec: spec.clone() })
+            .then(|| LinearConfig::new(value_flat, 1).init(device));
+        Ok(Net { convs, hidden, value_hidden, out, value, lstm, gru, spec: spec.clone() })
     }
 
     pub fn spec(&self) -> &NetSpec {
@@ -246,7 +276,8 @@ impl Net {
     pub fn layer_names(&self) -> Vec<String> {
         let convs = (1..=self.convs.len()).map(|i| format!("conv{i}"));
         let core = self.spec.core.map(|_| "core".to_string());
-        convs.chain((1..=self.hidden.len()).map(|i| format!("fc{i}"))).chain(core).collect()
+        let value = (1..=self.value_hidden.len()).map(|i| format!("value_fc{i}"));
+        convs.chain((1..=self.hidden.len()).map(|i| format!("fc{i}"))).chain(value).chain(core).collect()
     }
 
     /// Runs the network on flat observations `[batch, obs_len]`.
@@ -280,10 +311,20 @@ impl Net {
             }
             h.flatten(1, 3)
         };
+        // Two-stream networks: the value stream starts from the torso's features too.
+        let mut v_x = (!self.value_hidden.is_empty()).then(|| x.clone());
         for (i, layer) in self.hidden.iter().enumerate() {
             let h = relu_with(layer.forward(x), pass.relu);
             let [b, f] = h.dims();
             x = tap(format!("fc{}", i + 1), h.reshape([b, f, 1, 1])).reshape([b, f]);
+        }
+        if let Some(mut vx) = v_x.take() {
+            for (i, layer) in self.value_hidden.iter().enumerate() {
+                let h = relu_with(layer.forward(vx), pass.relu);
+                let [b, f] = h.dims();
+                vx = tap(format!("value_fc{}", i + 1), h.reshape([b, f, 1, 1])).reshape([b, f]);
+            }
+            v_x = Some(vx);
         }
         let mut state = None;
         if self.spec.frames > 0 {
@@ -306,7 +347,7 @@ impl Net {
             state = Some(s);
         }
         let out = self.out.forward(x.clone());
-        let value = self.value.as_ref().map(|v| v.forward(x));
+        let value = self.value.as_ref().map(|v| v.forward(v_x.unwrap_or(x)));
         let mut heads = Heads { q: None, advantage: None, value: None, logits: None, probe, state };
         match self.spec.head {
             HeadKind::Q => heads.q = Some(out),

@@ -1,11 +1,13 @@
-//! Agreement with Captum 0.8 on the same weights and inputs (fixture: `fixtures/make_captum_fixtures.py`): the
-//! MinAtar Q-network of `fixtures/minatar_dqn.pt`, three observations, targets [0, 3, 5].
+//! Agreement with Captum 0.8 on the same weights and inputs (fixtures: `fixtures/make_captum_fixtures.py`): the
+//! MinAtar Q-network of `fixtures/minatar_dqn.pt`, three observations, targets [0, 3, 5]; the Nature CNN and the
+//! two-stream dueling Nature network with formula weights (`fixtures/make_captum_nature_fixture.py`).
 
 use serde_json::Value;
 use std::path::PathBuf;
 use xrl::burn::tensor::Device;
 use xrl::explain::{
-    Budget, Fill, GradCam, Gradient, GradientKind, GuidedGradCam, IntegratedGradients, Occlusion, Rule, Target,
+    Budget, Fill, GradCam, Gradient, GradientKind, GuidedGradCam, IntegratedGradients, Occlusion, Rule, SmoothGrad,
+    SmoothKind, Target,
 };
 use xrl::import::{Arch, Format, import};
 use xrl::nn::Net;
@@ -113,21 +115,9 @@ fn perturbation_blur_matches_scipy() {
     assert_close("blur_sigma3", &got, &floats(&v["blur_sigma3"]));
 }
 
-/// The Nature CNN (CleanRL's layout, inputs ÷ 255) with weights defined by the formula of
-/// `fixtures/make_captum_nature_fixture.py`, written here as a PyTorch-named safetensors file and imported.
-fn nature_net() -> Net {
-    let tensors: [(&str, Vec<usize>); 10] = [
-        ("network.0.weight", vec![32, 4, 8, 8]),
-        ("network.0.bias", vec![32]),
-        ("network.2.weight", vec![64, 32, 4, 4]),
-        ("network.2.bias", vec![64]),
-        ("network.4.weight", vec![64, 64, 3, 3]),
-        ("network.4.bias", vec![64]),
-        ("network.7.weight", vec![512, 3136]),
-        ("network.7.bias", vec![512]),
-        ("network.9.weight", vec![6, 512]),
-        ("network.9.bias", vec![6]),
-    ];
+/// A PyTorch-named safetensors file whose tensors are filled by the formula of
+/// `fixtures/make_captum_nature_fixture.py` (tensor k of the state dict, in order), imported as `arch`.
+fn formula_net(arch: Arch, tensors: &[(&str, Vec<usize>)]) -> Net {
     let mut header = serde_json::Map::new();
     let mut data: Vec<u8> = vec![];
     for (k, (name, shape)) in tensors.iter().enumerate() {
@@ -147,20 +137,46 @@ fn nature_net() -> Net {
     let mut file = (header.len() as u64).to_le_bytes().to_vec();
     file.extend_from_slice(&header);
     file.extend_from_slice(&data);
-    let path = std::env::temp_dir().join(format!("xrl-nature-{}.safetensors", std::process::id()));
+    let path = std::env::temp_dir().join(format!("xrl-{}-{}.safetensors", arch.name(), std::process::id()));
     std::fs::write(&path, file).unwrap();
-    let net =
-        import(&path, Format::Safetensors, Arch::NatureDqn, None, &[4, 84, 84], 6, &Device::flex().autodiff()).unwrap();
+    let net = import(&path, Format::Safetensors, arch, None, &[4, 84, 84], 6, &Device::flex().autodiff()).unwrap();
     std::fs::remove_file(&path).unwrap();
     net.frozen()
 }
 
+/// The Nature CNN in CleanRL's layout (inputs ÷ 255).
+fn nature_net() -> Net {
+    formula_net(
+        Arch::NatureDqn,
+        &[
+            ("network.0.weight", vec![32, 4, 8, 8]),
+            ("network.0.bias", vec![32]),
+            ("network.2.weight", vec![64, 32, 4, 4]),
+            ("network.2.bias", vec![64]),
+            ("network.4.weight", vec![64, 64, 3, 3]),
+            ("network.4.bias", vec![64]),
+            ("network.7.weight", vec![512, 3136]),
+            ("network.7.bias", vec![512]),
+            ("network.9.weight", vec![6, 512]),
+            ("network.9.bias", vec![6]),
+        ],
+    )
+}
+
+fn nature_frame() -> Vec<f32> {
+    (0..4 * 84 * 84).map(|i| ((i * 37) % 256) as f32).collect()
+}
+
+fn json_fixture(name: &str) -> Value {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    serde_json::from_str(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap()
+}
+
 #[test]
 fn nature_cnn_matches_captum() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("captum_nature.json")).unwrap()).unwrap();
+    let v = json_fixture("captum_nature.json");
     let net = nature_net();
-    let x: Vec<f32> = (0..4 * 84 * 84).map(|i| ((i * 37) % 256) as f32).collect();
+    let x = nature_frame();
     let t = Target::Q(4);
     let q = xrl::nn::to_vec(net.scores(xrl::nn::batch(&x, 28224, &Device::flex())));
     assert_close("q", &q, &floats(&v["q"]));
@@ -178,4 +194,72 @@ fn nature_cnn_matches_captum() {
         ..IntegratedGradients::new()
     };
     assert_close("ig_gausslegendre", &ig.attribute(&net, &x, 28224, &t).maps, &floats(&v["ig_gausslegendre"]));
+}
+
+/// Wang et al.'s two-stream dueling network (`features`, `advantage`, `value`), imported as `nature-dueling`.
+#[test]
+fn nature_dueling_matches_captum() {
+    let v = json_fixture("captum_nature_dueling.json");
+    let net = formula_net(
+        Arch::NatureDueling,
+        &[
+            ("features.0.weight", vec![32, 4, 8, 8]),
+            ("features.0.bias", vec![32]),
+            ("features.2.weight", vec![64, 32, 4, 4]),
+            ("features.2.bias", vec![64]),
+            ("features.4.weight", vec![64, 64, 3, 3]),
+            ("features.4.bias", vec![64]),
+            ("advantage.0.weight", vec![512, 3136]),
+            ("advantage.0.bias", vec![512]),
+            ("advantage.2.weight", vec![6, 512]),
+            ("advantage.2.bias", vec![6]),
+            ("value.0.weight", vec![512, 3136]),
+            ("value.0.bias", vec![512]),
+            ("value.2.weight", vec![1, 512]),
+            ("value.2.bias", vec![1]),
+        ],
+    );
+    assert!(net.layer_names().contains(&"value_fc1".to_string()));
+    let x = nature_frame();
+    let h = net.forward(xrl::nn::batch(&x, 28224, &Device::flex()), &xrl::nn::Pass::default());
+    assert_close("q", &xrl::nn::to_vec(h.q.unwrap()), &floats(&v["q"]));
+    assert_close("value", &xrl::nn::to_vec(h.value.unwrap()), &floats(&v["value"]));
+    assert_close("advantage", &xrl::nn::to_vec(h.advantage.unwrap()), &floats(&v["advantage"]));
+    let g = Gradient::new(GradientKind::Vanilla).attribute(&net, &x, 28224, &Target::Q(1));
+    assert_close("q1_saliency", &g.maps, &floats(&v["q1_saliency"]));
+    let g = Gradient::new(GradientKind::Vanilla).attribute(&net, &x, 28224, &Target::Value);
+    assert_close("value_saliency", &g.maps, &floats(&v["value_saliency"]));
+    let g = Gradient::new(GradientKind::Guided).attribute(&net, &x, 28224, &Target::Advantage(2));
+    assert_close("advantage2_guided_backprop", &g.maps, &floats(&v["advantage2_guided_backprop"]));
+    let cam = GradCam::new("conv3").attribute(&net, &x, 28224, &Target::Value);
+    assert_close("value_layer_grad_cam_conv3", &cam.maps, &floats(&v["value_layer_grad_cam_conv3"]));
+    let ig = IntegratedGradients {
+        steps: 16,
+        rule: Rule::RiemannMiddle,
+        budget: Budget { max_rows: 8 },
+        ..IntegratedGradients::new()
+    };
+    let a = ig.attribute(&net, &x, 28224, &Target::Value);
+    assert_close("value_ig_riemann_middle", &a.maps, &floats(&v["value_ig_riemann_middle"]));
+}
+
+/// Captum's NoiseTunnel replayed with its own normal draws (recorded by the fixture script): SmoothGrad,
+/// SmoothGrad² and VarGrad around Saliency, SmoothGrad around GuidedBackprop.
+#[test]
+fn noise_tunnel_matches_captum() {
+    let (_, net, obs, t) = setup();
+    let v = json_fixture("captum_noise_tunnel.json");
+    let draws = floats(&v["standard_normal_draws"]);
+    let samples = v["samples"].as_u64().unwrap() as usize;
+    let sigma = v["stdev"].as_f64().unwrap() as f32;
+    for (base, kind, key) in [
+        (GradientKind::Vanilla, SmoothKind::Mean, "saliency_smoothgrad"),
+        (GradientKind::Vanilla, SmoothKind::Squared, "saliency_smoothgrad_sq"),
+        (GradientKind::Vanilla, SmoothKind::Variance, "saliency_vargrad"),
+        (GradientKind::Guided, SmoothKind::Mean, "guided_backprop_smoothgrad"),
+    ] {
+        let sg = SmoothGrad { samples, sigma, absolute: true, kind, ..SmoothGrad::new(Gradient::new(base)) };
+        let a = sg.attribute_with_noise(&net, &obs, 400, &t, &draws);
+        assert_close(key, &a.maps, &floats(&v[key]));
+    }
 }

@@ -105,7 +105,7 @@ fn smoothgrad_without_noise_is_its_base_method() {
     let x = inputs(2, 8);
     let base = Gradient::new(GradientKind::Vanilla);
     let plain = base.attribute(&net, &x, 6, &Target::Chosen(vec![0, 2]));
-    let sg = SmoothGrad { base, samples: 5, sigma: 0.0, kind: SmoothKind::Mean, seed: 1 };
+    let sg = SmoothGrad { samples: 5, sigma: 0.0, seed: 1, ..SmoothGrad::new(base) };
     assert_eq!(sg.attribute(&net, &x, 6, &Target::Chosen(vec![0, 2])).maps, plain.maps);
     // VarGrad of noiseless copies is zero; with noise it is not.
     let var = SmoothGrad { kind: SmoothKind::Variance, ..sg.clone() };
@@ -212,6 +212,20 @@ fn grad_cam_guided_backprop_and_occlusion_on_a_one_conv_network_by_hand() {
     let overlapping = Occlusion { stride: [1, 1, 1], ..occ };
     let m = overlapping.attribute(&one_conv, &X, [1, 4, 4], &Target::Q(0)).maps;
     assert_eq!(m[0], 4.0, "the corner is covered by one window only");
+    // Blur fill: a window over everything credits each element with q(x) − q(blur(x)); σ 0 changes nothing.
+    let whole = Occlusion { window: [1, 4, 4], stride: [1, 4, 4], fill: Fill::Blur(1.0), budget: Budget::default() };
+    let blurred = xrl::explain::blur(&X, 1, 4, 4, 1.0);
+    let q_of = |x: &[f32]| {
+        let h = one_conv(xrl::nn::batch(x, 16, &Device::flex()), &Pass::default());
+        xrl::nn::to_vec(h.q.unwrap())[0]
+    };
+    let drop = q_of(&X) - q_of(&blurred);
+    assert!(drop.abs() > 0.1, "the blur must change q for this test to mean anything");
+    for v in whole.attribute(&one_conv, &X, [1, 4, 4], &Target::Q(0)).maps {
+        assert!((v - drop).abs() < 1e-5, "{v} vs {drop}");
+    }
+    let none = Occlusion { fill: Fill::Blur(0.0), ..whole };
+    assert!(none.attribute(&one_conv, &X, [1, 4, 4], &Target::Q(0)).maps.iter().all(|&v| v == 0.0));
 }
 
 #[test]
@@ -287,13 +301,7 @@ fn recurrent_steps_are_explained_at_their_recorded_state() {
     let ig = IntegratedGradients { steps: 64, ..IntegratedGradients::new() }.attribute(&model, &x, 6, &Target::Value);
     assert!(ig.delta.unwrap().iter().all(|d| d.abs() < 1e-3));
     // SmoothGrad's noisy copies keep their sample's state.
-    let sg = SmoothGrad {
-        base: Gradient::new(GradientKind::Vanilla),
-        samples: 3,
-        sigma: 0.0,
-        kind: SmoothKind::Mean,
-        seed: 0,
-    };
+    let sg = SmoothGrad { samples: 3, sigma: 0.0, ..SmoothGrad::new(Gradient::new(GradientKind::Vanilla)) };
     let smooth = sg.attribute(&model, &x, 6, &Target::Value);
     for (a, b) in smooth.maps.iter().zip(&g.maps) {
         assert!((a - b).abs() < 1e-6);

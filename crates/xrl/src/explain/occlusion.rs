@@ -3,7 +3,7 @@
 //! Windows that do not fit at the far edge are clipped there rather than dropped, so every element is covered.
 //! All occluded copies of a sample go through the model in batches.
 
-use super::{Attribution, Budget, Model, Target, values};
+use super::{Attribution, Budget, Model, Target, blur, values};
 
 /// What replaces the occluded values.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -11,6 +11,8 @@ pub enum Fill {
     Constant(f32),
     /// The sample's mean value.
     Mean,
+    /// The sample blurred (Gaussian of this σ in pixels, per channel): the window shows a blurred copy of itself.
+    Blur(f32),
 }
 
 #[derive(Clone, Debug)]
@@ -62,15 +64,16 @@ impl Occlusion {
         let mut sample_of: Vec<usize> = (0..n).collect();
         for s in 0..n {
             let x = &inputs[s * len..(s + 1) * len];
-            let fill = match self.fill {
-                Fill::Constant(v) => v,
-                Fill::Mean => x.iter().sum::<f32>() / len as f32,
+            let fill: Vec<f32> = match self.fill {
+                Fill::Constant(v) => vec![v; len],
+                Fill::Mean => vec![x.iter().sum::<f32>() / len as f32; len],
+                Fill::Blur(sigma) => blur(x, c, h, w, sigma),
             };
             for window in &cells {
                 let start = rows.len();
                 rows.extend_from_slice(x);
                 for &i in window {
-                    rows[start + i] = fill;
+                    rows[start + i] = fill[i];
                 }
                 sample_of.push(s);
             }

@@ -1,6 +1,7 @@
 //! SmoothGrad (Smilkov et al. 2017), SmoothGrad² and VarGrad (Adebayo et al. 2018) around a gradient method:
 //! the mean (of squares, or the variance) of its maps over inputs with Gaussian noise of standard deviation
-//! `sigma · (max − min)` of each sample.
+//! `sigma · (max − min)` of each sample (PAIR saliency's convention), or of `sigma` itself with `absolute` (Captum
+//! NoiseTunnel's `stdevs`).
 
 use super::{Attribution, Gradient, Model, Target};
 use rand::SeedableRng;
@@ -20,24 +21,48 @@ pub struct SmoothGrad {
     pub samples: usize,
     /// Noise level as a fraction of each input's value range (PAIR saliency's default 0.15).
     pub sigma: f32,
+    /// `sigma` is the standard deviation itself, in input units (Captum's `stdevs`), not a fraction of the range.
+    pub absolute: bool,
     pub kind: SmoothKind,
     pub seed: u64,
 }
 
 impl SmoothGrad {
+    /// PAIR saliency's defaults: 25 samples, σ 0.15 of the range, the mean.
+    pub fn new(base: Gradient) -> Self {
+        SmoothGrad { base, samples: 25, sigma: 0.15, absolute: false, kind: SmoothKind::Mean, seed: 0 }
+    }
+
     pub fn attribute(&self, model: &dyn Model, inputs: &[f32], len: usize, target: &Target) -> Attribution {
-        let n = inputs.len() / len;
         let s = self.samples.max(1);
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(self.seed);
+        let draws: Vec<f32> = (0..inputs.len() * s).map(|_| normal(&mut rng)).collect();
+        self.attribute_with_noise(model, inputs, len, target, &draws)
+    }
+
+    /// The same with the standard-normal draws given: `samples` copies per input, sample-major (copy k of input i
+    /// at `(i · samples + k) · len`), scaled here by the noise level. Lets tests replay another tool's noise.
+    pub fn attribute_with_noise(
+        &self,
+        model: &dyn Model,
+        inputs: &[f32],
+        len: usize,
+        target: &Target,
+        draws: &[f32],
+    ) -> Attribution {
+        let n = inputs.len() / len;
+        let s = self.samples.max(1);
+        assert_eq!(draws.len(), n * s * len, "one standard-normal draw per input value and noise sample");
         // All noisy copies at once: sample-major, `s` copies per sample.
         let mut noisy = Vec::with_capacity(n * s * len);
         let mut targets = vec![];
         for i in 0..n {
             let x = &inputs[i * len..(i + 1) * len];
             let (lo, hi) = x.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-            let sd = self.sigma * (hi - lo);
-            for _ in 0..s {
-                noisy.extend(x.iter().map(|v| v + sd * normal(&mut rng)));
+            let sd = if self.absolute { self.sigma } else { self.sigma * (hi - lo) };
+            for k in 0..s {
+                let z = &draws[(i * s + k) * len..(i * s + k + 1) * len];
+                noisy.extend(x.iter().zip(z).map(|(v, z)| v + sd * z));
                 targets.push(i);
             }
         }
