@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 use xrl::burn::tensor::Device;
 use xrl::explain::{
-    Baseline, Budget, Fill, GradCam, Gradient, GradientKind, GuidedGradCam, IntegratedGradients, Occlusion,
-    Perturbation, Rule, Score, SmoothGrad, SmoothKind, Target,
+    AtState, Baseline, Budget, Fill, GradCam, Gradient, GradientKind, GuidedGradCam, IntegratedGradients, Model,
+    Occlusion, Perturbation, Rule, Score, SmoothGrad, SmoothKind, Target, Unrolled,
 };
 use xrl::nn::{Pass, batch, to_vec};
 use xrl::rollout::{NetPolicy, Policy};
@@ -23,9 +23,10 @@ pub struct ExplainArgs {
     pub(crate) run: PathBuf,
     /// Comma-separated methods: grad, grad-x-input, guided, deconv, gradcam:LAYER, guided-gradcam:LAYER, ig,
     /// smoothgrad:BASE, smoothgrad2:BASE, vargrad:BASE (BASE: grad, grad-x-input, guided or deconv), occlusion,
-    /// perturbation. Layers: conv1, conv2, …, fc1, … (see the run's network).
-    #[arg(long, default_value = "grad,guided,gradcam:conv1,ig")]
-    pub(crate) methods: String,
+    /// perturbation. Layers: conv1, conv2, …, fc1, … (see the run's network). Default: grad, guided,
+    /// gradcam on the last convolution (for CNNs) and ig.
+    #[arg(long)]
+    pub(crate) methods: Option<String>,
     /// The scalar explained: chosen, q:A, max-q, value, advantage:A, logit:A, log-prob:A, contrast:A:B.
     #[arg(long, default_value = "chosen")]
     pub(crate) target: String,
@@ -78,6 +79,11 @@ pub struct ExplainArgs {
     /// given).
     #[arg(long, default_value = "0")]
     pub(crate) occlusion_fill: String,
+    /// Recurrent runs (a2c --core): 0 explains each frame at the state h(t−1) the agent held (fixed across path
+    /// points, noise samples and perturbations); K ≥ 1 attributes through the last K frames, unrolled from the
+    /// recorded state before the first of them (maps then cover K frames, oldest first).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) unroll: usize,
     /// Perturbation saliency's score: `policy` (½‖Δlogits‖², Greydanus et al.'s actor score; all Q values for a
     /// Q network), `value` (½ΔV², the critic score) or `target` (½Δ² of --target). Default: `policy` for
     /// actor-critic runs, `target` otherwise.
@@ -230,8 +236,6 @@ fn parse_target(s: &str, actions: &[usize], n: usize) -> Result<Target> {
 }
 
 pub fn explain(a: ExplainArgs) -> Result<()> {
-    let methods: Vec<(String, Method)> =
-        a.methods.split(',').map(|m| Ok((m.trim().to_string(), parse_method(m.trim())?))).collect::<Result<_>>()?;
     if !["grid", "overlay", "composite", "greydanus"].contains(&a.layout.as_str()) {
         bail!("unknown layout `{}`; use grid, overlay, composite or greydanus", a.layout);
     }
@@ -279,6 +283,14 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
     let card = dir.read_card()?;
     let (state, net) = dir.load_latest_online(&card, &Device::flex().autodiff())?;
     let net = net.frozen();
+    let last_conv = net.layer_names().into_iter().filter(|l| l.starts_with("conv")).last();
+    let default_methods = match &last_conv {
+        Some(conv) => format!("grad,guided,gradcam:{conv},ig"),
+        None => "grad,guided,ig".to_string(),
+    };
+    let method_list = a.methods.clone().unwrap_or(default_methods);
+    let methods: Vec<(String, Method)> =
+        method_list.split(',').map(|m| Ok((m.trim().to_string(), parse_method(m.trim())?))).collect::<Result<_>>()?;
     for (name, m) in &methods {
         if let Method::Cam(layer, _) = m
             && !net.layer_names().contains(layer)
@@ -289,26 +301,36 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
     let spec = net.spec().clone();
     let len: usize = spec.obs_shape.iter().product();
 
-    // Play greedily and record the frames to explain.
+    // Networks whose core carries a state from step to step (not DRQN stacks) are explained at recorded states.
+    let carries = spec.core.is_some() && spec.frames == 0;
+    if a.unroll > 0 && !carries {
+        bail!(
+            "--unroll needs a run whose network carries a recurrent state (a2c --core lstm|gru); a DRQN already \
+             attributes through its stacked frames"
+        );
+    }
+    let k = a.unroll.max(1);
+    if from + 1 < k {
+        bail!("--unroll {k} needs {k} frames before each explained one: start --frames at {} or later", k - 1);
+    }
+
+    // Play greedily and record every observation, and the state each action was taken from.
     let mut env = card.env.make()?;
     let mut policy = NetPolicy::new(net.clone(), 0.0, a.seed);
     env.reset(Some(a.seed));
     policy.reset();
-    let (mut obs, mut pictures, mut actions) = (vec![], vec![], vec![]);
+    let (mut seen, mut states, mut pictures, mut actions) = (vec![], vec![], vec![], vec![]);
     // A baseline frame may lie outside the explained range: play until it too has been seen.
     let baseline_frame = match options.ig_baseline {
         BaselineChoice::Frame(k) => Some(k),
         _ => None,
     };
-    let mut baseline_obs = None;
     for t in 0..to.max(baseline_frame.map_or(0, |k| k + 1)) {
-        if Some(t) == baseline_frame {
-            baseline_obs = Some(env.obs().to_vec());
-        }
+        seen.push(env.obs().to_vec());
+        states.push(policy.state());
         let action = policy.act(env.obs());
         let xrl_env::Action::Discrete(index) = action else { bail!("continuous actions cannot be explained yet") };
         if (from..to).contains(&t) {
-            obs.extend_from_slice(env.obs());
             pictures.push(env.render());
             actions.push(index);
         }
@@ -321,29 +343,44 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
         bail!("the episode ended before frame {from}; choose an earlier --frames range");
     }
     let target = parse_target(&a.target, &actions, spec.actions)?;
+    // What each explained frame's input is: its observation, or (unrolled) the last k observations, oldest first.
+    let xlen = len * k;
+    let obs: Vec<f32> = (from..from + n).flat_map(|t| seen[t + 1 - k..=t].concat()).collect();
+    let model: Box<dyn Model + '_> = if carries {
+        let rows: Vec<usize> = (from..from + n).map(|t| t + 1 - k).collect();
+        let state = stack_states(&net, &states, &rows);
+        if a.unroll > 0 {
+            Box::new(Unrolled { net: &net, k, state: Some(state) })
+        } else {
+            Box::new(AtState { net: &net, state })
+        }
+    } else {
+        Box::new(net.clone())
+    };
     // Spatial layout: the last two axes of the observation; 1-D observations get no pictures.
     let spatial = (spec.obs_shape.len() >= 3).then(|| {
         let k = spec.obs_shape.len();
         [spec.obs_shape[k - 2], spec.obs_shape[k - 1]]
     });
-    let chw = spatial.map(|[h, w]| [len / (h * w), h, w]);
-    // The IG baseline, one per explained frame.
-    let baseline = match &options.ig_baseline {
+    let chw = spatial.map(|[h, w]| [xlen / (h * w), h, w]);
+    // The IG baseline: one per observation of every explained input.
+    let per_obs: Option<Box<dyn Fn(usize, &[f32]) -> Vec<f32>>> = match &options.ig_baseline {
         BaselineChoice::Zeros => None,
         BaselineChoice::Blur(sigma) => {
-            let [c, h, w] = chw.context("a blurred baseline needs image observations")?;
-            Some(obs.chunks(len).flat_map(|x| xrl::explain::blur(x, c, h, w, *sigma)).collect::<Vec<f32>>())
+            let [_, h, w] = chw.context("a blurred baseline needs image observations")?;
+            let sigma = *sigma;
+            Some(Box::new(move |_, x: &[f32]| xrl::explain::blur(x, x.len() / (h * w), h, w, sigma)))
         }
-        BaselineChoice::Frame(k) => {
-            let b = baseline_obs.with_context(|| format!("the episode ended before baseline frame {k}"))?;
-            Some(b.repeat(n))
+        BaselineChoice::Frame(f) => {
+            let b = seen.get(*f).with_context(|| format!("the episode ended before baseline frame {f}"))?.clone();
+            Some(Box::new(move |_, _: &[f32]| b.clone()))
         }
         BaselineChoice::File(path) => {
             let (shape, values) = xrl_render::read_npy(path)?;
             if values.len() == len {
-                Some(values.repeat(n))
+                Some(Box::new(move |_, _: &[f32]| values.clone()))
             } else if values.len() == n * len {
-                Some(values)
+                Some(Box::new(move |i, _: &[f32]| values[i * len..(i + 1) * len].to_vec()))
             } else {
                 bail!(
                     "{}: the baseline has shape {shape:?}; it must be one observation {:?} or one per explained \
@@ -354,13 +391,15 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
             }
         }
     };
-    if let Some(b) = baseline {
-        options.ig.baseline = Baseline::Given(b);
+    if let Some(f) = per_obs {
+        let b = obs.chunks(xlen).enumerate().flat_map(|(i, x)| x.chunks(len).flat_map(|o| f(i, o)).collect::<Vec<_>>());
+        options.ig.baseline = Baseline::Given(b.collect());
     }
 
     std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
     let mut files = vec![];
     let mut timings = serde_json::Map::new();
+    let mut frame_shares = serde_json::Map::new();
     let mut overlays: Vec<Vec<xrl::env::RgbImage>> = pictures.iter().map(|p| vec![p.clone()]).collect();
     let mut ig_delta = None;
     let mut first: Option<(Vec<f32>, usize, usize)> = None;
@@ -371,7 +410,8 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
     for (name, method) in &methods {
         let started = Instant::now();
         // (maps, map width, map height, per-sample length); intensities are summed |map| over leading axes.
-        let MethodMaps { maps, w: mw, h: mh, delta } = run_method(method, &net, &obs, len, chw, &target, &options)?;
+        let MethodMaps { maps, w: mw, h: mh, delta } =
+            run_method(method, model.as_ref(), &spec, &obs, xlen, chw, &target, &options)?;
         if first.is_none() {
             first = Some((maps.clone(), mw, mh));
         }
@@ -380,11 +420,32 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
         }
         timings.insert(name.clone(), json!(started.elapsed().as_secs_f64() * 1e3 / n as f64));
         let per = maps.len() / n;
+        // Over several frames (unrolled, or a DRQN's stack): the share of |attribution| on each, oldest first.
+        let ages = if k > 1 { k } else { spec.frames };
+        if ages > 1 && (mw == 0 || per == ages * mw * mh) {
+            let shares: Vec<Vec<f32>> = maps
+                .chunks(per)
+                .map(|m| {
+                    let sums: Vec<f32> = m.chunks(per / ages).map(|c| c.iter().map(|v| v.abs()).sum()).collect();
+                    let total: f32 = sums.iter().sum::<f32>().max(f32::MIN_POSITIVE);
+                    sums.iter().map(|v| v / total).collect()
+                })
+                .collect();
+            frame_shares.insert(name.clone(), json!(shares));
+        }
         if a.save_maps {
             let mut shape = vec![n];
             if mw > 0 {
+                // A network over stacked frames (DRQN) has one map per frame of the stack.
+                let stacked = per / (mh * mw);
+                if stacked > 1 {
+                    shape.push(stacked);
+                }
                 shape.extend([mh, mw])
             } else {
+                if k > 1 {
+                    shape.push(k);
+                }
                 shape.extend(&spec.obs_shape)
             }
             let path = a.out.join(format!("{}.npy", name.replace(':', "_")));
@@ -405,7 +466,7 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
     let mut video = vec![];
     if let (Some([h, w]), Some((actor, mw, mh)), true) = (spatial, &first, two_headed) {
         let method = &methods[0].1;
-        let critic = run_method(method, &net, &obs, len, chw, &Target::Value, &options)?.maps;
+        let critic = run_method(method, model.as_ref(), &spec, &obs, xlen, chw, &Target::Value, &options)?.maps;
         let (mw, mh) = if *mw > 0 { (*mw, *mh) } else { (w, h) };
         let per = actor.len() / n;
         let (act, crit) =
@@ -451,7 +512,7 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
     }
 
     // summary.json: per frame the action and the network's outputs; per method its time per frame.
-    let heads = net.forward(batch(&obs, len, &Device::flex()), &Pass::default());
+    let heads = model.heads(batch(&obs, xlen, &Device::flex()), &Pass::default());
     let rows = |t: Option<xrl::burn::tensor::Tensor<2>>| {
         t.map(|t| {
             let [_, k] = t.dims();
@@ -474,6 +535,9 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
                 "value": v.as_ref().map(|v| v[f][0]),
                 "policy": policy,
                 "ig_delta": ig_delta.as_ref().map(|d| d[f]),
+                "attribution_by_frame": (!frame_shares.is_empty()).then(|| {
+                    frame_shares.iter().map(|(m, v)| (m.clone(), v[f].clone())).collect::<serde_json::Map<_, _>>()
+                }),
             })
         })
         .collect();
@@ -487,6 +551,7 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
         "methods": methods.iter().map(|(n, _)| n).collect::<Vec<_>>(),
         "options": {
             "seed": a.seed,
+            "unroll": a.unroll,
             "ig_steps": a.ig_steps,
             "ig_rule": a.ig_rule,
             "ig_baseline": a.ig_baseline,
@@ -509,16 +574,17 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
 
 /// Runs one method on all frames: (maps, map width, map height) — width and height 0 when the maps have the
 /// observation's layout — and IG's per-frame convergence delta.
+#[allow(clippy::too_many_arguments)]
 fn run_method(
     method: &Method,
-    net: &xrl::nn::Net,
+    net: &dyn Model,
+    spec: &xrl::nn::NetSpec,
     obs: &[f32],
     len: usize,
     chw: Option<[usize; 3]>,
     target: &Target,
     o: &MethodOptions,
 ) -> Result<MethodMaps> {
-    let spec = net.spec();
     let budget = o.budget;
     let mut ig_delta = None;
     let (maps, mw, mh) = match method {
@@ -587,4 +653,31 @@ struct MethodMaps {
     w: usize,
     h: usize,
     delta: Option<Vec<f32>>,
+}
+
+/// The recorded states of `rows` as one `[rows, hidden]` state (LSTMs also stack their cells); a step with no
+/// state yet (an episode's first) contributes zeros.
+fn stack_states(
+    net: &xrl::nn::Net,
+    states: &[Option<xrl::nn::RecurrentState>],
+    rows: &[usize],
+) -> xrl::nn::RecurrentState {
+    let device = Device::flex();
+    let core = net.spec().core.expect("a recurrent network");
+    let lstm = core.kind == xrl::nn::CoreKind::Lstm;
+    let zeros = || xrl::burn::tensor::Tensor::<2>::zeros([1, core.hidden], &device);
+    let (mut hidden, mut cell) = (vec![], vec![]);
+    for &t in rows {
+        let s = states[t].clone();
+        let on_plain =
+            |x: xrl::burn::tensor::Tensor<2>| xrl::burn::tensor::Tensor::<2>::from_data(x.to_data(), &device);
+        hidden.push(s.as_ref().map_or_else(zeros, |s| on_plain(s.hidden.clone())));
+        if lstm {
+            cell.push(s.and_then(|s| s.cell).map_or_else(zeros, on_plain));
+        }
+    }
+    xrl::nn::RecurrentState {
+        hidden: xrl::burn::tensor::Tensor::cat(hidden, 0),
+        cell: lstm.then(|| xrl::burn::tensor::Tensor::cat(cell, 0)),
+    }
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use xrl::agents::a2c::A2cConfig;
 use xrl::agents::a3c::A3cConfig;
 use xrl::agents::dqn::DqnConfig;
+use xrl::nn::{Core, CoreKind};
 use xrl::rollout::{self, NetPolicy};
 use xrl::run::{AgentCard, EnvCard, RunCard, RunDir};
 
@@ -31,7 +32,11 @@ pub struct TrainArgs {
     /// A3C: worker threads (default: one per core).
     #[arg(long)]
     workers: Option<usize>,
-    /// DRQN: units of the LSTM.
+    /// A2C: a recurrent core after the torso, `lstm` or `gru` (state carried per environment copy, zeroed at
+    /// episode ends, backpropagated through each rollout).
+    #[arg(long)]
+    core: Option<String>,
+    /// DRQN and recurrent A2C: units of the LSTM or GRU.
     #[arg(long, default_value_t = 128)]
     core_size: usize,
     /// DRQN: frames the LSTM runs over (seed 002's default is 4).
@@ -101,6 +106,15 @@ pub fn train(a: TrainArgs) -> Result<()> {
                     a.agent
                 );
             }
+            let core = match a.core.as_deref() {
+                None => None,
+                Some(_) if a.agent != "a2c" => {
+                    bail!("--core is an A2C option; for a recurrent DQN use --agent drqn")
+                }
+                Some("lstm") => Some(Core { kind: CoreKind::Lstm, hidden: a.core_size }),
+                Some("gru") => Some(Core { kind: CoreKind::Gru, hidden: a.core_size }),
+                Some(other) => bail!("unknown --core `{other}`; use lstm or gru"),
+            };
             if steps == 0 || a.n_step == 0 {
                 bail!("--steps and --n-step must be at least 1");
             }
@@ -120,7 +134,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             };
             let obs_shape = spec.observation.shape().to_vec();
             let (net, agent) = if a.agent == "a2c" {
-                let config = A2cConfig::for_env(&obs_shape);
+                let config = A2cConfig { core, ..A2cConfig::for_env(&obs_shape) };
                 (config.net_spec(&obs_shape, actions), AgentCard::A2c(config))
             } else if a.agent == "a3c" {
                 let config = A3cConfig { workers: a.workers.unwrap_or(0), ..A3cConfig::for_env(&obs_shape) };

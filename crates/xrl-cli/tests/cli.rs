@@ -394,10 +394,57 @@ fn explain_options_reach_every_method() {
     assert_clean_failure(&explain("e4", &["--methods", "smoothgrad:lime"]).0, "unknown method");
     let bad_value = ["--methods", "perturbation", "--perturbation-score", "value"];
     assert_clean_failure(&explain("e5", &bad_value).0, "needs a value head");
+    let e7 = dir.join("e7");
+    let ff = ["explain", "--run", run.to_str().unwrap(), "--unroll", "2", "--out", e7.to_str().unwrap()];
+    assert_clean_failure(&xrl(&ff), "carries a recurrent state");
     let missing = dir.join("missing.npy");
     assert_clean_failure(
         &explain("e6", &["--methods", "ig", "--ig-baseline", missing.to_str().unwrap()]).0,
         "cannot read",
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A recurrent A2C run explained at its recorded states and unrolled through its last frames: the two agree on
+/// every frame's value only if each recorded state is the one the agent held when it acted on that frame.
+#[test]
+fn recurrent_runs_are_explained_at_their_recorded_states() {
+    let dir = std::env::temp_dir().join(format!("xrl-cli-recurrent-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let run = dir.join("run");
+    let args = ["train", "--env", "CartPole-v1", "--agent", "a2c", "--core", "gru", "--core-size", "16"];
+    let o = xrl(&[&args[..], &["--steps", "3000", "--quiet", "--out", run.to_str().unwrap()]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let explain = |out: &str, extra: &[&str]| {
+        let out = dir.join(out);
+        let base = ["explain", "--run", run.to_str().unwrap(), "--methods", "grad,ig", "--frames", "4..9"];
+        let o = xrl(&[&base[..], &["--out", out.to_str().unwrap()], extra].concat());
+        assert!(o.status.success(), "{}", stderr(&o));
+        let s: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+        s["frames"].as_array().unwrap().clone()
+    };
+    let at_state = explain("at", &[]);
+    let unrolled = explain("unrolled", &["--unroll", "4"]);
+    assert_eq!(at_state.len(), 5);
+    for (a, u) in at_state.iter().zip(&unrolled) {
+        let (va, vu) = (a["value"].as_f64().unwrap(), u["value"].as_f64().unwrap());
+        assert!((va - vu).abs() < 1e-4 * va.abs().max(1.0), "frame {}: {va} vs {vu}", a["frame"]);
+        let policy: Vec<f64> = a["policy"].as_array().unwrap().iter().map(|p| p.as_f64().unwrap()).collect();
+        let greedy = if policy[1] > policy[0] { 1 } else { 0 };
+        assert_eq!(a["action"], greedy, "the greedy action follows the policy at the recorded state");
+        assert!(a["ig_delta"].as_f64().unwrap().abs() < 0.05);
+        let shares: Vec<f64> =
+            u["attribution_by_frame"]["grad"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        assert_eq!(shares.len(), 4);
+        assert!((shares.iter().sum::<f64>() - 1.0).abs() < 1e-4 && shares.iter().all(|&s| s >= 0.0));
+    }
+    let e = dir.join("e");
+    let bad = ["explain", "--run", run.to_str().unwrap(), "--out", e.to_str().unwrap()];
+    assert_clean_failure(&xrl(&[&bad[..], &["--unroll", "6", "--frames", "2..4"]].concat()), "start --frames at 5");
+    assert_clean_failure(
+        &xrl(&["train", "--env", "CartPole-v1", "--core", "lstm", "--steps", "10", "--out", "x"]),
+        "A2C option",
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }

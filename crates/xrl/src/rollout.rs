@@ -60,6 +60,13 @@ impl NetPolicy {
     }
 }
 
+impl NetPolicy {
+    /// The recurrent state the next action will be taken from, h(t−1) (`None`: zeros, or not recurrent).
+    pub fn state(&self) -> Option<crate::nn::RecurrentState> {
+        self.state.clone()
+    }
+}
+
 impl Policy for NetPolicy {
     fn act(&mut self, obs: &[f32]) -> Action {
         let n = self.net.spec().actions;
