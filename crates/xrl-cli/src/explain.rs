@@ -106,6 +106,9 @@ struct MethodOptions {
     perturbation_score: Option<String>,
 }
 
+/// The baseline of one observation of explained input `i`.
+type BaselineOf = Box<dyn Fn(usize, &[f32]) -> Vec<f32>>;
+
 enum BaselineChoice {
     Zeros,
     Blur(f32),
@@ -283,7 +286,7 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
     let card = dir.read_card()?;
     let (state, net) = dir.load_latest_online(&card, &Device::flex().autodiff())?;
     let net = net.frozen();
-    let last_conv = net.layer_names().into_iter().filter(|l| l.starts_with("conv")).last();
+    let last_conv = net.layer_names().into_iter().rfind(|l| l.starts_with("conv"));
     let default_methods = match &last_conv {
         Some(conv) => format!("grad,guided,gradcam:{conv},ig"),
         None => "grad,guided,ig".to_string(),
@@ -364,7 +367,7 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
     });
     let chw = spatial.map(|[h, w]| [xlen / (h * w), h, w]);
     // The IG baseline: one per observation of every explained input.
-    let per_obs: Option<Box<dyn Fn(usize, &[f32]) -> Vec<f32>>> = match &options.ig_baseline {
+    let per_obs: Option<BaselineOf> = match &options.ig_baseline {
         BaselineChoice::Zeros => None,
         BaselineChoice::Blur(sigma) => {
             let [_, h, w] = chw.context("a blurred baseline needs image observations")?;
