@@ -1,5 +1,9 @@
 //! `xrl`: train deep-RL agents and show why they act. See `xrl --help` and the README.
 
+// Tensors of a training step are allocated and freed every step; mimalloc reuses their memory (see Cargo.toml).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod bench;
 mod explain;
 mod report;

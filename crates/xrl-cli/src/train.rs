@@ -134,7 +134,11 @@ pub fn train(a: TrainArgs) -> Result<()> {
             };
             let obs_shape = spec.observation.shape().to_vec();
             let (net, agent) = if a.agent == "a2c" {
-                let config = A2cConfig { core, ..A2cConfig::for_env(&obs_shape) };
+                let base = A2cConfig::for_env(&obs_shape);
+                let config = match core {
+                    Some(core) => base.with_core(core),
+                    None => base,
+                };
                 (config.net_spec(&obs_shape, actions), AgentCard::A2c(config))
             } else if a.agent == "a3c" {
                 let config = A3cConfig { workers: a.workers.unwrap_or(0), ..A3cConfig::for_env(&obs_shape) };

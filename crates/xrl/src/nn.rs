@@ -154,6 +154,57 @@ pub struct Net {
     spec: NetSpec,
 }
 
+/// The flat input index of every (output position, kernel offset) pair of an unpadded convolution over
+/// `[c, h, w]` inputs with a k×k kernel and stride s, position-major, kernel offsets ordered like the weight's
+/// `[c, ky, kx]` — the im2col gather, as an Int tensor on `device`, cached per geometry and device.
+fn im2col_indices(c: usize, h: usize, w: usize, k: usize, s: usize, device: &Device) -> Tensor<1, burn::tensor::Int> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    type Cache = Mutex<HashMap<([usize; 5], String), Tensor<1, burn::tensor::Int>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let mut cache = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    cache
+        .entry(([c, h, w, k, s], format!("{device:?}")))
+        .or_insert_with(|| {
+            let (oh, ow) = ((h - k) / s + 1, (w - k) / s + 1);
+            let mut idx = Vec::with_capacity(oh * ow * c * k * k);
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    for ch in 0..c {
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                idx.push((ch * h * w + (oy * s + ky) * w + ox * s + kx) as i64);
+                            }
+                        }
+                    }
+                }
+            }
+            let n = idx.len();
+            Tensor::from_data(burn::tensor::TensorData::new(idx, [n]), device)
+        })
+        .clone()
+}
+
+/// An unpadded, square-kernel convolution as one matrix product over the whole batch: gather the patches
+/// (im2col, `[batch·positions, c·k·k]`), multiply by the flattened weight, add the bias, back to NCHW. burn's
+/// CPU convolution runs one small product per sample and re-packs the weight for each, which dominates at the
+/// small spatial sizes of RL networks; autodiff differentiates this through the gather (its backward is a
+/// scatter-add) and the product.
+pub fn conv_gemm(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    let [cout, _, k, _] = conv.weight.dims();
+    let s = conv.stride[0];
+    let (oh, ow) = ((h - k) / s + 1, (w - k) / s + 1);
+    let (p, kk) = (oh * ow, c * k * k);
+    let idx = im2col_indices(c, h, w, k, s, &x.device());
+    let cols: Tensor<2> = x.reshape([b, c * h * w]).select(1, idx).reshape([b * p, kk]);
+    let mut out = cols.matmul(conv.weight.val().reshape([cout, kk]).transpose());
+    if let Some(bias) = &conv.bias {
+        out = out + bias.val().unsqueeze::<2>();
+    }
+    out.reshape([b, p, cout]).swap_dims(1, 2).reshape([b, cout, oh, ow])
+}
+
 /// Q = V + A − mean_a(A), per sample.
 pub fn dueling(value: Tensor<2>, advantage: Tensor<2>) -> Tensor<2> {
     let mean = advantage.clone().mean_dim(1);
@@ -307,7 +358,7 @@ impl Net {
             let s = self.spec.frame_shape();
             let mut h: Tensor<4> = obs.reshape([batch * k, s[0], s[1], s[2]]);
             for (i, conv) in self.convs.iter().enumerate() {
-                h = tap(format!("conv{}", i + 1), relu_with(conv.forward(h), pass.relu));
+                h = tap(format!("conv{}", i + 1), relu_with(conv_gemm(conv, h), pass.relu));
             }
             h.flatten(1, 3)
         };
@@ -492,6 +543,39 @@ mod tests {
 
     fn cpu() -> Device {
         Device::flex()
+    }
+
+    /// The batched gather-and-multiply convolution equals burn's convolution, and so do the gradients of the input,
+    /// the weight and the bias (random data; kernel and stride of every xrl CNN layer).
+    #[test]
+    fn conv_gemm_matches_burns_convolution_and_its_gradients() {
+        use burn::tensor::Distribution;
+        let d = cpu().autodiff();
+        d.seed(3);
+        for (cin, cout, k, s, hw) in [(4, 16, 3, 1, 10), (4, 32, 8, 4, 20), (3, 5, 4, 2, 9), (6, 4, 3, 1, 7)] {
+            let conv = Conv2dConfig::new([cin, cout], [k, k]).with_stride([s, s]).init(&d);
+            let x = Tensor::<4>::random([3, cin, hw, hw], Distribution::Uniform(-1.0, 1.0), &d).require_grad();
+            let probe = Tensor::<4>::random(conv.forward(x.clone()).dims(), Distribution::Uniform(-1.0, 1.0), &d);
+            let grads_of = |y: Tensor<4>| {
+                let g = (y.clone() * probe.clone()).sum().backward();
+                let w = conv.weight.val().grad(&g).unwrap();
+                let b = conv.bias.as_ref().unwrap().val().grad(&g).unwrap();
+                (to_vec(y), to_vec(x.grad(&g).unwrap()), to_vec(w), to_vec(b))
+            };
+            let ours = grads_of(conv_gemm(&conv, x.clone()));
+            let burns = grads_of(conv.forward(x.clone()));
+            for (name, a, b) in [
+                ("output", &ours.0, &burns.0),
+                ("dx", &ours.1, &burns.1),
+                ("dw", &ours.2, &burns.2),
+                ("db", &ours.3, &burns.3),
+            ] {
+                assert_eq!(a.len(), b.len(), "{name}");
+                for (i, (u, v)) in a.iter().zip(b.iter()).enumerate() {
+                    assert!((u - v).abs() <= 1e-4 * (1.0 + v.abs()), "{name}[{i}] k{k} s{s}: {u} vs {v}");
+                }
+            }
+        }
     }
 
     #[test]

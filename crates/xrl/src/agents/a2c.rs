@@ -65,6 +65,13 @@ impl A2cConfig {
         A2cConfig { lr: 1e-3, ..A2cConfig::default() }
     }
 
+    /// The same with a recurrent core. A preset without an entropy bonus gets 0.01: on CartPole, recurrent A2C
+    /// without one collapsed to a deterministic policy for one seed in three (LSTM and GRU, 1M steps).
+    pub fn with_core(self, core: Core) -> Self {
+        let entropy_coef = if self.entropy_coef == 0.0 { 0.01 } else { self.entropy_coef };
+        A2cConfig { core: Some(core), entropy_coef, ..self }
+    }
+
     pub fn for_env(obs_shape: &[usize]) -> Self {
         if obs_shape.len() == 1 { A2cConfig::cartpole() } else { A2cConfig::minatar() }
     }
