@@ -1,7 +1,7 @@
 //! Gradient saliency and its relatives: vanilla gradient (Simonyan et al. 2014), gradient × input, guided backprop
 //! (Springenberg et al. 2015) and deconvnet (Zeiler & Fergus 2014) — the same backward pass with another ReLU rule.
 
-use super::{Attribution, Budget, Model, Target, gradients};
+use super::{Attribution, Budget, Model, Rows, Target, gradients};
 use crate::nn::Pass;
 use crate::relu::ReluMode;
 
@@ -26,18 +26,37 @@ impl Gradient {
 
     /// `inputs` are `n` flat samples of length `len`.
     pub fn attribute(&self, model: &dyn Model, inputs: &[f32], len: usize, target: &Target) -> Attribution {
+        let samples: Vec<usize> = (0..inputs.len() / len).collect();
+        let mut maps = Vec::with_capacity(inputs.len());
+        self.attribute_rows(model, Rows::Given(inputs), len, &samples, target, &mut |_, m| maps.extend_from_slice(m));
+        Attribution { maps, len, delta: None }
+    }
+
+    /// The maps of `rows` (row r derived from input sample `sample_of[r]`), chunk by chunk:
+    /// `sink(first_row, maps)`.
+    pub(crate) fn attribute_rows(
+        &self,
+        model: &dyn Model,
+        rows: Rows,
+        len: usize,
+        sample_of: &[usize],
+        target: &Target,
+        sink: &mut dyn FnMut(usize, &[f32]),
+    ) {
         let relu = match self.kind {
             GradientKind::Guided => ReluMode::Guided,
             GradientKind::Deconv => ReluMode::Deconv,
             _ => ReluMode::Normal,
         };
-        let n = inputs.len() / len;
-        let samples: Vec<usize> = (0..n).collect();
         let pass = Pass { relu, ..Pass::default() };
-        let (mut g, _) = gradients(model, inputs, len, &samples, target, &pass, self.budget);
-        if self.kind == GradientKind::TimesInput {
-            g.iter_mut().zip(inputs).for_each(|(g, x)| *g *= x);
-        }
-        Attribution { maps: g, len, delta: None }
+        let times_input = self.kind == GradientKind::TimesInput;
+        gradients(model, rows, len, sample_of, target, &pass, self.budget, &mut |start, x, g| {
+            if times_input {
+                let m: Vec<f32> = g.iter().zip(x).map(|(g, x)| g * x).collect();
+                sink(start, &m);
+            } else {
+                sink(start, g);
+            }
+        });
     }
 }

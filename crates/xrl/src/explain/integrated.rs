@@ -1,7 +1,7 @@
 //! Integrated gradients (Sundararajan et al. 2017): `(x − b) ⊙ ∫₀¹ ∂T/∂x(b + α(x − b)) dα`, the integral by a
 //! quadrature rule; the convergence delta `Σ attribution − (T(x) − T(b))` is reported per sample.
 
-use super::{Attribution, Budget, Model, Target, gradients, values};
+use super::{Attribution, Budget, Model, Rows, Target, gradients, values};
 use crate::nn::Pass;
 
 /// Quadrature rules of Captum's `IntegratedGradients(method=…)`.
@@ -111,33 +111,33 @@ impl IntegratedGradients {
             }
         };
         let points = self.rule.points(self.steps);
-        // All path points of all samples, sample-major, through the model in chunks.
-        let mut rows = Vec::with_capacity(n * points.len() * len);
-        let mut sample_of = Vec::with_capacity(n * points.len());
-        for i in 0..n {
+        let m = points.len();
+        // Path point k of sample i is row i·m + k, made a chunk at a time: b + α_k (x − b).
+        let fill = |r: usize, out: &mut [f32]| {
+            let (i, alpha) = (r / m, points[r % m].0 as f32);
             let (x, b) = (&inputs[i * len..(i + 1) * len], &base[i * len..(i + 1) * len]);
-            for &(alpha, _) in &points {
-                rows.extend(x.iter().zip(b).map(|(x, b)| b + alpha as f32 * (x - b)));
-                sample_of.push(i);
+            for ((o, x), b) in out.iter_mut().zip(x).zip(b) {
+                *o = b + alpha * (x - b);
             }
-        }
-        let (grads, _) = gradients(model, &rows, len, &sample_of, target, &Pass::default(), self.budget);
+        };
+        let sample_of: Vec<usize> = (0..n * m).map(|r| r / m).collect();
         let mut maps = vec![0.0f32; inputs.len()];
-        for i in 0..n {
-            for (k, &(_, w)) in points.iter().enumerate() {
-                let g = &grads[(i * points.len() + k) * len..(i * points.len() + k + 1) * len];
-                for (m, g) in maps[i * len..(i + 1) * len].iter_mut().zip(g) {
-                    *m += (w as f32) * g;
+        let rows = Rows::Made { count: n * m, fill: &fill };
+        gradients(model, rows, len, &sample_of, target, &Pass::default(), self.budget, &mut |start, _, g| {
+            for (k, g) in g.chunks(len).enumerate() {
+                let (i, w) = ((start + k) / m, points[(start + k) % m].1 as f32);
+                for (a, g) in maps[i * len..(i + 1) * len].iter_mut().zip(g) {
+                    *a += w * g;
                 }
             }
-            for j in i * len..(i + 1) * len {
-                maps[j] *= inputs[j] - base[j];
-            }
+        });
+        for j in 0..inputs.len() {
+            maps[j] *= inputs[j] - base[j];
         }
         // Completeness: compare with the target at the input and at the baseline.
         let samples: Vec<usize> = (0..n).collect();
-        let at_x = values(model, inputs, len, &samples, target, self.budget);
-        let at_b = values(model, &base, len, &samples, target, self.budget);
+        let at_x = values(model, Rows::Given(inputs), len, &samples, target, self.budget);
+        let at_b = values(model, Rows::Given(&base), len, &samples, target, self.budget);
         let delta = (0..n).map(|i| maps[i * len..(i + 1) * len].iter().sum::<f32>() - (at_x[i] - at_b[i])).collect();
         Attribution { maps, len, delta: Some(delta) }
     }

@@ -199,48 +199,89 @@ pub fn target_value(h: &Heads, target: &Target, rows: &[usize]) -> Tensor<2> {
     }
 }
 
-/// Gradient of the target w.r.t. `rows` inputs (flat, `[n, len]`), in chunks; `sample_of[r]` is row r's sample.
-/// Returns (gradients, target values).
+/// The inputs a method sends through the network: given, or made row by row on demand — IG's path points,
+/// SmoothGrad's noisy copies, occluded and perturbed frames — so that only one chunk of them (the budget's rows)
+/// exists at a time, never all of them.
+#[derive(Clone, Copy)]
+pub(crate) enum Rows<'a> {
+    Given(&'a [f32]),
+    /// `fill(r, out)` writes row r (`len` values) into `out`.
+    Made {
+        count: usize,
+        fill: &'a (dyn Fn(usize, &mut [f32]) + Sync),
+    },
+}
+
+impl Rows<'_> {
+    fn count(&self, len: usize) -> usize {
+        match self {
+            Rows::Given(x) => x.len() / len,
+            Rows::Made { count, .. } => *count,
+        }
+    }
+
+    /// Rows `start..end`, flat; made rows go into `buf`, reused from chunk to chunk.
+    fn chunk<'b>(&'b self, start: usize, end: usize, len: usize, buf: &'b mut Vec<f32>) -> &'b [f32] {
+        match self {
+            Rows::Given(x) => &x[start * len..end * len],
+            Rows::Made { fill, .. } => {
+                buf.resize((end - start) * len, 0.0);
+                for (k, out) in buf.chunks_mut(len).enumerate() {
+                    fill(start + k, out);
+                }
+                &buf[..]
+            }
+        }
+    }
+}
+
+/// Receives one chunk of rows: (first row, the rows' inputs, their gradients).
+pub(crate) type GradientSink<'a> = dyn FnMut(usize, &[f32], &[f32]) + 'a;
+
+/// The gradient of the target with respect to each row, in chunks of the budget's rows, each handed to `sink`.
+/// `sample_of[r]` is the input sample row r derives from.
+#[allow(clippy::too_many_arguments)] // the one internal driver every gradient method shares
 pub(crate) fn gradients(
     model: &dyn Model,
-    rows: &[f32],
+    rows: Rows,
     len: usize,
     sample_of: &[usize],
     target: &Target,
     pass: &Pass,
     budget: Budget,
-) -> (Vec<f32>, Vec<f32>) {
+    sink: &mut GradientSink,
+) {
     let device = Device::flex().autodiff();
-    let n = rows.len() / len;
-    let (mut grads, mut values) = (Vec::with_capacity(rows.len()), Vec::with_capacity(n));
-    for start in (0..n).step_by(budget.max_rows.max(1)) {
-        let end = (start + budget.max_rows.max(1)).min(n);
-        let x =
-            Tensor::<1>::from_floats(&rows[start * len..end * len], &device).reshape([end - start, len]).require_grad();
+    let n = rows.count(len);
+    let step = budget.max_rows.max(1);
+    let mut buf = vec![];
+    for start in (0..n).step_by(step) {
+        let end = (start + step).min(n);
+        let chunk = rows.chunk(start, end, len, &mut buf);
+        let x = Tensor::<1>::from_floats(chunk, &device).reshape([end - start, len]).require_grad();
         let h = model.heads_for(x.clone(), pass, &sample_of[start..end]);
         let t = target_value(&h, target, &sample_of[start..end]);
-        values.extend(crate::nn::to_vec(t.clone()));
-        let g = x.grad(&t.sum().backward()).expect("the input takes part in the target");
-        grads.extend(crate::nn::to_vec(g));
+        let g = crate::nn::to_vec(x.grad(&t.sum().backward()).expect("the input takes part in the target"));
+        sink(start, chunk, &g);
     }
-    (grads, values)
 }
 
-/// The target's value for each of `rows` inputs (no gradients), in chunks on the plain device.
+/// The target's value for each row (no gradients), in chunks on the plain device.
 pub(crate) fn values(
     model: &dyn Model,
-    rows: &[f32],
+    rows: Rows,
     len: usize,
     sample_of: &[usize],
     target: &Target,
     budget: Budget,
 ) -> Vec<f32> {
     let device = Device::flex();
-    let n = rows.len() / len;
-    let mut out = Vec::with_capacity(n);
-    for start in (0..n).step_by(budget.max_rows.max(1)) {
-        let end = (start + budget.max_rows.max(1)).min(n);
-        let x = Tensor::<1>::from_floats(&rows[start * len..end * len], &device).reshape([end - start, len]);
+    let n = rows.count(len);
+    let step = budget.max_rows.max(1);
+    let (mut out, mut buf) = (Vec::with_capacity(n), vec![]);
+    for start in (0..n).step_by(step) {
+        let end = (start + step).min(n);
+        let x = Tensor::<1>::from_floats(rows.chunk(start, end, len, &mut buf), &device).reshape([end - start, len]);
         let h = model.heads_for(x, &Pass::default(), &sample_of[start..end]);
         out.extend(crate::nn::to_vec(target_value(&h, target, &sample_of[start..end])));
     }

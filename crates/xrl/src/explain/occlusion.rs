@@ -3,7 +3,7 @@
 //! Windows that do not fit at the far edge are clipped there rather than dropped, so every element is covered.
 //! All occluded copies of a sample go through the model in batches.
 
-use super::{Attribution, Budget, Model, Target, blur, values};
+use super::{Attribution, Budget, Model, Rows, Target, blur, values};
 
 /// What replaces the occluded values.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -58,27 +58,28 @@ impl Occlusion {
                 v
             })
             .collect();
-        // Every sample, then every occluded copy of it, through the model in chunks.
-        let mut rows = Vec::with_capacity(n * (1 + positions.len()) * len);
-        rows.extend_from_slice(inputs);
-        let mut sample_of: Vec<usize> = (0..n).collect();
-        for s in 0..n {
-            let x = &inputs[s * len..(s + 1) * len];
-            let fill: Vec<f32> = match self.fill {
+        // Every sample, then every occluded copy of it (row n + s·P + k: sample s, window k), made a chunk at a time.
+        let fills: Vec<Vec<f32>> = inputs
+            .chunks(len)
+            .map(|x| match self.fill {
                 Fill::Constant(v) => vec![v; len],
                 Fill::Mean => vec![x.iter().sum::<f32>() / len as f32; len],
                 Fill::Blur(sigma) => blur(x, c, h, w, sigma),
-            };
-            for window in &cells {
-                let start = rows.len();
-                rows.extend_from_slice(x);
-                for &i in window {
-                    rows[start + i] = fill[i];
+            })
+            .collect();
+        let p = positions.len();
+        let fill_row = |r: usize, out: &mut [f32]| {
+            let s = if r < n { r } else { (r - n) / p };
+            out.copy_from_slice(&inputs[s * len..(s + 1) * len]);
+            if r >= n {
+                for &i in &cells[(r - n) % p] {
+                    out[i] = fills[s][i];
                 }
-                sample_of.push(s);
             }
-        }
-        let values = values(model, &rows, len, &sample_of, target, self.budget);
+        };
+        let sample_of: Vec<usize> = (0..n).chain((0..n * p).map(|k| k / p)).collect();
+        let rows = Rows::Made { count: n + n * p, fill: &fill_row };
+        let values = values(model, rows, len, &sample_of, target, self.budget);
         let mut maps = vec![0.0f32; inputs.len()];
         let mut counts = vec![0u32; len];
         for window in &cells {

@@ -5,9 +5,9 @@
 //!
 //! Unlike the original, the grid covers the frame exactly (no empty last row and column) and the map is brought
 //! to input resolution by bilinear interpolation between grid points; all perturbed copies of a frame go through
-//! the network in batches instead of one forward pass each.
+//! the network in batches instead of one forward pass each (several frames' copies share a batch).
 
-use super::{Budget, Model, Target, target_value};
+use super::{Budget, Model, Rows, Target, target_value};
 use crate::nn::{Heads, Pass, to_vec};
 use burn::tensor::{Device, Tensor};
 
@@ -55,58 +55,65 @@ impl Perturbation {
         let s = self.stride.max(1);
         let (gys, gxs): (Vec<usize>, Vec<usize>) = ((0..h).step_by(s).collect(), (0..w).step_by(s).collect());
         let (gh, gw) = (gys.len(), gxs.len());
-        let mut grid = Vec::with_capacity(n * gh * gw);
-        let mut maps = Vec::with_capacity(n * h * w);
-        for i in 0..n {
-            let x = &inputs[i * len..(i + 1) * len];
-            let blurred = blur(x, c, h, w, self.blur_sigma);
-            // The frame itself, then one perturbed copy per grid point: I′ = I + M ⊙ (blur(I) − I).
-            let diff: Vec<f32> = blurred.iter().zip(x).map(|(b, v)| b - v).collect();
-            let mut rows = Vec::with_capacity((1 + gh * gw) * len);
-            rows.extend_from_slice(x);
-            for (gy, gx) in gys.iter().flat_map(|&gy| gxs.iter().map(move |&gx| (gy, gx))) {
-                // The Gaussian mask is separable: exp(−dy²/2σ²)·exp(−dx²/2σ²).
-                let gauss = |d: f32| (-d * d / (2.0 * self.mask_sigma * self.mask_sigma)).exp();
-                let my: Vec<f32> = (0..h).map(|y| gauss(y as f32 - gy as f32)).collect();
-                let mx: Vec<f32> = (0..w).map(|xx| gauss(xx as f32 - gx as f32)).collect();
-                let start = rows.len();
-                rows.extend_from_slice(x);
-                let copy = &mut rows[start..];
+        let g = gh * gw;
+        // Per frame: blur(I) − I, so that I′ = I + M ⊙ (blur(I) − I).
+        let diffs: Vec<Vec<f32>> = inputs
+            .chunks(len)
+            .map(|x| blur(x, c, h, w, self.blur_sigma).iter().zip(x).map(|(b, v)| b - v).collect())
+            .collect();
+        let gauss = |d: f32| (-d * d / (2.0 * self.mask_sigma * self.mask_sigma)).exp();
+        // Row i·(1 + G) is frame i itself; row i·(1 + G) + 1 + k its copy perturbed at grid point k. Rows are made
+        // a chunk at a time, and a chunk may hold several frames' copies.
+        let fill = |r: usize, out: &mut [f32]| {
+            let (i, k) = (r / (1 + g), r % (1 + g));
+            out.copy_from_slice(&inputs[i * len..(i + 1) * len]);
+            if k == 0 {
+                return;
+            }
+            let (gy, gx) = (gys[(k - 1) / gw] as f32, gxs[(k - 1) % gw] as f32);
+            // The Gaussian mask is separable: exp(−dy²/2σ²)·exp(−dx²/2σ²).
+            let mx: Vec<f32> = (0..w).map(|xx| gauss(xx as f32 - gx)).collect();
+            for y in 0..h {
+                let my = gauss(y as f32 - gy);
                 for ch in 0..c {
-                    for (y, my) in my.iter().enumerate() {
-                        let row = ch * h * w + y * w;
-                        for (xx, mx) in mx.iter().enumerate() {
-                            copy[row + xx] += my * mx * diff[row + xx];
-                        }
+                    let row = ch * h * w + y * w;
+                    for (xx, mx) in mx.iter().enumerate() {
+                        out[row + xx] += my * mx * diffs[i][row + xx];
                     }
                 }
             }
-            let outs = self.outputs(model, &rows, len, i);
-            let dim = outs.len() / (1 + gh * gw);
-            let base = &outs[..dim];
-            for k in 0..gh * gw {
-                let o = &outs[(k + 1) * dim..(k + 2) * dim];
+        };
+        let outs = self.outputs(model, Rows::Made { count: n * (1 + g), fill: &fill }, len, 1 + g);
+        let dim = outs.len() / (n * (1 + g));
+        let mut grid = Vec::with_capacity(n * g);
+        let mut maps = Vec::with_capacity(n * h * w);
+        for (i, frame) in outs.chunks(dim * (1 + g)).enumerate() {
+            let base = &frame[..dim];
+            for o in frame[dim..].chunks(dim) {
                 grid.push(0.5 * o.iter().zip(base).map(|(a, b)| (a - b) * (a - b)).sum::<f32>());
             }
-            maps.extend(bilinear(&grid[i * gh * gw..(i + 1) * gh * gw], gh, gw, s, h, w));
+            maps.extend(bilinear(&grid[i * g..(i + 1) * g], gh, gw, s, h, w));
         }
         PerturbationMaps { maps, grid, gh, gw }
     }
 
-    /// The compared outputs of every row (logits, V or the target), in chunks on the plain device.
-    fn outputs(&self, model: &dyn Model, rows: &[f32], len: usize, sample: usize) -> Vec<f32> {
+    /// The compared outputs of every row (logits, V or the target), in chunks on the plain device; each frame has
+    /// `per_frame` consecutive rows.
+    fn outputs(&self, model: &dyn Model, rows: Rows, len: usize, per_frame: usize) -> Vec<f32> {
         let device = Device::flex();
-        let n = rows.len() / len;
-        let mut out = vec![];
+        let n = rows.count(len);
+        let (mut out, mut buf) = (vec![], vec![]);
         let step = self.budget.max_rows.max(1);
         for start in (0..n).step_by(step) {
             let end = (start + step).min(n);
-            let x = Tensor::<1>::from_floats(&rows[start * len..end * len], &device).reshape([end - start, len]);
-            let h: Heads = model.heads_for(x, &Pass::default(), &vec![sample; end - start]);
+            let chunk = rows.chunk(start, end, len, &mut buf);
+            let x = Tensor::<1>::from_floats(chunk, &device).reshape([end - start, len]);
+            let samples: Vec<usize> = (start..end).map(|r| r / per_frame).collect();
+            let h: Heads = model.heads_for(x, &Pass::default(), &samples);
             let t = match &self.score {
                 Score::Actor => h.logits.or(h.q).expect("the actor score needs logits (or Q values)"),
                 Score::Critic => h.value.expect("the critic score needs a value head"),
-                Score::Target(t) => target_value(&h, t, &vec![sample; end - start]),
+                Score::Target(t) => target_value(&h, t, &samples),
             };
             out.extend(to_vec(t));
         }

@@ -3,7 +3,7 @@
 //! `sigma · (max − min)` of each sample (PAIR saliency's convention), or of `sigma` itself with `absolute` (Captum
 //! NoiseTunnel's `stdevs`).
 
-use super::{Attribution, Gradient, Model, Target};
+use super::{Attribution, Gradient, Model, Rows, Target};
 use rand::SeedableRng;
 use rand_distr_free::normal;
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -34,10 +34,14 @@ impl SmoothGrad {
     }
 
     pub fn attribute(&self, model: &dyn Model, inputs: &[f32], len: usize, target: &Target) -> Attribution {
-        let s = self.samples.max(1);
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(self.seed);
-        let draws: Vec<f32> = (0..inputs.len() * s).map(|_| normal(&mut rng)).collect();
-        self.attribute_with_noise(model, inputs, len, target, &draws)
+        // Copy r's noise comes from its own stream (seeded by the seed and r), so a chunk is made without the
+        // draws of any other copy.
+        let seed = self.seed;
+        let draws = move |r: usize, z: &mut [f32]| {
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ (r as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            z.iter_mut().for_each(|v| *v = normal(&mut rng));
+        };
+        self.smooth(model, inputs, len, target, &draws)
     }
 
     /// The same with the standard-normal draws given: `samples` copies per input, sample-major (copy k of input i
@@ -50,44 +54,70 @@ impl SmoothGrad {
         target: &Target,
         draws: &[f32],
     ) -> Attribution {
+        let s = self.samples.max(1);
+        assert_eq!(draws.len(), inputs.len() * s, "one standard-normal draw per input value and noise sample");
+        self.smooth(model, inputs, len, target, &|r, z: &mut [f32]| z.copy_from_slice(&draws[r * len..(r + 1) * len]))
+    }
+
+    /// `draws(r, z)` writes the standard-normal draws of noisy copy r (copy r % samples of input r / samples).
+    fn smooth(
+        &self,
+        model: &dyn Model,
+        inputs: &[f32],
+        len: usize,
+        target: &Target,
+        draws: &(dyn Fn(usize, &mut [f32]) + Sync),
+    ) -> Attribution {
         let n = inputs.len() / len;
         let s = self.samples.max(1);
-        assert_eq!(draws.len(), n * s * len, "one standard-normal draw per input value and noise sample");
-        // All noisy copies at once: sample-major, `s` copies per sample.
-        let mut noisy = Vec::with_capacity(n * s * len);
-        let mut targets = vec![];
-        for i in 0..n {
-            let x = &inputs[i * len..(i + 1) * len];
-            let (lo, hi) = x.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-            let sd = if self.absolute { self.sigma } else { self.sigma * (hi - lo) };
-            for k in 0..s {
-                let z = &draws[(i * s + k) * len..(i * s + k + 1) * len];
-                noisy.extend(x.iter().zip(z).map(|(v, z)| v + sd * z));
-                targets.push(i);
+        let sd: Vec<f32> = inputs
+            .chunks(len)
+            .map(|x| {
+                let (lo, hi) = x.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+                if self.absolute { self.sigma } else { self.sigma * (hi - lo) }
+            })
+            .collect();
+        // Noisy copy r of input i = r / s, made a chunk at a time.
+        let fill = |r: usize, out: &mut [f32]| {
+            let i = r / s;
+            draws(r, out);
+            for (o, x) in out.iter_mut().zip(&inputs[i * len..(i + 1) * len]) {
+                *o = x + sd[i] * *o;
             }
-        }
+        };
+        let sample_of: Vec<usize> = (0..n * s).map(|r| r / s).collect();
         let target = match target {
-            Target::Chosen(actions) => Target::Chosen(targets.iter().map(|&i| actions[i]).collect()),
+            Target::Chosen(actions) => Target::Chosen(sample_of.iter().map(|&i| actions[i]).collect()),
             t => t.clone(),
         };
         // Copy k of sample i still belongs to sample i (for models with per-sample context).
-        let remapped = Remap { inner: model, sample: &targets };
-        let a = self.base.attribute(&remapped, &noisy, len, &target);
-        let mut maps = vec![0.0f32; inputs.len()];
-        for i in 0..n {
-            for j in 0..len {
-                let vals = (0..s).map(|k| a.maps[(i * s + k) * len + j]);
-                maps[i * len + j] = match self.kind {
-                    SmoothKind::Mean => vals.sum::<f32>() / s as f32,
-                    SmoothKind::Squared => vals.map(|v| v * v).sum::<f32>() / s as f32,
-                    SmoothKind::Variance => {
-                        let v: Vec<f32> = vals.collect();
-                        let m = v.iter().sum::<f32>() / s as f32;
-                        v.iter().map(|x| (x - m) * (x - m)).sum::<f32>() / s as f32
-                    }
-                };
+        let remapped = Remap { inner: model, sample: &sample_of };
+        // Running mean, sum of squared deviations (Welford: exact zero for equal maps) and sum of squares.
+        let (mut mean, mut m2, mut sum_sq) =
+            (vec![0.0f32; inputs.len()], vec![0.0f32; inputs.len()], vec![0.0f32; inputs.len()]);
+        let rows = Rows::Made { count: n * s, fill: &fill };
+        let identity: Vec<usize> = (0..n * s).collect();
+        self.base.attribute_rows(&remapped, rows, len, &identity, &target, &mut |start, maps| {
+            for (k, m) in maps.chunks(len).enumerate() {
+                let (i, count) = ((start + k) / s, ((start + k) % s + 1) as f32);
+                let at = i * len..(i + 1) * len;
+                for (((mu, d2), q), &v) in
+                    mean[at.clone()].iter_mut().zip(&mut m2[at.clone()]).zip(&mut sum_sq[at]).zip(m)
+                {
+                    let delta = v - *mu;
+                    *mu += delta / count;
+                    *d2 += delta * (v - *mu);
+                    *q += v * v;
+                }
             }
-        }
+        });
+        let s = s as f32;
+        let maps = match self.kind {
+            SmoothKind::Mean => mean,
+            SmoothKind::Squared => sum_sq.iter().map(|q| q / s).collect(),
+            // The population variance, as Captum's VarGrad.
+            SmoothKind::Variance => m2.iter().map(|d| d / s).collect(),
+        };
         Attribution { maps, len, delta: None }
     }
 }
