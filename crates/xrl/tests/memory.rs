@@ -7,7 +7,8 @@ use xrl::nn::{HeadKind, Net, NetSpec, Pass, Torso};
 
 fn resident_mb() -> usize {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc");
-    statm.split_whitespace().nth(1).and_then(|p| p.parse::<usize>().ok()).expect("resident pages") * 4096 >> 20
+    let pages = statm.split_whitespace().nth(1).and_then(|p| p.parse::<usize>().ok()).expect("resident pages");
+    pages * 4096 / (1 << 20)
 }
 
 #[test]
