@@ -30,11 +30,13 @@ pub struct ExplainArgs {
     /// The scalar explained: chosen, q:A, max-q, value, advantage:A, logit:A, log-prob:A, contrast:A:B.
     #[arg(long, default_value = "chosen")]
     pub(crate) target: String,
+    /// Seed of the episode played (its reset) and of SmoothGrad's noise.
     #[arg(long, default_value_t = 0)]
     pub(crate) seed: u64,
     /// Frames of the episode to explain, `A..B` (B excluded).
     #[arg(long, default_value = "0..20")]
     pub(crate) frames: String,
+    /// The directory to write the pictures, video, maps and summary.json into (created if missing).
     #[arg(long)]
     pub(crate) out: PathBuf,
     /// `grid` (one picture per frame: the frame, then each method's overlay), `overlay` (one picture per frame and
@@ -67,6 +69,7 @@ pub struct ExplainArgs {
     /// units with --noise-absolute (Captum NoiseTunnel's `stdevs`).
     #[arg(long, default_value_t = 0.15)]
     pub(crate) noise_sigma: f32,
+    /// --noise-sigma is in input units, not a fraction of the frame's range.
     #[arg(long)]
     pub(crate) noise_absolute: bool,
     /// Occlusion: window side in pixels over all channels (default 8 on 84×84 frames, 3 on smaller ones).
