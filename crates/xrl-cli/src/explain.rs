@@ -99,18 +99,31 @@ struct MethodOptions {
     seed: u64,
     budget: Budget,
     ig: IntegratedGradients,
-    ig_baseline: BaselineChoice,
     noise_samples: usize,
     noise_sigma: f32,
     noise_absolute: bool,
     occlusion_window: Option<usize>,
     occlusion_stride: Option<usize>,
     occlusion_fill: Fill,
-    perturbation_score: Option<String>,
+    perturbation_score: Option<ScoreChoice>,
 }
 
-/// The baseline of one observation of explained input `i`.
-type BaselineOf = Box<dyn Fn(usize, &[f32]) -> Vec<f32>>;
+/// `--perturbation-score`; `target` becomes `Score::Target` once the explained target is known.
+#[derive(Clone, Copy, PartialEq)]
+enum ScoreChoice {
+    Policy,
+    Value,
+    Target,
+}
+
+fn parse_score(s: &str) -> Result<ScoreChoice> {
+    Ok(match s {
+        "policy" => ScoreChoice::Policy,
+        "value" => ScoreChoice::Value,
+        "target" => ScoreChoice::Target,
+        _ => bail!("unknown --perturbation-score `{s}`; use policy, value or target"),
+    })
+}
 
 enum BaselineChoice {
     Zeros,
@@ -191,29 +204,30 @@ fn parse_base(s: Option<&str>) -> Option<GradientKind> {
 
 fn parse_method(s: &str) -> Result<Method> {
     let (name, arg) = s.split_once(':').map_or((s, None), |(a, b)| (a, Some(b)));
-    Ok(match (name, arg) {
-        ("grad", None) => Method::Grad(GradientKind::Vanilla),
-        ("grad-x-input", None) => Method::Grad(GradientKind::TimesInput),
-        ("guided", None) => Method::Grad(GradientKind::Guided),
-        ("deconv", None) => Method::Grad(GradientKind::Deconv),
-        ("gradcam", Some(l)) => Method::Cam(l.into(), false),
-        ("guided-gradcam", Some(l)) => Method::Cam(l.into(), true),
-        ("ig", None) => Method::Ig,
-        ("smoothgrad" | "smoothgrad2" | "vargrad", base) if parse_base(base).is_some() => {
-            let kind = match name {
-                "smoothgrad" => SmoothKind::Mean,
-                "smoothgrad2" => SmoothKind::Squared,
-                _ => SmoothKind::Variance,
-            };
-            Method::Smooth(parse_base(base).expect("checked"), kind)
-        }
-        ("occlusion", None) => Method::Occlusion,
-        ("perturbation", None) => Method::Perturbation,
-        _ => bail!(
+    let smooth = match name {
+        "smoothgrad" => Some(SmoothKind::Mean),
+        "smoothgrad2" => Some(SmoothKind::Squared),
+        "vargrad" => Some(SmoothKind::Variance),
+        _ => None,
+    };
+    let method = match (name, arg) {
+        ("gradcam", Some(l)) => Some(Method::Cam(l.into(), false)),
+        ("guided-gradcam", Some(l)) => Some(Method::Cam(l.into(), true)),
+        ("ig", None) => Some(Method::Ig),
+        ("occlusion", None) => Some(Method::Occlusion),
+        ("perturbation", None) => Some(Method::Perturbation),
+        _ => match smooth {
+            Some(kind) => parse_base(arg).map(|base| Method::Smooth(base, kind)),
+            None if arg.is_none() => parse_base(Some(name)).map(Method::Grad),
+            None => None,
+        },
+    };
+    method.with_context(|| {
+        format!(
             "unknown method `{s}`; use grad, grad-x-input, guided, deconv, gradcam:LAYER, guided-gradcam:LAYER, ig, \
              smoothgrad:BASE, smoothgrad2:BASE, vargrad:BASE (BASE: grad, grad-x-input, guided, deconv), occlusion \
              or perturbation"
-        ),
+        )
     })
 }
 
@@ -257,26 +271,21 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
     if !(a.noise_sigma >= 0.0 && a.noise_sigma.is_finite()) {
         bail!("--noise-sigma must be a non-negative number, got {}", a.noise_sigma);
     }
-    if let Some(score) = &a.perturbation_score
-        && !["policy", "value", "target"].contains(&score.as_str())
-    {
-        bail!("unknown --perturbation-score `{score}`; use policy, value or target");
-    }
     if a.occlusion_window == Some(0) || a.occlusion_stride == Some(0) {
         bail!("--occlusion-window and --occlusion-stride must be at least 1");
     }
+    let options_baseline = parse_baseline(&a.ig_baseline)?;
     let mut options = MethodOptions {
         seed: a.seed,
         budget: Budget::default(),
         ig: IntegratedGradients { steps: a.ig_steps, rule: parse_rule(&a.ig_rule)?, ..IntegratedGradients::new() },
-        ig_baseline: parse_baseline(&a.ig_baseline)?,
         noise_samples: a.noise_samples,
         noise_sigma: a.noise_sigma,
         noise_absolute: a.noise_absolute,
         occlusion_window: a.occlusion_window,
         occlusion_stride: a.occlusion_stride,
         occlusion_fill: parse_fill(&a.occlusion_fill)?,
-        perturbation_score: a.perturbation_score.clone(),
+        perturbation_score: a.perturbation_score.as_deref().map(parse_score).transpose()?,
     };
     let (from, to) = a
         .frames
@@ -308,7 +317,7 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
     let len: usize = spec.obs_shape.iter().product();
 
     // Networks whose core carries a state from step to step (not DRQN stacks) are explained at recorded states.
-    let carries = spec.core.is_some() && spec.frames == 0;
+    let carries = spec.carries_state();
     if a.unroll > 0 && !carries {
         bail!(
             "--unroll needs a run whose network carries a recurrent state (a2c --core lstm|gru); a DRQN already \
@@ -327,7 +336,7 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
     policy.reset();
     let (mut seen, mut states, mut pictures, mut actions) = (vec![], vec![], vec![], vec![]);
     // A baseline frame may lie outside the explained range: play until it too has been seen.
-    let baseline_frame = match options.ig_baseline {
+    let baseline_frame = match options_baseline {
         BaselineChoice::Frame(k) => Some(k),
         _ => None,
     };
@@ -365,28 +374,27 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
     };
     // Spatial layout: the last two axes of the observation; 1-D observations get no pictures.
     let spatial = (spec.obs_shape.len() >= 3).then(|| {
-        let k = spec.obs_shape.len();
-        [spec.obs_shape[k - 2], spec.obs_shape[k - 1]]
+        let d = spec.obs_shape.len();
+        [spec.obs_shape[d - 2], spec.obs_shape[d - 1]]
     });
     let chw = spatial.map(|[h, w]| [xlen / (h * w), h, w]);
-    // The IG baseline: one per observation of every explained input.
-    let per_obs: Option<BaselineOf> = match &options.ig_baseline {
+    // The IG baseline, observation by observation of every explained input (an unrolled input holds k of them).
+    let baseline: Option<Vec<f32>> = match &options_baseline {
         BaselineChoice::Zeros => None,
         BaselineChoice::Blur(sigma) => {
             let [_, h, w] = chw.context("a blurred baseline needs image observations")?;
-            let sigma = *sigma;
-            Some(Box::new(move |_, x: &[f32]| xrl::explain::blur(x, x.len() / (h * w), h, w, sigma)))
+            Some(obs.chunks(len).flat_map(|o| xrl::explain::blur(o, len / (h * w), h, w, *sigma)).collect())
         }
         BaselineChoice::Frame(f) => {
-            let b = seen.get(*f).with_context(|| format!("the episode ended before baseline frame {f}"))?.clone();
-            Some(Box::new(move |_, _: &[f32]| b.clone()))
+            let b = seen.get(*f).with_context(|| format!("the episode ended before baseline frame {f}"))?;
+            Some(b.repeat(n * k))
         }
         BaselineChoice::File(path) => {
             let (shape, values) = xrl_render::read_npy(path)?;
             if values.len() == len {
-                Some(Box::new(move |_, _: &[f32]| values.clone()))
+                Some(values.repeat(n * k))
             } else if values.len() == n * len {
-                Some(Box::new(move |i, _: &[f32]| values[i * len..(i + 1) * len].to_vec()))
+                Some(values.chunks(len).flat_map(|b| b.repeat(k)).collect())
             } else {
                 bail!(
                     "{}: the baseline has shape {shape:?}; it must be one observation {:?} or one per explained \
@@ -397,9 +405,8 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
             }
         }
     };
-    if let Some(f) = per_obs {
-        let b = obs.chunks(xlen).enumerate().flat_map(|(i, x)| x.chunks(len).flat_map(|o| f(i, o)).collect::<Vec<_>>());
-        options.ig.baseline = Baseline::Given(b.collect());
+    if let Some(b) = baseline {
+        options.ig.baseline = Baseline::Given(b);
     }
 
     std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
@@ -418,7 +425,7 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
         // (maps, map width, map height, per-sample length); intensities are summed |map| over leading axes.
         let MethodMaps { maps, w: mw, h: mh, delta } =
             run_method(method, model.as_ref(), &spec, &obs, xlen, chw, &target, &options)?;
-        if first.is_none() {
+        if two_headed && first.is_none() {
             first = Some((maps.clone(), mw, mh));
         }
         if delta.is_some() {
@@ -525,21 +532,16 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
             to_vec(t).chunks(k).map(|r| r.to_vec()).collect::<Vec<_>>()
         })
     };
-    let (q, v, logits) = (rows(heads.q), rows(heads.value), rows(heads.logits));
+    let softmax = |l: xrl::burn::tensor::Tensor<2>| xrl::burn::tensor::activation::softmax(l, 1);
+    let (q, v, policy) = (rows(heads.q), rows(heads.value), rows(heads.logits.map(softmax)));
     let frames: Vec<_> = (0..n)
         .map(|f| {
-            let policy = logits.as_ref().map(|l| {
-                let m = l[f].iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-                let e: Vec<f32> = l[f].iter().map(|x| (x - m).exp()).collect();
-                let s: f32 = e.iter().sum();
-                e.iter().map(|x| x / s).collect::<Vec<_>>()
-            });
             json!({
                 "frame": from + f,
                 "action": actions[f],
                 "q": q.as_ref().map(|q| q[f].clone()),
                 "value": v.as_ref().map(|v| v[f][0]),
-                "policy": policy,
+                "policy": policy.as_ref().map(|p| p[f].clone()),
                 "ig_delta": ig_delta.as_ref().map(|d| d[f]),
                 "attribution_by_frame": (!frame_shares.is_empty()).then(|| {
                     frame_shares.iter().map(|(m, v)| (m.clone(), v[f].clone())).collect::<serde_json::Map<_, _>>()
@@ -628,16 +630,15 @@ fn run_method(
         }
         Method::Perturbation => {
             let [c, h, w] = chw.context("perturbation saliency needs image observations")?;
-            let actor_critic = spec.head == xrl::nn::HeadKind::ActorCritic;
-            let score = match o.perturbation_score.as_deref() {
-                Some("policy") => Score::Actor,
-                Some("value") if spec.head == xrl::nn::HeadKind::Q => {
+            let default =
+                if spec.head == xrl::nn::HeadKind::ActorCritic { ScoreChoice::Policy } else { ScoreChoice::Target };
+            let score = match o.perturbation_score.unwrap_or(default) {
+                ScoreChoice::Policy => Score::Actor,
+                ScoreChoice::Value if spec.head == xrl::nn::HeadKind::Q => {
                     bail!("--perturbation-score value needs a value head (dueling or actor-critic)")
                 }
-                Some("value") => Score::Critic,
-                Some(_) => Score::Target(target.clone()),
-                None if actor_critic => Score::Actor,
-                None => Score::Target(target.clone()),
+                ScoreChoice::Value => Score::Critic,
+                ScoreChoice::Target => Score::Target(target.clone()),
             };
             let stride = if h >= 84 { 5 } else { 1 };
             let p = Perturbation {
@@ -673,13 +674,12 @@ fn stack_states(
     let lstm = core.kind == xrl::nn::CoreKind::Lstm;
     let zeros = || xrl::burn::tensor::Tensor::<2>::zeros([1, core.hidden], &device);
     let (mut hidden, mut cell) = (vec![], vec![]);
+    // The policy acted on the plain CPU device: its states are already there.
     for &t in rows {
         let s = states[t].clone();
-        let on_plain =
-            |x: xrl::burn::tensor::Tensor<2>| xrl::burn::tensor::Tensor::<2>::from_data(x.to_data(), &device);
-        hidden.push(s.as_ref().map_or_else(zeros, |s| on_plain(s.hidden.clone())));
+        hidden.push(s.as_ref().map_or_else(zeros, |s| s.hidden.clone()));
         if lstm {
-            cell.push(s.and_then(|s| s.cell).map_or_else(zeros, on_plain));
+            cell.push(s.and_then(|s| s.cell).unwrap_or_else(zeros));
         }
     }
     xrl::nn::RecurrentState {

@@ -385,8 +385,15 @@ fn explain_options_reach_every_method() {
         assert!(v.iter().all(|&x| x >= 0.0) && v.iter().any(|&x| x > 0.0), "{m}");
     }
     assert!(npy_values(&out.join("occlusion.npy")).iter().any(|&x| x != 0.0));
-    let (o, _) = explain("blur", &["--methods", "ig", "--ig-baseline", "blur:2", "--occlusion-window", "2"]);
+    let (o, blurred) = explain("blur", &["--methods", "ig", "--ig-baseline", "blur:2"]);
     assert!(o.status.success(), "{}", stderr(&o));
+    assert_ne!(npy_values(&blurred.join("ig.npy")), npy_values(&zeros.join("ig.npy")), "the baseline is used");
+    // A smaller occlusion window changes the map.
+    let (o, small) = explain("small", &["--methods", "occlusion", "--occlusion-window", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (o, default) = explain("default-occlusion", &["--methods", "occlusion"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ne!(npy_values(&small.join("occlusion.npy")), npy_values(&default.join("occlusion.npy")));
     // Bad options fail cleanly.
     assert_clean_failure(&explain("e1", &["--methods", "ig", "--ig-rule", "simpson"]).0, "unknown --ig-rule");
     assert_clean_failure(&explain("e2", &["--methods", "ig", "--ig-baseline", "frame:100000"]).0, "ended before");

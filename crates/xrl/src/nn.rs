@@ -158,31 +158,35 @@ pub struct Net {
 /// `[c, h, w]` inputs with a k×k kernel and stride s, position-major, kernel offsets ordered like the weight's
 /// `[c, ky, kx]` — the im2col gather, as an Int tensor on `device`, cached per geometry and device.
 fn im2col_indices(c: usize, h: usize, w: usize, k: usize, s: usize, device: &Device) -> Tensor<1, burn::tensor::Int> {
-    use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
-    type Cache = Mutex<HashMap<([usize; 5], String), Tensor<1, burn::tensor::Int>>>;
+    // A handful of entries (one per layer geometry and device): a list, since `Device` is not hashable. Device
+    // equality ignores autodiff, so that is compared too.
+    type Cache = Mutex<Vec<([usize; 5], Device, Tensor<1, burn::tensor::Int>)>>;
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let mut cache = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
-    cache
-        .entry(([c, h, w, k, s], format!("{device:?}")))
-        .or_insert_with(|| {
-            let (oh, ow) = ((h - k) / s + 1, (w - k) / s + 1);
-            let mut idx = Vec::with_capacity(oh * ow * c * k * k);
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    for ch in 0..c {
-                        for ky in 0..k {
-                            for kx in 0..k {
-                                idx.push((ch * h * w + (oy * s + ky) * w + ox * s + kx) as i64);
-                            }
-                        }
+    let key = [c, h, w, k, s];
+    if let Some((_, _, idx)) =
+        cache.iter().find(|(g, d, _)| *g == key && d == device && d.is_autodiff() == device.is_autodiff())
+    {
+        return idx.clone();
+    }
+    let (oh, ow) = ((h - k) / s + 1, (w - k) / s + 1);
+    let mut idx = Vec::with_capacity(oh * ow * c * k * k);
+    for oy in 0..oh {
+        for ox in 0..ow {
+            for ch in 0..c {
+                for ky in 0..k {
+                    for kx in 0..k {
+                        idx.push((ch * h * w + (oy * s + ky) * w + ox * s + kx) as i64);
                     }
                 }
             }
-            let n = idx.len();
-            Tensor::from_data(burn::tensor::TensorData::new(idx, [n]), device)
-        })
-        .clone()
+        }
+    }
+    let n = idx.len();
+    let idx = Tensor::from_data(burn::tensor::TensorData::new(idx, [n]), device);
+    cache.push((key, device.clone(), idx.clone()));
+    idx
 }
 
 /// An unpadded, square-kernel convolution as one matrix product over the whole batch: gather the patches
@@ -227,12 +231,17 @@ impl NetSpec {
         NetSpec { core: Some(core), ..self }
     }
 
-    /// Checks that the torso fits the observation, with an error that says what would.
     /// The shape the torso sees: one frame of a DRQN stack, else the whole observation.
     pub fn frame_shape(&self) -> &[usize] {
         if self.frames > 0 { &self.obs_shape[1..] } else { &self.obs_shape }
     }
 
+    /// Whether the core carries a state from one step to the next (a DRQN restarts from zeros over its stack).
+    pub fn carries_state(&self) -> bool {
+        self.core.is_some() && self.frames == 0
+    }
+
+    /// Checks that the torso fits the observation, with an error that says what would.
     pub fn validate(&self) -> Result<(), String> {
         if self.actions == 0 {
             return Err("a network needs at least one action".into());
@@ -384,23 +393,21 @@ impl Net {
             v_x = Some(vx);
         }
         let mut state = None;
-        if self.spec.frames > 0 {
-            // DRQN: the core runs over the stacked frames; the heads read its last step.
-            let [rows, f] = x.dims();
-            let (out, s) = self.core_forward(x.reshape([rows / k, k, f]), pass.state.clone());
-            let h = out.dims()[2];
-            let last: Tensor<2> = out.slice([0..rows / k, k - 1..k, 0..h]).reshape([rows / k, h]);
-            x = tap("core".into(), last.reshape([rows / k, h, 1, 1])).reshape([rows / k, h]);
-            state = Some(s);
-        } else if self.spec.core.is_some() {
-            let t = pass.seq_len.max(1);
+        if self.spec.core.is_some() {
+            // Rows are sequences of t steps: a DRQN's k stacked frames (the heads read the last step), or
+            // `pass.seq_len` steps of a stateful core (the heads read every step).
+            let t = if self.spec.frames > 0 { k } else { pass.seq_len.max(1) };
             let [rows, f] = x.dims();
             assert_eq!(rows % t, 0, "{rows} rows do not split into sequences of {t} steps");
-            let seq: Tensor<3> = x.reshape([rows / t, t, f]);
-            let (out, s) = self.core_forward(seq, pass.state.clone());
+            let (out, s) = self.core_forward(x.reshape([rows / t, t, f]), pass.state.clone());
             let h = out.dims()[2];
-            let flat: Tensor<2> = out.reshape([rows, h]);
-            x = tap("core".into(), flat.reshape([rows, h, 1, 1])).reshape([rows, h]);
+            let out: Tensor<2> = if self.spec.frames > 0 {
+                out.slice([0..rows / t, t - 1..t, 0..h]).reshape([rows / t, h])
+            } else {
+                out.reshape([rows, h])
+            };
+            let n = out.dims()[0];
+            x = tap("core".into(), out.reshape([n, h, 1, 1])).reshape([n, h]);
             state = Some(s);
         }
         let out = self.out.forward(x.clone());

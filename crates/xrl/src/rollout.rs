@@ -58,9 +58,7 @@ impl NetPolicy {
             state: None,
         }
     }
-}
 
-impl NetPolicy {
     /// The recurrent state the next action will be taken from, h(t−1) (`None`: zeros, or not recurrent).
     pub fn state(&self) -> Option<crate::nn::RecurrentState> {
         self.state.clone()
@@ -70,15 +68,20 @@ impl NetPolicy {
 impl Policy for NetPolicy {
     fn act(&mut self, obs: &[f32]) -> Action {
         let n = self.net.spec().actions;
-        if self.epsilon > 0.0 && self.rng.random::<f64>() < self.epsilon {
+        let explore = self.epsilon > 0.0 && self.rng.random::<f64>() < self.epsilon;
+        let carries = self.net.spec().carries_state();
+        // A random action skips the network, unless its state must still see this observation.
+        if explore && !carries {
             return Action::Discrete(self.rng.random_range(0..n));
         }
         let x = crate::nn::batch(obs, obs.len(), &self.device);
-        let carries = self.net.spec().core.is_some() && self.net.spec().frames == 0;
         let pass = crate::nn::Pass { state: self.state.take(), ..crate::nn::Pass::default() };
         let h = self.pool.install(|| self.net.forward(x, &pass));
         if carries {
             self.state = h.state;
+        }
+        if explore {
+            return Action::Discrete(self.rng.random_range(0..n));
         }
         let scores = h.q.or(h.logits).expect("every head yields Q values or logits");
         Action::Discrete(crate::nn::argmax_rows(scores)[0])
@@ -158,6 +161,23 @@ pub fn frames(env: &mut dyn Env, policy: &mut dyn Policy, steps: usize, seed: u6
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A recurrent policy's state follows every observation, also those it answered with a random action.
+    #[test]
+    fn random_actions_still_advance_a_recurrent_state() {
+        use crate::nn::{Core, CoreKind, HeadKind, Net, NetSpec, Torso};
+        let spec = NetSpec::new(vec![4], 2, Torso::Mlp { hidden: vec![8] }, HeadKind::ActorCritic)
+            .with_core(Core { kind: CoreKind::Gru, hidden: 5 });
+        let net = Net::new(&spec, &burn::tensor::Device::flex()).unwrap();
+        let mut always_random = NetPolicy::new(net.clone(), 1.0, 3);
+        let mut greedy = NetPolicy::new(net, 0.0, 3);
+        for obs in [[0.1, -0.2, 0.3, 0.0], [0.5, 0.1, -0.4, 0.2]] {
+            always_random.act(&obs);
+            greedy.act(&obs);
+        }
+        let (a, b) = (always_random.state().unwrap().hidden, greedy.state().unwrap().hidden);
+        assert_eq!(crate::nn::to_vec(a), crate::nn::to_vec(b));
+    }
 
     #[test]
     fn same_seed_same_rollout_and_different_seed_differs() {

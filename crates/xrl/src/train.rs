@@ -410,6 +410,13 @@ fn train_a3c(
     let base_seed = s.env_seed();
     let env_card = s.card.env.clone();
 
+    // The shared network's update count and checkpoint files, taken under its lock.
+    type Files = [(&'static str, Vec<u8>); 2];
+    let snapshot = |shared: &Mutex<Shared>| -> Result<(usize, Files), TrainError> {
+        let sh = shared.lock().expect("shared network lock");
+        Ok((sh.updates, [("online.safetensors", weights_bytes(&sh.net)?), ("optim.bin", sh.optim.to_bytes())]))
+    };
+
     let result = std::thread::scope(|scope| -> Result<(), TrainError> {
         for w in 0..workers {
             let (tx, env_card, config, shared, steps, stop) = (tx.clone(), &env_card, &config, &shared, &steps, &stop);
@@ -489,12 +496,9 @@ fn train_a3c(
             }
             if s.checkpoint_due(last) {
                 last = s.state.step;
-                let (net_bytes, optim_bytes, updates) = {
-                    let sh = shared.lock().expect("shared network lock");
-                    (weights_bytes(&sh.net)?, sh.optim.to_bytes(), sh.updates)
-                };
+                let (updates, files) = snapshot(&shared)?;
                 let rng = s.state.agent_rng.clone();
-                s.checkpoint(updates, &rng, &[("online.safetensors", net_bytes), ("optim.bin", optim_bytes)])?;
+                s.checkpoint(updates, &rng, &files)?;
                 s.report();
                 if s.state.step >= total {
                     break Ok(());
@@ -508,10 +512,8 @@ fn train_a3c(
     // The workers stop at the step budget between two checkpoints: commit the final state.
     s.state.step = steps.load(Ordering::Relaxed).min(s.card.total_steps);
     if s.state.stem != format!("step-{:010}", s.state.step) {
-        let sh = shared.lock().expect("shared network lock");
-        let files = [("online.safetensors", weights_bytes(&sh.net)?), ("optim.bin", sh.optim.to_bytes())];
-        let (updates, rng) = (sh.updates, s.state.agent_rng.clone());
-        drop(sh);
+        let (updates, files) = snapshot(&shared)?;
+        let rng = s.state.agent_rng.clone();
         s.checkpoint(updates, &rng, &files)?;
         s.report();
     }

@@ -9,7 +9,6 @@
 use crate::agents::a2c::{Rollout, returns, sample_softmax};
 use crate::nn::{self, HeadKind, Net, NetSpec, Pass, Torso};
 use crate::optim::{Optimizer, Rule};
-use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -107,15 +106,14 @@ impl<'a> Worker<'a> {
 
     /// Samples an action for one observation.
     pub fn act(&mut self, obs: &[f32]) -> usize {
-        let net = self.local.valid();
-        let logits = net.scores(nn::batch(obs, self.obs_len, &self.device.clone().inner()));
+        // Observations on the plain device: the forward runs the inner-backend weights, no graph is kept.
+        let logits = self.local.scores(nn::batch(obs, self.obs_len, &self.device.clone().inner()));
         sample_softmax(&nn::to_vec(logits), &mut self.rng)
     }
 
     /// V(s) of one observation under the local network.
     pub fn value(&self, obs: &[f32]) -> f32 {
-        let net = self.local.valid();
-        let h = net.forward(nn::batch(obs, self.obs_len, &self.device.clone().inner()), &Pass::default());
+        let h = self.local.forward(nn::batch(obs, self.obs_len, &self.device.clone().inner()), &Pass::default());
         nn::to_vec(h.value.expect("actor-critic head"))[0]
     }
 

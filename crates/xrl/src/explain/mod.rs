@@ -208,7 +208,7 @@ pub(crate) enum Rows<'a> {
     /// `fill(r, out)` writes row r (`len` values) into `out`.
     Made {
         count: usize,
-        fill: &'a (dyn Fn(usize, &mut [f32]) + Sync),
+        fill: &'a dyn Fn(usize, &mut [f32]),
     },
 }
 
@@ -266,7 +266,30 @@ pub(crate) fn gradients(
     }
 }
 
-/// The target's value for each row (no gradients), in chunks on the plain device.
+/// Forward passes (no gradients) over `rows`, in chunks on the plain device: `pick(heads, samples)` chooses each
+/// row's outputs (`samples`: the chunk's rows' input samples), which come back flat.
+pub(crate) fn outputs(
+    model: &dyn Model,
+    rows: Rows,
+    len: usize,
+    sample_of: &[usize],
+    budget: Budget,
+    pick: &dyn Fn(Heads, &[usize]) -> Tensor<2>,
+) -> Vec<f32> {
+    let device = Device::flex();
+    let n = rows.count(len);
+    let step = budget.max_rows.max(1);
+    let (mut out, mut buf) = (vec![], vec![]);
+    for start in (0..n).step_by(step) {
+        let end = (start + step).min(n);
+        let x = Tensor::<1>::from_floats(rows.chunk(start, end, len, &mut buf), &device).reshape([end - start, len]);
+        let samples = &sample_of[start..end];
+        out.extend(crate::nn::to_vec(pick(model.heads_for(x, &Pass::default(), samples), samples)));
+    }
+    out
+}
+
+/// The target's value for each row (no gradients).
 pub(crate) fn values(
     model: &dyn Model,
     rows: Rows,
@@ -275,15 +298,5 @@ pub(crate) fn values(
     target: &Target,
     budget: Budget,
 ) -> Vec<f32> {
-    let device = Device::flex();
-    let n = rows.count(len);
-    let step = budget.max_rows.max(1);
-    let (mut out, mut buf) = (Vec::with_capacity(n), vec![]);
-    for start in (0..n).step_by(step) {
-        let end = (start + step).min(n);
-        let x = Tensor::<1>::from_floats(rows.chunk(start, end, len, &mut buf), &device).reshape([end - start, len]);
-        let h = model.heads_for(x, &Pass::default(), &sample_of[start..end]);
-        out.extend(crate::nn::to_vec(target_value(&h, target, &sample_of[start..end])));
-    }
-    out
+    outputs(model, rows, len, sample_of, budget, &|h, samples| target_value(&h, target, samples))
 }

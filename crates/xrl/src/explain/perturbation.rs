@@ -7,9 +7,7 @@
 //! to input resolution by bilinear interpolation between grid points; all perturbed copies of a frame go through
 //! the network in batches instead of one forward pass each (several frames' copies share a batch).
 
-use super::{Budget, Model, Rows, Target, target_value};
-use crate::nn::{Heads, Pass, to_vec};
-use burn::tensor::{Device, Tensor};
+use super::{Budget, Model, Rows, Target, outputs, target_value};
 
 /// What the score compares.
 #[derive(Clone, Debug, PartialEq)]
@@ -83,7 +81,14 @@ impl Perturbation {
                 }
             }
         };
-        let outs = self.outputs(model, Rows::Made { count: n * (1 + g), fill: &fill }, len, 1 + g);
+        let rows = Rows::Made { count: n * (1 + g), fill: &fill };
+        let frame_of: Vec<usize> = (0..n * (1 + g)).map(|r| r / (1 + g)).collect();
+        // The compared outputs of every row: logits, V or the target.
+        let outs = outputs(model, rows, len, &frame_of, self.budget, &|h, samples| match &self.score {
+            Score::Actor => h.logits.or(h.q).expect("the actor score needs logits (or Q values)"),
+            Score::Critic => h.value.expect("the critic score needs a value head"),
+            Score::Target(t) => target_value(&h, t, samples),
+        });
         let dim = outs.len() / (n * (1 + g));
         let mut grid = Vec::with_capacity(n * g);
         let mut maps = Vec::with_capacity(n * h * w);
@@ -95,29 +100,6 @@ impl Perturbation {
             maps.extend(bilinear(&grid[i * g..(i + 1) * g], gh, gw, s, h, w));
         }
         PerturbationMaps { maps, grid, gh, gw }
-    }
-
-    /// The compared outputs of every row (logits, V or the target), in chunks on the plain device; each frame has
-    /// `per_frame` consecutive rows.
-    fn outputs(&self, model: &dyn Model, rows: Rows, len: usize, per_frame: usize) -> Vec<f32> {
-        let device = Device::flex();
-        let n = rows.count(len);
-        let (mut out, mut buf) = (vec![], vec![]);
-        let step = self.budget.max_rows.max(1);
-        for start in (0..n).step_by(step) {
-            let end = (start + step).min(n);
-            let chunk = rows.chunk(start, end, len, &mut buf);
-            let x = Tensor::<1>::from_floats(chunk, &device).reshape([end - start, len]);
-            let samples: Vec<usize> = (start..end).map(|r| r / per_frame).collect();
-            let h: Heads = model.heads_for(x, &Pass::default(), &samples);
-            let t = match &self.score {
-                Score::Actor => h.logits.or(h.q).expect("the actor score needs logits (or Q values)"),
-                Score::Critic => h.value.expect("the critic score needs a value head"),
-                Score::Target(t) => target_value(&h, t, &samples),
-            };
-            out.extend(to_vec(t));
-        }
-        out
     }
 }
 

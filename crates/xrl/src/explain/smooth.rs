@@ -66,7 +66,7 @@ impl SmoothGrad {
         inputs: &[f32],
         len: usize,
         target: &Target,
-        draws: &(dyn Fn(usize, &mut [f32]) + Sync),
+        draws: &dyn Fn(usize, &mut [f32]),
     ) -> Attribution {
         let n = inputs.len() / len;
         let s = self.samples.max(1);
@@ -85,19 +85,13 @@ impl SmoothGrad {
                 *o = x + sd[i] * *o;
             }
         };
+        // Copy k of sample i still belongs to sample i: its target (`chosen`) and any per-sample context.
         let sample_of: Vec<usize> = (0..n * s).map(|r| r / s).collect();
-        let target = match target {
-            Target::Chosen(actions) => Target::Chosen(sample_of.iter().map(|&i| actions[i]).collect()),
-            t => t.clone(),
-        };
-        // Copy k of sample i still belongs to sample i (for models with per-sample context).
-        let remapped = Remap { inner: model, sample: &sample_of };
         // Running mean, sum of squared deviations (Welford: exact zero for equal maps) and sum of squares.
         let (mut mean, mut m2, mut sum_sq) =
             (vec![0.0f32; inputs.len()], vec![0.0f32; inputs.len()], vec![0.0f32; inputs.len()]);
         let rows = Rows::Made { count: n * s, fill: &fill };
-        let identity: Vec<usize> = (0..n * s).collect();
-        self.base.attribute_rows(&remapped, rows, len, &identity, &target, &mut |start, maps| {
+        self.base.attribute_rows(model, rows, len, &sample_of, target, &mut |start, maps| {
             for (k, m) in maps.chunks(len).enumerate() {
                 let (i, count) = ((start + k) / s, ((start + k) % s + 1) as f32);
                 let at = i * len..(i + 1) * len;
@@ -119,21 +113,6 @@ impl SmoothGrad {
             SmoothKind::Variance => m2.iter().map(|d| d / s).collect(),
         };
         Attribution { maps, len, delta: None }
-    }
-}
-
-struct Remap<'a> {
-    inner: &'a dyn Model,
-    sample: &'a [usize],
-}
-
-impl Model for Remap<'_> {
-    fn heads(&self, x: burn::tensor::Tensor<2>, pass: &crate::nn::Pass) -> crate::nn::Heads {
-        self.inner.heads(x, pass)
-    }
-    fn heads_for(&self, x: burn::tensor::Tensor<2>, pass: &crate::nn::Pass, samples: &[usize]) -> crate::nn::Heads {
-        let mapped: Vec<usize> = samples.iter().map(|&k| self.sample[k]).collect();
-        self.inner.heads_for(x, pass, &mapped)
     }
 }
 
