@@ -5,6 +5,7 @@ pub mod agents;
 pub mod bench;
 pub mod explain;
 pub mod import;
+pub mod linear;
 pub mod nn;
 pub mod optim;
 pub mod relu;

@@ -380,13 +380,13 @@ impl Net {
         // Two-stream networks: the value stream starts from the torso's features too.
         let mut v_x = (!self.value_hidden.is_empty()).then(|| x.clone());
         for (i, layer) in self.hidden.iter().enumerate() {
-            let h = relu_with(layer.forward(x), pass.relu);
+            let h = relu_with(crate::linear::linear(layer, x), pass.relu);
             let [b, f] = h.dims();
             x = tap(format!("fc{}", i + 1), h.reshape([b, f, 1, 1])).reshape([b, f]);
         }
         if let Some(mut vx) = v_x.take() {
             for (i, layer) in self.value_hidden.iter().enumerate() {
-                let h = relu_with(layer.forward(vx), pass.relu);
+                let h = relu_with(crate::linear::linear(layer, vx), pass.relu);
                 let [b, f] = h.dims();
                 vx = tap(format!("value_fc{}", i + 1), h.reshape([b, f, 1, 1])).reshape([b, f]);
             }
@@ -465,10 +465,8 @@ impl burn::module::ModuleMapper for FreshLeaves {
     fn map_float<const D: usize>(&mut self, param: burn::module::Param<Tensor<D>>) -> burn::module::Param<Tensor<D>> {
         let (id, tensor, mapper) = param.consume();
         let require_grad = tensor.is_require_grad() && !self.frozen;
-        let mut fresh = tensor.detach();
-        if require_grad {
-            fresh = fresh.require_grad();
-        }
+        // `detach` keeps the tensor's `require_grad` flag (burn's autodiff), so set it explicitly either way.
+        let fresh = tensor.detach().set_require_grad(require_grad);
         burn::module::Param::from_mapped_value(id, fresh, mapper)
     }
 }
@@ -755,6 +753,44 @@ mod tests {
         // Same forward in both modes.
         let f = |mode| to_vec(net.forward(x0.clone(), &Pass { relu: mode, ..Pass::default() }).q.unwrap());
         assert_eq!(f(ReluMode::Normal), f(ReluMode::Guided));
+    }
+
+    /// A frozen copy computes the same input gradients and none for its weights (burn's `detach` keeps a
+    /// parameter's `require_grad` flag; an earlier `frozen` relied on it dropping the flag and froze nothing).
+    #[test]
+    fn frozen_copy_takes_no_weight_gradients() {
+        use burn::module::{ModuleVisitor, Param};
+        struct Tracked(usize, usize);
+        impl ModuleVisitor for Tracked {
+            fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+                self.0 += 1;
+                self.1 += usize::from(p.val().is_require_grad());
+            }
+        }
+        let d = cpu().autodiff();
+        d.seed(5);
+        let spec = NetSpec::new(vec![4, 84, 84], 3, Torso::NatureCnn, HeadKind::Dueling);
+        let net = Net::new(&spec, &d).unwrap();
+        let frozen = net.frozen();
+        let count = |n: &Net| {
+            let mut t = Tracked(0, 0);
+            n.visit(&mut t);
+            t
+        };
+        let (all, tracked) = (count(&net), count(&frozen));
+        assert_eq!((all.0, all.1), (12, 12));
+        assert_eq!((tracked.0, tracked.1), (12, 0));
+        let x0 = Tensor::<2>::random([2, 4 * 84 * 84], burn::tensor::Distribution::Uniform(0.0, 1.0), &d);
+        let input_grad = |n: &Net| {
+            let x = x0.clone().detach().require_grad();
+            let v = n.forward(x.clone(), &Pass::default()).value.unwrap().sum();
+            to_vec(x.grad(&v.backward()).unwrap())
+        };
+        assert_eq!(input_grad(&frozen), input_grad(&net));
+        // The original still trains.
+        let x = x0.clone();
+        let grads = net.forward(x, &Pass::default()).q.unwrap().sum().backward();
+        assert!(net.out.weight.val().grad(&grads).is_some());
     }
 
     /// q[1] with `bump` added to conv1's activation (the MinAtar CNN by hand, from the net's own layers).
