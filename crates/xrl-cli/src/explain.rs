@@ -97,7 +97,6 @@ pub struct ExplainArgs {
 /// The settings of every method, parsed from the command line.
 struct MethodOptions {
     seed: u64,
-    budget: Budget,
     ig: IntegratedGradients,
     noise_samples: usize,
     noise_sigma: f32,
@@ -277,7 +276,6 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
     let options_baseline = parse_baseline(&a.ig_baseline)?;
     let mut options = MethodOptions {
         seed: a.seed,
-        budget: Budget::default(),
         ig: IntegratedGradients { steps: a.ig_steps, rule: parse_rule(&a.ig_rule)?, ..IntegratedGradients::new() },
         noise_samples: a.noise_samples,
         noise_sigma: a.noise_sigma,
@@ -593,7 +591,7 @@ fn run_method(
     target: &Target,
     o: &MethodOptions,
 ) -> Result<MethodMaps> {
-    let budget = o.budget;
+    let budget = Budget::for_input(len);
     let mut ig_delta = None;
     let (maps, mw, mh) = match method {
         Method::Grad(kind) => (Gradient { kind: *kind, budget }.attribute(net, obs, len, target).maps, 0, 0),

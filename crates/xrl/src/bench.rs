@@ -213,7 +213,7 @@ pub mod explain {
         let x = to_vec(Tensor::<2>::random([frames, len], Distribution::Uniform(0.0, 1.0), &Device::flex()));
         let target = Target::Chosen((0..frames).map(|i| i % spec.actions).collect());
         let last_conv = format!("conv{}", net.layer_names().iter().filter(|l| l.starts_with("conv")).count());
-        let big = Budget { max_rows: 64 };
+        let budget = Budget::for_input(len);
         let mut out = vec![];
         let mut time = |method: &str, f: &mut dyn FnMut()| {
             f(); // warm-up
@@ -236,22 +236,21 @@ pub mod explain {
             GradCam::new(&last_conv).attribute(&net, &x, len, &target);
         });
         time("integrated_gradients", &mut || {
-            let ig =
-                IntegratedGradients { steps: 50, rule: Rule::GaussLegendre, budget: big, ..IntegratedGradients::new() };
+            let ig = IntegratedGradients { steps: 50, rule: Rule::GaussLegendre, budget, ..IntegratedGradients::new() };
             ig.attribute(&net, &x, len, &target);
         });
         time("smoothgrad", &mut || {
-            let base = Gradient { kind: GradientKind::Vanilla, budget: big };
+            let base = Gradient { kind: GradientKind::Vanilla, budget };
             SmoothGrad::new(base).attribute(&net, &x, len, &target);
         });
         let window = if shape[1] >= 84 { [shape[0], 8, 8] } else { [shape[0], 3, 3] };
         let stride = if shape[1] >= 84 { [shape[0], 4, 4] } else { [shape[0], 1, 1] };
         time("occlusion", &mut || {
-            Occlusion { window, stride, fill: Fill::Constant(0.0), budget: big }.attribute(&net, &x, shape, &target);
+            Occlusion { window, stride, fill: Fill::Constant(0.0), budget }.attribute(&net, &x, shape, &target);
         });
         let stride = if shape[1] >= 84 { 5 } else { 1 };
         time("perturbation", &mut || {
-            Perturbation { stride, budget: big, ..Perturbation::new(Score::Actor) }.attribute(&net, &x, shape);
+            Perturbation { stride, budget, ..Perturbation::new(Score::Actor) }.attribute(&net, &x, shape);
         });
         time("perturbation_one_at_a_time", &mut || {
             let one = Budget { max_rows: 1 };

@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod bench;
 pub mod explain;
+pub mod im2col;
 pub mod import;
 pub mod linear;
 pub mod nn;

@@ -154,54 +154,18 @@ pub struct Net {
     spec: NetSpec,
 }
 
-/// The flat input index of every (output position, kernel offset) pair of an unpadded convolution over
-/// `[c, h, w]` inputs with a k×k kernel and stride s, position-major, kernel offsets ordered like the weight's
-/// `[c, ky, kx]` — the im2col gather, as an Int tensor on `device`, cached per geometry and device.
-fn im2col_indices(c: usize, h: usize, w: usize, k: usize, s: usize, device: &Device) -> Tensor<1, burn::tensor::Int> {
-    use std::sync::{Mutex, OnceLock};
-    // A handful of entries (one per layer geometry and device): a list, since `Device` is not hashable. Device
-    // equality ignores autodiff, so that is compared too.
-    type Cache = Mutex<Vec<([usize; 5], Device, Tensor<1, burn::tensor::Int>)>>;
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    let mut cache = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
-    let key = [c, h, w, k, s];
-    if let Some((_, _, idx)) =
-        cache.iter().find(|(g, d, _)| *g == key && d == device && d.is_autodiff() == device.is_autodiff())
-    {
-        return idx.clone();
-    }
-    let (oh, ow) = ((h - k) / s + 1, (w - k) / s + 1);
-    let mut idx = Vec::with_capacity(oh * ow * c * k * k);
-    for oy in 0..oh {
-        for ox in 0..ow {
-            for ch in 0..c {
-                for ky in 0..k {
-                    for kx in 0..k {
-                        idx.push((ch * h * w + (oy * s + ky) * w + ox * s + kx) as i64);
-                    }
-                }
-            }
-        }
-    }
-    let n = idx.len();
-    let idx = Tensor::from_data(burn::tensor::TensorData::new(idx, [n]), device);
-    cache.push((key, device.clone(), idx.clone()));
-    idx
-}
-
 /// An unpadded, square-kernel convolution as one matrix product over the whole batch: gather the patches
 /// (im2col, `[batch·positions, c·k·k]`), multiply by the flattened weight, add the bias, back to NCHW. burn's
 /// CPU convolution runs one small product per sample and re-packs the weight for each, which dominates at the
-/// small spatial sizes of RL networks; autodiff differentiates this through the gather (its backward is a
-/// scatter-add) and the product.
+/// small spatial sizes of RL networks; autodiff differentiates this through [`crate::im2col`] (whose backward is
+/// its adjoint, col2im) and the product.
 pub fn conv_gemm(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let [b, c, h, w] = x.dims();
     let [cout, _, k, _] = conv.weight.dims();
     let s = conv.stride[0];
     let (oh, ow) = ((h - k) / s + 1, (w - k) / s + 1);
     let (p, kk) = (oh * ow, c * k * k);
-    let idx = im2col_indices(c, h, w, k, s, &x.device());
-    let cols: Tensor<2> = x.reshape([b, c * h * w]).select(1, idx).reshape([b * p, kk]);
+    let cols = crate::im2col::im2col(x, k, s);
     let mut out = cols.matmul(conv.weight.val().reshape([cout, kk]).transpose());
     if let Some(bias) = &conv.bias {
         out = out + bias.val().unsqueeze::<2>();

@@ -4,8 +4,8 @@
 //! NoiseTunnel's `stdevs`).
 
 use super::{Attribution, Gradient, Model, Rows, Target};
-use rand::SeedableRng;
-use rand_distr_free::normal;
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,7 +39,7 @@ impl SmoothGrad {
         let seed = self.seed;
         let draws = move |r: usize, z: &mut [f32]| {
             let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ (r as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            z.iter_mut().for_each(|v| *v = normal(&mut rng));
+            z.iter_mut().for_each(|v| *v = rng.sample(StandardNormal));
         };
         self.smooth(model, inputs, len, target, &draws)
     }
@@ -66,7 +66,7 @@ impl SmoothGrad {
         inputs: &[f32],
         len: usize,
         target: &Target,
-        draws: &dyn Fn(usize, &mut [f32]),
+        draws: &(dyn Fn(usize, &mut [f32]) + Sync),
     ) -> Attribution {
         let n = inputs.len() / len;
         let s = self.samples.max(1);
@@ -113,15 +113,5 @@ impl SmoothGrad {
             SmoothKind::Variance => m2.iter().map(|d| d / s).collect(),
         };
         Attribution { maps, len, delta: None }
-    }
-}
-
-/// A standard normal draw (Box–Muller), so no distribution crate is needed for one function.
-mod rand_distr_free {
-    use rand::Rng;
-    pub fn normal(rng: &mut impl Rng) -> f32 {
-        let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
-        let u2: f64 = rng.random();
-        ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
     }
 }
