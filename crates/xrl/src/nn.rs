@@ -166,7 +166,16 @@ pub fn conv_gemm(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let (oh, ow) = ((h - k) / s + 1, (w - k) / s + 1);
     let (p, kk) = (oh * ow, c * k * k);
     let cols = crate::im2col::im2col(x, k, s);
-    let mut out = cols.matmul(conv.weight.val().reshape([cout, kk]).transpose());
+    let weight = conv.weight.val().reshape([cout, kk]);
+    if b == 1 {
+        // One sample (acting): W·colsᵀ is already channel-major, which saves the transposing copy below.
+        let mut out = weight.matmul(cols.transpose());
+        if let Some(bias) = &conv.bias {
+            out = out + bias.val().unsqueeze_dim::<2>(1);
+        }
+        return out.reshape([1, cout, oh, ow]);
+    }
+    let mut out = cols.matmul(weight.transpose());
     if let Some(bias) = &conv.bias {
         out = out + bias.val().unsqueeze::<2>();
     }
@@ -521,15 +530,17 @@ mod tests {
     }
 
     /// The batched gather-and-multiply convolution equals burn's convolution, and so do the gradients of the input,
-    /// the weight and the bias (random data; kernel and stride of every xrl CNN layer).
+    /// the weight and the bias (random data; kernel and stride of every xrl CNN layer; batches of 3 and 1).
     #[test]
     fn conv_gemm_matches_burns_convolution_and_its_gradients() {
         use burn::tensor::Distribution;
         let d = cpu().autodiff();
         d.seed(3);
-        for (cin, cout, k, s, hw) in [(4, 16, 3, 1, 10), (4, 32, 8, 4, 20), (3, 5, 4, 2, 9), (6, 4, 3, 1, 7)] {
+        let layers = [(4, 16, 3, 1, 10), (4, 32, 8, 4, 20), (3, 5, 4, 2, 9), (6, 4, 3, 1, 7)];
+        // Batch 1 takes its own (acting) path.
+        for ((cin, cout, k, s, hw), batch) in layers.into_iter().flat_map(|l| [(l, 3), (l, 1)]) {
             let conv = Conv2dConfig::new([cin, cout], [k, k]).with_stride([s, s]).init(&d);
-            let x = Tensor::<4>::random([3, cin, hw, hw], Distribution::Uniform(-1.0, 1.0), &d).require_grad();
+            let x = Tensor::<4>::random([batch, cin, hw, hw], Distribution::Uniform(-1.0, 1.0), &d).require_grad();
             let probe = Tensor::<4>::random(conv.forward(x.clone()).dims(), Distribution::Uniform(-1.0, 1.0), &d);
             let grads_of = |y: Tensor<4>| {
                 let g = (y.clone() * probe.clone()).sum().backward();
