@@ -383,8 +383,8 @@ impl Net {
             x = tap("core".into(), out.reshape([n, h, 1, 1])).reshape([n, h]);
             state = Some(s);
         }
-        let out = self.out.forward(x.clone());
-        let value = self.value.as_ref().map(|v| v.forward(v_x.unwrap_or(x)));
+        let out = crate::linear::linear(&self.out, x.clone());
+        let value = self.value.as_ref().map(|v| crate::linear::linear(v, v_x.unwrap_or(x)));
         let mut heads = Heads { q: None, advantage: None, value: None, logits: None, probe, state };
         match self.spec.head {
             HeadKind::Q => heads.q = Some(out),
