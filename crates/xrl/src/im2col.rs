@@ -83,15 +83,21 @@ fn sum_plane<const K: usize>(g: &Geometry, src: &[f32], bi: usize, ci: usize, ds
     }
 }
 
+/// A new zeroed f32 tensor of `shape` whose `chunk`-sized pieces `f(index, piece)` fills in parallel.
+fn build(shape: Vec<usize>, chunk: usize, f: impl Fn(usize, &mut [f32]) + Send + Sync) -> FlexTensor {
+    let mut out = FlexTensor::empty(Shape::from(shape), DType::F32);
+    out.storage_mut::<f32>().par_chunks_mut(chunk).enumerate().for_each(|(i, piece)| f(i, piece));
+    out
+}
+
 impl Im2col for Flex {
     fn im2col(x: FloatTensor<Self>, b: usize, c: usize, h: usize, w: usize, k: usize, s: usize) -> FloatTensor<Self> {
         let g = Geometry { b, c, h, w, k, s };
         let (oh, ow) = g.out_hw();
         let x = contiguous(&x);
         let src: &[f32] = x.storage();
-        let mut out = FlexTensor::empty(Shape::from(vec![b * oh * ow, c * k * k]), DType::F32);
         // One task per output row (oy) of one sample.
-        out.storage_mut::<f32>().par_chunks_mut(ow * c * k * k).enumerate().for_each(|(row, dst)| {
+        build(vec![b * oh * ow, c * k * k], ow * c * k * k, |row, dst| {
             let (bi, oy) = (row / oh, row % oh);
             match k {
                 3 => fill_row::<3>(&g, src, bi, oy, dst),
@@ -99,25 +105,15 @@ impl Im2col for Flex {
                 8 => fill_row::<8>(&g, src, bi, oy, dst),
                 _ => fill_row::<0>(&g, src, bi, oy, dst),
             }
-        });
-        out
+        })
     }
 
-    fn col2im(
-        cols: FloatTensor<Self>,
-        b: usize,
-        c: usize,
-        h: usize,
-        w: usize,
-        k: usize,
-        s: usize,
-    ) -> FloatTensor<Self> {
+    fn col2im(y: FloatTensor<Self>, b: usize, c: usize, h: usize, w: usize, k: usize, s: usize) -> FloatTensor<Self> {
         let g = Geometry { b, c, h, w, k, s };
-        let cols = contiguous(&cols);
-        let src: &[f32] = cols.storage();
-        let mut out = FlexTensor::empty(Shape::from(vec![b, c, h, w]), DType::F32);
+        let y = contiguous(&y);
+        let src: &[f32] = y.storage();
         // One task per input plane (sample, channel): it alone writes that plane.
-        out.storage_mut::<f32>().par_chunks_mut(h * w).enumerate().for_each(|(plane, dst)| {
+        build(vec![b, c, h, w], h * w, |plane, dst| {
             let (bi, ci) = (plane / c, plane % c);
             match k {
                 3 => sum_plane::<3>(&g, src, bi, ci, dst),
@@ -125,58 +121,52 @@ impl Im2col for Flex {
                 8 => sum_plane::<8>(&g, src, bi, ci, dst),
                 _ => sum_plane::<0>(&g, src, bi, ci, dst),
             }
-        });
-        out
+        })
     }
 }
 
-#[derive(Debug)]
-struct Im2colBackward;
-
-impl<B: Im2col> Backward<B, 1> for Im2colBackward {
-    type State = Geometry;
-
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let Geometry { b, c, h, w, k, s } = ops.state;
-        unary::<B, _>(ops.parents, ops.node, grads, |grad| B::col2im(grad, b, c, h, w, k, s));
+impl Geometry {
+    fn run<B: Im2col>(&self, x: FloatTensor<B>, to_cols: bool) -> FloatTensor<B> {
+        let Geometry { b, c, h, w, k, s } = *self;
+        if to_cols { B::im2col(x, b, c, h, w, k, s) } else { B::col2im(x, b, c, h, w, k, s) }
     }
 }
 
+/// The backward of im2col is col2im, and that of col2im is im2col.
 #[derive(Debug)]
-struct Col2imBackward;
+struct Adjoint {
+    /// The forward was im2col.
+    of_im2col: bool,
+}
 
-impl<B: Im2col> Backward<B, 1> for Col2imBackward {
+impl<B: Im2col> Backward<B, 1> for Adjoint {
     type State = Geometry;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let Geometry { b, c, h, w, k, s } = ops.state;
-        unary::<B, _>(ops.parents, ops.node, grads, |grad| B::im2col(grad, b, c, h, w, k, s));
+        let g = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |grad| g.run::<B>(grad, !self.of_im2col));
+    }
+}
+
+/// Runs im2col (`to_cols`) or col2im on the inner backend and records its adjoint for the backward pass.
+fn tracked<B: Im2col, C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<B, C>>,
+    g: Geometry,
+    to_cols: bool,
+) -> FloatTensor<Autodiff<B, C>> {
+    match (Adjoint { of_im2col: to_cols }).prepare::<C>([x.node()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish(g, g.run::<B>(x.into_primitive(), to_cols)),
+        OpsKind::UnTracked(prep) => prep.finish(g.run::<B>(x.into_primitive(), to_cols)),
     }
 }
 
 impl<B: Im2col, C: CheckpointStrategy> Im2col for Autodiff<B, C> {
     fn im2col(x: FloatTensor<Self>, b: usize, c: usize, h: usize, w: usize, k: usize, s: usize) -> FloatTensor<Self> {
-        let state = Geometry { b, c, h, w, k, s };
-        match Im2colBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => prep.finish(state, B::im2col(x.into_primitive(), b, c, h, w, k, s)),
-            OpsKind::UnTracked(prep) => prep.finish(B::im2col(x.into_primitive(), b, c, h, w, k, s)),
-        }
+        tracked::<B, C>(x, Geometry { b, c, h, w, k, s }, true)
     }
 
-    fn col2im(
-        cols: FloatTensor<Self>,
-        b: usize,
-        c: usize,
-        h: usize,
-        w: usize,
-        k: usize,
-        s: usize,
-    ) -> FloatTensor<Self> {
-        let state = Geometry { b, c, h, w, k, s };
-        match Col2imBackward.prepare::<C>([cols.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => prep.finish(state, B::col2im(cols.into_primitive(), b, c, h, w, k, s)),
-            OpsKind::UnTracked(prep) => prep.finish(B::col2im(cols.into_primitive(), b, c, h, w, k, s)),
-        }
+    fn col2im(y: FloatTensor<Self>, b: usize, c: usize, h: usize, w: usize, k: usize, s: usize) -> FloatTensor<Self> {
+        tracked::<B, C>(y, Geometry { b, c, h, w, k, s }, false)
     }
 }
 
