@@ -591,7 +591,7 @@ fn run_method(
     target: &Target,
     o: &MethodOptions,
 ) -> Result<MethodMaps> {
-    let budget = Budget::for_input(len);
+    let budget = Budget::default();
     let mut ig_delta = None;
     let (maps, mw, mh) = match method {
         Method::Grad(kind) => (Gradient { kind: *kind, budget }.attribute(net, obs, len, target).maps, 0, 0),

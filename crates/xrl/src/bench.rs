@@ -213,7 +213,7 @@ pub mod explain {
         let x = to_vec(Tensor::<2>::random([frames, len], Distribution::Uniform(0.0, 1.0), &Device::flex()));
         let target = Target::Chosen((0..frames).map(|i| i % spec.actions).collect());
         let last_conv = format!("conv{}", net.layer_names().iter().filter(|l| l.starts_with("conv")).count());
-        let budget = Budget::for_input(len);
+        let budget = Budget::default();
         let mut out = vec![];
         let mut time = |method: &str, f: &mut dyn FnMut()| {
             f(); // warm-up
@@ -253,7 +253,7 @@ pub mod explain {
             Perturbation { stride, budget, ..Perturbation::new(Score::Actor) }.attribute(&net, &x, shape);
         });
         time("perturbation_one_at_a_time", &mut || {
-            let one = Budget { max_rows: 1 };
+            let one = Budget::rows(1);
             Perturbation { stride, budget: one, ..Perturbation::new(Score::Actor) }.attribute(&net, &x, shape);
         });
         out

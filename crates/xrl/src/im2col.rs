@@ -17,19 +17,25 @@ use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
 /// An unpadded k×k convolution with stride s over `[b, c, h, w]` inputs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Geometry {
-    pub b: usize,
-    pub c: usize,
-    pub h: usize,
-    pub w: usize,
-    pub k: usize,
-    pub s: usize,
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    b: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    s: usize,
 }
 
 impl Geometry {
     fn out_hw(&self) -> (usize, usize) {
         ((self.h - self.k) / self.s + 1, (self.w - self.k) / self.s + 1)
+    }
+
+    /// im2col (`to_cols`) or col2im of `x` on backend `B`.
+    fn run<B: Im2col>(&self, x: FloatTensor<B>, to_cols: bool) -> FloatTensor<B> {
+        let Geometry { b, c, h, w, k, s } = *self;
+        if to_cols { B::im2col(x, b, c, h, w, k, s) } else { B::col2im(x, b, c, h, w, k, s) }
     }
 }
 
@@ -122,13 +128,6 @@ impl Im2col for Flex {
                 _ => sum_plane::<0>(&g, src, bi, ci, dst),
             }
         })
-    }
-}
-
-impl Geometry {
-    fn run<B: Im2col>(&self, x: FloatTensor<B>, to_cols: bool) -> FloatTensor<B> {
-        let Geometry { b, c, h, w, k, s } = *self;
-        if to_cols { B::im2col(x, b, c, h, w, k, s) } else { B::col2im(x, b, c, h, w, k, s) }
     }
 }
 

@@ -3,12 +3,12 @@
 //!
 //! Why: with a large weight and few rows, gemm handles `g·Wᵀ` by packing the whole transposed weight with strided
 //! reads. For the Nature CNN's first fully connected layer (3136×512) that costs 1.9 ms at 8 rows and 2.4 ms at 32,
-//! against 0.33 and 0.70 ms for the same product written as `(W·gᵀ)ᵀ` (`cargo run --release -p xrl-cli -- bench
-//! nets` and `bench explain` measure the effect on whole steps; `docs/BENCHMARKS.md`). Smaller weights keep burn's
+//! against 0.33 and 0.70 ms for the same product written as `(W·gᵀ)ᵀ` (medians of 30 products through burn, timed
+//! outside the repository; `xrl bench nets` and `xrl bench explain` measure whole steps, docs/BENCHMARKS.md). Smaller weights keep burn's
 //! own matmul, which is faster for them. The weight gradient is `xᵀ·g` either way.
 //!
 //! One row off the autodiff device (acting) through a weight below that size takes a plain-Rust row-streaming
-//! product instead ([`OneRowMatmul`]).
+//! product instead ([`LinearOps::one_row_matmul`]).
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -24,14 +24,28 @@ use burn::tensor::Tensor;
 const BIG_WEIGHT: usize = 1 << 20;
 
 #[backend_extension(Flex, Autodiff)]
-pub trait BigWeightMatmul: Backend {
+pub trait LinearOps: Backend {
     /// `x·w`, with the input gradient computed as `(w·gᵀ)ᵀ`.
     fn big_weight_matmul(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// `x·w` for one row `x` `[1, k]` and a row-major `w` `[k, n]`, without autodiff (acting).
+    fn one_row_matmul(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
-impl BigWeightMatmul for Flex {
+impl LinearOps for Flex {
     fn big_weight_matmul(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::float_matmul(x, w)
+    }
+
+    fn one_row_matmul(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
+        use burn::tensor::{DType, Shape};
+        let plain = |t: &burn_flex::FlexTensor| t.is_contiguous() && t.layout().start_offset() == 0;
+        let (k, n) = (w.layout().shape()[0], w.layout().shape()[1]);
+        if !(plain(&x) && plain(&w) && x.dtype() == DType::F32 && w.dtype() == DType::F32) {
+            return Self::float_matmul(x, w);
+        }
+        let mut out = burn_flex::FlexTensor::empty(Shape::from(vec![1, n]), DType::F32);
+        axpy_rows(&x.storage::<f32>()[..k], &w.storage::<f32>()[..k * n], out.storage_mut::<f32>());
+        out
     }
 }
 
@@ -57,7 +71,7 @@ impl<B: Backend> Backward<B, 2> for BigWeightBackward {
     }
 }
 
-impl<B: Backend, C: CheckpointStrategy> BigWeightMatmul for Autodiff<B, C> {
+impl<B: Backend, C: CheckpointStrategy> LinearOps for Autodiff<B, C> {
     fn big_weight_matmul(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
         let (x_tracked, w_tracked) = (x.is_tracked(), w.is_tracked());
         match BigWeightBackward.prepare::<C>([x.node(), w.node()]).compute_bound().stateful() {
@@ -69,25 +83,10 @@ impl<B: Backend, C: CheckpointStrategy> BigWeightMatmul for Autodiff<B, C> {
             OpsKind::UnTracked(prep) => prep.finish(B::float_matmul(x.into_primitive(), w.into_primitive())),
         }
     }
-}
 
-#[backend_extension(Flex, Autodiff)]
-pub trait OneRowMatmul: Backend {
-    /// `x·w` for one row `x` `[1, k]` and a row-major `w` `[k, n]`.
-    fn one_row_matmul(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self>;
-}
-
-impl OneRowMatmul for Flex {
+    /// Acting runs off the autodiff device; here it is burn's product.
     fn one_row_matmul(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
-        use burn::tensor::{DType, Shape};
-        let plain = |t: &burn_flex::FlexTensor| t.is_contiguous() && t.layout().start_offset() == 0;
-        let (k, n) = (w.layout().shape()[0], w.layout().shape()[1]);
-        if !(plain(&x) && plain(&w) && x.dtype() == DType::F32 && w.dtype() == DType::F32) {
-            return Self::float_matmul(x, w);
-        }
-        let mut out = burn_flex::FlexTensor::empty(Shape::from(vec![1, n]), DType::F32);
-        axpy_rows(&x.storage::<f32>()[..k], &w.storage::<f32>()[..k * n], out.storage_mut::<f32>());
-        out
+        Self::float_matmul(x, w)
     }
 }
 
@@ -139,32 +138,19 @@ fn axpy_rows(x: &[f32], w: &[f32], out: &mut [f32]) {
     plain(x, w, out)
 }
 
-impl<B: Backend, C: CheckpointStrategy> OneRowMatmul for Autodiff<B, C> {
-    fn one_row_matmul(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
-        Self::float_matmul(x, w)
-    }
-}
-
 /// `layer.forward(x)` for `[batch, in]` inputs: one row off the autodiff device (acting) through a small weight by
-/// [`OneRowMatmul`], big weights with the big-weight backward, everything else through burn's `Linear`.
+/// the row-streaming product, big weights with the big-weight backward, everything else through burn's `Linear`.
 pub fn linear(layer: &Linear, x: Tensor<2>) -> Tensor<2> {
     let w = layer.weight.val();
     let big = w.shape().num_elements() >= BIG_WEIGHT;
-    // (A big weight does not stay in cache between steps; there gemm's product is faster: 0.55 vs 0.45 ms per
-    // Nature-CNN action.)
-    if x.dims()[0] == 1 && !x.is_autodiff() && !big {
-        let out =
-            Tensor::from_dispatch(<Dispatch as OneRowMatmul>::one_row_matmul(x.into_dispatch(), w.into_dispatch()));
-        return match &layer.bias {
-            Some(b) => out + b.val().unsqueeze::<2>(),
-            None => out,
-        };
-    }
-    if !big {
-        return layer.forward(x);
-    }
-    let out =
-        Tensor::from_dispatch(<Dispatch as BigWeightMatmul>::big_weight_matmul(x.into_dispatch(), w.into_dispatch()));
+    let op = match (x.dims()[0] == 1 && !x.is_autodiff(), big) {
+        // A big weight does not stay in cache between actions, and there gemm is faster: 0.61–0.67 ms per
+        // Nature-CNN action against 0.80–0.90 with the loop (3000 actions, three runs each).
+        (true, false) => <Dispatch as LinearOps>::one_row_matmul,
+        (_, true) => <Dispatch as LinearOps>::big_weight_matmul,
+        (false, false) => return layer.forward(x),
+    };
+    let out = Tensor::from_dispatch(op(x.into_dispatch(), w.into_dispatch()));
     match &layer.bias {
         Some(b) => out + b.val().unsqueeze::<2>(),
         None => out,

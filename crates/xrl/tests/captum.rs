@@ -89,7 +89,7 @@ fn integrated_gradients_match_captum_for_every_method() {
         (Rule::CaptumTrapezoid, "riemann_trapezoid"),
         (Rule::GaussLegendre, "gausslegendre"),
     ] {
-        let ig = IntegratedGradients { steps: 20, rule, budget: Budget { max_rows: 25 }, ..IntegratedGradients::new() };
+        let ig = IntegratedGradients { steps: 20, rule, budget: Budget::rows(25), ..IntegratedGradients::new() };
         let a = ig.attribute(&net, &obs, 400, &t);
         assert_close(&format!("ig_{key}"), &a.maps, &floats(&v[format!("ig_{key}")]));
         let want_delta = floats(&v[format!("ig_{key}_delta")]);
@@ -190,7 +190,7 @@ fn nature_cnn_matches_captum() {
     let ig = IntegratedGradients {
         steps: 16,
         rule: Rule::GaussLegendre,
-        budget: Budget { max_rows: 8 },
+        budget: Budget::rows(8),
         ..IntegratedGradients::new()
     };
     assert_close("ig_gausslegendre", &ig.attribute(&net, &x, 28224, &t).maps, &floats(&v["ig_gausslegendre"]));
@@ -236,7 +236,7 @@ fn nature_dueling_matches_captum() {
     let ig = IntegratedGradients {
         steps: 16,
         rule: Rule::RiemannMiddle,
-        budget: Budget { max_rows: 8 },
+        budget: Budget::rows(8),
         ..IntegratedGradients::new()
     };
     let a = ig.attribute(&net, &x, 28224, &Target::Value);

@@ -90,7 +90,7 @@ fn chunking_does_not_change_the_result() {
     let net = random_net(5, HeadKind::ActorCritic);
     let x = inputs(5, 6);
     let run = |rows| {
-        let ig = IntegratedGradients { steps: 20, budget: Budget { max_rows: rows }, ..IntegratedGradients::new() };
+        let ig = IntegratedGradients { steps: 20, budget: Budget::rows(rows), ..IntegratedGradients::new() };
         ig.attribute(&net, &x, 6, &Target::LogProb(0))
     };
     let (small, large) = (run(7), run(10_000));
@@ -262,11 +262,11 @@ fn perturbation_saliency_by_hand_and_batching_invariance() {
     // The nearest grid point to the pixel scores highest; one forward at a time gives the same map.
     let best = out.grid.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
     assert_eq!(best, 5, "grid point (3, 3)");
-    let one_by_one = Perturbation { budget: Budget { max_rows: 1 }, ..p.clone() }.attribute(&model, &x, [1, 10, 10]);
+    let one_by_one = Perturbation { budget: Budget::rows(1), ..p.clone() }.attribute(&model, &x, [1, 10, 10]);
     assert_eq!(one_by_one.maps, out.maps);
     // Three frames whose copies share chunks (7 rows per chunk, 17 rows per frame): each frame's map as alone.
     let three = nn::to_vec(Tensor::<2>::random([3, 100], Distribution::Uniform(0.0, 1.0), &d));
-    let shared = Perturbation { budget: Budget { max_rows: 7 }, ..p.clone() }.attribute(&model, &three, [1, 10, 10]);
+    let shared = Perturbation { budget: Budget::rows(7), ..p.clone() }.attribute(&model, &three, [1, 10, 10]);
     for i in 0..3 {
         let alone = p.attribute(&model, &three[i * 100..(i + 1) * 100], [1, 10, 10]);
         assert_eq!(&shared.maps[i * 100..(i + 1) * 100], &alone.maps[..], "frame {i}");

@@ -36,7 +36,7 @@ impl GradCam {
         let device = Device::flex().autodiff();
         let n = inputs.len() / len;
         let (mut maps, mut dims) = (vec![], (1, 1));
-        let step = self.budget.max_rows.max(1);
+        let step = self.budget.chunk_rows(len);
         for start in (0..n).step_by(step) {
             let end = (start + step).min(n);
             let x = Tensor::<1>::from_floats(&inputs[start * len..end * len], &device).reshape([end - start, len]);

@@ -4,7 +4,7 @@
 //!   how the analytic toy networks of the tests are written).
 //! * A [`Target`] picks the scalar explained per sample. Never the sum of softmax probabilities: it is constant.
 //! * Every path point, noise sample and perturbation goes through the model in batches of at most
-//!   [`Budget::max_rows`] rows, never one at a time; results do not depend on the chunking.
+//!   [`Budget::chunk_rows`] rows, never one at a time; results do not depend on the chunking.
 //! * Pass a [`Net::frozen`] copy of a trained network: backward passes then skip the weight gradients (about half
 //!   the work of a backward pass through the Nature CNN).
 
@@ -102,28 +102,33 @@ pub enum Target {
     Contrast(usize, usize),
 }
 
-/// How many rows one forward/backward pass may hold.
+/// How many rows one forward/backward pass may hold: at most `max_rows`, and at most `max_values` input values in
+/// all (at least one row).
 #[derive(Clone, Copy, Debug)]
 pub struct Budget {
     pub max_rows: usize,
+    pub max_values: usize,
 }
 
 impl Default for Budget {
+    /// 256 rows and 2 MiB of f32 inputs: 18 frames of the Nature CNN, 256 of the MinAtar CNN. The value cap keeps a
+    /// chunk's largest intermediates (the Nature CNN's first im2col matrix is 3.6× its input) within a CPU's
+    /// last-level cache; measured on the Nature CNN's saliency pass, per frame: 0.6 ms in chunks of 16 frames,
+    /// 0.7–0.8 ms in chunks of 64.
     fn default() -> Self {
-        Budget { max_rows: 256 }
+        Budget { max_rows: 256, max_values: 1 << 19 }
     }
 }
 
 impl Budget {
-    /// Input values one chunk may hold (2 MiB of f32): a chunk's largest intermediates (the Nature CNN's first im2col
-    /// matrix is 9× its input) then stay within a CPU's last-level cache. Measured on the Nature CNN's saliency
-    /// pass, per frame: 0.6 ms in chunks of 16 frames, 0.7–0.8 ms in chunks of 64.
-    pub const INPUT_VALUES: usize = 1 << 19;
+    /// Exactly `n` rows a pass, whatever their size.
+    pub fn rows(n: usize) -> Self {
+        Budget { max_rows: n, max_values: usize::MAX }
+    }
 
-    /// The default budget for inputs of `len` values: as many rows as fit [`Budget::INPUT_VALUES`], between 1 and
-    /// 256 (18 frames of the Nature CNN, 256 of the MinAtar CNN).
-    pub fn for_input(len: usize) -> Self {
-        Budget { max_rows: (Self::INPUT_VALUES / len.max(1)).clamp(1, 256) }
+    /// The rows of one chunk for inputs of `len` values.
+    pub fn chunk_rows(&self, len: usize) -> usize {
+        self.max_rows.min(self.max_values / len.max(1)).max(1)
     }
 }
 
@@ -265,7 +270,7 @@ pub(crate) fn gradients(
 ) {
     let device = Device::flex().autodiff();
     let n = rows.count(len);
-    let step = budget.max_rows.max(1);
+    let step = budget.chunk_rows(len);
     let mut buf = vec![];
     for start in (0..n).step_by(step) {
         let end = (start + step).min(n);
@@ -290,7 +295,7 @@ pub(crate) fn outputs(
 ) -> Vec<f32> {
     let device = Device::flex();
     let n = rows.count(len);
-    let step = budget.max_rows.max(1);
+    let step = budget.chunk_rows(len);
     let (mut out, mut buf) = (vec![], vec![]);
     for start in (0..n).step_by(step) {
         let end = (start + step).min(n);
@@ -311,4 +316,19 @@ pub(crate) fn values(
     budget: Budget,
 ) -> Vec<f32> {
     outputs(model, rows, len, sample_of, budget, &|h, samples| target_value(&h, target, samples))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Budget;
+
+    #[test]
+    fn chunk_rows_follow_the_row_and_value_caps() {
+        let default = Budget::default();
+        assert_eq!(default.chunk_rows(4 * 84 * 84), 18); // Nature CNN frames
+        assert_eq!(default.chunk_rows(4 * 10 * 10), 256); // MinAtar frames: the row cap
+        assert_eq!(default.chunk_rows(1 << 20), 1); // bigger than the whole budget: still one row
+        assert_eq!(Budget::rows(7).chunk_rows(4 * 84 * 84), 7);
+        assert_eq!(Budget::rows(0).chunk_rows(10), 1);
+    }
 }
