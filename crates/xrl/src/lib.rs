@@ -3,8 +3,8 @@
 
 pub mod agents;
 pub mod bench;
+pub mod conv;
 pub mod explain;
-pub mod im2col;
 pub mod import;
 pub mod linear;
 pub mod nn;

@@ -154,32 +154,16 @@ pub struct Net {
     spec: NetSpec,
 }
 
-/// An unpadded, square-kernel convolution as one matrix product over the whole batch: gather the patches
-/// (im2col, `[batch·positions, c·k·k]`), multiply by the flattened weight, add the bias, back to NCHW. burn's
-/// CPU convolution runs one small product per sample and re-packs the weight for each, which dominates at the
-/// small spatial sizes of RL networks; autodiff differentiates this through [`crate::im2col`] (whose backward is
-/// its adjoint, col2im) and the product.
+/// An unpadded, square-kernel convolution through [`crate::conv`] (one sample at a time, the im2col matrix in a
+/// per-thread buffer, the product written straight into NCHW with the bias; its own backward). burn's CPU
+/// convolution re-packs the weight for every sample and was the slowest part of a training step.
 pub fn conv_gemm(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    let [b, c, h, w] = x.dims();
-    let [cout, _, k, _] = conv.weight.dims();
-    let s = conv.stride[0];
-    let (oh, ow) = ((h - k) / s + 1, (w - k) / s + 1);
-    let (p, kk) = (oh * ow, c * k * k);
-    let cols = crate::im2col::im2col(x, k, s);
-    let weight = conv.weight.val().reshape([cout, kk]);
-    if b == 1 {
-        // One sample (acting): W·colsᵀ is already channel-major, which saves the transposing copy below.
-        let mut out = weight.matmul(cols.transpose());
-        if let Some(bias) = &conv.bias {
-            out = out + bias.val().unsqueeze_dim::<2>(1);
-        }
-        return out.reshape([1, cout, oh, ow]);
-    }
-    let mut out = cols.matmul(weight.transpose());
-    if let Some(bias) = &conv.bias {
-        out = out + bias.val().unsqueeze::<2>();
-    }
-    out.reshape([b, p, cout]).swap_dims(1, 2).reshape([b, cout, oh, ow])
+    let weight = conv.weight.val();
+    let bias = match &conv.bias {
+        Some(b) => b.val(),
+        None => Tensor::zeros([weight.dims()[0]], &weight.device()),
+    };
+    crate::conv::conv2d(x, weight, bias, conv.stride[0])
 }
 
 /// Q = V + A − mean_a(A), per sample.
