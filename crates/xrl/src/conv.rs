@@ -208,9 +208,75 @@ fn owned(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
     )
 }
 
-/// Per-sample tasks when there are several samples; one sample lets gemm spread over the threads.
-fn gemm_in_parallel(tasks: usize) -> bool {
-    tasks < 2
+/// Values of im2col matrix one product may cover: tiny convolutions (MinAtar's: 64 positions × 36) take several
+/// samples per product, and a group's matrix (256 KB) stays in a core's cache.
+const GROUP_VALUES: usize = 1 << 16;
+
+/// Samples in runs of consecutive samples, one run per thread, each run in groups that share one product.
+#[derive(Clone, Copy, Debug)]
+struct Groups {
+    b: usize,
+    /// Samples per run (per thread).
+    per: usize,
+    /// Samples per product.
+    size: usize,
+}
+
+impl Groups {
+    fn new(g: &Geometry, b: usize) -> Self {
+        let per = b.div_ceil(rayon::current_num_threads().clamp(1, b.max(1))).max(1);
+        Groups { b, per, size: (GROUP_VALUES / (g.positions() * g.kk()).max(1)).clamp(1, per) }
+    }
+
+    /// The runs' first samples.
+    fn runs(&self) -> Vec<usize> {
+        (0..self.b).step_by(self.per).collect()
+    }
+
+    /// The groups (first sample, samples) of the run that starts at `first`.
+    fn of_run(&self, first: usize) -> impl Iterator<Item = (usize, usize)> + use<> {
+        let (end, size) = ((first + self.per).min(self.b), self.size);
+        (first..end).step_by(size).map(move |s| (s, size.min(end - s)))
+    }
+
+    /// One sample alone: let gemm spread over the threads instead.
+    fn gemm_in_parallel(&self) -> bool {
+        self.b < 2
+    }
+}
+
+/// Per-thread buffers: a group's im2col matrix `[n·positions, kk]` and its outputs (or their gradients) by
+/// channel, `[cout, n·positions]` (channel co's row holds sample after sample's positions).
+struct Scratch {
+    cols: Vec<f32>,
+    by_channel: Vec<f32>,
+}
+
+impl Scratch {
+    fn new(g: &Geometry, groups: &Groups) -> Self {
+        let n = groups.size;
+        Scratch { cols: vec![0f32; n * g.positions() * g.kk()], by_channel: vec![0f32; n * g.out_len()] }
+    }
+}
+
+impl Geometry {
+    /// The im2col matrices of samples `first..first + n` of `xs`, one after another.
+    fn im2col_group(&self, xs: &[f32], (first, n): (usize, usize), cols: &mut [f32]) {
+        let block = self.positions() * self.kk();
+        for (i, piece) in cols[..n * block].chunks_exact_mut(block).enumerate() {
+            self.im2col(&xs[(first + i) * self.in_len()..][..self.in_len()], piece);
+        }
+    }
+
+    /// Samples `first..first + n` of NCHW values `ys` by channel (`[cout, n·positions]`).
+    fn by_channel(&self, ys: &[f32], (first, n): (usize, usize), out: &mut [f32]) {
+        let p = self.positions();
+        for (co, row) in out[..n * self.out_len()].chunks_exact_mut(n * p).enumerate() {
+            for (i, dst) in row.chunks_exact_mut(p).enumerate() {
+                dst.copy_from_slice(&ys[((first + i) * self.cout + co) * p..][..p]);
+            }
+        }
+    }
 }
 
 impl ConvOps for Flex {
@@ -221,19 +287,34 @@ impl ConvOps for Flex {
         let (x, weight, bias) = (contiguous(&x), contiguous(&weight), contiguous(&bias));
         let (xs, ws, bs) = (x.storage::<f32>(), weight.storage::<f32>(), bias.storage::<f32>());
         let (p, kk) = (g.positions(), g.kk());
-        let parallel = gemm_in_parallel(b);
+        let groups = Groups::new(&g, b);
         let mut out = vec![0f32; b * g.out_len()];
-        out.par_chunks_mut(g.out_len()).enumerate().for_each_init(
-            || vec![0f32; p * kk],
-            |cols, (bi, y)| {
-                g.im2col(&xs[bi * g.in_len()..][..g.in_len()], cols);
-                for (plane, &bias) in y.chunks_exact_mut(p).zip(bs) {
-                    plane.fill(bias);
+        out.par_chunks_mut(groups.per * g.out_len()).zip(groups.runs()).for_each(|(run, first_of_run)| {
+            let mut sc = Scratch::new(&g, &groups);
+            for (first, n) in groups.of_run(first_of_run) {
+                g.im2col_group(xs, (first, n), &mut sc.cols);
+                // by_channel [cout, n·positions] = weight [cout, kk] · colsᵀ [kk, n·positions].
+                let np = n * p;
+                gemm(
+                    (cout, np, kk),
+                    &mut sc.by_channel,
+                    (np, 1),
+                    false,
+                    ws,
+                    (kk, 1),
+                    &sc.cols,
+                    (1, kk),
+                    groups.gemm_in_parallel(),
+                );
+                let ys = &mut run[(first - first_of_run) * g.out_len()..][..n * g.out_len()];
+                for (i, y) in ys.chunks_exact_mut(g.out_len()).enumerate() {
+                    for (co, (plane, &bias)) in y.chunks_exact_mut(p).zip(bs).enumerate() {
+                        let from = &sc.by_channel[co * np + i * p..][..p];
+                        plane.iter_mut().zip(from).for_each(|(y, v)| *y = v + bias);
+                    }
                 }
-                // y as [positions, cout] (column-major: NCHW) += cols [positions, kk] · weightᵀ [kk, cout].
-                gemm((p, cout, kk), y, (1, p), true, cols, (kk, 1), ws, (1, kk), parallel);
-            },
-        );
+            }
+        });
         let (oh, ow) = g.out_hw();
         owned(out, vec![b, cout, oh, ow])
     }
@@ -245,17 +326,31 @@ impl ConvOps for Flex {
         let (grad, weight) = (contiguous(&grad), contiguous(&weight));
         let (gs, ws) = (grad.storage::<f32>(), weight.storage::<f32>());
         let (p, kk) = (g.positions(), g.kk());
-        let parallel = gemm_in_parallel(b);
+        let groups = Groups::new(&g, b);
         let mut dx = vec![0f32; b * g.in_len()];
-        dx.par_chunks_mut(g.in_len()).enumerate().for_each_init(
-            || vec![0f32; p * kk],
-            |dcols, (bi, dxb)| {
-                // dcols [positions, kk] = gradᵀ [positions, cout] · weight [cout, kk].
-                let gb = &gs[bi * g.out_len()..][..g.out_len()];
-                gemm((p, kk, cout), dcols, (kk, 1), false, gb, (1, p), ws, (kk, 1), parallel);
-                g.col2im(dcols, dxb);
-            },
-        );
+        dx.par_chunks_mut(groups.per * g.in_len()).zip(groups.runs()).for_each(|(run, first_of_run)| {
+            let mut sc = Scratch::new(&g, &groups);
+            for (first, n) in groups.of_run(first_of_run) {
+                g.by_channel(gs, (first, n), &mut sc.by_channel);
+                // dcols [n·positions, kk] = by_channelᵀ [n·positions, cout] · weight [cout, kk].
+                let np = n * p;
+                gemm(
+                    (np, kk, cout),
+                    &mut sc.cols,
+                    (kk, 1),
+                    false,
+                    &sc.by_channel,
+                    (1, np),
+                    ws,
+                    (kk, 1),
+                    groups.gemm_in_parallel(),
+                );
+                let dxs = &mut run[(first - first_of_run) * g.in_len()..][..n * g.in_len()];
+                for (dxb, dcols) in dxs.chunks_exact_mut(g.in_len()).zip(sc.cols.chunks_exact(p * kk)) {
+                    g.col2im(dcols, dxb);
+                }
+            }
+        });
         owned(dx, vec![b, c, h, w])
     }
 
@@ -266,22 +361,30 @@ impl ConvOps for Flex {
         let (x, grad) = (contiguous(&x), contiguous(&grad));
         let (xs, gs) = (x.storage::<f32>(), grad.storage::<f32>());
         let (p, kk) = (g.positions(), g.kk());
-        // One partial sum per thread, each over a run of samples.
-        let tasks = rayon::current_num_threads().clamp(1, b.max(1));
-        let per = b.div_ceil(tasks).max(1);
-        let parallel = gemm_in_parallel(tasks);
-        let partial = |first: usize| {
-            let (mut dw, mut cols) = (vec![0f32; cout * kk], vec![0f32; p * kk]);
-            for bi in first..(first + per).min(b) {
-                g.im2col(&xs[bi * g.in_len()..][..g.in_len()], &mut cols);
-                // dw [cout, kk] += grad [cout, positions] · cols [positions, kk].
-                let gb = &gs[bi * g.out_len()..][..g.out_len()];
-                gemm((cout, kk, p), &mut dw, (kk, 1), true, gb, (p, 1), &cols, (kk, 1), parallel);
+        let groups = Groups::new(&g, b);
+        // One partial sum per run (thread).
+        let partial = |first_of_run: usize| {
+            let (mut sc, mut dw) = (Scratch::new(&g, &groups), vec![0f32; cout * kk]);
+            for (first, n) in groups.of_run(first_of_run) {
+                g.im2col_group(xs, (first, n), &mut sc.cols);
+                g.by_channel(gs, (first, n), &mut sc.by_channel);
+                // dw [cout, kk] += by_channel [cout, n·positions] · cols [n·positions, kk].
+                let np = n * p;
+                gemm(
+                    (cout, kk, np),
+                    &mut dw,
+                    (kk, 1),
+                    true,
+                    &sc.by_channel,
+                    (np, 1),
+                    &sc.cols,
+                    (kk, 1),
+                    groups.gemm_in_parallel(),
+                );
             }
             dw
         };
-        let firsts: Vec<usize> = (0..b).step_by(per).collect();
-        let dw = firsts.into_par_iter().map(partial).reduce_with(|mut a, b| {
+        let dw = groups.runs().into_par_iter().map(partial).reduce_with(|mut a, b| {
             a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
             a
         });

@@ -103,19 +103,23 @@ impl Optimizer {
             *slot = Slot { a: vec![0.0; w.len()], b: vec![0.0; w.len()] };
         }
         let lr = self.lr as f32;
-        match self.rule {
+        let rule = self.rule;
+        let t = self.t as i32;
+        // Element by element, so pieces of a big parameter update on all threads with the same result.
+        type Piece<'a> = (((&'a mut [f32], &'a [f32]), &'a mut [f32]), &'a mut [f32]);
+        let piece = |(((w, g), a), b): Piece| match rule {
             Rule::Adam { beta1, beta2, eps } => {
-                let c1 = 1.0 - beta1.powi(self.t as i32);
-                let inv_c2 = 1.0 / (1.0 - beta2.powi(self.t as i32)).sqrt();
+                let c1 = 1.0 - beta1.powi(t);
+                let inv_c2 = 1.0 / (1.0 - beta2.powi(t)).sqrt();
                 let step = lr / c1;
-                for (((w, &g), m), v) in w.iter_mut().zip(g).zip(&mut slot.a).zip(&mut slot.b) {
+                for (((w, &g), m), v) in w.iter_mut().zip(g).zip(a).zip(b) {
                     *m = beta1 * *m + (1.0 - beta1) * g;
                     *v = beta2 * *v + (1.0 - beta2) * g * g;
                     *w -= step * *m / (v.sqrt() * inv_c2 + eps);
                 }
             }
             Rule::RmsProp { alpha, eps, centered } => {
-                for (((w, &g), v), mean) in w.iter_mut().zip(g).zip(&mut slot.a).zip(&mut slot.b) {
+                for (((w, &g), v), mean) in w.iter_mut().zip(g).zip(a).zip(b) {
                     *v = alpha * *v + (1.0 - alpha) * g * g;
                     let var = if centered {
                         *mean = alpha * *mean + (1.0 - alpha) * g;
@@ -126,6 +130,17 @@ impl Optimizer {
                     *w -= lr * g / (var.sqrt() + eps);
                 }
             }
+        };
+        use rayon::prelude::*;
+        const PIECE: usize = 1 << 15;
+        if w.len() <= PIECE {
+            piece((((w, g), &mut slot.a[..]), &mut slot.b[..]));
+        } else {
+            w.par_chunks_mut(PIECE)
+                .zip(g.par_chunks(PIECE))
+                .zip(slot.a.par_chunks_mut(PIECE))
+                .zip(slot.b.par_chunks_mut(PIECE))
+                .for_each(piece);
         }
     }
 }
