@@ -293,16 +293,17 @@ impl ConvOps for Flex {
             let mut sc = Scratch::new(&g, &groups);
             for (first, n) in groups.of_run(first_of_run) {
                 g.im2col_group(xs, (first, n), &mut sc.cols);
-                // by_channel [cout, n·positions] = weight [cout, kk] · colsᵀ [kk, n·positions].
+                // by_channelᵀ [n·positions, cout] = cols [n·positions, kk] · weightᵀ [kk, cout]. (Each product is
+                // written with the destination column-major, gemm's own layout: faster for MinAtar's 16 channels.)
                 let np = n * p;
                 gemm(
-                    (cout, np, kk),
+                    (np, cout, kk),
                     &mut sc.by_channel,
-                    (np, 1),
+                    (1, np),
                     false,
-                    ws,
-                    (kk, 1),
                     &sc.cols,
+                    (kk, 1),
+                    ws,
                     (1, kk),
                     groups.gemm_in_parallel(),
                 );
@@ -332,17 +333,17 @@ impl ConvOps for Flex {
             let mut sc = Scratch::new(&g, &groups);
             for (first, n) in groups.of_run(first_of_run) {
                 g.by_channel(gs, (first, n), &mut sc.by_channel);
-                // dcols [n·positions, kk] = by_channelᵀ [n·positions, cout] · weight [cout, kk].
+                // dcolsᵀ [kk, n·positions] = weightᵀ [kk, cout] · by_channel [cout, n·positions].
                 let np = n * p;
                 gemm(
-                    (np, kk, cout),
+                    (kk, np, cout),
                     &mut sc.cols,
-                    (kk, 1),
+                    (1, kk),
                     false,
-                    &sc.by_channel,
-                    (1, np),
                     ws,
-                    (kk, 1),
+                    (1, kk),
+                    &sc.by_channel,
+                    (np, 1),
                     groups.gemm_in_parallel(),
                 );
                 let dxs = &mut run[(first - first_of_run) * g.in_len()..][..n * g.in_len()];
@@ -368,17 +369,17 @@ impl ConvOps for Flex {
             for (first, n) in groups.of_run(first_of_run) {
                 g.im2col_group(xs, (first, n), &mut sc.cols);
                 g.by_channel(gs, (first, n), &mut sc.by_channel);
-                // dw [cout, kk] += by_channel [cout, n·positions] · cols [n·positions, kk].
+                // dwᵀ [kk, cout] += colsᵀ [kk, n·positions] · by_channelᵀ [n·positions, cout].
                 let np = n * p;
                 gemm(
-                    (cout, kk, np),
+                    (kk, cout, np),
                     &mut dw,
-                    (kk, 1),
+                    (1, kk),
                     true,
-                    &sc.by_channel,
-                    (np, 1),
                     &sc.cols,
-                    (kk, 1),
+                    (1, kk),
+                    &sc.by_channel,
+                    (1, np),
                     groups.gemm_in_parallel(),
                 );
             }
