@@ -111,10 +111,11 @@ pub struct Budget {
 }
 
 impl Default for Budget {
-    /// 256 rows and 2 MiB of f32 inputs: 18 frames of the Nature CNN, 256 of the MinAtar CNN. The value cap keeps a
-    /// chunk's largest intermediates (the Nature CNN's first im2col matrix is 3.6× its input) within a CPU's
-    /// last-level cache; measured on the Nature CNN's saliency pass, per frame: 0.6 ms in chunks of 16 frames,
-    /// 0.7–0.8 ms in chunks of 64.
+    /// 256 rows and 2 MiB of f32 inputs: 18 frames of the Nature CNN, 256 of the MinAtar CNN. The value cap bounds
+    /// a chunk's memory by its input size (every layer's activations are held until the backward). It was set when
+    /// convolutions built one im2col matrix for the whole chunk (3.6× the input for the Nature CNN), which made
+    /// saliency 0.7–0.8 ms per frame in chunks of 64 against 0.6 in chunks of 16; [`crate::conv`] now builds it
+    /// per sample, and the cap was kept, not re-measured.
     fn default() -> Self {
         Budget { max_rows: 256, max_values: 1 << 19 }
     }
