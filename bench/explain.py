@@ -3,9 +3,9 @@
 the Nature CNN (random weights, the same settings as xrl's side). Prints JSON {net: {method: [ms per run...]}}.
 
 Perturbation saliency is not in Captum. Two PyTorch references run one forward pass per perturbed frame, as the
-original code did: `perturbation_original` also makes every mask and blurs the frame anew for every grid point, as
-the original did; `perturbation_one_at_a_time` blurs each frame once and makes masks with one `exp` (forward passes
-and little else).
+original code did: `perturbation_original` (`original=True`) also makes every mask and blurs the frame anew for
+every grid point, as the original did; `perturbation_one_at_a_time` blurs each frame once and makes masks with one
+`exp` (forward passes and little else).
 
     ~/xrl-ref/bin/pip install torch captum==0.8.0
 """
@@ -30,45 +30,34 @@ def nature_cnn(c=4, actions=6):
                          nn.ReLU(), nn.Flatten(), nn.Linear(3136, 512), nn.ReLU(), nn.Linear(512, actions))
 
 
-def perturbation_one_at_a_time(net, x, stride, r=5.0, blur_sigma=3.0):
-    """Greydanus et al.: one masked copy, one forward pass, per grid point."""
+def perturbation_one_at_a_time(net, x, stride, original=False, r=5.0, blur_sigma=3.0):
+    """Greydanus et al.: one perturbed copy, one forward pass, per grid point. With `original`, the original code's
+    procedure as described in SEEDS_DETAILED.md §5: for every point the mask is made anew (a 5-pixel plus blurred by
+    `gaussian_filter(σ = r)`, divided by its max) and the whole frame is blurred anew (σ 3). Without it, each frame
+    is blurred once and a mask is one `exp`: the forward passes and little else."""
+    def blur(f):
+        return torch.from_numpy(np.stack([gaussian_filter(ch, blur_sigma) for ch in f])).float()
+
     out = []
     with torch.no_grad():
         for frame in x:
             f = frame.numpy()
-            blurred = torch.from_numpy(np.stack([gaussian_filter(ch, blur_sigma) for ch in f])).float()
+            once = None if original else blur(f)
             base = net(frame[None])
             h, w = f.shape[1:]
             yy, xx = np.mgrid[0:h, 0:w]
             scores = []
             for i in range(0, h, stride):
                 for j in range(0, w, stride):
-                    m = torch.from_numpy(np.exp(-((yy - i) ** 2 + (xx - j) ** 2) / (2 * r * r))).float()
+                    d2 = (yy - i) ** 2 + (xx - j) ** 2
+                    if original:
+                        m = gaussian_filter((d2 <= 1).astype(np.float64), r)
+                        m = m / m.max()
+                    else:
+                        m = np.exp(-d2 / (2 * r * r))
+                    m = torch.from_numpy(m).float()
+                    blurred = blur(f) if original else once
                     scores.append(0.5 * ((net((frame * (1 - m) + blurred * m)[None]) - base) ** 2).sum().item())
-            out.append(scores)
-    return out
-
-
-def perturbation_original(net, x, stride, r=5.0, blur_sigma=3.0):
-    """The original code's procedure per grid point, as described in SEEDS_DETAILED.md §5: the mask is a 5-pixel plus
-    at the point blurred with `gaussian_filter(σ = r)` and divided by its max, made anew for every point, and the
-    perturbed frame blurs the whole frame (σ 3) anew for every point; then one forward pass."""
-    out = []
-    with torch.no_grad():
-        for frame in x:
-            f = frame.numpy()
-            base = net(frame[None])
-            h, w = f.shape[1:]
-            yy, xx = np.mgrid[0:h, 0:w]
-            scores = []
-            for i in range(0, h, stride):
-                for j in range(0, w, stride):
-                    plus = ((yy - i) ** 2 + (xx - j) ** 2 <= 1).astype(np.float64)
-                    m = gaussian_filter(plus, r)
-                    m = m / m.max()
-                    blurred = np.stack([gaussian_filter(ch, blur_sigma) for ch in f])
-                    perturbed = torch.from_numpy(f * (1 - m) + blurred * m).float()
-                    scores.append(0.5 * ((net(perturbed[None]) - base) ** 2).sum().item())
             out.append(scores)
     return out
 
@@ -94,7 +83,7 @@ def bench(name, frames, runs):
         "occlusion": lambda: Occlusion(net).attribute(
             x, sliding_window_shapes=window, strides=stride, baselines=0.0, target=target, perturbations_per_eval=64),
         "perturbation_one_at_a_time": lambda: perturbation_one_at_a_time(net, x, 5 if big else 1),
-        "perturbation_original": lambda: perturbation_original(net, x, 5 if big else 1),
+        "perturbation_original": lambda: perturbation_one_at_a_time(net, x, 5 if big else 1, original=True),
     }
     out = {}
     for method, f in methods.items():
