@@ -154,8 +154,8 @@ pub struct Net {
     spec: NetSpec,
 }
 
-/// An unpadded, square-kernel convolution through [`crate::conv`] (one sample at a time, the im2col matrix in a
-/// per-thread buffer, the product written straight into NCHW with the bias; its own backward). burn's CPU
+/// An unpadded, square-kernel convolution through [`crate::conv`] (a few samples at a time, the im2col matrix and
+/// the product in per-thread buffers; its own backward). burn's CPU
 /// convolution re-packs the weight for every sample and was the slowest part of a training step.
 pub fn conv_gemm(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let weight = conv.weight.val();
