@@ -387,11 +387,13 @@ impl ConvOps for Flex {
             }
             dw
         };
-        let dw = groups.runs().into_par_iter().map(partial).reduce_with(|mut a, b| {
-            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-            a
-        });
-        owned(dw.unwrap_or_else(|| vec![0f32; cout * kk]), vec![cout, c, k, k])
+        // Summed in run order, not in whatever tree rayon's reduction forms: the same numbers on every call.
+        let partials: Vec<Vec<f32>> = groups.runs().into_par_iter().map(partial).collect();
+        let mut dw = vec![0f32; cout * kk];
+        for part in &partials {
+            dw.iter_mut().zip(part).for_each(|(a, b)| *a += b);
+        }
+        owned(dw, vec![cout, c, k, k])
     }
 }
 
