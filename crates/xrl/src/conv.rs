@@ -21,9 +21,11 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension, tensor::FloatTensor};
-use burn::tensor::{DType, Shape, Tensor};
+use burn::tensor::{Shape, Tensor};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
+
+use crate::flex::{contiguous, dims, owned};
 
 /// An unpadded k×k convolution with stride s of one `[c, h, w]` sample into `cout` channels.
 #[derive(Clone, Copy, Debug)]
@@ -77,6 +79,24 @@ impl Geometry {
             4 => col2im_k::<4>(self, cols, dx),
             8 => col2im_k::<8>(self, cols, dx),
             _ => col2im_k::<0>(self, cols, dx),
+        }
+    }
+
+    /// The im2col matrices of samples `first..first + n` of `xs`, one after another.
+    fn im2col_group(&self, xs: &[f32], (first, n): (usize, usize), cols: &mut [f32]) {
+        let block = self.positions() * self.kk();
+        for (i, piece) in cols[..n * block].chunks_exact_mut(block).enumerate() {
+            self.im2col(&xs[(first + i) * self.in_len()..][..self.in_len()], piece);
+        }
+    }
+
+    /// Samples `first..first + n` of NCHW values `ys` by channel (`[cout, n·positions]`).
+    fn by_channel(&self, ys: &[f32], (first, n): (usize, usize), out: &mut [f32]) {
+        let p = self.positions();
+        for (co, row) in out[..n * self.out_len()].chunks_exact_mut(n * p).enumerate() {
+            for (i, dst) in row.chunks_exact_mut(p).enumerate() {
+                dst.copy_from_slice(&ys[((first + i) * self.cout + co) * p..][..p]);
+            }
         }
     }
 }
@@ -190,26 +210,6 @@ pub trait ConvOps: Backend {
     fn conv_weight_grad(x: FloatTensor<Self>, grad: FloatTensor<Self>, k: usize, stride: usize) -> FloatTensor<Self>;
 }
 
-/// The f32 values of a Flex tensor in row-major order (a copy only if it is a strided view).
-fn contiguous(t: &FlexTensor) -> FlexTensor {
-    assert_eq!(t.dtype(), DType::F32, "convolutions run in f32");
-    if t.is_contiguous() && t.layout().start_offset() == 0 { t.clone() } else { t.to_contiguous() }
-}
-
-fn dims<const D: usize>(t: &FlexTensor) -> [usize; D] {
-    t.layout().shape().as_slice().try_into().expect("a tensor of the rank the operation takes")
-}
-
-/// A Flex tensor that takes `values` as its buffer. (`FlexTensor::empty` zeroes a byte vector and then copies it
-/// into a 16-byte-aligned one: two passes over memory before the first value is written.)
-fn owned(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
-    FlexTensor::new(
-        burn::tensor::Bytes::from_elems(values),
-        burn_flex::Layout::contiguous(Shape::from(shape)),
-        DType::F32,
-    )
-}
-
 /// Values of im2col matrix one product may cover: tiny convolutions (MinAtar's: 64 positions × 36) take several
 /// samples per product, and a group's matrix (256 KB) stays in a core's cache.
 const GROUP_VALUES: usize = 1 << 16;
@@ -230,11 +230,6 @@ impl Groups {
         Groups { b, per, size: (GROUP_VALUES / (g.positions() * g.kk()).max(1)).clamp(1, per) }
     }
 
-    /// The runs' first samples.
-    fn runs(&self) -> Vec<usize> {
-        (0..self.b).step_by(self.per).collect()
-    }
-
     /// The groups (first sample, samples) of the run that starts at `first`.
     fn of_run(&self, first: usize) -> impl Iterator<Item = (usize, usize)> + use<> {
         let (end, size) = ((first + self.per).min(self.b), self.size);
@@ -245,39 +240,55 @@ impl Groups {
     fn gemm_in_parallel(&self) -> bool {
         self.b < 2
     }
+
+    /// `f(scratch, (first, n), out_piece)` for every group, where `out` holds `sample_len` values per sample and
+    /// `out_piece` is the group's part of it; the runs go in parallel.
+    fn each(
+        &self,
+        g: &Geometry,
+        out: &mut [f32],
+        sample_len: usize,
+        f: impl Fn(&mut Scratch, (usize, usize), &mut [f32]) + Sync,
+    ) {
+        out.par_chunks_mut(self.per * sample_len).enumerate().for_each(|(run, samples)| {
+            let first_of_run = run * self.per;
+            Scratch::with(g, self, |sc| {
+                for (first, n) in self.of_run(first_of_run) {
+                    f(sc, (first, n), &mut samples[(first - first_of_run) * sample_len..][..n * sample_len]);
+                }
+            })
+        });
+    }
 }
 
 /// Per-thread buffers: a group's im2col matrix `[n·positions, kk]` and its outputs (or their gradients) by
-/// channel, `[cout, n·positions]` (channel co's row holds sample after sample's positions).
+/// channel, `[cout, n·positions]` (channel co's row holds sample after sample's positions). Every use writes the
+/// part it reads first.
+#[derive(Default)]
 struct Scratch {
     cols: Vec<f32>,
     by_channel: Vec<f32>,
 }
 
 impl Scratch {
-    fn new(g: &Geometry, groups: &Groups) -> Self {
-        let n = groups.size;
-        Scratch { cols: vec![0f32; n * g.positions() * g.kk()], by_channel: vec![0f32; n * g.out_len()] }
-    }
-}
-
-impl Geometry {
-    /// The im2col matrices of samples `first..first + n` of `xs`, one after another.
-    fn im2col_group(&self, xs: &[f32], (first, n): (usize, usize), cols: &mut [f32]) {
-        let block = self.positions() * self.kk();
-        for (i, piece) in cols[..n * block].chunks_exact_mut(block).enumerate() {
-            self.im2col(&xs[(first + i) * self.in_len()..][..self.in_len()], piece);
+    /// Runs `f` with this thread's buffers, grown to fit `groups` of `g`. They are kept between calls: made anew,
+    /// a Nature-CNN action allocated and zeroed about 700 KB (page clearing and memset: 8% of its `perf` samples,
+    /// 3% after; 479–499 → 465–480 µs per action, three runs each of a throwaway timing loop).
+    fn with<R>(g: &Geometry, groups: &Groups, f: impl FnOnce(&mut Scratch) -> R) -> R {
+        thread_local! {
+            static KEPT: std::cell::Cell<Scratch> = std::cell::Cell::new(Scratch::default());
         }
-    }
-
-    /// Samples `first..first + n` of NCHW values `ys` by channel (`[cout, n·positions]`).
-    fn by_channel(&self, ys: &[f32], (first, n): (usize, usize), out: &mut [f32]) {
-        let p = self.positions();
-        for (co, row) in out[..n * self.out_len()].chunks_exact_mut(n * p).enumerate() {
-            for (i, dst) in row.chunks_exact_mut(p).enumerate() {
-                dst.copy_from_slice(&ys[((first + i) * self.cout + co) * p..][..p]);
+        // Taken out, not borrowed: a nested call on the same thread (work stealing) finds empty buffers.
+        let mut sc = KEPT.take();
+        let n = groups.size;
+        for (buf, len) in [(&mut sc.cols, n * g.positions() * g.kk()), (&mut sc.by_channel, n * g.out_len())] {
+            if buf.len() < len {
+                buf.resize(len, 0.0);
             }
         }
+        let out = f(&mut sc);
+        KEPT.set(sc);
+        out
     }
 }
 
@@ -288,33 +299,19 @@ impl ConvOps for Flex {
         let g = Geometry { c, h, w, cout, k, s };
         let (x, weight, bias) = (contiguous(&x), contiguous(&weight), contiguous(&bias));
         let (xs, ws, bs) = (x.storage::<f32>(), weight.storage::<f32>(), bias.storage::<f32>());
-        let (p, kk) = (g.positions(), g.kk());
-        let groups = Groups::new(&g, b);
+        let (p, kk, groups) = (g.positions(), g.kk(), Groups::new(&g, b));
         let mut out = vec![0f32; b * g.out_len()];
-        out.par_chunks_mut(groups.per * g.out_len()).zip(groups.runs()).for_each(|(run, first_of_run)| {
-            let mut sc = Scratch::new(&g, &groups);
-            for (first, n) in groups.of_run(first_of_run) {
-                g.im2col_group(xs, (first, n), &mut sc.cols);
-                // by_channelᵀ [n·positions, cout] = cols [n·positions, kk] · weightᵀ [kk, cout]. (Every product
-                // here writes its destination column-major, gemm's own layout; the other way measured the same.)
-                let np = n * p;
-                gemm(
-                    (np, cout, kk),
-                    &mut sc.by_channel,
-                    (1, np),
-                    false,
-                    &sc.cols,
-                    (kk, 1),
-                    ws,
-                    (1, kk),
-                    groups.gemm_in_parallel(),
-                );
-                let ys = &mut run[(first - first_of_run) * g.out_len()..][..n * g.out_len()];
-                for (i, y) in ys.chunks_exact_mut(g.out_len()).enumerate() {
-                    for (co, (plane, &bias)) in y.chunks_exact_mut(p).zip(bs).enumerate() {
-                        let from = &sc.by_channel[co * np + i * p..][..p];
-                        plane.iter_mut().zip(from).for_each(|(y, v)| *y = v + bias);
-                    }
+        groups.each(&g, &mut out, g.out_len(), |sc, (first, n), ys| {
+            g.im2col_group(xs, (first, n), &mut sc.cols);
+            // by_channelᵀ [n·positions, cout] = cols [n·positions, kk] · weightᵀ [kk, cout]. (Every product here
+            // writes its destination column-major, gemm's own layout; the other way measured the same.)
+            let np = n * p;
+            let parallel = groups.gemm_in_parallel();
+            gemm((np, cout, kk), &mut sc.by_channel, (1, np), false, &sc.cols, (kk, 1), ws, (1, kk), parallel);
+            for (i, y) in ys.chunks_exact_mut(g.out_len()).enumerate() {
+                for (co, (plane, &bias)) in y.chunks_exact_mut(p).zip(bs).enumerate() {
+                    let from = &sc.by_channel[co * np + i * p..][..p];
+                    plane.iter_mut().zip(from).for_each(|(y, v)| *y = v + bias);
                 }
             }
         });
@@ -328,30 +325,16 @@ impl ConvOps for Flex {
         let g = Geometry { c, h, w, cout, k, s };
         let (grad, weight) = (contiguous(&grad), contiguous(&weight));
         let (gs, ws) = (grad.storage::<f32>(), weight.storage::<f32>());
-        let (p, kk) = (g.positions(), g.kk());
-        let groups = Groups::new(&g, b);
+        let (p, kk, groups) = (g.positions(), g.kk(), Groups::new(&g, b));
         let mut dx = vec![0f32; b * g.in_len()];
-        dx.par_chunks_mut(groups.per * g.in_len()).zip(groups.runs()).for_each(|(run, first_of_run)| {
-            let mut sc = Scratch::new(&g, &groups);
-            for (first, n) in groups.of_run(first_of_run) {
-                g.by_channel(gs, (first, n), &mut sc.by_channel);
-                // dcolsᵀ [kk, n·positions] = weightᵀ [kk, cout] · by_channel [cout, n·positions].
-                let np = n * p;
-                gemm(
-                    (kk, np, cout),
-                    &mut sc.cols,
-                    (1, kk),
-                    false,
-                    ws,
-                    (1, kk),
-                    &sc.by_channel,
-                    (np, 1),
-                    groups.gemm_in_parallel(),
-                );
-                let dxs = &mut run[(first - first_of_run) * g.in_len()..][..n * g.in_len()];
-                for (dxb, dcols) in dxs.chunks_exact_mut(g.in_len()).zip(sc.cols.chunks_exact(p * kk)) {
-                    g.col2im(dcols, dxb);
-                }
+        groups.each(&g, &mut dx, g.in_len(), |sc, (first, n), dxs| {
+            g.by_channel(gs, (first, n), &mut sc.by_channel);
+            // dcolsᵀ [kk, n·positions] = weightᵀ [kk, cout] · by_channel [cout, n·positions].
+            let np = n * p;
+            let parallel = groups.gemm_in_parallel();
+            gemm((kk, np, cout), &mut sc.cols, (1, kk), false, ws, (1, kk), &sc.by_channel, (np, 1), parallel);
+            for (dxb, dcols) in dxs.chunks_exact_mut(g.in_len()).zip(sc.cols.chunks_exact(p * kk)) {
+                g.col2im(dcols, dxb);
             }
         });
         owned(dx, vec![b, c, h, w])
@@ -363,32 +346,36 @@ impl ConvOps for Flex {
         let g = Geometry { c, h, w, cout, k, s };
         let (x, grad) = (contiguous(&x), contiguous(&grad));
         let (xs, gs) = (x.storage::<f32>(), grad.storage::<f32>());
-        let (p, kk) = (g.positions(), g.kk());
-        let groups = Groups::new(&g, b);
-        // One partial sum per run (thread).
-        let partial = |first_of_run: usize| {
-            let (mut sc, mut dw) = (Scratch::new(&g, &groups), vec![0f32; cout * kk]);
-            for (first, n) in groups.of_run(first_of_run) {
-                g.im2col_group(xs, (first, n), &mut sc.cols);
-                g.by_channel(gs, (first, n), &mut sc.by_channel);
-                // dwᵀ [kk, cout] += colsᵀ [kk, n·positions] · by_channelᵀ [n·positions, cout].
-                let np = n * p;
-                gemm(
-                    (kk, cout, np),
-                    &mut dw,
-                    (1, kk),
-                    true,
-                    &sc.cols,
-                    (1, kk),
-                    &sc.by_channel,
-                    (1, np),
-                    groups.gemm_in_parallel(),
-                );
-            }
-            dw
-        };
-        // Summed in run order, not in whatever tree rayon's reduction forms: the same numbers on every call.
-        let partials: Vec<Vec<f32>> = groups.runs().into_par_iter().map(partial).collect();
+        let (p, kk, groups) = (g.positions(), g.kk(), Groups::new(&g, b));
+        // One partial sum per run (thread), added up in run order — not in whatever tree a parallel reduction
+        // forms: the same numbers on every call.
+        let firsts: Vec<usize> = (0..b).step_by(groups.per).collect();
+        let partials: Vec<Vec<f32>> = firsts
+            .into_par_iter()
+            .map(|first_of_run| {
+                let mut dw = vec![0f32; cout * kk];
+                Scratch::with(&g, &groups, |sc| {
+                    for (first, n) in groups.of_run(first_of_run) {
+                        g.im2col_group(xs, (first, n), &mut sc.cols);
+                        g.by_channel(gs, (first, n), &mut sc.by_channel);
+                        // dwᵀ [kk, cout] += colsᵀ [kk, n·positions] · by_channelᵀ [n·positions, cout].
+                        let (np, parallel) = (n * p, groups.gemm_in_parallel());
+                        gemm(
+                            (kk, cout, np),
+                            &mut dw,
+                            (1, kk),
+                            true,
+                            &sc.cols,
+                            (1, kk),
+                            &sc.by_channel,
+                            (1, np),
+                            parallel,
+                        );
+                    }
+                });
+                dw
+            })
+            .collect();
         let mut dw = vec![0f32; cout * kk];
         for part in &partials {
             dw.iter_mut().zip(part).for_each(|(a, b)| *a += b);

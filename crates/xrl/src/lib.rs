@@ -5,6 +5,7 @@ pub mod agents;
 pub mod bench;
 pub mod conv;
 pub mod explain;
+mod flex;
 pub mod import;
 pub mod linear;
 pub mod nn;

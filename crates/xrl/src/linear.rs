@@ -39,22 +39,12 @@ impl LinearOps for Flex {
     }
 
     fn one_row_linear(x: FloatTensor<Self>, w: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
-        use burn::tensor::{DType, Shape};
-        let plain =
-            |t: &burn_flex::FlexTensor| t.is_contiguous() && t.layout().start_offset() == 0 && t.dtype() == DType::F32;
-        let (k, n) = (w.layout().shape()[0], w.layout().shape()[1]);
-        if !(plain(&x) && plain(&w) && plain(&b)) {
-            let b = Self::float_reshape(b, Shape::from(vec![1, n]));
-            return Self::float_add(Self::float_matmul(x, w), b);
-        }
-        let mut out = burn_flex::FlexTensor::empty(Shape::from(vec![1, n]), DType::F32);
-        axpy_rows(
-            &x.storage::<f32>()[..k],
-            &w.storage::<f32>()[..k * n],
-            &b.storage::<f32>()[..n],
-            out.storage_mut::<f32>(),
-        );
-        out
+        use crate::flex::{contiguous, dims, owned};
+        let [k, n] = dims(&w);
+        let (x, w, b) = (contiguous(&x), contiguous(&w), contiguous(&b));
+        let mut out = vec![0f32; n];
+        axpy_rows(&x.storage::<f32>()[..k], &w.storage::<f32>()[..k * n], &b.storage::<f32>()[..n], &mut out);
+        owned(out, vec![1, n])
     }
 }
 

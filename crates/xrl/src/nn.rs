@@ -155,8 +155,8 @@ pub struct Net {
 }
 
 /// An unpadded, square-kernel convolution through [`crate::conv`] (a few samples at a time, the im2col matrix and
-/// the product in per-thread buffers; its own backward). burn's CPU
-/// convolution re-packs the weight for every sample and was the slowest part of a training step.
+/// the product in per-thread buffers; its own backward). burn's CPU convolution was the slowest part of a training
+/// step (MinAtar: 1.35 ms a step with it, 0.73 with the first whole-batch replacement; docs/BENCHMARKS.md).
 pub fn conv_gemm(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let weight = conv.weight.val();
     let bias = match &conv.bias {
@@ -513,39 +513,45 @@ mod tests {
         Device::flex()
     }
 
-    /// The batched gather-and-multiply convolution equals burn's convolution, and so do the gradients of the input,
-    /// the weight and the bias (random data; kernel and stride of every xrl CNN layer; batches of 3 and 1).
+    /// `conv_gemm` equals burn's convolution, and so do the gradients of the input, the weight and the bias (random
+    /// data; kernel and stride of every xrl CNN layer, plus a kernel size without its own copy loop; batches of 3 and
+    /// 1).
     #[test]
     fn conv_gemm_matches_burns_convolution_and_its_gradients() {
         use burn::tensor::Distribution;
         let d = cpu().autodiff();
         d.seed(3);
-        let layers = [(4, 16, 3, 1, 10), (4, 32, 8, 4, 20), (3, 5, 4, 2, 9), (6, 4, 3, 1, 7)];
-        // Batch 1 takes its own (acting) path.
-        for ((cin, cout, k, s, hw), batch) in layers.into_iter().flat_map(|l| [(l, 3), (l, 1)]) {
-            let conv = Conv2dConfig::new([cin, cout], [k, k]).with_stride([s, s]).init(&d);
-            let x = Tensor::<4>::random([batch, cin, hw, hw], Distribution::Uniform(-1.0, 1.0), &d).require_grad();
-            let probe = Tensor::<4>::random(conv.forward(x.clone()).dims(), Distribution::Uniform(-1.0, 1.0), &d);
-            let grads_of = |y: Tensor<4>| {
-                let g = (y.clone() * probe.clone()).sum().backward();
-                let w = conv.weight.val().grad(&g).unwrap();
-                let b = conv.bias.as_ref().unwrap().val().grad(&g).unwrap();
-                (to_vec(y), to_vec(x.grad(&g).unwrap()), to_vec(w), to_vec(b))
-            };
-            let ours = grads_of(conv_gemm(&conv, x.clone()));
-            let burns = grads_of(conv.forward(x.clone()));
-            for (name, a, b) in [
-                ("output", &ours.0, &burns.0),
-                ("dx", &ours.1, &burns.1),
-                ("dw", &ours.2, &burns.2),
-                ("db", &ours.3, &burns.3),
-            ] {
-                assert_eq!(a.len(), b.len(), "{name}");
-                for (i, (u, v)) in a.iter().zip(b.iter()).enumerate() {
-                    assert!((u - v).abs() <= 1e-4 * (1.0 + v.abs()), "{name}[{i}] k{k} s{s}: {u} vs {v}");
+        let layers = [(4, 16, 3, 1, 10), (4, 32, 8, 4, 20), (3, 5, 4, 2, 9), (6, 4, 3, 1, 7), (2, 3, 5, 3, 11)];
+        // On two threads, batch 3 runs as samples {0, 1} and {2}, and the MinAtar-sized layer puts samples 0 and 1
+        // in one product; batch 1 lets gemm use the threads.
+        let two_threads = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let cases = layers.into_iter().flat_map(|l| [(l, 3), (l, 1)]);
+        two_threads.install(|| {
+            for ((cin, cout, k, s, hw), batch) in cases {
+                let conv = Conv2dConfig::new([cin, cout], [k, k]).with_stride([s, s]).init(&d);
+                let x = Tensor::<4>::random([batch, cin, hw, hw], Distribution::Uniform(-1.0, 1.0), &d).require_grad();
+                let probe = Tensor::<4>::random(conv.forward(x.clone()).dims(), Distribution::Uniform(-1.0, 1.0), &d);
+                let grads_of = |y: Tensor<4>| {
+                    let g = (y.clone() * probe.clone()).sum().backward();
+                    let w = conv.weight.val().grad(&g).unwrap();
+                    let b = conv.bias.as_ref().unwrap().val().grad(&g).unwrap();
+                    (to_vec(y), to_vec(x.grad(&g).unwrap()), to_vec(w), to_vec(b))
+                };
+                let ours = grads_of(conv_gemm(&conv, x.clone()));
+                let burns = grads_of(conv.forward(x.clone()));
+                for (name, a, b) in [
+                    ("output", &ours.0, &burns.0),
+                    ("dx", &ours.1, &burns.1),
+                    ("dw", &ours.2, &burns.2),
+                    ("db", &ours.3, &burns.3),
+                ] {
+                    assert_eq!(a.len(), b.len(), "{name}");
+                    for (i, (u, v)) in a.iter().zip(b.iter()).enumerate() {
+                        assert!((u - v).abs() <= 1e-4 * (1.0 + v.abs()), "{name}[{i}] k{k} s{s}: {u} vs {v}");
+                    }
                 }
             }
-        }
+        });
     }
 
     #[test]
