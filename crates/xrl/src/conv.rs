@@ -13,7 +13,7 @@
 //! matrix, transposed the product to NCHW (and the gradient back), added the bias in another pass, and every new
 //! burn-flex buffer was zeroed and then copied once more for alignment. A group's matrix (at most 400×256 values,
 //! 400 KB) stays in the core's cache between being written and read. Nature CNN training step at batch 32, old and
-//! new binaries alternating (two rounds, three medians of 30 steps each): 19.6–24.8 ms before, 15.8–16.3 ms after.
+//! new binaries alternating (three medians of 30 steps per run, several runs): 19.6–24.8 ms before, 15.8–17.1 after.
 //! One sample alone (acting) lets gemm use the threads instead.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
