@@ -29,46 +29,98 @@ use crate::flex::{contiguous, dims, owned};
 
 /// An unpadded k×k convolution with stride s of one `[c, h, w]` sample into `cout` channels.
 #[derive(Clone, Copy, Debug)]
-struct Geometry {
-    c: usize,
-    h: usize,
-    w: usize,
-    cout: usize,
-    k: usize,
-    s: usize,
+pub(crate) struct Geometry {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub cout: usize,
+    pub k: usize,
+    pub s: usize,
+}
+
+/// Output rows `y0..y1` and columns `x0..x1` of a convolution (or input rows and columns).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Rect {
+    pub y0: usize,
+    pub y1: usize,
+    pub x0: usize,
+    pub x1: usize,
+}
+
+impl Rect {
+    pub fn len(&self) -> usize {
+        (self.y1 - self.y0) * (self.x1 - self.x0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.y1 <= self.y0 || self.x1 <= self.x0
+    }
+
+    /// Its positions, row by row.
+    pub fn positions(&self) -> impl Iterator<Item = (usize, usize)> + use<> {
+        let (x0, x1) = (self.x0, self.x1);
+        (self.y0..self.y1).flat_map(move |y| (x0..x1).map(move |x| (y, x)))
+    }
 }
 
 impl Geometry {
-    fn out_hw(&self) -> (usize, usize) {
+    pub fn out_hw(&self) -> (usize, usize) {
         ((self.h - self.k) / self.s + 1, (self.w - self.k) / self.s + 1)
     }
 
     /// Output positions per channel.
-    fn positions(&self) -> usize {
+    pub fn positions(&self) -> usize {
         let (oh, ow) = self.out_hw();
         oh * ow
     }
 
     /// Values per im2col row (one kernel's footprint over all input channels).
-    fn kk(&self) -> usize {
+    pub fn kk(&self) -> usize {
         self.c * self.k * self.k
     }
 
-    fn in_len(&self) -> usize {
+    pub fn in_len(&self) -> usize {
         self.c * self.h * self.w
     }
 
-    fn out_len(&self) -> usize {
+    pub fn out_len(&self) -> usize {
         self.cout * self.positions()
+    }
+
+    /// Every output position.
+    pub fn all(&self) -> Rect {
+        let (oh, ow) = self.out_hw();
+        Rect { y0: 0, y1: oh, x0: 0, x1: ow }
+    }
+
+    /// The output positions whose windows read any input of `input` (empty when none does).
+    pub fn reached_by(&self, input: Rect) -> Rect {
+        if input.is_empty() {
+            return Rect { y0: 0, y1: 0, x0: 0, x1: 0 };
+        }
+        let (oh, ow) = self.out_hw();
+        // Window o covers inputs o·s .. o·s + k: it meets a..b when o·s < b and o·s + k > a.
+        let span = |a: usize, b: usize, n: usize| {
+            let first = (a + 1).saturating_sub(self.k).div_ceil(self.s);
+            let last = if b == 0 { 0 } else { ((b - 1) / self.s + 1).min(n) };
+            (first, last.max(first))
+        };
+        let ((y0, y1), (x0, x1)) = (span(input.y0, input.y1, oh), span(input.x0, input.x1, ow));
+        Rect { y0, y1, x0, x1 }
     }
 
     /// The sample's im2col matrix `[positions, kk]` into `cols`.
     fn im2col(&self, x: &[f32], cols: &mut [f32]) {
+        self.im2col_rect(x, self.all(), cols);
+    }
+
+    /// The im2col rows of the output positions in `rect`, row by row.
+    pub fn im2col_rect(&self, x: &[f32], rect: Rect, cols: &mut [f32]) {
         match self.k {
-            3 => im2col_k::<3>(self, x, cols),
-            4 => im2col_k::<4>(self, x, cols),
-            8 => im2col_k::<8>(self, x, cols),
-            _ => im2col_k::<0>(self, x, cols),
+            3 => im2col_k::<3>(self, x, rect, cols),
+            4 => im2col_k::<4>(self, x, rect, cols),
+            8 => im2col_k::<8>(self, x, rect, cols),
+            _ => im2col_k::<0>(self, x, rect, cols),
         }
     }
 
@@ -103,19 +155,15 @@ impl Geometry {
 
 /// Copies every kernel row (`k` contiguous inputs) with one slice copy. `K` is the kernel size when known at
 /// compile time (0: use `g.k`), so the common sizes copy with fixed-length moves.
-fn im2col_k<const K: usize>(g: &Geometry, x: &[f32], cols: &mut [f32]) {
+fn im2col_k<const K: usize>(g: &Geometry, x: &[f32], rect: Rect, cols: &mut [f32]) {
     let k = if K > 0 { K } else { g.k };
-    let (oh, ow) = g.out_hw();
     let kk = g.kk();
-    for oy in 0..oh {
-        for ox in 0..ow {
-            let row = &mut cols[(oy * ow + ox) * kk..][..kk];
-            for ci in 0..g.c {
-                for ky in 0..k {
-                    let from = (ci * g.h + oy * g.s + ky) * g.w + ox * g.s;
-                    let to = (ci * k + ky) * k;
-                    row[to..to + k].copy_from_slice(&x[from..from + k]);
-                }
+    for (row, (oy, ox)) in cols[..rect.len() * kk].chunks_exact_mut(kk).zip(rect.positions()) {
+        for ci in 0..g.c {
+            for ky in 0..k {
+                let from = (ci * g.h + oy * g.s + ky) * g.w + ox * g.s;
+                let to = (ci * k + ky) * k;
+                row[to..to + k].copy_from_slice(&x[from..from + k]);
             }
         }
     }
@@ -141,10 +189,28 @@ fn col2im_k<const K: usize>(g: &Geometry, cols: &[f32], dx: &mut [f32]) {
     }
 }
 
+/// The weight `[cout, kk]` transposed, `[kk, cout]`: the forward product's left operand in gemm's own
+/// (column-major) layout, so that gemm copies none of its operands.
+pub(crate) fn transposed(weight: &[f32], cout: usize, kk: usize) -> Vec<f32> {
+    let mut wt = vec![0f32; kk * cout];
+    for (co, row) in weight.chunks_exact(kk).enumerate() {
+        row.iter().enumerate().for_each(|(i, &v)| wt[i * cout + co] = v);
+    }
+    wt
+}
+
+/// The forward product at the output positions `rect` of one sample, `[rect.len(), cout]` (position-major, no
+/// bias) into `by_position`; `wt` is [`transposed`]'s weight and `cols` the im2col buffer.
+pub(crate) fn product_at(g: &Geometry, x: &[f32], wt: &[f32], rect: Rect, cols: &mut [f32], by_position: &mut [f32]) {
+    g.im2col_rect(x, rect, cols);
+    let (np, kk) = (rect.len(), g.kk());
+    gemm((g.cout, np, kk), by_position, (1, g.cout), false, wt, (1, g.cout), cols, (1, kk), false);
+}
+
 /// `dst = (accumulate ? dst : 0) + lhs·rhs` for an `m×n` result with a `k`-long inner dimension; every matrix is
 /// given as (values, row stride, column stride).
 #[allow(clippy::too_many_arguments)]
-fn gemm(
+pub(crate) fn gemm(
     (m, n, k): (usize, usize, usize),
     dst: &mut [f32],
     (dst_rs, dst_cs): (usize, usize),
@@ -300,12 +366,7 @@ impl ConvOps for Flex {
         let (x, weight, bias) = (contiguous(&x), contiguous(&weight), contiguous(&bias));
         let (xs, ws, bs) = (x.storage::<f32>(), weight.storage::<f32>(), bias.storage::<f32>());
         let (p, kk, groups) = (g.positions(), g.kk(), Groups::new(&g, b));
-        // The weight transposed, `[kk, cout]`, so that every operand below is in gemm's own (column-major) layout
-        // and gemm copies none of them.
-        let mut wt = vec![0f32; kk * cout];
-        for (co, row) in ws.chunks_exact(kk).enumerate() {
-            row.iter().enumerate().for_each(|(i, &v)| wt[i * cout + co] = v);
-        }
+        let wt = transposed(ws, cout, kk);
         let mut out = vec![0f32; b * g.out_len()];
         groups.each(&g, &mut out, g.out_len(), |sc, (first, n), ys| {
             g.im2col_group(xs, (first, n), &mut sc.cols);
@@ -483,6 +544,22 @@ mod tests {
         let mut dx = vec![0.0; 9];
         g.col2im(&[1.0; 16], &mut dx);
         assert_eq!(dx, vec![1.0, 2.0, 1.0, 2.0, 4.0, 2.0, 1.0, 2.0, 1.0]);
+    }
+
+    /// `reached_by` names exactly the output positions whose windows meet the input rectangle (brute force over
+    /// every window), strides that leave inputs unread included.
+    #[test]
+    fn reached_positions_are_those_whose_windows_meet_the_rectangle() {
+        for (h, k, s) in [(84, 8, 4), (20, 4, 2), (9, 3, 1), (11, 3, 3), (10, 4, 3)] {
+            let g = Geometry { c: 1, h, w: h, cout: 1, k, s };
+            let (oh, _) = g.out_hw();
+            for (a, b) in (0..=h).flat_map(|a| (a..=h).map(move |b| (a, b))) {
+                let r = g.reached_by(Rect { y0: a, y1: b, x0: 0, x1: h });
+                let want: Vec<usize> = (0..oh).filter(|o| a < b && o * s < b && o * s + k > a).collect();
+                let got: Vec<usize> = (r.y0..r.y1).collect();
+                assert_eq!(got, want, "h {h} k {k} s {s}, rows {a}..{b}");
+            }
+        }
     }
 
     /// col2im is im2col's adjoint, ⟨im2col(x), y⟩ = ⟨x, col2im(y)⟩, for every kernel-size path (3, 4, 8 and the

@@ -166,6 +166,21 @@ pub fn conv_gemm(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     crate::conv::conv2d(x, weight, bias, conv.stride[0])
 }
 
+/// A layer's activation, exposed as the pass's probe when it names the layer: on an autodiff device a zero leaf is
+/// added to it, whose gradient is the gradient at the layer.
+fn tap(pass: &Pass, probe: &mut Option<Probe>, name: String, act: Tensor<4>) -> Tensor<4> {
+    if pass.probe.as_deref() != Some(name.as_str()) {
+        return act;
+    }
+    let leaf = act.is_autodiff().then(|| act.zeros_like().require_grad());
+    let out = match &leaf {
+        Some(l) => act.clone() + l.clone(),
+        None => act.clone(),
+    };
+    *probe = Some(Probe { name, activation: act, leaf });
+    out
+}
+
 /// Q = V + A − mean_a(A), per sample.
 pub fn dueling(value: Tensor<2>, advantage: Tensor<2>) -> Tensor<2> {
     let mean = advantage.clone().mean_dim(1);
@@ -308,32 +323,52 @@ impl Net {
         let [batch, _] = obs.dims();
         let obs = if self.spec.input_scale == 1.0 { obs } else { obs.mul_scalar(self.spec.input_scale) };
         let mut probe = None;
-        let mut tap = |name: String, act: Tensor<4>| -> Tensor<4> {
-            if pass.probe.as_deref() != Some(name.as_str()) {
-                return act;
-            }
-            let leaf = act.is_autodiff().then(|| act.zeros_like().require_grad());
-            let out = match &leaf {
-                Some(l) => act.clone() + l.clone(),
-                None => act.clone(),
-            };
-            probe = Some(Probe { name, activation: act, leaf });
-            out
-        };
         // A DRQN stack of k frames becomes k rows per sample, each frame through the torso.
         let k = self.spec.frames.max(1);
         let frame_len = self.spec.frame_shape().iter().product::<usize>();
         let obs: Tensor<2> = if k > 1 { obs.reshape([batch * k, frame_len]) } else { obs };
-        let mut x: Tensor<2> = if self.convs.is_empty() {
+        let x: Tensor<2> = if self.convs.is_empty() {
             obs
         } else {
             let s = self.spec.frame_shape();
             let mut h: Tensor<4> = obs.reshape([batch * k, s[0], s[1], s[2]]);
             for (i, conv) in self.convs.iter().enumerate() {
-                h = tap(format!("conv{}", i + 1), relu_with(conv_gemm(conv, h), pass.relu));
+                h = tap(pass, &mut probe, format!("conv{}", i + 1), relu_with(conv_gemm(conv, h), pass.relu));
             }
             h.flatten(1, 3)
         };
+        self.after_convs(x, pass, probe)
+    }
+
+    /// The heads from the convolutions' flattened output `[batch, features]` (each frame's, for a DRQN stack):
+    /// what [`Net::forward`] computes after its last convolution. Perturbation saliency computes that output
+    /// itself, only where a perturbation reaches.
+    pub fn forward_from_convs(&self, features: Tensor<2>, pass: &Pass) -> Heads {
+        if !features.is_autodiff() && self.out.weight.val().is_autodiff() {
+            return self.valid().forward_from_convs(features, pass);
+        }
+        self.after_convs(features, pass, None)
+    }
+
+    /// The convolutions as plain values, input side first: (geometry, weight `[cout, c·k·k]`, bias).
+    pub(crate) fn conv_values(&self) -> Vec<(crate::conv::Geometry, Vec<f32>, Vec<f32>)> {
+        let [c, h, w] = self.spec.frame_shape()[..] else { return vec![] };
+        let (mut c, mut h, mut w) = (c, h, w);
+        let mut out = vec![];
+        for conv in &self.convs {
+            let [cout, _, k, _] = conv.weight.dims();
+            let s = conv.stride[0];
+            let g = crate::conv::Geometry { c, h, w, cout, k, s };
+            let bias = conv.bias.as_ref().map(|b| to_vec(b.val())).unwrap_or_else(|| vec![0.0; cout]);
+            out.push((g, to_vec(conv.weight.val()), bias));
+            (c, (h, w)) = (cout, g.out_hw());
+        }
+        out
+    }
+
+    fn after_convs(&self, mut x: Tensor<2>, pass: &Pass, mut probe: Option<Probe>) -> Heads {
+        let k = self.spec.frames.max(1);
+        let mut tap = |name: String, act: Tensor<4>| tap(pass, &mut probe, name, act);
         // Two-stream networks: the value stream starts from the torso's features too.
         let mut v_x = (!self.value_hidden.is_empty()).then(|| x.clone());
         for (i, layer) in self.hidden.iter().enumerate() {

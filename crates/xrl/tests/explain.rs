@@ -273,6 +273,39 @@ fn perturbation_saliency_by_hand_and_batching_invariance() {
     }
 }
 
+/// A plain convolutional `Net` takes the shortcut (its convolutions recomputed only where each mask reaches); the
+/// same network behind a closure sends every perturbed frame through the whole network. Same scores: the Nature
+/// CNN (Q values, raw pixels scaled by 1/255), its dueling two-stream variant scored on V, and an actor-critic
+/// one scored on a log-probability, at strides that put grid points on the frames' edges.
+#[test]
+fn perturbation_shortcut_through_convolutions_matches_whole_passes() {
+    use xrl::explain::{Perturbation, Score};
+    let d = Device::flex();
+    d.seed(21);
+    let nature =
+        NetSpec { input_scale: 1.0 / 255.0, ..NetSpec::new(vec![4, 84, 84], 5, Torso::NatureCnn, HeadKind::Q) };
+    let dueling = NetSpec { head: HeadKind::Dueling, ..nature.clone() }.with_streams();
+    let actor_critic = NetSpec { head: HeadKind::ActorCritic, ..nature.clone() };
+    let log_prob = Score::Target(Target::LogProb(2));
+    for (spec, score, stride) in [(nature, Score::Actor, 9), (dueling, Score::Critic, 13), (actor_critic, log_prob, 11)]
+    {
+        let net = Net::new(&spec, &d).unwrap();
+        let len: usize = spec.obs_shape.iter().product();
+        let x = nn::to_vec(Tensor::<2>::random([2, len], Distribution::Uniform(0.0, 255.0), &d));
+        let shape = [spec.obs_shape[0], spec.obs_shape[1], spec.obs_shape[2]];
+        let p = Perturbation { stride, ..Perturbation::new(score) };
+        let fast = p.attribute(&net, &x, shape);
+        let whole = p.attribute(&|x: Tensor<2>, pass: &Pass| net.forward(x, pass), &x, shape);
+        let top = whole.grid.iter().cloned().fold(0.0f32, f32::max);
+        assert!(top > 0.0, "{:?}: the perturbations change the output", spec.head);
+        // A score is ½‖Δ‖² of an output change Δ; the changes agree to 0.1% of the largest (rounding: the two
+        // paths sum in different orders, and a log-probability's change is a difference of values near 1).
+        for (k, (a, b)) in fast.grid.iter().zip(&whole.grid).enumerate() {
+            assert!((a.sqrt() - b.sqrt()).abs() <= 1e-3 * top.sqrt(), "{:?} grid {k}: {a} vs {b}", spec.head);
+        }
+    }
+}
+
 #[test]
 fn recurrent_steps_are_explained_at_their_recorded_state() {
     use xrl::explain::AtState;

@@ -11,6 +11,7 @@
 mod cam;
 mod gradient;
 mod integrated;
+mod local;
 mod occlusion;
 mod perturbation;
 mod smooth;
@@ -34,6 +35,12 @@ pub trait Model {
     /// sample i all say i) — what a model with per-sample context, such as a recorded recurrent state, needs.
     fn heads_for(&self, x: Tensor<2>, pass: &Pass, _samples: &[usize]) -> Heads {
         self.heads(x, pass)
+    }
+
+    /// The network itself, when the model is one plain [`Net`]: methods may then take shortcuts through its
+    /// layers (perturbation saliency recomputes only what a perturbation reaches).
+    fn as_net(&self) -> Option<&Net> {
+        None
     }
 }
 
@@ -72,6 +79,10 @@ impl AtState<'_> {
 impl Model for Net {
     fn heads(&self, x: Tensor<2>, pass: &Pass) -> Heads {
         self.forward(x, pass)
+    }
+
+    fn as_net(&self) -> Option<&Net> {
+        Some(self)
     }
 }
 

@@ -7,7 +7,12 @@
 //! to input resolution by bilinear interpolation between grid points; all perturbed copies of a frame go through
 //! the network in batches instead of one forward pass each (several frames' copies share a batch).
 
+use super::local::{Base, LocalConvs};
 use super::{Budget, Model, Rows, Target, outputs, target_value};
+use crate::conv::Rect;
+use crate::nn::{Heads, Pass};
+use burn::tensor::Tensor;
+use rayon::prelude::*;
 
 /// What the score compares.
 #[derive(Clone, Debug, PartialEq)]
@@ -56,39 +61,94 @@ impl Perturbation {
         let g = gh * gw;
         // Per frame: blur(I) − I, so that I′ = I + M ⊙ (blur(I) − I).
         let diffs: Vec<Vec<f32>> = inputs
-            .chunks(len)
+            .par_chunks(len)
             .map(|x| blur(x, c, h, w, self.blur_sigma).iter().zip(x).map(|(b, v)| b - v).collect())
             .collect();
+        // The mask M is a Gaussian cut, like scipy's `gaussian_filter` in the original code, at 4σ from the grid
+        // point along each axis: zero outside a square of side 2·⌊4σ + ½⌋ + 1 (41 px for σ = 5).
+        let radius = (4.0 * self.mask_sigma + 0.5) as usize;
         let gauss = |d: f32| (-d * d / (2.0 * self.mask_sigma * self.mask_sigma)).exp();
-        // Row i·(1 + G) is frame i itself; row i·(1 + G) + 1 + k its copy perturbed at grid point k. Rows are made
-        // a chunk at a time, and a chunk may hold several frames' copies.
-        let fill = |r: usize, out: &mut [f32]| {
-            let (i, k) = (r / (1 + g), r % (1 + g));
-            out.copy_from_slice(&inputs[i * len..(i + 1) * len]);
-            if k == 0 {
-                return;
+        let point = |k: usize| (gys[(k - 1) / gw], gxs[(k - 1) % gw]);
+        let square = |k: usize| {
+            let (gy, gx) = point(k);
+            Rect {
+                y0: gy.saturating_sub(radius),
+                y1: (gy + radius + 1).min(h),
+                x0: gx.saturating_sub(radius),
+                x1: (gx + radius + 1).min(w),
             }
-            let (gy, gx) = (gys[(k - 1) / gw] as f32, gxs[(k - 1) % gw] as f32);
-            // The Gaussian mask is separable: exp(−dy²/2σ²)·exp(−dx²/2σ²).
-            let mx: Vec<f32> = (0..w).map(|xx| gauss(xx as f32 - gx)).collect();
-            for y in 0..h {
-                let my = gauss(y as f32 - gy);
+        };
+        // Writes I′ of frame i perturbed at grid point k over the mask's square of `out` (all channels).
+        let perturb = |i: usize, k: usize, out: &mut [f32]| {
+            let ((gy, gx), sq) = (point(k), square(k));
+            // The mask is separable: exp(−dy²/2σ²)·exp(−dx²/2σ²).
+            let mx: Vec<f32> = (sq.x0..sq.x1).map(|xx| gauss(xx as f32 - gx as f32)).collect();
+            let (frame, diff) = (&inputs[i * len..(i + 1) * len], &diffs[i]);
+            for y in sq.y0..sq.y1 {
+                let my = gauss(y as f32 - gy as f32);
                 for ch in 0..c {
                     let row = ch * h * w + y * w;
-                    for (xx, mx) in mx.iter().enumerate() {
-                        out[row + xx] += my * mx * diffs[i][row + xx];
+                    for (j, mx) in mx.iter().enumerate() {
+                        let at = row + sq.x0 + j;
+                        out[at] = frame[at] + my * mx * diff[at];
                     }
                 }
             }
         };
-        let rows = Rows::Made { count: n * (1 + g), fill: &fill };
-        let frame_of: Vec<usize> = (0..n * (1 + g)).map(|r| r / (1 + g)).collect();
+        // Row i·(1 + G) is frame i itself; row i·(1 + G) + 1 + k its copy perturbed at grid point k. Rows are made
+        // a chunk at a time, and a chunk may hold several frames' copies.
+        let count = n * (1 + g);
+        let frame_of: Vec<usize> = (0..count).map(|r| r / (1 + g)).collect();
         // The compared outputs of every row: logits, V or the target.
-        let outs = outputs(model, rows, len, &frame_of, self.budget, &|h, samples| match &self.score {
+        let pick = |h: Heads, samples: &[usize]| match &self.score {
             Score::Actor => h.logits.or(h.q).expect("the actor score needs logits (or Q values)"),
             Score::Critic => h.value.expect("the critic score needs a value head"),
             Score::Target(t) => target_value(&h, t, samples),
-        });
+        };
+        // The shortcut pays when a mask's square leaves part of the frame alone (not on MinAtar's 10×10).
+        let small = 2 * radius + 1 < h.max(w);
+        let local = model.as_net().filter(|_| small).and_then(|net| Some((net, LocalConvs::of(net)?)));
+        let outs = if let Some((net, local)) = local {
+            // A convolutional network: each row is the convolutions' output, computed where the mask's square
+            // reaches (the rest is the frame's own), and the fully connected layers run on those rows.
+            let bases: Vec<Base> = inputs.par_chunks(len).map(|x| local.base(x)).collect();
+            let fill = |r: usize, out: &mut [f32]| {
+                let (i, k) = (r / (1 + g), r % (1 + g));
+                if k == 0 {
+                    return out.copy_from_slice(bases[i].features());
+                }
+                let (sq, frame) = (square(k), &inputs[i * len..(i + 1) * len]);
+                let read = local.reads(sq);
+                thread_local! {
+                    static PERTURBED: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+                }
+                let mut x = PERTURBED.take();
+                x.resize(len, 0.0);
+                // Only what the first convolution reads of the perturbed frame: the frame there, then I′ over the
+                // mask's square.
+                for ch in 0..c {
+                    for y in read.y0..read.y1 {
+                        let row = ch * h * w + y * w;
+                        x[row + read.x0..row + read.x1].copy_from_slice(&frame[row + read.x0..row + read.x1]);
+                    }
+                }
+                perturb(i, k, &mut x);
+                local.features(&bases[i], &x, sq, out);
+                PERTURBED.set(x);
+            };
+            let rest = |x: Tensor<2>, pass: &Pass| net.forward_from_convs(x, pass);
+            let rows = Rows::Made { count, fill: &fill };
+            outputs(&rest, rows, local.feature_len(), &frame_of, self.budget, &pick)
+        } else {
+            let fill = |r: usize, out: &mut [f32]| {
+                let (i, k) = (r / (1 + g), r % (1 + g));
+                out.copy_from_slice(&inputs[i * len..(i + 1) * len]);
+                if k > 0 {
+                    perturb(i, k, out);
+                }
+            };
+            outputs(model, Rows::Made { count, fill: &fill }, len, &frame_of, self.budget, &pick)
+        };
         let dim = outs.len() / (n * (1 + g));
         let mut grid = Vec::with_capacity(n * g);
         let mut maps = Vec::with_capacity(n * h * w);
@@ -108,12 +168,14 @@ pub fn blur(x: &[f32], c: usize, h: usize, w: usize, sigma: f32) -> Vec<f32> {
     if sigma <= 0.0 {
         return x.to_vec();
     }
-    let r = (4.0 * sigma + 0.5) as isize;
-    let kernel: Vec<f32> = (-r..=r).map(|d| (-(d * d) as f32 / (2.0 * sigma * sigma)).exp()).collect();
+    let r = (4.0 * sigma + 0.5) as usize;
+    let kernel: Vec<f32> =
+        (0..=2 * r).map(|i| i as f32 - r as f32).map(|d| (-d * d / (2.0 * sigma * sigma)).exp()).collect();
     let norm: f32 = kernel.iter().sum();
-    let reflect = |i: isize, n: usize| -> usize {
+    // Index i − r of 0..n mirrored back inside (scipy's `reflect`: … 1 0 | 0 1 … n−1 | n−1 n−2 …).
+    let reflect = |i: usize, n: usize| -> usize {
+        let mut i = i as isize - r as isize;
         let n = n as isize;
-        let mut i = i;
         loop {
             if i < 0 {
                 i = -i - 1;
@@ -124,25 +186,26 @@ pub fn blur(x: &[f32], c: usize, h: usize, w: usize, sigma: f32) -> Vec<f32> {
             }
         }
     };
-    let mut tmp = vec![0.0f32; x.len()];
+    let (cols, rows): (Vec<usize>, Vec<usize>) =
+        ((0..w + 2 * r).map(|i| reflect(i, w)).collect(), (0..h + 2 * r).map(|i| reflect(i, h)).collect());
     let mut out = vec![0.0f32; x.len()];
-    for ch in 0..c {
-        let p = ch * h * w;
-        for y in 0..h {
-            for xx in 0..w {
-                tmp[p + y * w + xx] = (-r..=r)
-                    .map(|d| kernel[(d + r) as usize] * x[p + y * w + reflect(xx as isize + d, w)])
-                    .sum::<f32>()
-                    / norm;
+    let (mut padded, mut tmp) = (vec![0.0f32; w + 2 * r], vec![0.0f32; h * w]);
+    for (plane, dst) in x.chunks_exact(h * w).zip(out.chunks_exact_mut(h * w)).take(c) {
+        // Along rows: each output is the kernel over the mirrored row.
+        for (row, t) in plane.chunks_exact(w).zip(tmp.chunks_exact_mut(w)) {
+            padded.iter_mut().zip(&cols).for_each(|(p, &j)| *p = row[j]);
+            t.fill(0.0);
+            for (d, &k) in kernel.iter().enumerate() {
+                t.iter_mut().zip(&padded[d..]).for_each(|(t, p)| *t += k * p);
             }
         }
-        for y in 0..h {
-            for xx in 0..w {
-                out[p + y * w + xx] = (-r..=r)
-                    .map(|d| kernel[(d + r) as usize] * tmp[p + reflect(y as isize + d, h) * w + xx])
-                    .sum::<f32>()
-                    / norm;
+        // Along columns: each output row is the kernel over the mirrored rows.
+        for (y, o) in dst.chunks_exact_mut(w).enumerate() {
+            for (d, &k) in kernel.iter().enumerate() {
+                let src = &tmp[rows[y + d] * w..][..w];
+                o.iter_mut().zip(src).for_each(|(o, v)| *o += k * v);
             }
+            o.iter_mut().for_each(|o| *o /= norm * norm);
         }
     }
     out

@@ -1,0 +1,216 @@
+//! Forward passes of frames that differ from a known frame only inside a rectangle, through a network's
+//! convolutions: each layer recomputes the output positions whose windows read a changed value and copies the
+//! others from the known frame's activations.
+//!
+//! Perturbation saliency changes a blob of at most 41×41 pixels of an 84×84 frame per grid point (a Gaussian of
+//! σ = 5 cut at 4σ). Through the Nature CNN that leaves on average about a quarter of conv1's positions to
+//! compute, a third of conv2's and half of conv3's; the fully connected layers run as usual, batched. Each
+//! recomputed position is the same sum of the same products as in the whole pass (gemm may group the sum
+//! differently, so values can differ in the last bits), and every other position is the whole pass's value.
+
+use crate::conv::{Geometry, Rect, product_at, transposed};
+use crate::nn::Net;
+
+/// One convolution and its ReLU: the weight transposed for [`product_at`], and the bias.
+struct Layer {
+    g: Geometry,
+    wt: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl Layer {
+    /// Overwrites the output positions `rect` of `out` (NCHW) with relu(conv(input) + bias) there.
+    fn apply(&self, input: &[f32], rect: Rect, out: &mut [f32], sc: &mut Scratch) {
+        let (p, (_, ow), cout) = (self.g.positions(), self.g.out_hw(), self.g.cout);
+        sc.cols.resize(rect.len() * self.g.kk(), 0.0);
+        sc.by_position.resize(rect.len() * cout, 0.0);
+        product_at(&self.g, input, &self.wt, rect, &mut sc.cols, &mut sc.by_position);
+        // Channel by channel, so that the writes run along the rectangle's rows.
+        let width = rect.x1 - rect.x0;
+        for (co, (plane, b)) in out.chunks_exact_mut(p).zip(&self.bias).enumerate() {
+            for (i, oy) in (rect.y0..rect.y1).enumerate() {
+                let values = sc.by_position[i * width * cout + co..].iter().step_by(cout);
+                let line = &mut plane[oy * ow + rect.x0..][..width];
+                line.iter_mut().zip(values).for_each(|(o, v)| *o = (v + b).max(0.0));
+            }
+        }
+    }
+}
+
+/// A network's convolutions, ready for local passes.
+pub(crate) struct LocalConvs {
+    layers: Vec<Layer>,
+}
+
+/// A frame's activations after each convolution and its ReLU (NCHW), input side first.
+pub(crate) struct Base {
+    acts: Vec<Vec<f32>>,
+}
+
+impl Base {
+    /// The last convolution's output: what the fully connected layers read.
+    pub fn features(&self) -> &[f32] {
+        self.acts.last().expect("at least one convolution")
+    }
+}
+
+/// Per-thread buffers: the im2col rows and products of the recomputed positions, the intermediate activations.
+#[derive(Default)]
+struct Scratch {
+    cols: Vec<f32>,
+    by_position: Vec<f32>,
+    acts: Vec<Vec<f32>>,
+}
+
+impl LocalConvs {
+    /// For a feed-forward network that sees one frame through convolutions; `None` for MLPs, recurrent cores and
+    /// DRQN stacks.
+    pub fn of(net: &Net) -> Option<Self> {
+        let spec = net.spec();
+        if spec.core.is_some() || spec.frames > 0 {
+            return None;
+        }
+        let layers: Vec<Layer> = net
+            .conv_values()
+            .into_iter()
+            .enumerate()
+            .map(|(i, (g, weight, bias))| {
+                // The input scale folded into the first weight: W·(s·x) = (s·W)·x.
+                let scale = if i == 0 { spec.input_scale } else { 1.0 };
+                let weight: Vec<f32> = weight.iter().map(|v| v * scale).collect();
+                Layer { wt: transposed(&weight, g.cout, g.kk()), g, bias }
+            })
+            .collect();
+        (!layers.is_empty()).then_some(LocalConvs { layers })
+    }
+
+    /// Values per frame of the last convolution's output.
+    pub fn feature_len(&self) -> usize {
+        self.layers.last().map_or(0, |l| l.g.out_len())
+    }
+
+    /// The activations of a whole frame.
+    pub fn base(&self, frame: &[f32]) -> Base {
+        let mut sc = Scratch::default();
+        let mut acts: Vec<Vec<f32>> = vec![];
+        for layer in &self.layers {
+            let mut out = vec![0.0; layer.g.out_len()];
+            layer.apply(acts.last().map_or(frame, |a| a), layer.g.all(), &mut out, &mut sc);
+            acts.push(out);
+        }
+        Base { acts }
+    }
+
+    /// The input pixels (all channels) that a pass for a frame changed inside `changed` reads: the windows of the
+    /// first convolution's positions that `changed` reaches. Outside it, `x` of [`LocalConvs::features`] may hold
+    /// anything.
+    pub fn reads(&self, changed: Rect) -> Rect {
+        let g = &self.layers[0].g;
+        let r = g.reached_by(changed);
+        if r.is_empty() {
+            return r;
+        }
+        Rect { y0: r.y0 * g.s, y1: (r.y1 - 1) * g.s + g.k, x0: r.x0 * g.s, x1: (r.x1 - 1) * g.s + g.k }
+    }
+
+    /// The last convolution's output for `x` into `out`, where `x` equals `base`'s frame outside `changed` (all
+    /// channels) and is read only inside [`LocalConvs::reads`]`(changed)`.
+    pub fn features(&self, base: &Base, x: &[f32], changed: Rect, out: &mut [f32]) {
+        thread_local! {
+            static KEPT: std::cell::Cell<Scratch> = std::cell::Cell::new(Scratch::default());
+        }
+        // Taken out, not borrowed (see `crate::conv`'s scratch).
+        let mut sc = KEPT.take();
+        let n = self.layers.len();
+        let mut acts = std::mem::take(&mut sc.acts);
+        acts.resize_with(n - 1, Vec::new);
+        let mut changed = changed;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let reached = layer.g.reached_by(changed);
+            let (before, after) = acts.split_at_mut(i);
+            let input: &[f32] = if i == 0 { x } else { &before[i - 1] };
+            if reached.is_empty() {
+                // Nothing this layer reads has changed, nor anything after it.
+                out.copy_from_slice(base.features());
+                break;
+            }
+            let dst: &mut [f32] = if i + 1 == n {
+                out.copy_from_slice(&base.acts[i]);
+                &mut *out
+            } else {
+                let a = &mut after[0];
+                a.clear();
+                a.extend_from_slice(&base.acts[i]);
+                a
+            };
+            layer.apply(input, reached, dst, &mut sc);
+            changed = reached;
+        }
+        sc.acts = acts;
+        KEPT.set(sc);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{HeadKind, NetSpec, Pass, Torso, to_vec};
+    use burn::tensor::{Device, Distribution, Tensor};
+
+    fn random(n: usize, d: &Device) -> Vec<f32> {
+        to_vec(Tensor::<1>::random([n], Distribution::Uniform(0.0, 255.0), d))
+    }
+
+    /// A frame changed inside a rectangle: the local pass gives the last convolution's output of burn's whole
+    /// forward pass (probed), for rectangles inside the frame, across its edges, of one pixel and of all of it —
+    /// reading nothing outside what `reads` names (filled with a huge value there, which would show).
+    #[test]
+    fn local_passes_match_whole_passes_and_read_only_what_they_say() {
+        let d = Device::flex();
+        d.seed(3);
+        let nature =
+            NetSpec { input_scale: 1.0 / 255.0, ..NetSpec::new(vec![4, 84, 84], 6, Torso::NatureCnn, HeadKind::Q) };
+        let minatar = NetSpec::new(vec![4, 10, 10], 3, Torso::MinatarCnn, HeadKind::ActorCritic);
+        let rect = |y0, y1, x0, x1| Rect { y0, y1, x0, x1 };
+        let cases = [
+            (nature, vec![rect(20, 61, 30, 71), rect(0, 21, 64, 84), rect(83, 84, 0, 1), rect(0, 84, 0, 84)]),
+            (minatar, vec![rect(2, 5, 3, 4), rect(0, 10, 9, 10), rect(0, 10, 0, 10)]),
+        ];
+        for (spec, rects) in cases {
+            let net = Net::new(&spec, &d).unwrap();
+            let local = LocalConvs::of(&net).expect("a convolutional network");
+            let [c, h, w] = spec.obs_shape[..] else { unreachable!() };
+            let frame = random(c * h * w, &d);
+            let base = local.base(&frame);
+            let last = format!("conv{}", net.conv_values().len());
+            let whole = |x: &[f32]| {
+                let pass = Pass { probe: Some(last.clone()), ..Pass::default() };
+                let t = Tensor::<1>::from_floats(x, &d).reshape([1, x.len()]);
+                to_vec(net.forward(t, &pass).probe.unwrap().activation)
+            };
+            let close = |a: &[f32], b: &[f32], what: &str| {
+                for (j, (a, b)) in a.iter().zip(b).enumerate() {
+                    assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{what}, feature {j}: {a} vs {b}");
+                }
+            };
+            close(base.features(), &whole(&frame), "base");
+            for sq in rects {
+                let mut x = frame.clone();
+                let noise = random(x.len(), &d);
+                for (ch, y, xx) in (0..c).flat_map(|ch| sq.positions().map(move |(y, xx)| (ch, y, xx))) {
+                    x[(ch * h + y) * w + xx] = noise[(ch * h + y) * w + xx];
+                }
+                let want = whole(&x);
+                let read = local.reads(sq);
+                for (ch, y, xx) in (0..c).flat_map(|ch| (0..h).flat_map(move |y| (0..w).map(move |xx| (ch, y, xx)))) {
+                    if !(read.y0..read.y1).contains(&y) || !(read.x0..read.x1).contains(&xx) {
+                        x[(ch * h + y) * w + xx] = 1e30;
+                    }
+                }
+                let mut out = vec![0.0; local.feature_len()];
+                local.features(&base, &x, sq, &mut out);
+                close(&out, &want, &format!("{sq:?}"));
+            }
+        }
+    }
+}
