@@ -207,6 +207,17 @@ pub(crate) fn product_at(g: &Geometry, x: &[f32], wt: &[f32], rect: Rect, cols: 
     gemm((g.cout, np, kk), by_position, (1, g.cout), false, wt, (1, g.cout), cols, (1, kk), false);
 }
 
+/// The input gradients `[b, c, h, w]` of `b` samples from their output gradients `grad` (`[b, cout, oh, ow]`, flat)
+/// and the weight `[cout, kk]`, as plain values: the convolution's own backward.
+pub(crate) fn input_gradient(g: &Geometry, weight: &[f32], grad: &[f32]) -> Vec<f32> {
+    let (oh, ow) = g.out_hw();
+    let b = grad.len() / g.out_len();
+    let grad = owned(grad.to_vec(), vec![b, g.cout, oh, ow]);
+    let weight = owned(weight.to_vec(), vec![g.cout, g.c, g.k, g.k]);
+    let dx = <Flex as ConvOps>::conv_input_grad(grad, weight, g.h, g.w, g.s);
+    dx.storage::<f32>().to_vec()
+}
+
 /// `dst = (accumulate ? dst : 0) + lhs·rhs` for an `m×n` result with a `k`-long inner dimension; every matrix is
 /// given as (values, row stride, column stride).
 #[allow(clippy::too_many_arguments)]

@@ -327,17 +327,42 @@ impl Net {
         let k = self.spec.frames.max(1);
         let frame_len = self.spec.frame_shape().iter().product::<usize>();
         let obs: Tensor<2> = if k > 1 { obs.reshape([batch * k, frame_len]) } else { obs };
-        let x: Tensor<2> = if self.convs.is_empty() {
-            obs
-        } else {
-            let s = self.spec.frame_shape();
-            let mut h: Tensor<4> = obs.reshape([batch * k, s[0], s[1], s[2]]);
-            for (i, conv) in self.convs.iter().enumerate() {
-                h = tap(pass, &mut probe, format!("conv{}", i + 1), relu_with(conv_gemm(conv, h), pass.relu));
+        let x: Tensor<2> = match self.convs.first() {
+            None => obs,
+            Some(first) => {
+                let s = self.spec.frame_shape();
+                let z = conv_gemm(first, obs.reshape([batch * k, s[0], s[1], s[2]]));
+                self.convs_from(z, pass, &mut probe)
             }
-            h.flatten(1, 3)
         };
         self.after_convs(x, pass, probe)
+    }
+
+    /// The heads from the first convolution's output before its ReLU, `[batch, c·h·w]` (flat; one frame per row):
+    /// what [`Net::forward`] computes after that convolution. The first layer is linear in the input, so methods
+    /// that sum input gradients (integrated gradients, SmoothGrad's mean) can sum them at its output instead and
+    /// take its backward once per sample.
+    pub fn forward_from_first_conv(&self, z: Tensor<2>, pass: &Pass) -> Heads {
+        if !z.is_autodiff() && self.out.weight.val().is_autodiff() {
+            return self.valid().forward_from_first_conv(z, pass);
+        }
+        let first = self.convs.first().expect("a network with convolutions");
+        let [batch, _] = z.dims();
+        let [cout, _, k, _] = first.weight.dims();
+        let s = self.spec.frame_shape();
+        let (oh, ow) = ((s[1] - k) / first.stride[0] + 1, (s[2] - k) / first.stride[0] + 1);
+        let mut probe = None;
+        let x = self.convs_from(z.reshape([batch, cout, oh, ow]), pass, &mut probe);
+        self.after_convs(x, pass, probe)
+    }
+
+    /// From the first convolution's output before its ReLU through the remaining convolutions, flattened.
+    fn convs_from(&self, z: Tensor<4>, pass: &Pass, probe: &mut Option<Probe>) -> Tensor<2> {
+        let mut h = tap(pass, probe, "conv1".into(), relu_with(z, pass.relu));
+        for (i, conv) in self.convs.iter().enumerate().skip(1) {
+            h = tap(pass, probe, format!("conv{}", i + 1), relu_with(conv_gemm(conv, h), pass.relu));
+        }
+        h.flatten(1, 3)
     }
 
     /// The heads from the convolutions' flattened output `[batch, features]` (each frame's, for a DRQN stack):

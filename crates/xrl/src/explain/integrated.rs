@@ -1,8 +1,11 @@
 //! Integrated gradients (Sundararajan et al. 2017): `(x − b) ⊙ ∫₀¹ ∂T/∂x(b + α(x − b)) dα`, the integral by a
 //! quadrature rule; the convergence delta `Σ attribution − (T(x) − T(b))` is reported per sample.
 
+use super::local::FirstConv;
 use super::{Attribution, Budget, Model, Rows, Target, gradients, values};
 use crate::nn::Pass;
+use burn::tensor::Tensor;
+use rayon::prelude::*;
 
 /// Quadrature rules of Captum's `IntegratedGradients(method=…)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,25 +115,49 @@ impl IntegratedGradients {
         };
         let points = self.rule.points(self.steps);
         let m = points.len();
-        // Path point k of sample i is row i·m + k, made a chunk at a time: b + α_k (x − b).
-        let fill = |r: usize, out: &mut [f32]| {
-            let (i, alpha) = (r / m, points[r % m].0 as f32);
-            let (x, b) = (&inputs[i * len..(i + 1) * len], &base[i * len..(i + 1) * len]);
-            for ((o, x), b) in out.iter_mut().zip(x).zip(b) {
-                *o = b + alpha * (x - b);
-            }
-        };
         let sample_of: Vec<usize> = (0..n * m).map(|r| r / m).collect();
-        let mut maps = vec![0.0f32; inputs.len()];
-        let rows = Rows::Made { count: n * m, fill: &fill };
-        gradients(model, rows, len, &sample_of, target, &Pass::default(), self.budget, &mut |start, _, g| {
-            for (k, g) in g.chunks(len).enumerate() {
-                let (i, w) = ((start + k) / m, points[(start + k) % m].1 as f32);
-                for (a, g) in maps[i * len..(i + 1) * len].iter_mut().zip(g) {
-                    *a += w * g;
+        // Σ_k w_k · g_k per sample, the gradients g_k taken at `len`-long rows (path point k of sample i is row
+        // i·m + k).
+        let sum = |len: usize, rows: Rows, model: &dyn Model| {
+            let mut sums = vec![0.0f32; n * len];
+            gradients(model, rows, len, &sample_of, target, &Pass::default(), self.budget, &mut |start, _, g| {
+                for (k, g) in g.chunks(len).enumerate() {
+                    let (i, w) = ((start + k) / m, points[(start + k) % m].1 as f32);
+                    sums[i * len..(i + 1) * len].iter_mut().zip(g).for_each(|(a, g)| *a += w * g);
                 }
-            }
-        });
+            });
+            sums
+        };
+        let first = model.as_net().and_then(|net| Some((net, FirstConv::of(net)?)));
+        let mut maps = if let Some((net, first)) = first {
+            // A convolutional network: path points start at the first convolution's output,
+            // z(b + α(x − b)) = z(b) + α·z₀(x − b) (z₀: without the bias), and the summed gradients there go back
+            // through it once per sample.
+            let zl = first.out_len();
+            let (mut zb, mut zd) = (vec![0.0f32; n * zl], vec![0.0f32; n * zl]);
+            zb.par_chunks_mut(zl).zip(zd.par_chunks_mut(zl)).enumerate().for_each(|(i, (zb, zd))| {
+                let (x, b) = (&inputs[i * len..(i + 1) * len], &base[i * len..(i + 1) * len]);
+                let d: Vec<f32> = x.iter().zip(b).map(|(x, b)| x - b).collect();
+                first.apply(b, true, zb);
+                first.apply(&d, false, zd);
+            });
+            let fill = |r: usize, out: &mut [f32]| {
+                let (i, alpha) = (r / m, points[r % m].0 as f32);
+                let (zb, zd) = (&zb[i * zl..(i + 1) * zl], &zd[i * zl..(i + 1) * zl]);
+                out.iter_mut().zip(zb).zip(zd).for_each(|((o, b), d)| *o = b + alpha * d);
+            };
+            let rest = |z: Tensor<2>, pass: &Pass| net.forward_from_first_conv(z, pass);
+            first.input_gradients(&sum(zl, Rows::Made { count: n * m, fill: &fill }, &rest))
+        } else {
+            let fill = |r: usize, out: &mut [f32]| {
+                let (i, alpha) = (r / m, points[r % m].0 as f32);
+                let (x, b) = (&inputs[i * len..(i + 1) * len], &base[i * len..(i + 1) * len]);
+                for ((o, x), b) in out.iter_mut().zip(x).zip(b) {
+                    *o = b + alpha * (x - b);
+                }
+            };
+            sum(len, Rows::Made { count: n * m, fill: &fill }, model)
+        };
         for j in 0..inputs.len() {
             maps[j] *= inputs[j] - base[j];
         }

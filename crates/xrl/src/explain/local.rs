@@ -1,12 +1,18 @@
-//! Forward passes of frames that differ from a known frame only inside a rectangle, through a network's
-//! convolutions: each layer recomputes the output positions whose windows read a changed value and copies the
-//! others from the known frame's activations.
+//! The network's convolutions as plain values, for methods that need less than a whole pass through them.
 //!
-//! Perturbation saliency changes a blob of at most 41×41 pixels of an 84×84 frame per grid point (a Gaussian of
-//! σ = 5 cut at 4σ). Through the Nature CNN that leaves on average about a quarter of conv1's positions to
-//! compute, a third of conv2's and half of conv3's; the fully connected layers run as usual, batched. Each
-//! recomputed position is the same sum of the same products as in the whole pass (gemm may group the sum
-//! differently, so values can differ in the last bits), and every other position is the whole pass's value.
+//! * [`LocalConvs`]: forward passes of frames that differ from a known frame only inside a rectangle. Each layer
+//!   recomputes the output positions whose windows read a changed value and copies the others from the known
+//!   frame's activations. Perturbation saliency changes a blob of at most 41×41 pixels of an 84×84 frame per grid
+//!   point (a Gaussian of σ = 5 cut at 4σ); through the Nature CNN that leaves on average about a quarter of
+//!   conv1's positions to compute, a third of conv2's and half of conv3's.
+//! * [`FirstConv`]: the first convolution is linear in the input, z = W·(s·x) + b (s: the network's input scale).
+//!   Integrated gradients and SmoothGrad's mean are weighted sums of input gradients, and an input gradient is
+//!   s·Wᵀ times the gradient at z: they sum the gradients at z over path points or noise samples and take the
+//!   convolution's backward once per sample. Integrated gradients' path points need no pass through it either:
+//!   z(b + α(x − b)) = z(b) + α·W·s(x − b).
+//!
+//! Each recomputed position is the same sum of the same products as in the whole pass (gemm may group the sum
+//! differently, so values can differ in the last bits); every other position is the whole pass's value.
 
 use crate::conv::{Geometry, Rect, product_at, transposed};
 use crate::nn::Net;
@@ -19,19 +25,21 @@ struct Layer {
 }
 
 impl Layer {
-    /// Overwrites the output positions `rect` of `out` (NCHW) with relu(conv(input) + bias) there.
-    fn apply(&self, input: &[f32], rect: Rect, out: &mut [f32], sc: &mut Scratch) {
+    /// Overwrites the output positions `rect` of `out` (NCHW) with relu(conv(input) + bias) there (without the
+    /// ReLU, and without the bias, when told).
+    fn apply(&self, input: &[f32], rect: Rect, out: &mut [f32], sc: &mut Scratch, (relu, bias): (bool, bool)) {
         let (p, (_, ow), cout) = (self.g.positions(), self.g.out_hw(), self.g.cout);
         sc.cols.resize(rect.len() * self.g.kk(), 0.0);
         sc.by_position.resize(rect.len() * cout, 0.0);
         product_at(&self.g, input, &self.wt, rect, &mut sc.cols, &mut sc.by_position);
         // Channel by channel, so that the writes run along the rectangle's rows.
-        let width = rect.x1 - rect.x0;
+        let (width, floor) = (rect.x1 - rect.x0, if relu { 0.0 } else { f32::NEG_INFINITY });
         for (co, (plane, b)) in out.chunks_exact_mut(p).zip(&self.bias).enumerate() {
+            let b = if bias { *b } else { 0.0 };
             for (i, oy) in (rect.y0..rect.y1).enumerate() {
                 let values = sc.by_position[i * width * cout + co..].iter().step_by(cout);
                 let line = &mut plane[oy * ow + rect.x0..][..width];
-                line.iter_mut().zip(values).for_each(|(o, v)| *o = (v + b).max(0.0));
+                line.iter_mut().zip(values).for_each(|(o, v)| *o = (v + b).max(floor));
             }
         }
     }
@@ -95,7 +103,7 @@ impl LocalConvs {
         let mut acts: Vec<Vec<f32>> = vec![];
         for layer in &self.layers {
             let mut out = vec![0.0; layer.g.out_len()];
-            layer.apply(acts.last().map_or(frame, |a| a), layer.g.all(), &mut out, &mut sc);
+            layer.apply(acts.last().map_or(frame, |a| a), layer.g.all(), &mut out, &mut sc, (true, true));
             acts.push(out);
         }
         Base { acts }
@@ -116,11 +124,10 @@ impl LocalConvs {
     /// The last convolution's output for `x` into `out`, where `x` equals `base`'s frame outside `changed` (all
     /// channels) and is read only inside [`LocalConvs::reads`]`(changed)`.
     pub fn features(&self, base: &Base, x: &[f32], changed: Rect, out: &mut [f32]) {
-        thread_local! {
-            static KEPT: std::cell::Cell<Scratch> = std::cell::Cell::new(Scratch::default());
-        }
-        // Taken out, not borrowed (see `crate::conv`'s scratch).
-        let mut sc = KEPT.take();
+        Scratch::with(|sc| self.features_in(base, x, changed, out, sc))
+    }
+
+    fn features_in(&self, base: &Base, x: &[f32], changed: Rect, out: &mut [f32], sc: &mut Scratch) {
         let n = self.layers.len();
         let mut acts = std::mem::take(&mut sc.acts);
         acts.resize_with(n - 1, Vec::new);
@@ -143,11 +150,58 @@ impl LocalConvs {
                 a.extend_from_slice(&base.acts[i]);
                 a
             };
-            layer.apply(input, reached, dst, &mut sc);
+            layer.apply(input, reached, dst, sc, (true, true));
             changed = reached;
         }
         sc.acts = acts;
+    }
+}
+
+impl Scratch {
+    /// Runs `f` with this thread's buffers, kept between calls (taken out, not borrowed: see `crate::conv`).
+    fn with<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+        thread_local! {
+            static KEPT: std::cell::Cell<Scratch> = std::cell::Cell::new(Scratch::default());
+        }
+        let mut sc = KEPT.take();
+        let out = f(&mut sc);
         KEPT.set(sc);
+        out
+    }
+}
+
+/// A network's first convolution, scaled by its input scale, for methods that sum input gradients.
+pub(crate) struct FirstConv {
+    layer: Layer,
+    /// `s·W` as `[cout, c·k·k]`, for the backward.
+    weight: Vec<f32>,
+}
+
+impl FirstConv {
+    /// For a feed-forward network that sees one frame through convolutions (as [`LocalConvs::of`]).
+    pub fn of(net: &Net) -> Option<Self> {
+        let spec = net.spec();
+        if spec.core.is_some() || spec.frames > 0 {
+            return None;
+        }
+        let (g, weight, bias) = net.conv_values().into_iter().next()?;
+        let weight: Vec<f32> = weight.iter().map(|v| v * spec.input_scale).collect();
+        Some(FirstConv { layer: Layer { wt: transposed(&weight, g.cout, g.kk()), g, bias }, weight })
+    }
+
+    /// Values of one frame's output `[cout, oh, ow]`.
+    pub fn out_len(&self) -> usize {
+        self.layer.g.out_len()
+    }
+
+    /// z = W·s·x, plus the bias when told, of one frame into `z`.
+    pub fn apply(&self, x: &[f32], bias: bool, z: &mut [f32]) {
+        Scratch::with(|sc| self.layer.apply(x, self.layer.g.all(), z, sc, (false, bias)));
+    }
+
+    /// The input gradients s·Wᵀ·dz of frames whose gradients at z are `dz` (one after another).
+    pub fn input_gradients(&self, dz: &[f32]) -> Vec<f32> {
+        crate::conv::input_gradient(&self.layer.g, &self.weight, dz)
     }
 }
 

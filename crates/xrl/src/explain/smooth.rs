@@ -3,7 +3,10 @@
 //! `sigma · (max − min)` of each sample (PAIR saliency's convention), or of `sigma` itself with `absolute` (Captum
 //! NoiseTunnel's `stdevs`).
 
-use super::{Attribution, Gradient, Model, Rows, Target};
+use super::local::FirstConv;
+use super::{Attribution, Gradient, GradientKind, Model, Rows, Target};
+use crate::nn::Pass;
+use burn::tensor::Tensor;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -87,6 +90,27 @@ impl SmoothGrad {
         };
         // Copy k of sample i still belongs to sample i: its target (`chosen`) and any per-sample context.
         let sample_of: Vec<usize> = (0..n * s).map(|r| r / s).collect();
+        let linear = self.kind == SmoothKind::Mean && self.base.kind != GradientKind::TimesInput;
+        if let Some((net, first)) = model.as_net().filter(|_| linear).and_then(|net| Some((net, FirstConv::of(net)?))) {
+            // A convolutional network and a map linear in the gradient: the noisy copies start at the first
+            // convolution's output, and the mean of the gradients there goes back through it once per sample.
+            let zl = first.out_len();
+            let fill_z = |r: usize, z: &mut [f32]| {
+                let mut x = vec![0.0f32; len];
+                fill(r, &mut x);
+                first.apply(&x, true, z);
+            };
+            let rest = |z: Tensor<2>, pass: &Pass| net.forward_from_first_conv(z, pass);
+            let mut mean = vec![0.0f32; n * zl];
+            let rows = Rows::Made { count: n * s, fill: &fill_z };
+            self.base.attribute_rows(&rest, rows, zl, &sample_of, target, &mut |start, g| {
+                for (k, g) in g.chunks(zl).enumerate() {
+                    let i = (start + k) / s;
+                    mean[i * zl..(i + 1) * zl].iter_mut().zip(g).for_each(|(m, g)| *m += g / s as f32);
+                }
+            });
+            return Attribution { maps: first.input_gradients(&mean), len, delta: None };
+        }
         // Running mean, sum of squared deviations (Welford: exact zero for equal maps) and sum of squares.
         let (mut mean, mut m2, mut sum_sq) =
             (vec![0.0f32; inputs.len()], vec![0.0f32; inputs.len()], vec![0.0f32; inputs.len()]);
