@@ -3,7 +3,9 @@
 
 use xrl::burn::tensor::activation::relu;
 use xrl::burn::tensor::{Device, Distribution, Tensor};
-use xrl::explain::{Budget, Gradient, GradientKind, IntegratedGradients, Model, Rule, SmoothGrad, SmoothKind, Target};
+use xrl::explain::{
+    Baseline, Budget, Gradient, GradientKind, IntegratedGradients, Model, Rule, SmoothGrad, SmoothKind, Target,
+};
 use xrl::nn::{self, HeadKind, Heads, Net, NetSpec, Pass, Torso};
 
 fn heads_q(q: Tensor<2>) -> Heads {
@@ -302,6 +304,49 @@ fn perturbation_shortcut_through_convolutions_matches_whole_passes() {
         // paths sum in different orders, and a log-probability's change is a difference of values near 1).
         for (k, (a, b)) in fast.grid.iter().zip(&whole.grid).enumerate() {
             assert!((a.sqrt() - b.sqrt()).abs() <= 1e-3 * top.sqrt(), "{:?} grid {k}: {a} vs {b}", spec.head);
+        }
+    }
+}
+
+/// Integrated gradients and SmoothGrad's mean through a convolutional `Net` start at the first convolution's
+/// output and take its backward once per sample; the same network behind a closure takes every path point and
+/// noisy copy through the whole network. Same maps (to rounding), for the Nature CNN on raw pixels (input scale
+/// 1/255) and the MinAtar CNN, a zero and a given baseline, plain and guided SmoothGrad.
+#[test]
+fn first_convolution_shortcut_matches_whole_passes() {
+    let d = Device::flex();
+    d.seed(22);
+    let nature =
+        NetSpec { input_scale: 1.0 / 255.0, ..NetSpec::new(vec![4, 84, 84], 5, Torso::NatureCnn, HeadKind::Q) };
+    let minatar = NetSpec::new(vec![4, 10, 10], 3, Torso::MinatarCnn, HeadKind::ActorCritic);
+    for (spec, scale, target) in [(nature, 255.0, Target::Q(3)), (minatar, 1.0, Target::LogProb(1))] {
+        let net = Net::new(&spec, &d).unwrap();
+        let whole = |x: Tensor<2>, pass: &Pass| net.forward(x, pass);
+        let len: usize = spec.obs_shape.iter().product();
+        let x = nn::to_vec(Tensor::<2>::random([2, len], Distribution::Uniform(0.0, scale), &d));
+        let b = nn::to_vec(Tensor::<2>::random([2, len], Distribution::Uniform(0.0, scale), &d));
+        let close = |a: &[f32], w: &[f32], what: &str| {
+            let top = w.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            assert!(top > 0.0, "{what}: a map of zeros proves nothing");
+            for (j, (a, w)) in a.iter().zip(w).enumerate() {
+                assert!((a - w).abs() <= 1e-4 * top, "{what} {:?}, value {j}: {a} vs {w}", spec.torso);
+            }
+        };
+        for (baseline, rule) in
+            [(Baseline::Zeros, Rule::GaussLegendre), (Baseline::Given(b.clone()), Rule::RiemannTrapezoid)]
+        {
+            let ig = IntegratedGradients { steps: 12, rule, baseline, ..IntegratedGradients::new() };
+            let (fast, slow) = (ig.attribute(&net, &x, len, &target), ig.attribute(&whole, &x, len, &target));
+            close(&fast.maps, &slow.maps, &format!("IG {rule:?}"));
+            close(&fast.delta.unwrap(), &slow.delta.unwrap(), "IG delta");
+        }
+        for kind in [GradientKind::Vanilla, GradientKind::Guided] {
+            let sg = SmoothGrad { samples: 4, seed: 5, ..SmoothGrad::new(Gradient::new(kind)) };
+            close(
+                &sg.attribute(&net, &x, len, &target).maps,
+                &sg.attribute(&whole, &x, len, &target).maps,
+                "SmoothGrad",
+            );
         }
     }
 }
