@@ -8,7 +8,7 @@
 
 use super::{Attribution, Budget, Gradient, GradientKind, Model, Target, target_value};
 use crate::nn::{Pass, to_vec};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
 
 #[derive(Clone, Debug)]
 pub struct GradCam {
@@ -39,7 +39,7 @@ impl GradCam {
         let step = self.budget.chunk_rows(len);
         for start in (0..n).step_by(step) {
             let end = (start + step).min(n);
-            let x = Tensor::<1>::from_floats(&inputs[start * len..end * len], &device).reshape([end - start, len]);
+            let x = crate::nn::batch(&inputs[start * len..end * len], len, &device);
             let pass = Pass { probe: Some(self.layer.clone()), ..Pass::default() };
             let rows: Vec<usize> = (start..end).collect();
             let h = model.heads_for(x, &pass, &rows);

@@ -287,7 +287,7 @@ pub(crate) fn gradients(
     for start in (0..n).step_by(step) {
         let end = (start + step).min(n);
         let chunk = rows.chunk(start, end, len, &mut buf);
-        let x = Tensor::<1>::from_floats(chunk, &device).reshape([end - start, len]).require_grad();
+        let x = crate::nn::batch(chunk, len, &device).require_grad();
         let h = model.heads_for(x.clone(), pass, &sample_of[start..end]);
         let t = target_value(&h, target, &sample_of[start..end]);
         let g = crate::nn::to_vec(x.grad(&t.sum().backward()).expect("the input takes part in the target"));
@@ -311,7 +311,7 @@ pub(crate) fn outputs(
     let (mut out, mut buf) = (vec![], vec![]);
     for start in (0..n).step_by(step) {
         let end = (start + step).min(n);
-        let x = Tensor::<1>::from_floats(rows.chunk(start, end, len, &mut buf), &device).reshape([end - start, len]);
+        let x = crate::nn::batch(rows.chunk(start, end, len, &mut buf), len, &device);
         let samples = &sample_of[start..end];
         out.extend(crate::nn::to_vec(pick(model.heads_for(x, &Pass::default(), samples), samples)));
     }
