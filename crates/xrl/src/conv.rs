@@ -189,6 +189,29 @@ fn col2im_k<const K: usize>(g: &Geometry, cols: &[f32], dx: &mut [f32]) {
     }
 }
 
+/// One sample's output `[positions, cout]` into its channel planes `[cout, positions]`, the bias added. Large
+/// planes go eight positions at a time, each channel's eight values written together: for the Nature CNN's first
+/// layer (400 positions) that took 3.9 µs a sample against 7.6 reading one value per channel at a stride, but was
+/// slower for its 81- and 49-position layers (timed outside the repository; conv1 at 8 frames 0.359 → 0.337 ms).
+fn to_planes(by_position: &[f32], bias: &[f32], y: &mut [f32]) {
+    let cout = bias.len();
+    let p = y.len() / cout.max(1);
+    let full = if p >= 256 { p / 8 * 8 } else { 0 };
+    for p0 in (0..full).step_by(8) {
+        let rows: [&[f32]; 8] = std::array::from_fn(|r| &by_position[(p0 + r) * cout..][..cout]);
+        for (co, &b) in bias.iter().enumerate() {
+            let dst = &mut y[co * p + p0..][..8];
+            dst.iter_mut().zip(&rows).for_each(|(d, row)| *d = row[co] + b);
+        }
+    }
+    if full < p {
+        for (co, (plane, &b)) in y.chunks_exact_mut(p).zip(bias).enumerate() {
+            let values = by_position[full * cout + co..].iter().step_by(cout);
+            plane[full..].iter_mut().zip(values).for_each(|(y, v)| *y = v + b);
+        }
+    }
+}
+
 /// The weight `[cout, kk]` transposed, `[kk, cout]`: the forward product's left operand in gemm's own
 /// (column-major) layout, so that gemm copies none of its operands.
 pub(crate) fn transposed(weight: &[f32], cout: usize, kk: usize) -> Vec<f32> {
@@ -388,9 +411,7 @@ impl ConvOps for Flex {
             let parallel = groups.gemm_in_parallel();
             gemm((cout, np, kk), &mut sc.by_channel, (1, cout), false, &wt, (1, cout), &sc.cols, (1, kk), parallel);
             for (y, by_position) in ys.chunks_exact_mut(g.out_len()).zip(sc.by_channel.chunks_exact(p * cout)) {
-                for (co, (plane, &bias)) in y.chunks_exact_mut(p).zip(bs).enumerate() {
-                    plane.iter_mut().zip(by_position[co..].iter().step_by(cout)).for_each(|(y, v)| *y = v + bias);
-                }
+                to_planes(by_position, bs, y);
             }
         });
         let (oh, ow) = g.out_hw();

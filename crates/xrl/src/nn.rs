@@ -575,14 +575,22 @@ mod tests {
     }
 
     /// `conv_gemm` equals burn's convolution, and so do the gradients of the input, the weight and the bias (random
-    /// data; kernel and stride of every xrl CNN layer, plus a kernel size without its own copy loop; batches of 3 and
-    /// 1).
+    /// data; kernel and stride of every xrl CNN layer, plus a kernel size without its own copy loop, and outputs of
+    /// 289 and 256 positions, which go to their channel planes eight positions at a time; batches of 3 and 1).
     #[test]
     fn conv_gemm_matches_burns_convolution_and_its_gradients() {
         use burn::tensor::Distribution;
         let d = cpu().autodiff();
         d.seed(3);
-        let layers = [(4, 16, 3, 1, 10), (4, 32, 8, 4, 20), (3, 5, 4, 2, 9), (6, 4, 3, 1, 7), (2, 3, 5, 3, 11)];
+        let layers = [
+            (4, 16, 3, 1, 10),
+            (4, 32, 8, 4, 20),
+            (3, 5, 4, 2, 9),
+            (6, 4, 3, 1, 7),
+            (2, 3, 5, 3, 11),
+            (2, 3, 3, 1, 19),
+            (1, 2, 4, 4, 64),
+        ];
         // On two threads, batch 3 runs as samples {0, 1} and {2}, and the MinAtar-sized layer puts samples 0 and 1
         // in one product; batch 1 lets gemm use the threads.
         let two_threads = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
