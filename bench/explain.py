@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The Captum side of `xrl bench explain`: milliseconds per frame of each attribution method on the MinAtar CNN and
-the Nature CNN (random weights, the same settings as xrl's side). Prints JSON {net: {method: [ms per run...]}}.
+the Nature CNN (random weights, the same settings as xrl's side). Prints JSON {net: {method: [ms per run...]}}, or
+with `--serve` times one method per request (what `xrl bench explain` uses: each xrl method, then its reference).
 
 Perturbation saliency is not in Captum. Two PyTorch references run one forward pass per perturbed frame, as the
 original code did: `perturbation_original` (`original=True`) also makes every mask and blurs the frame anew for
@@ -11,6 +12,7 @@ every grid point, as the original did; `perturbation_one_at_a_time` blurs each f
 """
 import argparse
 import json
+import sys
 import time
 
 import numpy as np
@@ -62,7 +64,8 @@ def perturbation_one_at_a_time(net, x, stride, original=False, r=5.0, blur_sigma
     return out
 
 
-def bench(name, frames, runs):
+def methods_for(name, frames):
+    """The timed methods of one network (random weights, seed 0), each a function of no arguments."""
     torch.manual_seed(0)
     net = (minatar_cnn if name == "minatar-cnn" else nature_cnn)().eval()
     shape = (4, 10, 10) if name == "minatar-cnn" else (4, 84, 84)
@@ -71,7 +74,7 @@ def bench(name, frames, runs):
     last_relu = [m for m in net if isinstance(m, nn.ReLU)][-2]  # after the last conv
     big = shape[1] >= 84
     window, stride = ((4, 8, 8), (4, 4, 4)) if big else ((4, 3, 3), (4, 1, 1))
-    methods = {
+    return {
         "saliency": lambda: Saliency(net).attribute(x.clone().requires_grad_(), target=target, abs=False),
         "guided_backprop": lambda: GuidedBackprop(net).attribute(x.clone().requires_grad_(), target=target),
         "grad_cam": lambda: LayerGradCam(net, last_relu).attribute(x, target=target, relu_attributions=True),
@@ -85,16 +88,20 @@ def bench(name, frames, runs):
         "perturbation_one_at_a_time": lambda: perturbation_one_at_a_time(net, x, 5 if big else 1),
         "perturbation_original": lambda: perturbation_one_at_a_time(net, x, 5 if big else 1, original=True),
     }
-    out = {}
-    for method, f in methods.items():
+
+
+def time_method(f, frames, runs):
+    """Milliseconds per frame of each of `runs` calls, after calling it for at least 0.3 s (as xrl's side does)."""
+    start = time.perf_counter()
+    f()
+    while time.perf_counter() - start < 0.3:
         f()
-        ms = []
-        for _ in range(runs):
-            t = time.perf_counter()
-            f()
-            ms.append((time.perf_counter() - t) * 1e3 / frames)
-        out[method] = ms
-    return out
+    ms = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        f()
+        ms.append((time.perf_counter() - t) * 1e3 / frames)
+    return ms
 
 
 def main():
@@ -104,9 +111,20 @@ def main():
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--serve", action="store_true",
+                    help="read lines `NET METHOD` from stdin and answer each with a JSON list of ms per frame, so "
+                         "that xrl can time each method right before its reference")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    print(json.dumps({name: bench(name, a.frames, a.runs) for name in ["minatar-cnn", "nature-cnn"]}))
+    nets = ["minatar-cnn", "nature-cnn"]
+    if a.serve:
+        table = {name: methods_for(name, a.frames) for name in nets}
+        for line in sys.stdin:
+            net, method = line.split()
+            print(json.dumps(time_method(table[net][method], a.frames, a.runs)), flush=True)
+        return
+    print(json.dumps({name: {m: time_method(f, a.frames, a.runs) for m, f in methods_for(name, a.frames).items()}
+                      for name in nets}))
 
 
 if __name__ == "__main__":

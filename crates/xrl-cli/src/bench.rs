@@ -22,6 +22,10 @@ pub enum BenchCommand {
         frames: usize,
         #[arg(long, default_value_t = 5)]
         runs: usize,
+        /// xrl and the reference take turns this many times; the table gives each side's median over the rounds
+        /// and the range of the rounds' ratios (this machine's speed drifts between minutes).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
     /// Training-step time (batch 32, Adam, Huber) and acting latency (batch 1) of the MinAtar CNN and the Nature
     /// CNN, beside PyTorch running the same networks via `bench/nets.py`; prints a Markdown table.
@@ -83,7 +87,7 @@ const DEFAULT_ENVS: [&str; 8] = [
 
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
-        BenchCommand::Explain { python, script, frames, runs } => explain(python, script, frames, runs),
+        BenchCommand::Explain { python, script, frames, runs, rounds } => explain(python, script, frames, runs, rounds),
         BenchCommand::Nets { python, script, batch, runs, iters } => nets(python, script, batch, runs, iters),
         BenchCommand::Envs { python, script, envs, steps, python_steps, runs, copies, json } => {
             envs_bench(python, script, envs, steps, python_steps, runs, copies, json)
@@ -116,37 +120,127 @@ fn run_python(py: &PathBuf, script: &PathBuf, args: &[String]) -> Result<Value> 
     serde_json::from_slice(&out.stdout).context("the Python benchmark did not print JSON")
 }
 
-fn explain(python: Option<PathBuf>, script: PathBuf, frames: usize, runs: usize) -> Result<()> {
-    if frames == 0 || runs == 0 {
-        bail!("--frames and --runs must be at least 1");
+/// The Captum side of `xrl bench explain`, answering one method at a time (`bench/explain.py --serve`), so that
+/// each of our methods is timed right before its reference: this machine's speed drifts by tens of percent
+/// between minutes, which a whole run of each side after the other turns into ratios.
+struct Served {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Served {
+    fn start(py: &PathBuf, script: &PathBuf, frames: usize, runs: usize) -> Result<Self> {
+        use std::process::Stdio;
+        eprintln!("python: {} {} --serve", py.display(), script.display());
+        let mut child = Command::new(py)
+            .arg(script)
+            .args(["--serve", "--frames", &frames.to_string(), "--runs", &runs.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| {
+                format!("cannot run {}; pass --python PATH to a Python with the references installed", py.display())
+            })?;
+        let stdin = child.stdin.take().context("the reference's stdin")?;
+        let stdout = std::io::BufReader::new(child.stdout.take().context("the reference's stdout")?);
+        Ok(Served { child, stdin, stdout })
     }
-    let mut ours = vec![];
-    for net in ["minatar-cnn", "nature-cnn"] {
-        eprintln!("xrl: {net}");
-        ours.extend(xrl::bench::explain::run(net, frames, runs));
+
+    /// Milliseconds per frame of each run of `method` on `net`.
+    fn time(&mut self, net: &str, method: &str) -> Result<Vec<f64>> {
+        use std::io::{BufRead, Write};
+        writeln!(self.stdin, "{net} {method}").context("the reference stopped")?;
+        self.stdin.flush()?;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line)?;
+        let runs: Value = serde_json::from_str(&line)
+            .with_context(|| format!("the reference answered {line:?} for {net} {method}; see its error above"))?;
+        Ok(runs.as_array().context("a list of times")?.iter().filter_map(Value::as_f64).collect())
     }
-    let reference = match &python {
-        Some(py) => {
-            Some(run_python(py, &script, &["--frames".into(), frames.to_string(), "--runs".into(), runs.to_string()])?)
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn explain(python: Option<PathBuf>, script: PathBuf, frames: usize, runs: usize, rounds: usize) -> Result<()> {
+    use xrl::bench::explain::{METHODS, Setup};
+    if frames == 0 || runs == 0 || rounds == 0 {
+        bail!("--frames, --runs and --rounds must be at least 1");
+    }
+    let mut reference = python.as_ref().map(|py| Served::start(py, &script, frames, runs)).transpose()?;
+    let nets = ["minatar-cnn", "nature-cnn"];
+    // Per (network, method): our median and the reference's of each round. Our perturbation is timed beside the
+    // original code's procedure; the one-pass-per-frame variants beside each other.
+    let mut rows: Vec<(&str, &str, Vec<f64>, Vec<f64>)> = vec![];
+    for r in 1..=rounds {
+        for net in nets {
+            eprintln!("round {r}/{rounds}: {net}");
+            let setup = Setup::new(net, frames);
+            for method in METHODS {
+                // Each side's idle threads keep spinning for a while after its last call (PyTorch's OpenMP threads
+                // for up to about 200 ms): let them settle before the other side's clock starts.
+                let settle = || std::thread::sleep(std::time::Duration::from_millis(300));
+                settle();
+                let ours = setup.time(method, runs).median();
+                let partner = if method == "perturbation" { "perturbation_original" } else { method };
+                settle();
+                let theirs = match reference.as_mut() {
+                    Some(p) => Some(median(&p.time(net, partner)?)),
+                    None => None,
+                };
+                match rows.iter_mut().find(|(n, m, _, _)| *n == net && *m == method) {
+                    Some(row) => row.2.push(ours),
+                    None => rows.push((net, method, vec![ours], vec![])),
+                }
+                if let Some(t) = theirs {
+                    rows.iter_mut().find(|(n, m, _, _)| *n == net && *m == method).expect("just added").3.push(t);
+                }
+            }
         }
-        None => None,
-    };
-    println!("| network | method | xrl ms/frame (median) | Captum ms/frame (median) | xrl ÷ Captum |");
-    println!("|---|---|---:|---:|---:|");
-    for t in &ours {
-        let (p, ratio) = compare(reference_median(&reference, &t.net, &t.method), t.median(), 3, 2);
-        println!("| {} | {} | {:.3} | {p} | {ratio} |", t.net, t.method, t.median());
     }
-    // Perturbation saliency has no Captum counterpart: its speed-up is over the original code's way, in PyTorch.
-    for net in ["minatar-cnn", "nature-cnn"] {
-        let ours = ours.iter().find(|t| t.net == net && t.method == "perturbation").map(|t| t.median());
-        let times = |key: &str| Some(reference_median(&reference, net, key)? / ours?);
-        if let (Some(original), Some(forwards)) = (times("perturbation_original"), times("perturbation_one_at_a_time"))
+    drop(reference);
+    let spread = |v: &[f64]| v.iter().fold((f64::INFINITY, 0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+    println!("| network | method | xrl ms/frame | reference ms/frame | xrl ÷ reference | each round's ratio |");
+    println!("|---|---|---:|---:|---:|---:|");
+    for (net, method, ours, theirs) in &rows {
+        let reference = if *method == "perturbation" { "original procedure" } else { "Captum" };
+        let (t, ratio, range) = if theirs.is_empty() {
+            ("–".to_string(), "–".to_string(), "–".to_string())
+        } else {
+            let ratios: Vec<f64> = ours.iter().zip(theirs).map(|(o, t)| o / t).collect();
+            let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+            (format!("{:.3}", median(theirs)), format!("{:.2}×", median(&ratios)), each.join(", "))
+        };
+        let method = if *method == "perturbation" { format!("{method} ({reference})") } else { method.to_string() };
+        println!("| {net} | {method} | {:.3} | {t} | {ratio} | {range} |", median(ours));
+    }
+    println!(
+        "\nEach figure is the median of {rounds} rounds; a round times {runs} runs × {frames} frames of one xrl method, \
+         then of its reference (Captum; for `perturbation`, the original code's procedure in PyTorch, \
+         `perturbation_original`), and its ratio compares the two."
+    );
+    // Our batched perturbation saliency against the original procedure and against PyTorch's forward passes alone
+    // (one per perturbed frame, from the `perturbation_one_at_a_time` row of the same round).
+    let find = |net: &str, method: &str| rows.iter().find(|(n, m, _, t)| *n == net && *m == method && !t.is_empty());
+    for net in nets {
+        if let (Some((_, _, ours, original)), Some((_, _, _, forwards))) =
+            (find(net, "perturbation"), find(net, "perturbation_one_at_a_time"))
         {
+            let times = |theirs: &[f64]| {
+                let x: Vec<f64> = ours.iter().zip(theirs).map(|(o, t)| t / o).collect();
+                let (lo, hi) = spread(&x);
+                format!("{:.1}× (rounds {lo:.1}–{hi:.1}×)", median(&x))
+            };
             println!(
-                "\n{net}: batched perturbation saliency is {original:.1}× faster than the original code's procedure in \
-                 PyTorch (`perturbation_original`) and {forwards:.1}× faster than its forward passes alone \
-                 (`perturbation_one_at_a_time`)."
+                "\n{net}: batched perturbation saliency is {} faster than the original code's procedure in PyTorch \
+                 and {} faster than its forward passes alone.",
+                times(original),
+                times(forwards)
             );
         }
     }
