@@ -351,6 +351,37 @@ fn first_convolution_shortcut_matches_whole_passes() {
     }
 }
 
+/// Occlusion through a convolutional `Net` recomputes only what each window reaches; behind a closure every
+/// occluded copy goes through the whole network. Same maps, for windows over all channels and over some, constant,
+/// mean and blurred fills, windows clipped at the far edges.
+#[test]
+fn occlusion_shortcut_through_convolutions_matches_whole_passes() {
+    use xrl::explain::{Fill, Occlusion};
+    let d = Device::flex();
+    d.seed(23);
+    let spec =
+        NetSpec { input_scale: 1.0 / 255.0, ..NetSpec::new(vec![4, 84, 84], 5, Torso::NatureCnn, HeadKind::Dueling) };
+    let net = Net::new(&spec, &d).unwrap();
+    let whole = |x: Tensor<2>, pass: &Pass| net.forward(x, pass);
+    let x = nn::to_vec(Tensor::<2>::random([2, 4 * 84 * 84], Distribution::Uniform(0.0, 255.0), &d));
+    for (window, stride, fill) in [
+        ([4, 8, 8], [4, 4, 4], Fill::Constant(0.0)),
+        ([2, 9, 9], [2, 10, 10], Fill::Mean),
+        ([4, 20, 15], [4, 16, 13], Fill::Blur(2.0)),
+    ] {
+        let occ = Occlusion { window, stride, fill, budget: Budget::default() };
+        let (fast, slow) = (
+            occ.attribute(&net, &x, [4, 84, 84], &Target::Value),
+            occ.attribute(&whole, &x, [4, 84, 84], &Target::Value),
+        );
+        let top = slow.maps.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!(top > 0.0, "{window:?}: occluding changes V");
+        for (j, (a, b)) in fast.maps.iter().zip(&slow.maps).enumerate() {
+            assert!((a - b).abs() <= 1e-3 * top, "{window:?} value {j}: {a} vs {b} (largest {top})");
+        }
+    }
+}
+
 #[test]
 fn recurrent_steps_are_explained_at_their_recorded_state() {
     use xrl::explain::AtState;

@@ -121,6 +121,28 @@ impl LocalConvs {
         Rect { y0: r.y0 * g.s, y1: (r.y1 - 1) * g.s + g.k, x0: r.x0 * g.s, x1: (r.x1 - 1) * g.s + g.k }
     }
 
+    /// The last convolution's output for `frame` (`base`'s) changed inside `changed` (all channels) by `patch`,
+    /// into `out`. `patch` writes the changed values into a copy of the frame that holds only what the first
+    /// convolution reads of it ([`LocalConvs::reads`]).
+    pub fn patched(&self, base: &Base, frame: &[f32], changed: Rect, patch: impl FnOnce(&mut [f32]), out: &mut [f32]) {
+        thread_local! {
+            static FRAME: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+        }
+        let g = &self.layers[0].g;
+        let read = self.reads(changed);
+        let mut x = FRAME.take();
+        x.resize(frame.len(), 0.0);
+        for plane in 0..g.c {
+            for y in read.y0..read.y1 {
+                let at = (plane * g.h + y) * g.w;
+                x[at + read.x0..at + read.x1].copy_from_slice(&frame[at + read.x0..at + read.x1]);
+            }
+        }
+        patch(&mut x);
+        self.features(base, &x, changed, out);
+        FRAME.set(x);
+    }
+
     /// The last convolution's output for `x` into `out`, where `x` equals `base`'s frame outside `changed` (all
     /// channels) and is read only inside [`LocalConvs::reads`]`(changed)`.
     pub fn features(&self, base: &Base, x: &[f32], changed: Rect, out: &mut [f32]) {

@@ -1,9 +1,15 @@
 //! Occlusion (Zeiler & Fergus 2014, as Captum's `Occlusion`): slide a window over the input, replace what it
 //! covers, and credit each covered element with the drop of the target, averaged over the windows covering it.
 //! Windows that do not fit at the far edge are clipped there rather than dropped, so every element is covered.
-//! All occluded copies of a sample go through the model in batches.
+//! All occluded copies of a sample go through the model in batches; through a convolutional network, only what a
+//! window reaches is recomputed in the convolutions (`explain::local`).
 
-use super::{Attribution, Budget, Model, Rows, Target, blur, values};
+use super::local::{Base, LocalConvs};
+use super::{Attribution, Budget, Model, Rows, Target, blur};
+use crate::conv::Rect;
+use crate::nn::Pass;
+use burn::tensor::Tensor;
+use rayon::prelude::*;
 
 /// What replaces the occluded values.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -78,8 +84,29 @@ impl Occlusion {
             }
         };
         let sample_of: Vec<usize> = (0..n).chain((0..n * p).map(|k| k / p)).collect();
-        let rows = Rows::Made { count: n + n * p, fill: &fill_row };
-        let values = values(model, rows, len, &sample_of, target, self.budget);
+        // A window smaller than the frame over a convolutional network: each row is the convolutions' output,
+        // recomputed where the window reaches (explain::local), and the fully connected layers run on those rows.
+        let small = wh < h || ww < w;
+        let local = model.as_net().filter(|_| small).and_then(|net| Some((net, LocalConvs::of(net)?)));
+        let values = if let Some((net, local)) = local {
+            let bases: Vec<Base> = inputs.par_chunks(len).map(|x| local.base(x)).collect();
+            let fill_features = |r: usize, out: &mut [f32]| {
+                let s = if r < n { r } else { (r - n) / p };
+                if r < n {
+                    return out.copy_from_slice(bases[s].features());
+                }
+                let [_, y0, x0] = positions[(r - n) % p];
+                let rect = Rect { y0, y1: (y0 + wh).min(h), x0, x1: (x0 + ww).min(w) };
+                let patch = |x: &mut [f32]| cells[(r - n) % p].iter().for_each(|&i| x[i] = fills[s][i]);
+                local.patched(&bases[s], &inputs[s * len..(s + 1) * len], rect, patch, out);
+            };
+            let rest = |z: Tensor<2>, pass: &Pass| net.forward_from_convs(z, pass);
+            let rows = Rows::Made { count: n + n * p, fill: &fill_features };
+            super::values(&rest, rows, local.feature_len(), &sample_of, target, self.budget)
+        } else {
+            let rows = Rows::Made { count: n + n * p, fill: &fill_row };
+            super::values(model, rows, len, &sample_of, target, self.budget)
+        };
         let mut maps = vec![0.0f32; inputs.len()];
         let mut counts = vec![0u32; len];
         for window in &cells {

@@ -117,24 +117,8 @@ impl Perturbation {
                 if k == 0 {
                     return out.copy_from_slice(bases[i].features());
                 }
-                let (sq, frame) = (square(k), &inputs[i * len..(i + 1) * len]);
-                let read = local.reads(sq);
-                thread_local! {
-                    static PERTURBED: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
-                }
-                let mut x = PERTURBED.take();
-                x.resize(len, 0.0);
-                // Only what the first convolution reads of the perturbed frame: the frame there, then I′ over the
-                // mask's square.
-                for ch in 0..c {
-                    for y in read.y0..read.y1 {
-                        let row = ch * h * w + y * w;
-                        x[row + read.x0..row + read.x1].copy_from_slice(&frame[row + read.x0..row + read.x1]);
-                    }
-                }
-                perturb(i, k, &mut x);
-                local.features(&bases[i], &x, sq, out);
-                PERTURBED.set(x);
+                let frame = &inputs[i * len..(i + 1) * len];
+                local.patched(&bases[i], frame, square(k), |x| perturb(i, k, x), out);
             };
             let rest = |x: Tensor<2>, pass: &Pass| net.forward_from_convs(x, pass);
             let rows = Rows::Made { count, fill: &fill };
