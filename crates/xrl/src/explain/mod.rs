@@ -7,6 +7,9 @@
 //!   [`Budget::chunk_rows`] rows, never one at a time; results do not depend on the chunking.
 //! * Pass a [`Net::frozen`] copy of a trained network: backward passes then skip the weight gradients (about half
 //!   the work of a backward pass through the Nature CNN).
+//! * Given a plain convolutional [`Net`] ([`Model::as_net`]), perturbation saliency and occlusion recompute only the
+//!   positions each perturbation reaches, and integrated gradients and SmoothGrad (mean) take the first
+//!   convolution's backward once per sample (`local`); behind any other model every row goes through it whole.
 
 mod cam;
 mod gradient;

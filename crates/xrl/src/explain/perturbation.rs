@@ -3,9 +3,12 @@
 //! (critic), or the change of a chosen target. `I′ = I ⊙ (1 − M) + blur(I) ⊙ M`, with `M` a Gaussian of σ = 5 px
 //! (peak 1) and the blur σ = 3 px, on a grid of stride 5 — the paper's settings for 80×80 frames.
 //!
-//! Unlike the original, the grid covers the frame exactly (no empty last row and column) and the map is brought
-//! to input resolution by bilinear interpolation between grid points; all perturbed copies of a frame go through
-//! the network in batches instead of one forward pass each (several frames' copies share a batch).
+//! The mask is cut at 4σ from its centre along each axis, as scipy's `gaussian_filter` cuts the original code's
+//! blurred-disc mask. Unlike the original, the grid covers the frame exactly (no empty last row and column) and the
+//! map is brought to input resolution by bilinear interpolation between grid points; all perturbed copies of a frame
+//! go through the network in batches instead of one forward pass each (several frames' copies share a batch), and
+//! through a convolutional [`crate::nn::Net`] the convolutions recompute only the positions each mask reaches
+//! (`explain::local`).
 
 use super::local::{Base, LocalConvs};
 use super::{Budget, Model, Rows, Target, outputs, target_value};
