@@ -62,34 +62,42 @@ impl Base {
     }
 }
 
-/// Per-thread buffers: the im2col rows and products of the recomputed positions, the intermediate activations.
+/// Per-thread buffers: the im2col rows and products of the recomputed positions, the intermediate activations,
+/// the changed frame.
 #[derive(Default)]
 struct Scratch {
     cols: Vec<f32>,
     by_position: Vec<f32>,
     acts: Vec<Vec<f32>>,
+    frame: Vec<f32>,
+}
+
+/// The convolutions of a feed-forward network that sees one frame through them, each with its weight
+/// `[cout, c·k·k]`, the input scale folded into the first (W·(s·x) = (s·W)·x); `None` for MLPs, recurrent cores
+/// and DRQN stacks.
+fn layers_of(net: &Net) -> Option<Vec<(Layer, Vec<f32>)>> {
+    let spec = net.spec();
+    if spec.core.is_some() || spec.frames > 0 {
+        return None;
+    }
+    let layers: Vec<(Layer, Vec<f32>)> = net
+        .conv_values()
+        .into_iter()
+        .enumerate()
+        .map(|(i, (g, weight, bias))| {
+            let scale = if i == 0 { spec.input_scale } else { 1.0 };
+            let weight: Vec<f32> = weight.iter().map(|v| v * scale).collect();
+            (Layer { wt: transposed(&weight, g.cout, g.kk()), g, bias }, weight)
+        })
+        .collect();
+    (!layers.is_empty()).then_some(layers)
 }
 
 impl LocalConvs {
     /// For a feed-forward network that sees one frame through convolutions; `None` for MLPs, recurrent cores and
     /// DRQN stacks.
     pub fn of(net: &Net) -> Option<Self> {
-        let spec = net.spec();
-        if spec.core.is_some() || spec.frames > 0 {
-            return None;
-        }
-        let layers: Vec<Layer> = net
-            .conv_values()
-            .into_iter()
-            .enumerate()
-            .map(|(i, (g, weight, bias))| {
-                // The input scale folded into the first weight: W·(s·x) = (s·W)·x.
-                let scale = if i == 0 { spec.input_scale } else { 1.0 };
-                let weight: Vec<f32> = weight.iter().map(|v| v * scale).collect();
-                Layer { wt: transposed(&weight, g.cout, g.kk()), g, bias }
-            })
-            .collect();
-        (!layers.is_empty()).then_some(LocalConvs { layers })
+        Some(LocalConvs { layers: layers_of(net)?.into_iter().map(|(layer, _)| layer).collect() })
     }
 
     /// Values per frame of the last convolution's output.
@@ -110,8 +118,7 @@ impl LocalConvs {
     }
 
     /// The input pixels (all channels) that a pass for a frame changed inside `changed` reads: the windows of the
-    /// first convolution's positions that `changed` reaches. Outside it, `x` of [`LocalConvs::features`] may hold
-    /// anything.
+    /// first convolution's positions that `changed` reaches. Outside it, the changed frame may hold anything.
     pub fn reads(&self, changed: Rect) -> Rect {
         let g = &self.layers[0].g;
         let r = g.reached_by(changed);
@@ -125,27 +132,26 @@ impl LocalConvs {
     /// into `out`. `patch` writes the changed values into a copy of the frame that holds only what the first
     /// convolution reads of it ([`LocalConvs::reads`]).
     pub fn patched(&self, base: &Base, frame: &[f32], changed: Rect, patch: impl FnOnce(&mut [f32]), out: &mut [f32]) {
-        thread_local! {
-            static FRAME: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
-        }
-        let g = &self.layers[0].g;
-        let read = self.reads(changed);
-        let mut x = FRAME.take();
-        x.resize(frame.len(), 0.0);
-        for plane in 0..g.c {
-            for y in read.y0..read.y1 {
-                let at = (plane * g.h + y) * g.w;
-                x[at + read.x0..at + read.x1].copy_from_slice(&frame[at + read.x0..at + read.x1]);
+        let (g, read) = (&self.layers[0].g, self.reads(changed));
+        Scratch::with(|sc| {
+            let mut x = std::mem::take(&mut sc.frame);
+            x.resize(frame.len(), 0.0);
+            for plane in 0..g.c {
+                for y in read.y0..read.y1 {
+                    let at = (plane * g.h + y) * g.w;
+                    x[at + read.x0..at + read.x1].copy_from_slice(&frame[at + read.x0..at + read.x1]);
+                }
             }
-        }
-        patch(&mut x);
-        self.features(base, &x, changed, out);
-        FRAME.set(x);
+            patch(&mut x);
+            self.features_in(base, &x, changed, out, sc);
+            sc.frame = x;
+        })
     }
 
     /// The last convolution's output for `x` into `out`, where `x` equals `base`'s frame outside `changed` (all
     /// channels) and is read only inside [`LocalConvs::reads`]`(changed)`.
-    pub fn features(&self, base: &Base, x: &[f32], changed: Rect, out: &mut [f32]) {
+    #[cfg(test)]
+    fn features(&self, base: &Base, x: &[f32], changed: Rect, out: &mut [f32]) {
         Scratch::with(|sc| self.features_in(base, x, changed, out, sc))
     }
 
@@ -202,13 +208,8 @@ pub(crate) struct FirstConv {
 impl FirstConv {
     /// For a feed-forward network that sees one frame through convolutions (as [`LocalConvs::of`]).
     pub fn of(net: &Net) -> Option<Self> {
-        let spec = net.spec();
-        if spec.core.is_some() || spec.frames > 0 {
-            return None;
-        }
-        let (g, weight, bias) = net.conv_values().into_iter().next()?;
-        let weight: Vec<f32> = weight.iter().map(|v| v * spec.input_scale).collect();
-        Some(FirstConv { layer: Layer { wt: transposed(&weight, g.cout, g.kk()), g, bias }, weight })
+        let (layer, weight) = layers_of(net)?.into_iter().next()?;
+        Some(FirstConv { layer, weight })
     }
 
     /// Values of one frame's output `[cout, oh, ow]`.
