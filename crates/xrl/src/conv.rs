@@ -453,10 +453,16 @@ impl ConvOps for Flex {
         let mut dx = vec![0f32; b * g.in_len()];
         groups.each(&g, &mut dx, g.in_len(), |sc, (first, n), dxs| {
             g.by_channel(gs, (first, n), &mut sc.by_channel);
-            // dcolsᵀ [kk, n·positions] = weightᵀ [kk, cout] · by_channel [cout, n·positions].
+            // dcolsᵀ [kk, n·positions] = weightᵀ [kk, cout] · by_channel [cout, n·positions], in pieces of
+            // PRODUCT_WIDTH positions for the same reason as the forward (conv2's and conv3's products 4% and 7%
+            // faster, timed outside the repository).
             let np = n * p;
             let parallel = groups.gemm_in_parallel();
-            gemm((kk, np, cout), &mut sc.cols, (1, kk), false, ws, (1, kk), &sc.by_channel, (np, 1), parallel);
+            let width = if parallel { np } else { PRODUCT_WIDTH };
+            for p0 in (0..np).step_by(width) {
+                let (w, dcols, grads) = (width.min(np - p0), &mut sc.cols[p0 * kk..], &sc.by_channel[p0..]);
+                gemm((kk, w, cout), dcols, (1, kk), false, ws, (1, kk), grads, (np, 1), parallel);
+            }
             for (dxb, dcols) in dxs.chunks_exact_mut(g.in_len()).zip(sc.cols.chunks_exact(p * kk)) {
                 g.col2im(dcols, dxb);
             }
