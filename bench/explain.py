@@ -91,13 +91,14 @@ def methods_for(name, frames):
 
 
 def time_method(f, frames, runs):
-    """Milliseconds per frame of each of `runs` calls, after calling it for at least 0.3 s (as xrl's side does)."""
+    """Milliseconds per frame of each call — at least `runs` calls and at least 0.3 s of them — after calling it for
+    at least 0.3 s (as xrl's side does)."""
     start = time.perf_counter()
     f()
     while time.perf_counter() - start < 0.3:
         f()
-    ms = []
-    for _ in range(runs):
+    ms, start = [], time.perf_counter()
+    while len(ms) < runs or time.perf_counter() - start < 0.3:
         t = time.perf_counter()
         f()
         ms.append((time.perf_counter() - t) * 1e3 / frames)

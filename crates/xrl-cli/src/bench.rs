@@ -17,13 +17,14 @@ pub enum BenchCommand {
         python: Option<PathBuf>,
         #[arg(long, default_value = "bench/explain.py")]
         script: PathBuf,
-        /// Frames explained per run.
+        /// Frames explained per call.
         #[arg(long, default_value_t = 8)]
         frames: usize,
+        /// Timed calls per method and round, at least (and at least 0.3 s of them).
         #[arg(long, default_value_t = 5)]
         runs: usize,
         /// xrl and the reference take turns this many times; the table gives each side's median over the rounds
-        /// and the range of the rounds' ratios (this machine's speed drifts between minutes).
+        /// and every round's ratio (this machine's speed drifts between minutes).
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
@@ -220,9 +221,10 @@ fn explain(python: Option<PathBuf>, script: PathBuf, frames: usize, runs: usize,
         println!("| {net} | {method} | {:.3} | {t} | {ratio} | {range} |", median(ours));
     }
     println!(
-        "\nEach figure is the median of {rounds} rounds; a round times {runs} runs × {frames} frames of one xrl method, \
-         then of its reference (Captum; for `perturbation`, the original code's procedure in PyTorch, \
-         `perturbation_original`), and its ratio compares the two."
+        "\nEach figure is the median of {rounds} rounds; a round times one xrl method on {frames} frames — at least \
+         {runs} calls and 0.3 s of them, after 0.3 s of warm-up — then its reference the same way (Captum; for \
+         `perturbation`, the original code's procedure in PyTorch, `perturbation_original`), and its ratio compares \
+         the two medians."
     );
     // Our batched perturbation saliency against the original procedure and against PyTorch's forward passes alone
     // (one per perturbed frame, from the `perturbation_one_at_a_time` row of the same round).
