@@ -175,31 +175,30 @@ fn explain(python: Option<PathBuf>, script: PathBuf, frames: usize, runs: usize,
     }
     let mut reference = python.as_ref().map(|py| Served::start(py, &script, frames, runs)).transpose()?;
     let nets = ["minatar-cnn", "nature-cnn"];
-    // Per (network, method): our median and the reference's of each round. Our perturbation is timed beside the
-    // original code's procedure; the one-pass-per-frame variants beside each other.
-    let mut rows: Vec<(&str, &str, Vec<f64>, Vec<f64>)> = vec![];
+    // Per (network, method), in that order: our median and the reference's, one per round. Our perturbation is
+    // timed beside the original code's procedure; the one-pass-per-frame variants beside each other.
+    let mut rows: Vec<(&str, &str, Vec<f64>, Vec<f64>)> =
+        nets.iter().flat_map(|&net| METHODS.iter().map(move |&m| (net, m, vec![], vec![]))).collect();
+    // Each side's idle threads keep spinning for a while after its last call (PyTorch's OpenMP threads for up to
+    // about 200 ms): with a reference, let them settle before the other side's clock starts.
+    let settle = |on: bool| {
+        if on {
+            std::thread::sleep(std::time::Duration::from_millis(300))
+        }
+    };
     for r in 1..=rounds {
+        let mut row = rows.iter_mut();
         for net in nets {
             eprintln!("round {r}/{rounds}: {net}");
             let setup = Setup::new(net, frames);
             for method in METHODS {
-                // Each side's idle threads keep spinning for a while after its last call (PyTorch's OpenMP threads
-                // for up to about 200 ms): let them settle before the other side's clock starts.
-                let settle = || std::thread::sleep(std::time::Duration::from_millis(300));
-                settle();
-                let ours = setup.time(method, runs).median();
-                let partner = if method == "perturbation" { "perturbation_original" } else { method };
-                settle();
-                let theirs = match reference.as_mut() {
-                    Some(p) => Some(median(&p.time(net, partner)?)),
-                    None => None,
-                };
-                match rows.iter_mut().find(|(n, m, _, _)| *n == net && *m == method) {
-                    Some(row) => row.2.push(ours),
-                    None => rows.push((net, method, vec![ours], vec![])),
-                }
-                if let Some(t) = theirs {
-                    rows.iter_mut().find(|(n, m, _, _)| *n == net && *m == method).expect("just added").3.push(t);
+                let (_, _, ours, theirs) = row.next().expect("a row per network and method");
+                settle(reference.is_some());
+                ours.push(setup.time(method, runs).median());
+                if let Some(p) = reference.as_mut() {
+                    settle(true);
+                    let partner = if method == "perturbation" { "perturbation_original" } else { method };
+                    theirs.push(median(&p.time(net, partner)?));
                 }
             }
         }

@@ -202,7 +202,7 @@ pub mod explain {
     }
 
     /// The timed methods, in order: `perturbation_one_at_a_time` is perturbation saliency one perturbed frame per
-    /// pass, as the original code ran it.
+    /// pass, as the original code ran it (through the same convolutional shortcut as `perturbation`).
     pub const METHODS: [&str; 8] = [
         "saliency",
         "guided_backprop",
@@ -304,11 +304,5 @@ pub mod explain {
         while start.elapsed().as_secs_f64() < 0.3 {
             f();
         }
-    }
-
-    /// Times every method on `frames` random frames of `name`'s network.
-    pub fn run(name: &str, frames: usize, runs: usize) -> Vec<MethodTiming> {
-        let setup = Setup::new(name, frames);
-        METHODS.iter().map(|m| setup.time(m, runs)).collect()
     }
 }

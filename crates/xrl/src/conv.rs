@@ -4,10 +4,11 @@
 //! Each thread takes a run of consecutive samples and goes through it in groups (one sample for the Nature CNN's
 //! first two layers, up to 28 for MinAtar's tiny convolution, `GROUP_VALUES`). For a group it builds the im2col
 //! matrix `[n·oh·ow, c·k·k]` (output position major, kernel offsets in the weight's `[c, ky, kx]` order) in its
-//! buffer, makes one gemm call into a by-channel buffer `[cout, n·oh·ow]`, and copies each channel's positions into
-//! the NCHW output while adding the bias. The backward works the same way: the input gradient is one product into the
-//! buffer, summed back onto the input planes (col2im); the weight gradient rebuilds the im2col matrix and adds one
-//! product per group into a per-thread sum.
+//! buffer, multiplies it by the transposed weight into a second buffer by position (`[n·oh·ow, cout]`), and copies
+//! that into the NCHW output's channel planes while adding the bias. The backward works the same way: the output
+//! gradient goes into the second buffer by channel, the input gradient is its product with the weight into the first,
+//! summed back onto the input planes (col2im); the weight gradient rebuilds the im2col matrix and adds one product per
+//! group into a per-thread sum.
 //!
 //! Why not one product over the whole batch, as before: for the Nature CNN at batch 32 that built a 13 MB im2col
 //! matrix, transposed the product to NCHW (and the gradient back), added the bias in another pass, and every new
@@ -115,7 +116,7 @@ impl Geometry {
     }
 
     /// The im2col rows of the output positions in `rect`, row by row.
-    pub fn im2col_rect(&self, x: &[f32], rect: Rect, cols: &mut [f32]) {
+    fn im2col_rect(&self, x: &[f32], rect: Rect, cols: &mut [f32]) {
         match self.k {
             3 => im2col_k::<3>(self, x, rect, cols),
             4 => im2col_k::<4>(self, x, rect, cols),
@@ -222,6 +223,39 @@ pub(crate) fn transposed(weight: &[f32], cout: usize, kk: usize) -> Vec<f32> {
     wt
 }
 
+/// [`transposed`] for a weight this thread has transposed before (the same shape and the same values, compared
+/// byte for byte), else made and kept (the last eight). Acting and explaining pass the same weights again and again:
+/// the Nature CNN's three transposes took 15% of an action, and a comparison reads each value once instead of
+/// writing it at a stride. Training changes its weights every step; a comparison then stops at the first value
+/// that differs.
+fn transposed_kept(weight: &[f32], cout: usize, kk: usize) -> std::sync::Arc<Vec<f32>> {
+    use std::cell::RefCell;
+    use std::sync::Arc;
+    type Kept = Vec<((usize, usize), Vec<f32>, Arc<Vec<f32>>)>;
+    thread_local! {
+        static KEPT: RefCell<Kept> = const { RefCell::new(Vec::new()) };
+    }
+    // f32 equality would miss NaN weights and match 0.0 with −0.0; the bits decide.
+    // (Sixty-four values at a time without stopping inside, so that the comparison runs on vectors.)
+    let bits = |v: &[f32]| {
+        v.len() == weight.len()
+            && v.chunks(64)
+                .zip(weight.chunks(64))
+                .all(|(a, b)| a.iter().zip(b).fold(true, |same, (x, y)| same & (x.to_bits() == y.to_bits())))
+    };
+    KEPT.with_borrow_mut(|kept| {
+        if let Some((_, _, wt)) = kept.iter().find(|(shape, w, _)| *shape == (cout, kk) && bits(w)) {
+            return wt.clone();
+        }
+        let wt = Arc::new(transposed(weight, cout, kk));
+        if kept.len() == 8 {
+            kept.remove(0);
+        }
+        kept.push(((cout, kk), weight.to_vec(), wt.clone()));
+        wt
+    })
+}
+
 /// The forward product at the output positions `rect` of one sample, `[rect.len(), cout]` (position-major, no
 /// bias) into `by_position`; `wt` is [`transposed`]'s weight and `cols` the im2col buffer.
 pub(crate) fn product_at(g: &Geometry, x: &[f32], wt: &[f32], rect: Rect, cols: &mut [f32], by_position: &mut [f32]) {
@@ -241,9 +275,7 @@ const PRODUCT_WIDTH: usize = 48;
 /// product over the threads.
 fn forward_product(g: &Geometry, wt: &[f32], (cols, np): (&[f32], usize), by_position: &mut [f32], parallel: bool) {
     let (cout, kk) = (g.cout, g.kk());
-    let width = if parallel { np } else { PRODUCT_WIDTH };
-    for p0 in (0..np).step_by(width) {
-        let n = width.min(np - p0);
+    for (p0, n) in pieces(np, parallel) {
         gemm(
             (cout, n, kk),
             &mut by_position[p0 * cout..],
@@ -256,6 +288,13 @@ fn forward_product(g: &Geometry, wt: &[f32], (cols, np): (&[f32], usize), by_pos
             parallel,
         );
     }
+}
+
+/// The pieces (first position, positions) of a product over `np` positions: of [`PRODUCT_WIDTH`], or one piece when
+/// gemm spreads the product over the threads.
+fn pieces(np: usize, parallel: bool) -> impl Iterator<Item = (usize, usize)> {
+    let width = if parallel { np } else { PRODUCT_WIDTH };
+    (0..np).step_by(width.max(1)).map(move |p0| (p0, width.min(np - p0)))
 }
 
 /// The input gradients `[b, c, h, w]` of `b` samples from their output gradients `grad` (`[b, cout, oh, ow]`, flat)
@@ -272,7 +311,7 @@ pub(crate) fn input_gradient(g: &Geometry, weight: &[f32], grad: &[f32]) -> Vec<
 /// `dst = (accumulate ? dst : 0) + lhs·rhs` for an `m×n` result with a `k`-long inner dimension; every matrix is
 /// given as (values, row stride, column stride).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm(
+fn gemm(
     (m, n, k): (usize, usize, usize),
     dst: &mut [f32],
     (dst_rs, dst_cs): (usize, usize),
@@ -389,13 +428,13 @@ impl Groups {
     }
 }
 
-/// Per-thread buffers: a group's im2col matrix `[n·positions, kk]` and its outputs (or their gradients) by
-/// channel, `[cout, n·positions]` (channel co's row holds sample after sample's positions). Every use writes the
-/// part it reads first.
+/// Per-thread buffers: a group's im2col matrix `[n·positions, kk]` (or its gradient), and its outputs — by position,
+/// `[n·positions, cout]`, in the forward — or their gradients — by channel, `[cout, n·positions]`, channel co's row
+/// holding sample after sample's positions, in the backward. Every use writes the part it reads first.
 #[derive(Default)]
 struct Scratch {
     cols: Vec<f32>,
-    by_channel: Vec<f32>,
+    outs: Vec<f32>,
 }
 
 impl Scratch {
@@ -409,7 +448,7 @@ impl Scratch {
         // Taken out, not borrowed: a nested call on the same thread (work stealing) finds empty buffers.
         let mut sc = KEPT.take();
         let n = groups.size;
-        for (buf, len) in [(&mut sc.cols, n * g.positions() * g.kk()), (&mut sc.by_channel, n * g.out_len())] {
+        for (buf, len) in [(&mut sc.cols, n * g.positions() * g.kk()), (&mut sc.outs, n * g.out_len())] {
             if buf.len() < len {
                 buf.resize(len, 0.0);
             }
@@ -428,14 +467,14 @@ impl ConvOps for Flex {
         let (x, weight, bias) = (contiguous(&x), contiguous(&weight), contiguous(&bias));
         let (xs, ws, bs) = (x.storage::<f32>(), weight.storage::<f32>(), bias.storage::<f32>());
         let (p, kk, groups) = (g.positions(), g.kk(), Groups::new(&g, b));
-        let wt = transposed(ws, cout, kk);
+        let wt = transposed_kept(ws, cout, kk);
         let mut out = vec![0f32; b * g.out_len()];
         groups.each(&g, &mut out, g.out_len(), |sc, (first, n), ys| {
             g.im2col_group(xs, (first, n), &mut sc.cols);
             let np = n * p;
             let parallel = groups.gemm_in_parallel();
-            forward_product(&g, &wt, (&sc.cols, np), &mut sc.by_channel, parallel);
-            for (y, by_position) in ys.chunks_exact_mut(g.out_len()).zip(sc.by_channel.chunks_exact(p * cout)) {
+            forward_product(&g, &wt, (&sc.cols, np), &mut sc.outs, parallel);
+            for (y, by_position) in ys.chunks_exact_mut(g.out_len()).zip(sc.outs.chunks_exact(p * cout)) {
                 to_planes(by_position, bs, y);
             }
         });
@@ -452,15 +491,12 @@ impl ConvOps for Flex {
         let (p, kk, groups) = (g.positions(), g.kk(), Groups::new(&g, b));
         let mut dx = vec![0f32; b * g.in_len()];
         groups.each(&g, &mut dx, g.in_len(), |sc, (first, n), dxs| {
-            g.by_channel(gs, (first, n), &mut sc.by_channel);
-            // dcolsᵀ [kk, n·positions] = weightᵀ [kk, cout] · by_channel [cout, n·positions], in pieces of
-            // PRODUCT_WIDTH positions for the same reason as the forward (conv2's and conv3's products 4% and 7%
-            // faster, timed outside the repository).
-            let np = n * p;
-            let parallel = groups.gemm_in_parallel();
-            let width = if parallel { np } else { PRODUCT_WIDTH };
-            for p0 in (0..np).step_by(width) {
-                let (w, dcols, grads) = (width.min(np - p0), &mut sc.cols[p0 * kk..], &sc.by_channel[p0..]);
+            g.by_channel(gs, (first, n), &mut sc.outs);
+            // dcolsᵀ [kk, n·positions] = weightᵀ [kk, cout] · outs [cout, n·positions], in pieces for the same
+            // reason as the forward (conv2's and conv3's products 4% and 7% faster, timed outside the repository).
+            let (np, parallel) = (n * p, groups.gemm_in_parallel());
+            for (p0, w) in pieces(np, parallel) {
+                let (dcols, grads) = (&mut sc.cols[p0 * kk..], &sc.outs[p0..]);
                 gemm((kk, w, cout), dcols, (1, kk), false, ws, (1, kk), grads, (np, 1), parallel);
             }
             for (dxb, dcols) in dxs.chunks_exact_mut(g.in_len()).zip(sc.cols.chunks_exact(p * kk)) {
@@ -487,20 +523,10 @@ impl ConvOps for Flex {
                 Scratch::with(&g, &groups, |sc| {
                     for (first, n) in groups.of_run(first_of_run) {
                         g.im2col_group(xs, (first, n), &mut sc.cols);
-                        g.by_channel(gs, (first, n), &mut sc.by_channel);
+                        g.by_channel(gs, (first, n), &mut sc.outs);
                         // dwᵀ [kk, cout] += colsᵀ [kk, n·positions] · by_channelᵀ [n·positions, cout].
                         let (np, parallel) = (n * p, groups.gemm_in_parallel());
-                        gemm(
-                            (kk, cout, np),
-                            &mut dw,
-                            (1, kk),
-                            true,
-                            &sc.cols,
-                            (1, kk),
-                            &sc.by_channel,
-                            (1, np),
-                            parallel,
-                        );
+                        gemm((kk, cout, np), &mut dw, (1, kk), true, &sc.cols, (1, kk), &sc.outs, (1, np), parallel);
                     }
                 });
                 dw

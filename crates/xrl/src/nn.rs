@@ -346,13 +346,10 @@ impl Net {
         if !z.is_autodiff() && self.out.weight.val().is_autodiff() {
             return self.valid().forward_from_first_conv(z, pass);
         }
-        let first = self.convs.first().expect("a network with convolutions");
-        let [batch, _] = z.dims();
-        let [cout, _, k, _] = first.weight.dims();
-        let s = self.spec.frame_shape();
-        let (oh, ow) = ((s[1] - k) / first.stride[0] + 1, (s[2] - k) / first.stride[0] + 1);
+        let g = *self.conv_geometries().first().expect("a network with convolutions");
+        let ([batch, _], (oh, ow)) = (z.dims(), g.out_hw());
         let mut probe = None;
-        let x = self.convs_from(z.reshape([batch, cout, oh, ow]), pass, &mut probe);
+        let x = self.convs_from(z.reshape([batch, g.cout, oh, ow]), pass, &mut probe);
         self.after_convs(x, pass, probe)
     }
 
@@ -375,20 +372,26 @@ impl Net {
         self.after_convs(features, pass, None)
     }
 
-    /// The convolutions as plain values, input side first: (geometry, weight `[cout, c·k·k]`, bias).
-    pub(crate) fn conv_values(&self) -> Vec<(crate::conv::Geometry, Vec<f32>, Vec<f32>)> {
-        let [c, h, w] = self.spec.frame_shape()[..] else { return vec![] };
-        let (mut c, mut h, mut w) = (c, h, w);
+    /// Each convolution's geometry, input side first (none for an MLP).
+    pub(crate) fn conv_geometries(&self) -> Vec<crate::conv::Geometry> {
+        let [mut c, mut h, mut w] = self.spec.frame_shape()[..] else { return vec![] };
         let mut out = vec![];
         for conv in &self.convs {
             let [cout, _, k, _] = conv.weight.dims();
-            let s = conv.stride[0];
-            let g = crate::conv::Geometry { c, h, w, cout, k, s };
-            let bias = conv.bias.as_ref().map(|b| to_vec(b.val())).unwrap_or_else(|| vec![0.0; cout]);
-            out.push((g, to_vec(conv.weight.val()), bias));
+            let g = crate::conv::Geometry { c, h, w, cout, k, s: conv.stride[0] };
+            out.push(g);
             (c, (h, w)) = (cout, g.out_hw());
         }
         out
+    }
+
+    /// The convolutions as plain values, input side first: (geometry, weight `[cout, c·k·k]`, bias), each copied
+    /// out of its tensor only when the iterator reaches it.
+    pub(crate) fn conv_values(&self) -> impl Iterator<Item = (crate::conv::Geometry, Vec<f32>, Vec<f32>)> + '_ {
+        self.conv_geometries().into_iter().zip(&self.convs).map(|(g, conv)| {
+            let bias = conv.bias.as_ref().map(|b| to_vec(b.val())).unwrap_or_else(|| vec![0.0; g.cout]);
+            (g, to_vec(conv.weight.val()), bias)
+        })
     }
 
     fn after_convs(&self, mut x: Tensor<2>, pass: &Pass, mut probe: Option<Probe>) -> Heads {
@@ -576,7 +579,8 @@ mod tests {
 
     /// `conv_gemm` equals burn's convolution, and so do the gradients of the input, the weight and the bias (random
     /// data; kernel and stride of every xrl CNN layer, plus a kernel size without its own copy loop, and outputs of
-    /// 289 and 256 positions, which go to their channel planes eight positions at a time; batches of 3 and 1).
+    /// 289 and 256 positions, which go to their channel planes eight positions at a time; batches of 3 and 1, each
+    /// with new weights of the same shape, so that a weight transpose kept from the call before is not reused).
     #[test]
     fn conv_gemm_matches_burns_convolution_and_its_gradients() {
         use burn::tensor::Distribution;

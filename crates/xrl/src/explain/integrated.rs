@@ -4,7 +4,6 @@
 use super::local::FirstConv;
 use super::{Attribution, Budget, Model, Rows, Target, gradients, values};
 use crate::nn::Pass;
-use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 /// Quadrature rules of Captum's `IntegratedGradients(method=…)`.
@@ -128,8 +127,7 @@ impl IntegratedGradients {
             });
             sums
         };
-        let first = model.as_net().and_then(|net| Some((net, FirstConv::of(net)?)));
-        let mut maps = if let Some((net, first)) = first {
+        let mut maps = if let Some(first) = FirstConv::of(model) {
             // A convolutional network: path points start at the first convolution's output,
             // z(b + α(x − b)) = z(b) + α·z₀(x − b) (z₀: without the bias), and the summed gradients there go back
             // through it once per sample.
@@ -146,8 +144,7 @@ impl IntegratedGradients {
                 let (zb, zd) = (&zb[i * zl..(i + 1) * zl], &zd[i * zl..(i + 1) * zl]);
                 out.iter_mut().zip(zb).zip(zd).for_each(|((o, b), d)| *o = b + alpha * d);
             };
-            let rest = |z: Tensor<2>, pass: &Pass| net.forward_from_first_conv(z, pass);
-            first.input_gradients(&sum(zl, Rows::Made { count: n * m, fill: &fill }, &rest))
+            first.input_gradients(&sum(zl, Rows::Made { count: n * m, fill: &fill }, &first))
         } else {
             let fill = |r: usize, out: &mut [f32]| {
                 let (i, alpha) = (r / m, points[r % m].0 as f32);

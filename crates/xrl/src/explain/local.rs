@@ -14,8 +14,11 @@
 //! Each recomputed position is the same sum of the same products as in the whole pass (gemm may group the sum
 //! differently, so values can differ in the last bits); every other position is the whole pass's value.
 
+use super::Model;
 use crate::conv::{Geometry, Rect, product_at, transposed};
-use crate::nn::Net;
+use crate::nn::{Heads, Net, Pass};
+use burn::tensor::Tensor;
+use rayon::prelude::*;
 
 /// One convolution and its ReLU: the weight transposed for [`product_at`], and the bias.
 struct Layer {
@@ -45,9 +48,17 @@ impl Layer {
     }
 }
 
-/// A network's convolutions, ready for local passes.
-pub(crate) struct LocalConvs {
+/// A network's convolutions, ready for local passes; as a [`Model`], the rest of the network from the last
+/// convolution's output ([`Net::forward_from_convs`]).
+pub(crate) struct LocalConvs<'a> {
+    net: &'a Net,
     layers: Vec<Layer>,
+}
+
+impl Model for LocalConvs<'_> {
+    fn heads(&self, features: Tensor<2>, pass: &Pass) -> Heads {
+        self.net.forward_from_convs(features, pass)
+    }
 }
 
 /// A frame's activations after each convolution and its ReLU (NCHW), input side first.
@@ -72,32 +83,33 @@ struct Scratch {
     frame: Vec<f32>,
 }
 
-/// The convolutions of a feed-forward network that sees one frame through them, each with its weight
-/// `[cout, c·k·k]`, the input scale folded into the first (W·(s·x) = (s·W)·x); `None` for MLPs, recurrent cores
-/// and DRQN stacks.
-fn layers_of(net: &Net) -> Option<Vec<(Layer, Vec<f32>)>> {
+/// The model's network when it is a plain [`Net`] that sees one frame through convolutions, and its convolutions
+/// as they come (each with its weight `[cout, c·k·k]`), the input scale folded into the first (W·(s·x) = (s·W)·x);
+/// `None` for other models, MLPs, recurrent cores and DRQN stacks.
+fn layers_of(model: &dyn Model) -> Option<(&Net, impl Iterator<Item = (Layer, Vec<f32>)> + '_)> {
+    let net = model.as_net()?;
     let spec = net.spec();
-    if spec.core.is_some() || spec.frames > 0 {
+    if spec.core.is_some() || spec.frames > 0 || net.conv_geometries().is_empty() {
         return None;
     }
-    let layers: Vec<(Layer, Vec<f32>)> = net
-        .conv_values()
-        .into_iter()
-        .enumerate()
-        .map(|(i, (g, weight, bias))| {
-            let scale = if i == 0 { spec.input_scale } else { 1.0 };
-            let weight: Vec<f32> = weight.iter().map(|v| v * scale).collect();
-            (Layer { wt: transposed(&weight, g.cout, g.kk()), g, bias }, weight)
-        })
-        .collect();
-    (!layers.is_empty()).then_some(layers)
+    let layers = net.conv_values().enumerate().map(|(i, (g, weight, bias))| {
+        let scale = if i == 0 { spec.input_scale } else { 1.0 };
+        let weight: Vec<f32> = weight.iter().map(|v| v * scale).collect();
+        (Layer { wt: transposed(&weight, g.cout, g.kk()), g, bias }, weight)
+    });
+    Some((net, layers))
 }
 
-impl LocalConvs {
-    /// For a feed-forward network that sees one frame through convolutions; `None` for MLPs, recurrent cores and
-    /// DRQN stacks.
-    pub fn of(net: &Net) -> Option<Self> {
-        Some(LocalConvs { layers: layers_of(net)?.into_iter().map(|(layer, _)| layer).collect() })
+impl<'a> LocalConvs<'a> {
+    /// For a model that is a plain convolutional [`Net`] seeing one frame (see [`layers_of`]).
+    pub fn of(model: &'a dyn Model) -> Option<Self> {
+        let (net, layers) = layers_of(model)?;
+        Some(LocalConvs { net, layers: layers.map(|(layer, _)| layer).collect() })
+    }
+
+    /// The activations of each of the frames in `inputs` (`len` values each).
+    pub fn bases(&self, inputs: &[f32], len: usize) -> Vec<Base> {
+        inputs.par_chunks(len).map(|x| self.base(x)).collect()
     }
 
     /// Values per frame of the last convolution's output.
@@ -107,13 +119,14 @@ impl LocalConvs {
 
     /// The activations of a whole frame.
     pub fn base(&self, frame: &[f32]) -> Base {
-        let mut sc = Scratch::default();
         let mut acts: Vec<Vec<f32>> = vec![];
-        for layer in &self.layers {
-            let mut out = vec![0.0; layer.g.out_len()];
-            layer.apply(acts.last().map_or(frame, |a| a), layer.g.all(), &mut out, &mut sc, (true, true));
-            acts.push(out);
-        }
+        Scratch::with(|sc| {
+            for layer in &self.layers {
+                let mut out = vec![0.0; layer.g.out_len()];
+                layer.apply(acts.last().map_or(frame, |a| a), layer.g.all(), &mut out, sc, (true, true));
+                acts.push(out);
+            }
+        });
         Base { acts }
     }
 
@@ -198,18 +211,28 @@ impl Scratch {
     }
 }
 
-/// A network's first convolution, scaled by its input scale, for methods that sum input gradients.
-pub(crate) struct FirstConv {
+/// A network's first convolution, scaled by its input scale, for methods that sum input gradients; as a
+/// [`Model`], the rest of the network from that convolution's output before its ReLU
+/// ([`Net::forward_from_first_conv`]).
+pub(crate) struct FirstConv<'a> {
+    net: &'a Net,
     layer: Layer,
     /// `s·W` as `[cout, c·k·k]`, for the backward.
     weight: Vec<f32>,
 }
 
-impl FirstConv {
-    /// For a feed-forward network that sees one frame through convolutions (as [`LocalConvs::of`]).
-    pub fn of(net: &Net) -> Option<Self> {
-        let (layer, weight) = layers_of(net)?.into_iter().next()?;
-        Some(FirstConv { layer, weight })
+impl Model for FirstConv<'_> {
+    fn heads(&self, z: Tensor<2>, pass: &Pass) -> Heads {
+        self.net.forward_from_first_conv(z, pass)
+    }
+}
+
+impl<'a> FirstConv<'a> {
+    /// For a model that is a plain convolutional [`Net`] seeing one frame (see [`layers_of`]).
+    pub fn of(model: &'a dyn Model) -> Option<Self> {
+        let (net, mut layers) = layers_of(model)?;
+        let (layer, weight) = layers.next()?;
+        Some(FirstConv { net, layer, weight })
     }
 
     /// Values of one frame's output `[cout, oh, ow]`.
@@ -259,7 +282,7 @@ mod tests {
             let [c, h, w] = spec.obs_shape[..] else { unreachable!() };
             let frame = random(c * h * w, &d);
             let base = local.base(&frame);
-            let last = format!("conv{}", net.conv_values().len());
+            let last = format!("conv{}", net.conv_geometries().len());
             let whole = |x: &[f32]| {
                 let pass = Pass { probe: Some(last.clone()), ..Pass::default() };
                 let t = Tensor::<1>::from_floats(x, &d).reshape([1, x.len()]);

@@ -41,7 +41,7 @@ pub trait Model {
     }
 
     /// The network itself, when the model is one plain [`Net`]: methods may then take shortcuts through its
-    /// layers (perturbation saliency recomputes only what a perturbation reaches).
+    /// layers (`local`: perturbation saliency and occlusion, integrated gradients, SmoothGrad's mean).
     fn as_net(&self) -> Option<&Net> {
         None
     }
@@ -128,8 +128,10 @@ impl Default for Budget {
     /// 256 rows and 2 MiB of f32 inputs: 18 frames of the Nature CNN, 256 of the MinAtar CNN. The value cap bounds
     /// a chunk's memory by its input size (every layer's activations are held until the backward). It was set when
     /// convolutions built one im2col matrix for the whole chunk (3.6× the input for the Nature CNN), which made
-    /// saliency 0.7–0.8 ms per frame in chunks of 64 against 0.6 in chunks of 16; [`crate::conv`] now builds it
-    /// per sample, and the cap was kept, not re-measured.
+    /// saliency 0.7–0.8 ms per frame in chunks of 64 against 0.6 in chunks of 16. With [`crate::conv`] building it
+    /// per sample, IG on 8 Nature frames (before its first-convolution shortcut; a throwaway timing loop, three
+    /// runs) took 21.9–23.3 ms per frame in chunks of 8 rows, 19.3–21.3 in chunks of 18 (this cap), 17.7–18.5 in
+    /// chunks of 32 and 64, 18.4–19.6 in chunks of 128: the cap was kept, within about 15% of the best.
     fn default() -> Self {
         Budget { max_rows: 256, max_values: 1 << 19 }
     }

@@ -4,12 +4,9 @@
 //! All occluded copies of a sample go through the model in batches; through a convolutional network, only what a
 //! window reaches is recomputed in the convolutions (`explain::local`).
 
-use super::local::{Base, LocalConvs};
-use super::{Attribution, Budget, Model, Rows, Target, blur};
+use super::local::LocalConvs;
+use super::{Attribution, Budget, Model, Rows, Target, blur, values};
 use crate::conv::Rect;
-use crate::nn::Pass;
-use burn::tensor::Tensor;
-use rayon::prelude::*;
 
 /// What replaces the occluded values.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -87,9 +84,8 @@ impl Occlusion {
         // A window smaller than the frame over a convolutional network: each row is the convolutions' output,
         // recomputed where the window reaches (explain::local), and the fully connected layers run on those rows.
         let small = wh < h || ww < w;
-        let local = model.as_net().filter(|_| small).and_then(|net| Some((net, LocalConvs::of(net)?)));
-        let values = if let Some((net, local)) = local {
-            let bases: Vec<Base> = inputs.par_chunks(len).map(|x| local.base(x)).collect();
+        let values = if let Some(local) = small.then(|| LocalConvs::of(model)).flatten() {
+            let bases = local.bases(inputs, len);
             let fill_features = |r: usize, out: &mut [f32]| {
                 let s = if r < n { r } else { (r - n) / p };
                 if r < n {
@@ -100,12 +96,11 @@ impl Occlusion {
                 let patch = |x: &mut [f32]| cells[(r - n) % p].iter().for_each(|&i| x[i] = fills[s][i]);
                 local.patched(&bases[s], &inputs[s * len..(s + 1) * len], rect, patch, out);
             };
-            let rest = |z: Tensor<2>, pass: &Pass| net.forward_from_convs(z, pass);
             let rows = Rows::Made { count: n + n * p, fill: &fill_features };
-            super::values(&rest, rows, local.feature_len(), &sample_of, target, self.budget)
+            values(&local, rows, local.feature_len(), &sample_of, target, self.budget)
         } else {
             let rows = Rows::Made { count: n + n * p, fill: &fill_row };
-            super::values(model, rows, len, &sample_of, target, self.budget)
+            values(model, rows, len, &sample_of, target, self.budget)
         };
         let mut maps = vec![0.0f32; inputs.len()];
         let mut counts = vec![0u32; len];

@@ -10,11 +10,10 @@
 //! through a convolutional [`crate::nn::Net`] the convolutions recompute only the positions each mask reaches
 //! (`explain::local`).
 
-use super::local::{Base, LocalConvs};
+use super::local::LocalConvs;
 use super::{Budget, Model, Rows, Target, outputs, target_value};
 use crate::conv::Rect;
-use crate::nn::{Heads, Pass};
-use burn::tensor::Tensor;
+use crate::nn::Heads;
 use rayon::prelude::*;
 
 /// What the score compares.
@@ -110,11 +109,10 @@ impl Perturbation {
         };
         // The shortcut pays when a mask's square leaves part of the frame alone (not on MinAtar's 10×10).
         let small = 2 * radius + 1 < h.max(w);
-        let local = model.as_net().filter(|_| small).and_then(|net| Some((net, LocalConvs::of(net)?)));
-        let outs = if let Some((net, local)) = local {
+        let outs = if let Some(local) = small.then(|| LocalConvs::of(model)).flatten() {
             // A convolutional network: each row is the convolutions' output, computed where the mask's square
             // reaches (the rest is the frame's own), and the fully connected layers run on those rows.
-            let bases: Vec<Base> = inputs.par_chunks(len).map(|x| local.base(x)).collect();
+            let bases = local.bases(inputs, len);
             let fill = |r: usize, out: &mut [f32]| {
                 let (i, k) = (r / (1 + g), r % (1 + g));
                 if k == 0 {
@@ -123,9 +121,8 @@ impl Perturbation {
                 let frame = &inputs[i * len..(i + 1) * len];
                 local.patched(&bases[i], frame, square(k), |x| perturb(i, k, x), out);
             };
-            let rest = |x: Tensor<2>, pass: &Pass| net.forward_from_convs(x, pass);
             let rows = Rows::Made { count, fill: &fill };
-            outputs(&rest, rows, local.feature_len(), &frame_of, self.budget, &pick)
+            outputs(&local, rows, local.feature_len(), &frame_of, self.budget, &pick)
         } else {
             let fill = |r: usize, out: &mut [f32]| {
                 let (i, k) = (r / (1 + g), r % (1 + g));

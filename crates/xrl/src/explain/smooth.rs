@@ -5,8 +5,6 @@
 
 use super::local::FirstConv;
 use super::{Attribution, Gradient, GradientKind, Model, Rows, Target};
-use crate::nn::Pass;
-use burn::tensor::Tensor;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -91,7 +89,7 @@ impl SmoothGrad {
         // Copy k of sample i still belongs to sample i: its target (`chosen`) and any per-sample context.
         let sample_of: Vec<usize> = (0..n * s).map(|r| r / s).collect();
         let linear = self.kind == SmoothKind::Mean && self.base.kind != GradientKind::TimesInput;
-        if let Some((net, first)) = model.as_net().filter(|_| linear).and_then(|net| Some((net, FirstConv::of(net)?))) {
+        if let Some(first) = linear.then(|| FirstConv::of(model)).flatten() {
             // A convolutional network and a map linear in the gradient: the noisy copies start at the first
             // convolution's output, and the mean of the gradients there goes back through it once per sample.
             let zl = first.out_len();
@@ -100,10 +98,9 @@ impl SmoothGrad {
                 fill(r, &mut x);
                 first.apply(&x, true, z);
             };
-            let rest = |z: Tensor<2>, pass: &Pass| net.forward_from_first_conv(z, pass);
             let mut mean = vec![0.0f32; n * zl];
             let rows = Rows::Made { count: n * s, fill: &fill_z };
-            self.base.attribute_rows(&rest, rows, zl, &sample_of, target, &mut |start, g| {
+            self.base.attribute_rows(&first, rows, zl, &sample_of, target, &mut |start, g| {
                 for (k, g) in g.chunks(zl).enumerate() {
                     let i = (start + k) / s;
                     mean[i * zl..(i + 1) * zl].iter_mut().zip(g).for_each(|(m, g)| *m += g / s as f32);
