@@ -3,8 +3,8 @@
 //! * [`LocalConvs`]: forward passes of frames that differ from a known frame only inside a rectangle. Each layer
 //!   recomputes the output positions whose windows read a changed value and copies the others from the known
 //!   frame's activations. Perturbation saliency changes a blob of at most 41×41 pixels of an 84×84 frame per grid
-//!   point (a Gaussian of σ = 5 cut at 4σ); through the Nature CNN that leaves on average about a quarter of
-//!   conv1's positions to compute, a third of conv2's and half of conv3's.
+//!   point (a Gaussian of σ = 5 cut at 4σ); through the Nature CNN that leaves 25% of conv1's positions to
+//!   compute, 38% of conv2's and 61% of conv3's (averaged over the 289 points of a stride-5 grid, by geometry).
 //! * [`FirstConv`]: the first convolution is linear in the input, z = W·(s·x) + b (s: the network's input scale).
 //!   Integrated gradients and SmoothGrad's mean are weighted sums of input gradients, and an input gradient is
 //!   s·Wᵀ times the gradient at z: they sum the gradients at z over path points or noise samples and take the
