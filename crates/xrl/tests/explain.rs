@@ -275,6 +275,11 @@ fn perturbation_saliency_by_hand_and_batching_invariance() {
     }
 }
 
+/// The Nature CNN with 5 actions on raw pixels (input scale 1/255), as the shortcut tests run it.
+fn nature_on_pixels(head: HeadKind) -> NetSpec {
+    NetSpec { input_scale: 1.0 / 255.0, ..NetSpec::new(vec![4, 84, 84], 5, Torso::NatureCnn, head) }
+}
+
 /// A plain convolutional `Net` takes the shortcut (its convolutions recomputed only where each mask reaches); the
 /// same network behind a closure sends every perturbed frame through the whole network. Same scores: the Nature
 /// CNN (Q values, raw pixels scaled by 1/255), its dueling two-stream variant scored on V, and an actor-critic
@@ -284,8 +289,7 @@ fn perturbation_shortcut_through_convolutions_matches_whole_passes() {
     use xrl::explain::{Perturbation, Score};
     let d = Device::flex();
     d.seed(21);
-    let nature =
-        NetSpec { input_scale: 1.0 / 255.0, ..NetSpec::new(vec![4, 84, 84], 5, Torso::NatureCnn, HeadKind::Q) };
+    let nature = nature_on_pixels(HeadKind::Q);
     let dueling = NetSpec { head: HeadKind::Dueling, ..nature.clone() }.with_streams();
     let actor_critic = NetSpec { head: HeadKind::ActorCritic, ..nature.clone() };
     let log_prob = Score::Target(Target::LogProb(2));
@@ -316,8 +320,7 @@ fn perturbation_shortcut_through_convolutions_matches_whole_passes() {
 fn first_convolution_shortcut_matches_whole_passes() {
     let d = Device::flex();
     d.seed(22);
-    let nature =
-        NetSpec { input_scale: 1.0 / 255.0, ..NetSpec::new(vec![4, 84, 84], 5, Torso::NatureCnn, HeadKind::Q) };
+    let nature = nature_on_pixels(HeadKind::Q);
     let minatar = NetSpec::new(vec![4, 10, 10], 3, Torso::MinatarCnn, HeadKind::ActorCritic);
     for (spec, scale, target) in [(nature, 255.0, Target::Q(3)), (minatar, 1.0, Target::LogProb(1))] {
         let net = Net::new(&spec, &d).unwrap();
@@ -359,8 +362,7 @@ fn occlusion_shortcut_through_convolutions_matches_whole_passes() {
     use xrl::explain::{Fill, Occlusion};
     let d = Device::flex();
     d.seed(23);
-    let spec =
-        NetSpec { input_scale: 1.0 / 255.0, ..NetSpec::new(vec![4, 84, 84], 5, Torso::NatureCnn, HeadKind::Dueling) };
+    let spec = nature_on_pixels(HeadKind::Dueling);
     let net = Net::new(&spec, &d).unwrap();
     let whole = |x: Tensor<2>, pass: &Pass| net.forward(x, pass);
     let x = nn::to_vec(Tensor::<2>::random([2, 4 * 84 * 84], Distribution::Uniform(0.0, 255.0), &d));
