@@ -26,7 +26,7 @@ use burn::tensor::{Shape, Tensor};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use crate::flex::{contiguous, dims, owned};
+use crate::flex::{contiguous, dims, gemm, owned};
 
 /// An unpadded k×k convolution with stride s of one `[c, h, w]` sample into `cout` channels.
 #[derive(Clone, Copy, Debug)]
@@ -306,53 +306,6 @@ pub(crate) fn input_gradient(g: &Geometry, weight: &[f32], grad: &[f32]) -> Vec<
     let weight = owned(weight.to_vec(), vec![g.cout, g.c, g.k, g.k]);
     let dx = <Flex as ConvOps>::conv_input_grad(grad, weight, g.h, g.w, g.s);
     dx.storage::<f32>().to_vec()
-}
-
-/// `dst = (accumulate ? dst : 0) + lhs·rhs` for an `m×n` result with a `k`-long inner dimension; every matrix is
-/// given as (values, row stride, column stride).
-#[allow(clippy::too_many_arguments)]
-fn gemm(
-    (m, n, k): (usize, usize, usize),
-    dst: &mut [f32],
-    (dst_rs, dst_cs): (usize, usize),
-    accumulate: bool,
-    lhs: &[f32],
-    (lhs_rs, lhs_cs): (usize, usize),
-    rhs: &[f32],
-    (rhs_rs, rhs_cs): (usize, usize),
-    parallel: bool,
-) {
-    // The last element each matrix is read or written at must lie inside its slice.
-    let end = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs + 1;
-    assert!(m > 0 && n > 0 && k > 0, "empty product");
-    assert!(dst.len() >= end(m, n, dst_rs, dst_cs) && lhs.len() >= end(m, k, lhs_rs, lhs_cs));
-    assert!(rhs.len() >= end(k, n, rhs_rs, rhs_cs));
-    let parallelism = if parallel { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
-    // SAFETY: the asserts above keep every access inside the three slices; `dst` is borrowed mutably, so it does
-    // not alias `lhs` or `rhs`.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            dst_cs as isize,
-            dst_rs as isize,
-            accumulate,
-            lhs.as_ptr(),
-            lhs_cs as isize,
-            lhs_rs as isize,
-            rhs.as_ptr(),
-            rhs_cs as isize,
-            rhs_rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-    }
 }
 
 #[backend_extension(Flex, Autodiff)]

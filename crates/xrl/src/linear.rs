@@ -1,11 +1,15 @@
 //! A fully connected layer's product `x·W` (`x` `[m, k]`, `W` `[k, n]` row-major, as burn's `Linear` stores it)
-//! whose backward computes the input gradient as `(W·gᵀ)ᵀ` rather than `g·Wᵀ`.
+//! with products of its own for big weights.
 //!
-//! Why: with a large weight and few rows, gemm handles `g·Wᵀ` by packing the whole transposed weight with strided
-//! reads. For the Nature CNN's first fully connected layer (3136×512) that costs 1.9 ms at 8 rows and 2.4 ms at 32,
-//! against 0.33 and 0.70 ms for the same product written as `(W·gᵀ)ᵀ` (medians of 30 products through burn, timed
-//! outside the repository; `xrl bench nets` and `xrl bench explain` measure whole steps, docs/BENCHMARKS.md). Smaller weights keep burn's
-//! own matmul, which is faster for them. The weight gradient is `xᵀ·g` either way.
+//! Why: a big weight (the Nature CNN's first fully connected layer, 3136×512) is read from memory for every product,
+//! and gemm's choices for few rows are poor. Its input gradient `g·Wᵀ` makes gemm pack the whole transposed weight
+//! with strided reads: 1.9 ms at 8 rows and 2.4 ms at 32, against 0.33 and 0.70 ms for the same product written as
+//! `(W·gᵀ)ᵀ` (medians of 30 products through burn). That one in turn runs gemm's kernels with 8 of their 16 lanes
+//! at 8 rows (0.27 ms on two threads); up to [`FEW_ROWS`] rows, dot products of the weight's rows with the
+//! gradient's take 0.15 ms ([`few_rows_input_grad`]). The forward at few rows splits the weight's columns between
+//! the threads (0.15 against gemm's own split, 0.21 ms). (Timed outside the repository on this workplace's 2-vCPU
+//! machine; `xrl bench nets` and `xrl bench explain` measure whole steps, docs/BENCHMARKS.md.) Smaller weights keep
+//! burn's own matmul, which is faster for them. The weight gradient is `xᵀ·g` either way.
 //!
 //! One row off the autodiff device (acting) through a weight below that size takes a plain-Rust row-streaming
 //! product instead ([`LinearOps::one_row_linear`]).
@@ -20,14 +24,20 @@ use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension, tensor
 use burn::nn::Linear;
 use burn::tensor::Tensor;
 
-/// Weights with at least this many entries take the `(W·gᵀ)ᵀ` backward (Nature's fc1 has 1.6M; MinAtar's 131k,
-/// for which `g·Wᵀ` is faster: 0.12 vs 0.18 ms at 32 rows).
+/// Weights with at least this many entries take the products of this module (Nature's fc1 has 1.6M; MinAtar's
+/// 131k, for which burn's `g·Wᵀ` is faster: 0.12 vs 0.18 ms for `(W·gᵀ)ᵀ` at 32 rows).
 const BIG_WEIGHT: usize = 1 << 20;
+
+/// Up to this many rows, a big weight's products split its columns (forward) or rows (input gradient) between the
+/// threads; above, gemm's own products use all of its lanes.
+const FEW_ROWS: usize = 8;
 
 #[backend_extension(Flex, Autodiff)]
 pub trait LinearOps: Backend {
-    /// `x·w`, with the input gradient computed as `(w·gᵀ)ᵀ`.
+    /// `x·w` for a big `w`, with the input gradient from [`LinearOps::big_weight_input_grad`].
     fn big_weight_matmul(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// `g·wᵀ` for a big `w` `[k, n]`: dot products of its rows for few rows, else `(w·gᵀ)ᵀ`.
+    fn big_weight_input_grad(g: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self>;
     /// `x·w + b` for one row `x` `[1, k]`, a row-major `w` `[k, n]` and a bias `b` `[n]`, without autodiff
     /// (acting). The bias is the sums' starting value: one pass over the output instead of a second op.
     fn one_row_linear(x: FloatTensor<Self>, w: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self>;
@@ -35,7 +45,23 @@ pub trait LinearOps: Backend {
 
 impl LinearOps for Flex {
     fn big_weight_matmul(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
-        Self::float_matmul(x, w)
+        use crate::flex::{contiguous, dims, owned};
+        let ([m, k], [_, n]) = (dims(&x), dims(&w));
+        if m > FEW_ROWS || rayon::current_num_threads() == 1 {
+            return Self::float_matmul(x, w);
+        }
+        let (x, w) = (contiguous(&x), contiguous(&w));
+        owned(few_rows_product(&x.storage::<f32>()[..m * k], &w.storage::<f32>()[..k * n], m, n), vec![m, n])
+    }
+
+    fn big_weight_input_grad(g: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
+        use crate::flex::{contiguous, dims, owned};
+        let ([m, n], [k, _]) = (dims(&g), dims(&w));
+        if m > FEW_ROWS || !dots::available() {
+            return Self::float_transpose(Self::float_matmul(w, Self::float_transpose(g)));
+        }
+        let (g, w) = (contiguous(&g), contiguous(&w));
+        owned(few_rows_input_grad(&g.storage::<f32>()[..m * n], &w.storage::<f32>()[..k * n], m, k), vec![m, k])
     }
 
     fn one_row_linear(x: FloatTensor<Self>, w: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -51,7 +77,7 @@ impl LinearOps for Flex {
 #[derive(Debug)]
 struct BigWeightBackward;
 
-impl<B: Backend> Backward<B, 2> for BigWeightBackward {
+impl<B: LinearOps> Backward<B, 2> for BigWeightBackward {
     /// (x when the weight takes a gradient, w when the input does).
     type State = (Option<B::FloatTensorPrimitive>, Option<B::FloatTensorPrimitive>);
 
@@ -61,25 +87,22 @@ impl<B: Backend> Backward<B, 2> for BigWeightBackward {
             ops.parents,
             ops.node,
             grads,
-            |g| {
-                let w = w.expect("the weight is kept when the input takes a gradient");
-                B::float_transpose(B::float_matmul(w, B::float_transpose(g)))
-            },
+            |g| B::big_weight_input_grad(g, w.expect("the weight is kept when the input takes a gradient")),
             |g| B::float_matmul(B::float_transpose(x.expect("the input is kept when the weight takes a gradient")), g),
         );
     }
 }
 
-impl<B: Backend, C: CheckpointStrategy> LinearOps for Autodiff<B, C> {
+impl<B: LinearOps, C: CheckpointStrategy> LinearOps for Autodiff<B, C> {
     fn big_weight_matmul(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
         let (x_tracked, w_tracked) = (x.is_tracked(), w.is_tracked());
         match BigWeightBackward.prepare::<C>([x.node(), w.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let (x, w) = (x.into_primitive(), w.into_primitive());
                 let state = (w_tracked.then(|| x.clone()), x_tracked.then(|| w.clone()));
-                prep.finish(state, B::float_matmul(x, w))
+                prep.finish(state, B::big_weight_matmul(x, w))
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::float_matmul(x.into_primitive(), w.into_primitive())),
+            OpsKind::UnTracked(prep) => prep.finish(B::big_weight_matmul(x.into_primitive(), w.into_primitive())),
         }
     }
 
@@ -87,6 +110,157 @@ impl<B: Backend, C: CheckpointStrategy> LinearOps for Autodiff<B, C> {
     fn one_row_linear(x: FloatTensor<Self>, w: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
         let n = b.shape()[0];
         Self::float_add(Self::float_matmul(x, w), Self::float_reshape(b, burn::tensor::Shape::from(vec![1, n])))
+    }
+
+    /// Backward pieces are not themselves differentiated.
+    fn big_weight_input_grad(g: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
+        FloatTensor::<Self>::new(B::big_weight_input_grad(g.into_primitive(), w.into_primitive()))
+    }
+}
+
+/// Splits `0..n` into one range per thread, each a multiple of 16 long but the last (whole vectors).
+fn per_thread(n: usize) -> Vec<std::ops::Range<usize>> {
+    let part = n.div_ceil(rayon::current_num_threads()).next_multiple_of(16);
+    (0..n).step_by(part).map(|a| a..(a + part).min(n)).collect()
+}
+
+/// `x [m, k] · w [k, n]` for few rows: each thread one gemm over its own columns of the weight (gemm's own split
+/// shares a long product of 8 columns poorly: 0.21 against 0.15 ms for Nature's fc1 at 8 rows).
+fn few_rows_product(x: &[f32], w: &[f32], m: usize, n: usize) -> Vec<f32> {
+    use rayon::prelude::*;
+    let k = w.len() / n;
+    let parts: Vec<(std::ops::Range<usize>, Vec<f32>)> = per_thread(n)
+        .into_par_iter()
+        .map(|cols| {
+            let mut out = vec![0f32; m * cols.len()];
+            let at = (m, cols.len(), k);
+            crate::flex::gemm(at, &mut out, (cols.len(), 1), false, x, (k, 1), &w[cols.start..], (n, 1), false);
+            (cols, out)
+        })
+        .collect();
+    let mut out = vec![0f32; m * n];
+    for (cols, part) in parts {
+        for (row, values) in out.chunks_exact_mut(n).zip(part.chunks_exact(cols.len())) {
+            row[cols.clone()].copy_from_slice(values);
+        }
+    }
+    out
+}
+
+/// `g [m, n] · wᵀ` for `w` `[k, n]` and at most [`FEW_ROWS`] rows: each thread takes its own rows of the weight
+/// and dots each with every row of `g` ([`dots`]); the weight is read once, in place.
+fn few_rows_input_grad(g: &[f32], w: &[f32], m: usize, k: usize) -> Vec<f32> {
+    use rayon::prelude::*;
+    let n = w.len() / k;
+    let parts: Vec<(std::ops::Range<usize>, Vec<f32>)> = per_thread(k)
+        .into_par_iter()
+        .map(|rows| {
+            let mut out = vec![0f32; m * rows.len()];
+            dots::of(g, m, w, n, rows.clone(), &mut out);
+            (rows, out)
+        })
+        .collect();
+    let mut out = vec![0f32; m * k];
+    for (rows, part) in parts {
+        for (row, values) in out.chunks_exact_mut(k).zip(part.chunks_exact(rows.len())) {
+            row[rows.clone()].copy_from_slice(values);
+        }
+    }
+    out
+}
+
+/// Dot products of a few rows of `g` with rows of a weight, on AVX-512 vectors: three weight rows at a time against
+/// every row of `g`, so that each vector read from the weight serves `m` products and each read from `g` three
+/// (at 8 rows: 24 sums in registers, 11 reads per 24 multiply-adds).
+mod dots {
+    use std::ops::Range;
+
+    pub(super) fn available() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return std::arch::is_x86_feature_detected!("avx512f");
+        #[allow(unreachable_code)]
+        false
+    }
+
+    /// `out [m, rows.len()]` (row-major) = `g [m, n]` · `w[rows]ᵀ` for a row-major `w` `[·, n]`, `m` ≤ 8. Call only
+    /// when [`available`].
+    pub(super) fn of(g: &[f32], m: usize, w: &[f32], n: usize, rows: Range<usize>, out: &mut [f32]) {
+        assert!(available() && m <= 8 && g.len() == m * n && out.len() == m * rows.len());
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY (each arm): the CPU supports AVX-512F (asserted above).
+            macro_rules! rows_of {
+                ($($m:literal)*) => {
+                    match m {
+                        $($m => unsafe { avx512::dots::<$m>(g, w, n, rows, out) },)*
+                        _ => unreachable!("at most 8 rows"),
+                    }
+                };
+            }
+            rows_of!(1 2 3 4 5 6 7 8)
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    mod avx512 {
+        use std::arch::x86_64::*;
+        use std::ops::Range;
+
+        #[target_feature(enable = "avx512f")]
+        pub(super) fn dots<const M: usize>(g: &[f32], w: &[f32], n: usize, rows: Range<usize>, out: &mut [f32]) {
+            let len = rows.len();
+            let mut i = 0;
+            while i + 3 <= len {
+                block::<M, 3>(g, w, n, rows.start + i, (i, len), out);
+                i += 3;
+            }
+            while i < len {
+                block::<M, 1>(g, w, n, rows.start + i, (i, len), out);
+                i += 1;
+            }
+        }
+
+        /// Weight rows `row..row + R` against the `M` rows of `g`, into columns `at..at + R` of `out` (`[M, len]`).
+        #[target_feature(enable = "avx512f")]
+        #[inline]
+        fn block<const M: usize, const R: usize>(
+            g: &[f32],
+            w: &[f32],
+            n: usize,
+            row: usize,
+            (at, len): (usize, usize),
+            out: &mut [f32],
+        ) {
+            let full = n / 16 * 16;
+            let mut acc = [[_mm512_setzero_ps(); R]; M];
+            for c in (0..full).step_by(16) {
+                let mut x = [_mm512_setzero_ps(); R];
+                for (q, x) in x.iter_mut().enumerate() {
+                    *x = load(&w[(row + q) * n + c..][..16]);
+                }
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let gr = load(&g[r * n + c..][..16]);
+                    for q in 0..R {
+                        acc[q] = _mm512_fmadd_ps(gr, x[q], acc[q]);
+                    }
+                }
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                for (q, acc) in acc.iter().enumerate() {
+                    let tail: f32 = (full..n).map(|j| g[r * n + j] * w[(row + q) * n + j]).sum();
+                    out[r * len + at + q] = _mm512_reduce_add_ps(*acc) + tail;
+                }
+            }
+        }
+
+        /// Sixteen values as a vector.
+        #[target_feature(enable = "avx512f")]
+        #[inline]
+        fn load(v: &[f32]) -> __m512 {
+            let v: &[f32; 16] = v.try_into().expect("sixteen values");
+            // SAFETY: reads the sixteen values of `v`.
+            unsafe { _mm512_loadu_ps(v.as_ptr()) }
+        }
     }
 }
 
@@ -191,27 +365,32 @@ mod tests {
         }
     }
 
-    /// Output and both gradients equal burn's own `Linear` (whose backward is `g·Wᵀ` and `xᵀ·g`).
+    /// Output and both gradients equal burn's own `Linear` (whose backward is `g·Wᵀ` and `xᵀ·g`), for few rows
+    /// (split between the threads; a weight width that is not a multiple of 16, and row counts that are not a
+    /// multiple of three, exercise every remainder) and many.
     #[test]
     fn matches_burns_linear_forward_and_gradients() {
         let d = Device::flex().autodiff();
         d.seed(3);
-        let layer = LinearConfig::new(2048, 600).init(&d);
-        let x = Tensor::<2>::random([5, 2048], Distribution::Uniform(-1.0, 1.0), &d).require_grad();
-        let g = Tensor::<2>::random([5, 600], Distribution::Uniform(-1.0, 1.0), &d);
-        let ours = linear(&layer, x.clone());
-        let theirs = layer.forward(x.clone());
-        let (go, gt) = ((ours.clone() * g.clone()).sum().backward(), (theirs.clone() * g).sum().backward());
-        let close = |a: Vec<f32>, b: Vec<f32>| {
-            let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
-            assert!(a.iter().zip(&b).all(|(p, q)| (p - q).abs() <= 1e-5 * scale), "differ beyond 1e-5 of {scale}");
-        };
-        use crate::nn::to_vec as v;
-        close(v(ours), v(theirs));
-        close(v(x.grad(&go).unwrap()), v(x.grad(&gt).unwrap()));
-        let w = layer.weight.val();
-        close(v(w.grad(&go).unwrap()), v(w.grad(&gt).unwrap()));
-        let b = layer.bias.as_ref().unwrap().val();
-        close(v(b.grad(&go).unwrap()), v(b.grad(&gt).unwrap()));
+        for (rows, k, n) in [(5, 2048, 600), (1, 2048, 600), (8, 1501, 700), (9, 2048, 600)] {
+            let layer = LinearConfig::new(k, n).init(&d);
+            let x = Tensor::<2>::random([rows, k], Distribution::Uniform(-1.0, 1.0), &d).require_grad();
+            let g = Tensor::<2>::random([rows, n], Distribution::Uniform(-1.0, 1.0), &d);
+            let ours = linear(&layer, x.clone());
+            let theirs = layer.forward(x.clone());
+            let (go, gt) = ((ours.clone() * g.clone()).sum().backward(), (theirs.clone() * g).sum().backward());
+            let close = |a: Vec<f32>, b: Vec<f32>| {
+                let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let worst = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+                assert!(worst <= 1e-5 * scale, "{rows} rows, {k}×{n}: differ by {worst}, beyond 1e-5 of {scale}");
+            };
+            use crate::nn::to_vec as v;
+            close(v(ours), v(theirs));
+            close(v(x.grad(&go).unwrap()), v(x.grad(&gt).unwrap()));
+            let w = layer.weight.val();
+            close(v(w.grad(&go).unwrap()), v(w.grad(&gt).unwrap()));
+            let b = layer.bias.as_ref().unwrap().val();
+            close(v(b.grad(&go).unwrap()), v(b.grad(&gt).unwrap()));
+        }
     }
 }
