@@ -579,7 +579,8 @@ mod tests {
 
     /// `conv_gemm` equals burn's convolution, and so do the gradients of the input, the weight and the bias (random
     /// data; kernel and stride of every xrl CNN layer, plus a kernel size without its own copy loop, and outputs of
-    /// 289 and 256 positions, which go to their channel planes eight positions at a time; batches of 3 and 1, each
+    /// 289 and 256 positions, which go to their channel planes eight positions at a time; 32 and 64 output channels,
+    /// which the direct product takes, at position counts that are not whole tiles of six; batches of 3 and 1, each
     /// with new weights of the same shape, so that a weight transpose kept from the call before is not reused).
     #[test]
     fn conv_gemm_matches_burns_convolution_and_its_gradients() {
@@ -594,6 +595,9 @@ mod tests {
             (2, 3, 5, 3, 11),
             (2, 3, 3, 1, 19),
             (1, 2, 4, 4, 64),
+            (3, 64, 3, 1, 9),
+            (5, 64, 4, 2, 13),
+            (2, 32, 3, 2, 19),
         ];
         // On two threads, batch 3 runs as samples {0, 1} and {2}, and the MinAtar-sized layer puts samples 0 and 1
         // in one product; batch 1 lets gemm use the threads.
