@@ -118,55 +118,46 @@ impl<B: LinearOps, C: CheckpointStrategy> LinearOps for Autodiff<B, C> {
     }
 }
 
-/// Splits `0..n` into one range per thread, each a multiple of 16 long but the last (whole vectors).
-fn per_thread(n: usize) -> Vec<std::ops::Range<usize>> {
-    let part = n.div_ceil(rayon::current_num_threads()).next_multiple_of(16);
-    (0..n).step_by(part).map(|a| a..(a + part).min(n)).collect()
-}
-
-/// `x [m, k] · w [k, n]` for few rows: each thread one gemm over its own columns of the weight (gemm's own split
-/// shares a long product of 8 columns poorly: 0.21 against 0.15 ms for Nature's fc1 at 8 rows).
-fn few_rows_product(x: &[f32], w: &[f32], m: usize, n: usize) -> Vec<f32> {
+/// An `[m, width]` result computed in column parts, one per thread (each a multiple of 16 columns wide but the
+/// last): `part(columns, out)` fills its `[m, columns.len()]` piece, which is then copied into place.
+fn in_column_parts(m: usize, width: usize, part: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync) -> Vec<f32> {
     use rayon::prelude::*;
-    let k = w.len() / n;
-    let parts: Vec<(std::ops::Range<usize>, Vec<f32>)> = per_thread(n)
+    let step = width.div_ceil(rayon::current_num_threads()).next_multiple_of(16);
+    let parts: Vec<(std::ops::Range<usize>, Vec<f32>)> = (0..width)
+        .step_by(step)
+        .map(|a| a..(a + step).min(width))
+        .collect::<Vec<_>>()
         .into_par_iter()
         .map(|cols| {
             let mut out = vec![0f32; m * cols.len()];
-            let at = (m, cols.len(), k);
-            crate::flex::gemm(at, &mut out, (cols.len(), 1), false, x, (k, 1), &w[cols.start..], (n, 1), false);
+            part(cols.clone(), &mut out);
             (cols, out)
         })
         .collect();
-    let mut out = vec![0f32; m * n];
-    for (cols, part) in parts {
-        for (row, values) in out.chunks_exact_mut(n).zip(part.chunks_exact(cols.len())) {
+    let mut out = vec![0f32; m * width];
+    for (cols, piece) in parts {
+        for (row, values) in out.chunks_exact_mut(width).zip(piece.chunks_exact(cols.len())) {
             row[cols.clone()].copy_from_slice(values);
         }
     }
     out
 }
 
+/// `x [m, k] · w [k, n]` for few rows: each thread one gemm over its own columns of the weight (gemm's own split
+/// shares a long product of 8 columns poorly: 0.21 against 0.15 ms for Nature's fc1 at 8 rows).
+fn few_rows_product(x: &[f32], w: &[f32], m: usize, n: usize) -> Vec<f32> {
+    let k = w.len() / n;
+    in_column_parts(m, n, |cols, out| {
+        let at = (m, cols.len(), k);
+        crate::flex::gemm(at, out, (cols.len(), 1), false, x, (k, 1), &w[cols.start..], (n, 1), false);
+    })
+}
+
 /// `g [m, n] · wᵀ` for `w` `[k, n]` and at most [`FEW_ROWS`] rows: each thread takes its own rows of the weight
-/// and dots each with every row of `g` ([`dots`]); the weight is read once, in place.
+/// (columns of the result) and dots each with every row of `g` ([`dots`]); the weight is read once, in place.
 fn few_rows_input_grad(g: &[f32], w: &[f32], m: usize, k: usize) -> Vec<f32> {
-    use rayon::prelude::*;
     let n = w.len() / k;
-    let parts: Vec<(std::ops::Range<usize>, Vec<f32>)> = per_thread(k)
-        .into_par_iter()
-        .map(|rows| {
-            let mut out = vec![0f32; m * rows.len()];
-            dots::of(g, m, w, n, rows.clone(), &mut out);
-            (rows, out)
-        })
-        .collect();
-    let mut out = vec![0f32; m * k];
-    for (rows, part) in parts {
-        for (row, values) in out.chunks_exact_mut(k).zip(part.chunks_exact(rows.len())) {
-            row[rows.clone()].copy_from_slice(values);
-        }
-    }
-    out
+    in_column_parts(m, k, |rows, out| dots::of(g, m, w, n, rows, out))
 }
 
 /// Dot products of a few rows of `g` with rows of a weight, on AVX-512 vectors: three weight rows at a time against
