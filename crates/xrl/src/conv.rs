@@ -272,17 +272,14 @@ pub(crate) fn product_at(g: &Geometry, x: &[f32], wt: &[f32], rect: Rect, cols: 
 /// The forward product straight from the input, with no im2col matrix, on AVX-512 vectors: six output positions at
 /// a time against every output channel (32 or 64 of them: two or four vectors), one multiply-add per weight column
 /// and position, the input value broadcast. gemm's kernel does the same multiply-adds; building its im2col operand
-/// was about a tenth of a batched Nature-CNN forward in `perf`. Per layer, four frames on one thread: conv1 273 →
+/// was 9–10% of the `perf` samples of Grad-CAM on 8 Nature frames. Per layer, four frames on one thread: conv1 273 →
 /// 231 µs, conv2 210 → 189, conv3 169 → 137 (timed outside the repository). Other channel counts (MinAtar's 16,
 /// whose tiny products gemm takes several samples at a time) and CPUs without AVX-512 keep the im2col product.
 mod direct {
     use super::{Geometry, Rect};
 
     pub(super) fn fits(g: &Geometry) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        return matches!(g.cout, 32 | 64) && std::arch::is_x86_feature_detected!("avx512f");
-        #[allow(unreachable_code)]
-        false
+        matches!(g.cout, 32 | 64) && crate::flex::avx512()
     }
 
     /// [`super::product_at`]'s product; call only where [`fits`].

@@ -4,6 +4,15 @@
 use burn::tensor::{DType, Shape};
 use burn_flex::FlexTensor;
 
+/// Whether the CPU has AVX-512F, which xrl's own kernels (`conv`'s direct product, `linear`'s dot products) need;
+/// without it they leave the work to gemm.
+pub(crate) fn avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx512f");
+    #[allow(unreachable_code)]
+    false
+}
+
 /// The tensor with its f32 values in row-major order from offset 0 (a copy only if it is a strided view).
 pub(crate) fn contiguous(t: &FlexTensor) -> FlexTensor {
     assert_eq!(t.dtype(), DType::F32, "xrl's backend operations run in f32");
