@@ -154,8 +154,8 @@ pub struct Net {
     spec: NetSpec,
 }
 
-/// An unpadded, square-kernel convolution through [`crate::conv`] (a few samples at a time, the im2col matrix and
-/// the product in per-thread buffers; its own backward). burn's CPU convolution was the slowest part of a training
+/// An unpadded, square-kernel convolution through [`crate::conv`] (a few samples at a time in per-thread buffers,
+/// by im2col and gemm or, for 32 or 64 channels on AVX-512, straight from the input; its own backward). burn's CPU convolution was the slowest part of a training
 /// step (MinAtar: 1.35 ms a step with it, 0.73 with the first whole-batch replacement; docs/BENCHMARKS.md).
 pub fn conv_gemm(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let weight = conv.weight.val();
