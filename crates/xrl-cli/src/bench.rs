@@ -169,7 +169,7 @@ impl Drop for Served {
 }
 
 fn explain(python: Option<PathBuf>, script: PathBuf, frames: usize, runs: usize, rounds: usize) -> Result<()> {
-    use xrl::bench::explain::{METHODS, Setup};
+    use xrl_explain::bench::{METHODS, Setup};
     if frames == 0 || runs == 0 || rounds == 0 {
         bail!("--frames, --runs and --rounds must be at least 1");
     }

@@ -7,13 +7,13 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
 use xrl::burn::tensor::Device;
-use xrl::explain::{
-    AtState, Baseline, Budget, Fill, GradCam, Gradient, GradientKind, GuidedGradCam, IntegratedGradients, Model,
-    Occlusion, Perturbation, Rule, Score, SmoothGrad, SmoothKind, Target, Unrolled,
-};
 use xrl::nn::{Pass, batch, to_vec};
 use xrl::rollout::{NetPolicy, Policy};
 use xrl::run::RunDir;
+use xrl_explain::{
+    AtState, Baseline, Budget, Fill, GradCam, Gradient, GradientKind, GuidedGradCam, IntegratedGradients, Model,
+    Occlusion, Perturbation, Rule, Score, SmoothGrad, SmoothKind, Target, Unrolled,
+};
 use xrl_render::heatmap::{self, Colormap, Sign};
 
 #[derive(Args)]
@@ -381,7 +381,7 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
         BaselineChoice::Zeros => None,
         BaselineChoice::Blur(sigma) => {
             let [_, h, w] = chw.context("a blurred baseline needs image observations")?;
-            Some(obs.chunks(len).flat_map(|o| xrl::explain::blur(o, len / (h * w), h, w, *sigma)).collect())
+            Some(obs.chunks(len).flat_map(|o| xrl_explain::blur(o, len / (h * w), h, w, *sigma)).collect())
         }
         BaselineChoice::Frame(f) => {
             let b = seen.get(*f).with_context(|| format!("the episode ended before baseline frame {f}"))?;

@@ -1,16 +1,10 @@
-//! The xrl library: explainable networks ([`nn`]), agents ([`agents`]), replay, rollouts and benchmarks over
-//! [`xrl_env`]. Explanation methods join with their issue (see `shared/DESIGN.md`).
+//! The xrl library: agents ([`agents`]), replay, the optimiser, run directories, imports, rollouts and benchmarks
+//! over [`xrl_env`] and the networks of [`xrl_nn`] (re-exported as [`nn`]). Explanations are in `xrl-explain`.
 
 pub mod agents;
 pub mod bench;
-pub mod conv;
-pub mod explain;
-mod flex;
 pub mod import;
-pub mod linear;
-pub mod nn;
 pub mod optim;
-pub mod relu;
 pub mod replay;
 pub mod rollout;
 pub mod run;
@@ -18,4 +12,7 @@ pub mod train;
 
 pub use burn;
 pub use xrl_env as env;
+pub use xrl_nn as nn;
+pub use xrl_nn::fast::{conv, linear};
+pub use xrl_nn::relu;
 pub use xrl_render as render;

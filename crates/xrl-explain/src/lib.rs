@@ -11,6 +11,7 @@
 //!   positions each perturbation reaches, and integrated gradients and SmoothGrad (mean) take the first
 //!   convolution's backward once per sample (`local`); behind any other model every row goes through it whole.
 
+pub mod bench;
 mod cam;
 mod gradient;
 mod integrated;
@@ -26,9 +27,9 @@ pub use occlusion::{Fill, Occlusion};
 pub use perturbation::{Perturbation, PerturbationMaps, Score, blur};
 pub use smooth::{SmoothGrad, SmoothKind};
 
-use crate::nn::{Heads, Net, Pass};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use xrl_nn::{Heads, Net, Pass};
 
 /// Anything that turns flat inputs into named heads.
 pub trait Model {
@@ -52,7 +53,7 @@ pub trait Model {
 pub struct AtState<'a> {
     pub net: &'a Net,
     /// `[samples, hidden]` (and the LSTM cell).
-    pub state: crate::nn::RecurrentState,
+    pub state: xrl_nn::RecurrentState,
 }
 
 impl Model for AtState<'_> {
@@ -69,13 +70,13 @@ impl Model for AtState<'_> {
 
 impl AtState<'_> {
     /// The recorded state rows of `samples`, on `device`.
-    fn pick_state(&self, samples: &[usize], device: &Device) -> crate::nn::RecurrentState {
+    fn pick_state(&self, samples: &[usize], device: &Device) -> xrl_nn::RecurrentState {
         let pick = |t: &Tensor<2>| {
             let idx: Vec<i64> = samples.iter().map(|&s| s as i64).collect();
             let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [samples.len()]), device);
             Tensor::<2>::from_data(t.to_data(), device).select(0, idx)
         };
-        crate::nn::RecurrentState { hidden: pick(&self.state.hidden), cell: self.state.cell.as_ref().map(pick) }
+        xrl_nn::RecurrentState { hidden: pick(&self.state.hidden), cell: self.state.cell.as_ref().map(pick) }
     }
 }
 
@@ -128,7 +129,7 @@ impl Default for Budget {
     /// 256 rows and 2 MiB of f32 inputs: 18 frames of the Nature CNN, 256 of the MinAtar CNN. The value cap bounds
     /// a chunk's memory by its input size (every layer's activations are held until the backward). It was set when
     /// convolutions built one im2col matrix for the whole chunk (3.6× the input for the Nature CNN), which made
-    /// saliency 0.7–0.8 ms per frame in chunks of 64 against 0.6 in chunks of 16. With [`crate::conv`] building it
+    /// saliency 0.7–0.8 ms per frame in chunks of 64 against 0.6 in chunks of 16. With [`xrl_nn::fast::conv`] building it
     /// per sample, IG on 8 Nature frames (before its first-convolution shortcut; a throwaway timing loop, three
     /// runs) took 21.9–23.3 ms per frame in chunks of 8 rows, 19.3–21.3 in chunks of 18 (this cap), 17.7–18.5 in
     /// chunks of 32 and 64, 18.4–19.6 in chunks of 128: the cap was kept, within about 15% of the best.
@@ -180,7 +181,7 @@ fn column(t: Tensor<2>, a: usize) -> Tensor<2> {
 pub struct Unrolled<'a> {
     pub net: &'a Net,
     pub k: usize,
-    pub state: Option<crate::nn::RecurrentState>,
+    pub state: Option<xrl_nn::RecurrentState>,
 }
 
 impl Model for Unrolled<'_> {
@@ -292,10 +293,10 @@ pub(crate) fn gradients(
     for start in (0..n).step_by(step) {
         let end = (start + step).min(n);
         let chunk = rows.chunk(start, end, len, &mut buf);
-        let x = crate::nn::batch(chunk, len, &device).require_grad();
+        let x = xrl_nn::batch(chunk, len, &device).require_grad();
         let h = model.heads_for(x.clone(), pass, &sample_of[start..end]);
         let t = target_value(&h, target, &sample_of[start..end]);
-        let g = crate::nn::to_vec(x.grad(&t.sum().backward()).expect("the input takes part in the target"));
+        let g = xrl_nn::to_vec(x.grad(&t.sum().backward()).expect("the input takes part in the target"));
         sink(start, chunk, &g);
     }
 }
@@ -316,9 +317,9 @@ pub(crate) fn outputs(
     let (mut out, mut buf) = (vec![], vec![]);
     for start in (0..n).step_by(step) {
         let end = (start + step).min(n);
-        let x = crate::nn::batch(rows.chunk(start, end, len, &mut buf), len, &device);
+        let x = xrl_nn::batch(rows.chunk(start, end, len, &mut buf), len, &device);
         let samples = &sample_of[start..end];
-        out.extend(crate::nn::to_vec(pick(model.heads_for(x, &Pass::default(), samples), samples)));
+        out.extend(xrl_nn::to_vec(pick(model.heads_for(x, &Pass::default(), samples), samples)));
     }
     out
 }

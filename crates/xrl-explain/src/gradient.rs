@@ -2,8 +2,8 @@
 //! (Springenberg et al. 2015) and deconvnet (Zeiler & Fergus 2014) — the same backward pass with another ReLU rule.
 
 use super::{Attribution, Budget, Model, Rows, Target, gradients};
-use crate::nn::Pass;
-use crate::relu::ReluMode;
+use xrl_nn::Pass;
+use xrl_nn::relu::ReluMode;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GradientKind {

@@ -15,10 +15,10 @@
 //! differently, so values can differ in the last bits); every other position is the whole pass's value.
 
 use super::Model;
-use crate::conv::{Geometry, Rect, product_at, transposed};
-use crate::nn::{Heads, Net, Pass};
 use burn::tensor::Tensor;
 use rayon::prelude::*;
+use xrl_nn::fast::conv::{Geometry, Rect, product_at, transposed};
+use xrl_nn::{Heads, Net, Pass};
 
 /// One convolution and its ReLU: the weight transposed for [`product_at`], and the bias.
 struct Layer {
@@ -199,7 +199,7 @@ impl<'a> LocalConvs<'a> {
 }
 
 impl Scratch {
-    /// Runs `f` with this thread's buffers, kept between calls (taken out, not borrowed: see `crate::conv`).
+    /// Runs `f` with this thread's buffers, kept between calls (taken out, not borrowed: see `xrl_nn::fast::conv`).
     fn with<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
         thread_local! {
             static KEPT: std::cell::Cell<Scratch> = std::cell::Cell::new(Scratch::default());
@@ -247,15 +247,15 @@ impl<'a> FirstConv<'a> {
 
     /// The input gradients s·Wᵀ·dz of frames whose gradients at z are `dz` (one after another).
     pub fn input_gradients(&self, dz: &[f32]) -> Vec<f32> {
-        crate::conv::input_gradient(&self.layer.g, &self.weight, dz)
+        xrl_nn::fast::conv::input_gradient(&self.layer.g, &self.weight, dz)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::{HeadKind, NetSpec, Pass, Torso, to_vec};
     use burn::tensor::{Device, Distribution, Tensor};
+    use xrl_nn::{HeadKind, NetSpec, Pass, Torso, to_vec};
 
     fn random(n: usize, d: &Device) -> Vec<f32> {
         to_vec(Tensor::<1>::random([n], Distribution::Uniform(0.0, 255.0), d))

@@ -1,4 +1,4 @@
-//! burn-flex buffers for xrl's own backend operations ([`crate::conv`], [`crate::linear`]): read a tensor's f32
+//! burn-flex buffers for xrl's own backend operations ([`crate::fast::conv`], [`crate::fast::linear`]): read a tensor's f32
 //! values, hand new values over as a tensor, and gemm's product on plain slices.
 
 use burn::tensor::{DType, Shape};

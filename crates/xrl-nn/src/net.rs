@@ -91,7 +91,7 @@ fn is_false(b: &bool) -> bool {
 }
 
 /// For serde: leave zero counts out of documents.
-pub(crate) fn is_zero(n: &usize) -> bool {
+pub fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
@@ -154,7 +154,7 @@ pub struct Net {
     spec: NetSpec,
 }
 
-/// An unpadded, square-kernel convolution through [`crate::conv`] (a few samples at a time in per-thread buffers,
+/// An unpadded, square-kernel convolution through [`crate::fast::conv`] (a few samples at a time in per-thread buffers,
 /// by im2col and gemm or, for 32 or 64 channels on AVX-512, straight from the input; its own backward). burn's CPU convolution was the slowest part of a training
 /// step (MinAtar: 1.35 ms a step with it, 0.73 with the first whole-batch replacement; docs/BENCHMARKS.md).
 pub fn conv_gemm(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
@@ -163,7 +163,7 @@ pub fn conv_gemm(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         Some(b) => b.val(),
         None => Tensor::zeros([weight.dims()[0]], &weight.device()),
     };
-    crate::conv::conv2d(x, weight, bias, conv.stride[0])
+    crate::fast::conv::conv2d(x, weight, bias, conv.stride[0])
 }
 
 /// A layer's activation, exposed as the pass's probe when it names the layer: on an autodiff device a zero leaf is
@@ -373,12 +373,12 @@ impl Net {
     }
 
     /// Each convolution's geometry, input side first (none for an MLP).
-    pub(crate) fn conv_geometries(&self) -> Vec<crate::conv::Geometry> {
+    pub fn conv_geometries(&self) -> Vec<crate::fast::conv::Geometry> {
         let [mut c, mut h, mut w] = self.spec.frame_shape()[..] else { return vec![] };
         let mut out = vec![];
         for conv in &self.convs {
             let [cout, _, k, _] = conv.weight.dims();
-            let g = crate::conv::Geometry { c, h, w, cout, k, s: conv.stride[0] };
+            let g = crate::fast::conv::Geometry { c, h, w, cout, k, s: conv.stride[0] };
             out.push(g);
             (c, (h, w)) = (cout, g.out_hw());
         }
@@ -387,7 +387,7 @@ impl Net {
 
     /// The convolutions as plain values, input side first: (geometry, weight `[cout, c·k·k]`, bias), each copied
     /// out of its tensor only when the iterator reaches it.
-    pub(crate) fn conv_values(&self) -> impl Iterator<Item = (crate::conv::Geometry, Vec<f32>, Vec<f32>)> + '_ {
+    pub fn conv_values(&self) -> impl Iterator<Item = (crate::fast::conv::Geometry, Vec<f32>, Vec<f32>)> + '_ {
         self.conv_geometries().into_iter().zip(&self.convs).map(|(g, conv)| {
             let bias = conv.bias.as_ref().map(|b| to_vec(b.val())).unwrap_or_else(|| vec![0.0; g.cout]);
             (g, to_vec(conv.weight.val()), bias)
@@ -400,13 +400,13 @@ impl Net {
         // Two-stream networks: the value stream starts from the torso's features too.
         let mut v_x = (!self.value_hidden.is_empty()).then(|| x.clone());
         for (i, layer) in self.hidden.iter().enumerate() {
-            let h = relu_with(crate::linear::linear(layer, x), pass.relu);
+            let h = relu_with(crate::fast::linear::linear(layer, x), pass.relu);
             let [b, f] = h.dims();
             x = tap(format!("fc{}", i + 1), h.reshape([b, f, 1, 1])).reshape([b, f]);
         }
         if let Some(mut vx) = v_x.take() {
             for (i, layer) in self.value_hidden.iter().enumerate() {
-                let h = relu_with(crate::linear::linear(layer, vx), pass.relu);
+                let h = relu_with(crate::fast::linear::linear(layer, vx), pass.relu);
                 let [b, f] = h.dims();
                 vx = tap(format!("value_fc{}", i + 1), h.reshape([b, f, 1, 1])).reshape([b, f]);
             }
@@ -430,8 +430,8 @@ impl Net {
             x = tap("core".into(), out.reshape([n, h, 1, 1])).reshape([n, h]);
             state = Some(s);
         }
-        let out = crate::linear::linear(&self.out, x.clone());
-        let value = self.value.as_ref().map(|v| crate::linear::linear(v, v_x.unwrap_or(x)));
+        let out = crate::fast::linear::linear(&self.out, x.clone());
+        let value = self.value.as_ref().map(|v| crate::fast::linear::linear(v, v_x.unwrap_or(x)));
         let mut heads = Heads { q: None, advantage: None, value: None, logits: None, probe, state };
         match self.spec.head {
             HeadKind::Q => heads.q = Some(out),

@@ -28,11 +28,11 @@ use burn::tensor::{Shape, Tensor};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use crate::flex::{contiguous, dims, gemm, owned};
+use crate::fast::flex::{contiguous, dims, gemm, owned};
 
 /// An unpadded k×k convolution with stride s of one `[c, h, w]` sample into `cout` channels.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Geometry {
+pub struct Geometry {
     pub c: usize,
     pub h: usize,
     pub w: usize,
@@ -43,7 +43,7 @@ pub(crate) struct Geometry {
 
 /// Output rows `y0..y1` and columns `x0..x1` of a convolution (or input rows and columns).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Rect {
+pub struct Rect {
     pub y0: usize,
     pub y1: usize,
     pub x0: usize,
@@ -217,7 +217,7 @@ fn to_planes(by_position: &[f32], bias: &[f32], y: &mut [f32]) {
 
 /// The weight `[cout, kk]` transposed, `[kk, cout]`: the forward product's left operand in gemm's own
 /// (column-major) layout, so that gemm copies none of its operands.
-pub(crate) fn transposed(weight: &[f32], cout: usize, kk: usize) -> Vec<f32> {
+pub fn transposed(weight: &[f32], cout: usize, kk: usize) -> Vec<f32> {
     let mut wt = vec![0f32; kk * cout];
     for (co, row) in weight.chunks_exact(kk).enumerate() {
         row.iter().enumerate().for_each(|(i, &v)| wt[i * cout + co] = v);
@@ -261,7 +261,7 @@ fn transposed_kept(weight: &[f32], cout: usize, kk: usize) -> std::sync::Arc<Vec
 /// The forward product at the output positions `rect` of one sample, `[rect.len(), cout]` (position-major, no
 /// bias) into `by_position`; `wt` is [`transposed`]'s weight and `cols` the im2col buffer (unused where the direct
 /// kernel takes the product).
-pub(crate) fn product_at(g: &Geometry, x: &[f32], wt: &[f32], rect: Rect, cols: &mut [f32], by_position: &mut [f32]) {
+pub fn product_at(g: &Geometry, x: &[f32], wt: &[f32], rect: Rect, cols: &mut [f32], by_position: &mut [f32]) {
     if direct::fits(g) {
         return direct::product(g, x, wt, rect, by_position);
     }
@@ -279,7 +279,7 @@ mod direct {
     use super::{Geometry, Rect};
 
     pub(super) fn fits(g: &Geometry) -> bool {
-        matches!(g.cout, 32 | 64) && crate::flex::avx512()
+        matches!(g.cout, 32 | 64) && crate::fast::flex::avx512()
     }
 
     /// [`super::product_at`]'s product; call only where [`fits`].
@@ -394,7 +394,7 @@ fn pieces(np: usize, parallel: bool) -> impl Iterator<Item = (usize, usize)> {
 
 /// The input gradients `[b, c, h, w]` of `b` samples from their output gradients `grad` (`[b, cout, oh, ow]`, flat)
 /// and the weight `[cout, kk]`, as plain values: the convolution's own backward.
-pub(crate) fn input_gradient(g: &Geometry, weight: &[f32], grad: &[f32]) -> Vec<f32> {
+pub fn input_gradient(g: &Geometry, weight: &[f32], grad: &[f32]) -> Vec<f32> {
     let (oh, ow) = g.out_hw();
     let b = grad.len() / g.out_len();
     let grad = owned(grad.to_vec(), vec![b, g.cout, oh, ow]);

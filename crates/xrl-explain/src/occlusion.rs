@@ -6,7 +6,7 @@
 
 use super::local::LocalConvs;
 use super::{Attribution, Budget, Model, Rows, Target, blur, values};
-use crate::conv::Rect;
+use xrl_nn::fast::conv::Rect;
 
 /// What replaces the occluded values.
 #[derive(Clone, Copy, Debug, PartialEq)]

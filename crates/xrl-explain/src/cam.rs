@@ -7,12 +7,12 @@
 //! nearest-neighbour upsampling (Captum's `GuidedGradCam`).
 
 use super::{Attribution, Budget, Gradient, GradientKind, Model, Target, target_value};
-use crate::nn::{Pass, to_vec};
 use burn::tensor::Device;
+use xrl_nn::{Pass, to_vec};
 
 #[derive(Clone, Debug)]
 pub struct GradCam {
-    /// A layer of [`crate::nn::Net::layer_names`], e.g. `conv1`.
+    /// A layer of [`xrl_nn::Net::layer_names`], e.g. `conv1`.
     pub layer: String,
     pub relu: bool,
     pub budget: Budget,
@@ -39,7 +39,7 @@ impl GradCam {
         let step = self.budget.chunk_rows(len);
         for start in (0..n).step_by(step) {
             let end = (start + step).min(n);
-            let x = crate::nn::batch(&inputs[start * len..end * len], len, &device);
+            let x = xrl_nn::batch(&inputs[start * len..end * len], len, &device);
             let pass = Pass { probe: Some(self.layer.clone()), ..Pass::default() };
             let rows: Vec<usize> = (start..end).collect();
             let h = model.heads_for(x, &pass, &rows);

@@ -46,7 +46,7 @@ pub trait LinearOps: Backend {
 
 impl LinearOps for Flex {
     fn big_weight_matmul(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
-        use crate::flex::{contiguous, dims, owned};
+        use crate::fast::flex::{contiguous, dims, owned};
         let ([m, k], [_, n]) = (dims(&x), dims(&w));
         if m > FEW_ROWS || rayon::current_num_threads() == 1 {
             return Self::float_matmul(x, w);
@@ -56,9 +56,9 @@ impl LinearOps for Flex {
     }
 
     fn big_weight_input_grad(g: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
-        use crate::flex::{contiguous, dims, owned};
+        use crate::fast::flex::{contiguous, dims, owned};
         let ([m, n], [k, _]) = (dims(&g), dims(&w));
-        if m > FEW_ROWS || !crate::flex::avx512() {
+        if m > FEW_ROWS || !crate::fast::flex::avx512() {
             return Self::float_transpose(Self::float_matmul(w, Self::float_transpose(g)));
         }
         let (g, w) = (contiguous(&g), contiguous(&w));
@@ -66,7 +66,7 @@ impl LinearOps for Flex {
     }
 
     fn one_row_linear(x: FloatTensor<Self>, w: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
-        use crate::flex::{contiguous, dims, owned};
+        use crate::fast::flex::{contiguous, dims, owned};
         let [k, n] = dims(&w);
         let (x, w, b) = (contiguous(&x), contiguous(&w), contiguous(&b));
         let mut out = vec![0f32; n];
@@ -150,7 +150,7 @@ fn few_rows_product(x: &[f32], w: &[f32], m: usize, n: usize) -> Vec<f32> {
     let k = w.len() / n;
     in_column_parts(m, n, |cols, out| {
         let at = (m, cols.len(), k);
-        crate::flex::gemm(at, out, (cols.len(), 1), false, x, (k, 1), &w[cols.start..], (n, 1), false);
+        crate::fast::flex::gemm(at, out, (cols.len(), 1), false, x, (k, 1), &w[cols.start..], (n, 1), false);
     })
 }
 
@@ -168,9 +168,9 @@ mod dots {
     use std::ops::Range;
 
     /// `out [m, rows.len()]` (row-major) = `g [m, n]` · `w[rows]ᵀ` for a row-major `w` `[·, n]`, `m` ≤ 8. Call only
-    /// where [`crate::flex::avx512`].
+    /// where [`crate::fast::flex::avx512`].
     pub(super) fn of(g: &[f32], m: usize, w: &[f32], n: usize, rows: Range<usize>, out: &mut [f32]) {
-        assert!(crate::flex::avx512() && m <= 8 && g.len() == m * n && out.len() == m * rows.len());
+        assert!(crate::fast::flex::avx512() && m <= 8 && g.len() == m * n && out.len() == m * rows.len());
         #[cfg(target_arch = "x86_64")]
         {
             // SAFETY (each arm): the CPU supports AVX-512F (asserted above).
@@ -344,7 +344,7 @@ mod tests {
         for (k, n) in [(1024, 128), (128, 6), (300, 70), (5, 64)] {
             let layer = LinearConfig::new(k, n).init(&d);
             let x = burn::tensor::activation::relu(Tensor::<2>::random([1, k], Distribution::Uniform(-1.0, 1.0), &d));
-            let (ours, theirs) = (crate::nn::to_vec(linear(&layer, x.clone())), crate::nn::to_vec(layer.forward(x)));
+            let (ours, theirs) = (crate::to_vec(linear(&layer, x.clone())), crate::to_vec(layer.forward(x)));
             let scale = theirs.iter().fold(1f32, |m, v| m.max(v.abs()));
             assert!(ours.iter().zip(&theirs).all(|(a, b)| (a - b).abs() <= 1e-5 * scale), "k {k} n {n}");
         }
@@ -369,7 +369,7 @@ mod tests {
                 let worst = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
                 assert!(worst <= 1e-5 * scale, "{rows} rows, {k}×{n}: differ by {worst}, beyond 1e-5 of {scale}");
             };
-            use crate::nn::to_vec as v;
+            use crate::to_vec as v;
             close(v(ours), v(theirs));
             close(v(x.grad(&go).unwrap()), v(x.grad(&gt).unwrap()));
             let w = layer.weight.val();

@@ -3,8 +3,8 @@
 
 use super::local::FirstConv;
 use super::{Attribution, Budget, Model, Rows, Target, gradients, values};
-use crate::nn::Pass;
 use rayon::prelude::*;
+use xrl_nn::Pass;
 
 /// Quadrature rules of Captum's `IntegratedGradients(method=…)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

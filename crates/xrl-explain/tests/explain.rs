@@ -3,10 +3,10 @@
 
 use xrl::burn::tensor::activation::relu;
 use xrl::burn::tensor::{Device, Distribution, Tensor};
-use xrl::explain::{
+use xrl::nn::{self, HeadKind, Heads, Net, NetSpec, Pass, Torso};
+use xrl_explain::{
     Baseline, Budget, Gradient, GradientKind, IntegratedGradients, Model, Rule, SmoothGrad, SmoothKind, Target,
 };
-use xrl::nn::{self, HeadKind, Heads, Net, NetSpec, Pass, Torso};
 
 fn heads_q(q: Tensor<2>) -> Heads {
     Heads { q: Some(q), advantage: None, value: None, logits: None, probe: None, state: None }
@@ -160,7 +160,7 @@ fn one_conv(x: Tensor<2>, pass: &Pass) -> Heads {
     let [b, _] = x.dims();
     let w = Tensor::<1>::from_floats([1.0, 1.0, 1.0, 1.0], &d).reshape([1, 1, 2, 2]);
     let pre = conv2d(x.reshape([b, 1, 4, 4]), w, None, ConvOptions::new([2, 2], [0, 0], [1, 1], 1));
-    let a = xrl::relu::relu_with(pre, pass.relu);
+    let a = xrl_nn::relu::relu_with(pre, pass.relu);
     let (a, probe) = if pass.probe.as_deref() == Some("conv1") {
         let leaf = a.is_autodiff().then(|| a.zeros_like().require_grad());
         let out = match &leaf {
@@ -180,7 +180,7 @@ const X: [f32; 16] = [1.0, 2.0, 0.0, 1.0, 0.0, 1.0, 3.0, -5.0, 2.0, 0.0, 1.0, 1.
 
 #[test]
 fn grad_cam_guided_backprop_and_occlusion_on_a_one_conv_network_by_hand() {
-    use xrl::explain::{Fill, GradCam, GuidedGradCam, Occlusion};
+    use xrl_explain::{Fill, GradCam, GuidedGradCam, Occlusion};
     // Block sums: TL 4, TR −1, BL 4, BR 4 → A = [4, 0, 4, 4]; q = 4 + 0 + 12 − 4 = 12.
     // Grad-CAM: α = mean(v) = 1.25 → ReLU(1.25·A) = [5, 0, 5, 5].
     let cam = GradCam::new("conv1").attribute(&one_conv, &X, 16, &Target::Q(0));
@@ -216,7 +216,7 @@ fn grad_cam_guided_backprop_and_occlusion_on_a_one_conv_network_by_hand() {
     assert_eq!(m[0], 4.0, "the corner is covered by one window only");
     // Blur fill: a window over everything credits each element with q(x) − q(blur(x)); σ 0 changes nothing.
     let whole = Occlusion { window: [1, 4, 4], stride: [1, 4, 4], fill: Fill::Blur(1.0), budget: Budget::default() };
-    let blurred = xrl::explain::blur(&X, 1, 4, 4, 1.0);
+    let blurred = xrl_explain::blur(&X, 1, 4, 4, 1.0);
     let q_of = |x: &[f32]| {
         let h = one_conv(xrl::nn::batch(x, 16, &Device::flex()), &Pass::default());
         xrl::nn::to_vec(h.q.unwrap())[0]
@@ -233,13 +233,13 @@ fn grad_cam_guided_backprop_and_occlusion_on_a_one_conv_network_by_hand() {
 #[test]
 fn nearest_upsampling_follows_pytorch() {
     // PyTorch: F.interpolate(t, size=5, mode="nearest") on [0, 1] gives [0, 0, 0, 1, 1] (source ⌊i·2/5⌋).
-    let up = xrl::explain::upsample_nearest(&[0.0, 1.0], 1, 2, 1, 5);
+    let up = xrl_explain::upsample_nearest(&[0.0, 1.0], 1, 2, 1, 5);
     assert_eq!(up, vec![0.0, 0.0, 0.0, 1.0, 1.0]);
 }
 
 #[test]
 fn perturbation_saliency_by_hand_and_batching_invariance() {
-    use xrl::explain::{Perturbation, Score, blur};
+    use xrl_explain::{Perturbation, Score, blur};
     // The model reads one pixel: logits = 3·x[0, 4, 4].
     let model = |x: Tensor<2>, _: &Pass| {
         let [b, _] = x.dims();
@@ -286,7 +286,7 @@ fn nature_on_pixels(head: HeadKind) -> NetSpec {
 /// one scored on a log-probability, at strides that put grid points on the frames' edges.
 #[test]
 fn perturbation_shortcut_through_convolutions_matches_whole_passes() {
-    use xrl::explain::{Perturbation, Score};
+    use xrl_explain::{Perturbation, Score};
     let d = Device::flex();
     d.seed(21);
     let nature = nature_on_pixels(HeadKind::Q);
@@ -359,7 +359,7 @@ fn first_convolution_shortcut_matches_whole_passes() {
 /// mean and blurred fills, windows clipped at the far edges.
 #[test]
 fn occlusion_shortcut_through_convolutions_matches_whole_passes() {
-    use xrl::explain::{Fill, Occlusion};
+    use xrl_explain::{Fill, Occlusion};
     let d = Device::flex();
     d.seed(23);
     let spec = nature_on_pixels(HeadKind::Dueling);
@@ -386,8 +386,8 @@ fn occlusion_shortcut_through_convolutions_matches_whole_passes() {
 
 #[test]
 fn recurrent_steps_are_explained_at_their_recorded_state() {
-    use xrl::explain::AtState;
     use xrl::nn::{Core, CoreKind, RecurrentState};
+    use xrl_explain::AtState;
     let d = Device::flex().autodiff();
     d.seed(12);
     let spec = NetSpec::new(vec![6], 3, Torso::Mlp { hidden: vec![8] }, HeadKind::ActorCritic)
@@ -428,8 +428,8 @@ fn recurrent_steps_are_explained_at_their_recorded_state() {
 
 #[test]
 fn unrolling_attributes_through_the_last_k_frames() {
-    use xrl::explain::Unrolled;
     use xrl::nn::{Core, CoreKind, RecurrentState};
+    use xrl_explain::Unrolled;
     let d = Device::flex().autodiff();
     d.seed(14);
     let spec = NetSpec::new(vec![6], 3, Torso::Mlp { hidden: vec![8] }, HeadKind::ActorCritic)

@@ -7,14 +7,14 @@
 //! blurred-disc mask. Unlike the original, the grid covers the frame exactly (no empty last row and column) and the
 //! map is brought to input resolution by bilinear interpolation between grid points; all perturbed copies of a frame
 //! go through the network in batches instead of one forward pass each (several frames' copies share a batch), and
-//! through a convolutional [`crate::nn::Net`] the convolutions recompute only the positions each mask reaches
+//! through a convolutional [`xrl_nn::Net`] the convolutions recompute only the positions each mask reaches
 //! (`explain::local`).
 
 use super::local::LocalConvs;
 use super::{Budget, Model, Rows, Target, outputs, target_value};
-use crate::conv::Rect;
-use crate::nn::Heads;
 use rayon::prelude::*;
+use xrl_nn::Heads;
+use xrl_nn::fast::conv::Rect;
 
 /// What the score compares.
 #[derive(Clone, Debug, PartialEq)]

@@ -107,7 +107,7 @@ mod tests {
         let x = Tensor::<1>::from_floats([-1.0, 2.0, 3.0, -4.0, 5.0], &d).require_grad();
         let w = Tensor::<1>::from_floats([1.0, -1.0, 2.0, 3.0, -2.0], &d);
         let loss = (relu_with(x.clone(), mode) * w).sum();
-        crate::nn::to_vec(x.grad(&loss.backward()).unwrap())
+        crate::to_vec(x.grad(&loss.backward()).unwrap())
     }
 
     #[test]
@@ -122,7 +122,7 @@ mod tests {
         let d = Device::flex();
         for mode in [ReluMode::Normal, ReluMode::Guided, ReluMode::Deconv] {
             let y = relu_with(Tensor::<2>::from_floats([[-1.0, 0.5], [2.0, -3.0]], &d), mode);
-            assert_eq!(crate::nn::to_vec(y), vec![0.0, 0.5, 2.0, 0.0]);
+            assert_eq!(crate::to_vec(y), vec![0.0, 0.5, 2.0, 0.0]);
         }
     }
 }

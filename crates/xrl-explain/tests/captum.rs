@@ -5,18 +5,18 @@
 use serde_json::Value;
 use std::path::PathBuf;
 use xrl::burn::tensor::Device;
-use xrl::explain::{
+use xrl::import::{Arch, Format, import};
+use xrl::nn::Net;
+use xrl_explain::{
     Budget, Fill, GradCam, Gradient, GradientKind, GuidedGradCam, IntegratedGradients, Occlusion, Rule, SmoothGrad,
     SmoothKind, Target,
 };
-use xrl::import::{Arch, Format, import};
-use xrl::nn::Net;
 
 fn fixture() -> (Value, Net) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let v = serde_json::from_str(&std::fs::read_to_string(dir.join("captum_minatar.json")).unwrap()).unwrap();
     let net = import(
-        &dir.join("minatar_dqn.pt"),
+        &dir.join("../../../xrl/tests/fixtures/minatar_dqn.pt"),
         Format::Pytorch,
         Arch::MinatarDqn,
         None,
@@ -111,7 +111,7 @@ fn occlusion_matches_captum() {
 fn perturbation_blur_matches_scipy() {
     let (v, _, _, _) = setup();
     let x = floats(&v["blur_input"]);
-    let got = xrl::explain::blur(&x, 2, 12, 9, 3.0);
+    let got = xrl_explain::blur(&x, 2, 12, 9, 3.0);
     assert_close("blur_sigma3", &got, &floats(&v["blur_sigma3"]));
 }
 
