@@ -304,6 +304,11 @@ impl Net {
         &self.spec
     }
 
+    /// The device the network's parameters live on (with autodiff when they take gradients).
+    pub fn device(&self) -> Device {
+        self.out.weight.val().device()
+    }
+
     /// The names a probe can take, input side first.
     pub fn layer_names(&self) -> Vec<String> {
         let convs = (1..=self.convs.len()).map(|i| format!("conv{i}"));
