@@ -33,12 +33,17 @@ fn write_report(run: &Path, explanations: Option<&Path>, out: &Path) -> Result<(
     let (mut frames, mut frames_json, mut timings_json, mut methods) =
         (vec![], "[]".to_string(), "{}".to_string(), vec![]);
     if let Some(ex) = explanations {
-        let summary_path = ex.join("summary.json");
-        let text = std::fs::read_to_string(&summary_path).with_context(|| {
-            format!("cannot read {}; is it a directory written by `xrl explain`?", summary_path.display())
-        })?;
-        let summary: serde_json::Value = serde_json::from_str(&text).context("summary.json is not valid JSON")?;
-        for f in summary["files"].as_array().into_iter().flatten().filter_map(|f| f.as_str()) {
+        let summary = xrl_explain::job::Summary::read(&ex.join("summary.json"))?;
+        if summary.env != card.env.id {
+            bail!(
+                "{} explains an agent in {}, but {} plays {}: give the explanations of this run",
+                ex.display(),
+                summary.env,
+                run.display(),
+                card.env.id
+            );
+        }
+        for f in &summary.files {
             let name = Path::new(f).file_name().and_then(|n| n.to_str()).unwrap_or("");
             // One grid picture per frame: frame_0000.png, frame_0001.png, …
             if name.starts_with("frame_") && name.ends_with(".png") && name.len() == "frame_0000.png".len() {
@@ -48,10 +53,11 @@ fn write_report(run: &Path, explanations: Option<&Path>, out: &Path) -> Result<(
         if frames.is_empty() {
             bail!("{} has no frame pictures; run `xrl explain --layout grid` first", ex.display());
         }
-        frames_json = summary["frames"].to_string();
-        timings_json = summary["ms_per_frame"].to_string();
-        methods =
-            summary["methods"].as_array().into_iter().flatten().filter_map(|m| m.as_str().map(String::from)).collect();
+        frames_json = serde_json::to_string(&summary.frames)?;
+        let timings: std::collections::BTreeMap<&str, f64> =
+            summary.methods.iter().map(|m| (m.name.as_str(), m.ms_per_frame)).collect();
+        timings_json = serde_json::to_string(&timings)?;
+        methods = summary.methods.iter().map(|m| m.name.clone()).collect();
     }
     let title = format!("{} — {}", card.env.id, card.agent.name());
     let html = xrl_render::report::report_html(&xrl_render::report::ReportInput {

@@ -1,10 +1,8 @@
 //! Explanation speed: milliseconds per frame for each attribution method, beside Captum (`bench/explain.py`);
 //! `xrl bench explain` runs it.
 
-use crate::{
-    Budget, Fill, GradCam, Gradient, GradientKind, IntegratedGradients, Occlusion, Perturbation, Rule, Score,
-    SmoothGrad, Target,
-};
+use crate::registry::{MethodName, MethodOptions};
+use crate::{Budget, Inputs, Target};
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::Serialize;
 use std::time::Instant;
@@ -25,8 +23,9 @@ impl MethodTiming {
     }
 }
 
-/// The timed methods, in order: `perturbation_one_at_a_time` is perturbation saliency one perturbed frame per
-/// pass, as the original code ran it (through the same convolutional shortcut as `perturbation`).
+/// The timed methods, in order, by their reference's name (`bench/explain.py`): `perturbation_one_at_a_time` is
+/// perturbation saliency one perturbed frame per pass, as the original code ran it (through the same convolutional
+/// shortcut as `perturbation`).
 pub const METHODS: [&str; 8] = [
     "saliency",
     "guided_backprop",
@@ -38,71 +37,61 @@ pub const METHODS: [&str; 8] = [
     "perturbation_one_at_a_time",
 ];
 
+/// The registry's name for a timed method (`LAST`: the last convolution, after its ReLU as Captum's reference
+/// reads it) and whether it runs one row per pass.
+fn registry_name(method: &str) -> Option<(&'static str, bool)> {
+    Some(match method {
+        "saliency" => ("grad", false),
+        "guided_backprop" => ("guided", false),
+        "grad_cam" => ("gradcam:LAST.relu", false),
+        "integrated_gradients" => ("ig", false),
+        "smoothgrad" => ("smoothgrad:grad", false),
+        "occlusion" => ("occlusion", false),
+        "perturbation" => ("perturbation", false),
+        "perturbation_one_at_a_time" => ("perturbation", true),
+        _ => return None,
+    })
+}
+
 /// One network (random weights, seed 0) and `frames` random frames to explain.
 pub struct Setup {
     name: String,
     net: Net,
     x: Vec<f32>,
-    len: usize,
-    shape: [usize; 3],
-    target: Target,
+    targets: Vec<Target>,
     last_conv: String,
 }
 
 impl Setup {
+    /// On burn's Flex CPU backend, as the reference runs on PyTorch's CPU path.
     pub fn new(name: &str, frames: usize) -> Self {
         let (_, spec) = xrl::bench::nets::specs().into_iter().find(|(n, _)| *n == name).expect("known network");
         let device = Device::flex().autodiff();
         device.seed(0);
         let net = Net::new(&spec, &device).expect("valid spec").frozen();
         let len: usize = spec.obs_shape.iter().product();
-        let shape = [spec.obs_shape[0], spec.obs_shape[1], spec.obs_shape[2]];
         let x = to_vec(Tensor::<2>::random([frames, len], Distribution::Uniform(0.0, 1.0), &Device::flex()));
-        let target = Target::Chosen((0..frames).map(|i| i % spec.actions).collect());
+        let targets = (0..frames).map(|i| Target::Action(i % spec.actions)).collect();
         let last_conv = format!("conv{}", net.layer_names().iter().filter(|l| l.starts_with("conv")).count());
-        Setup { name: name.into(), net, x, len, shape, target, last_conv }
+        Setup { name: name.into(), net, x, targets, last_conv }
     }
 
     /// Milliseconds per frame of each call of `method` (one of [`METHODS`]) — at least `runs` calls and at
-    /// least 0.3 s of them — after a warm-up.
+    /// least 0.3 s of them — after a warm-up. Methods come from the registry with their default settings.
     pub fn time(&self, method: &str, runs: usize) -> MethodTiming {
-        let (net, x, len, shape, target) = (&self.net, &self.x[..], self.len, self.shape, &self.target);
-        let budget = Budget::default();
-        let big = shape[1] >= 84;
-        let f: Box<dyn Fn()> = match method {
-            "saliency" => Box::new(|| {
-                Gradient::new(GradientKind::Vanilla).attribute(net, x, len, target);
-            }),
-            "guided_backprop" => Box::new(|| {
-                Gradient::new(GradientKind::Guided).attribute(net, x, len, target);
-            }),
-            "grad_cam" => Box::new(|| {
-                GradCam::new(&self.last_conv).attribute(net, x, len, target);
-            }),
-            "integrated_gradients" => Box::new(move || {
-                let ig =
-                    IntegratedGradients { steps: 50, rule: Rule::GaussLegendre, budget, ..IntegratedGradients::new() };
-                ig.attribute(net, x, len, target);
-            }),
-            "smoothgrad" => Box::new(move || {
-                SmoothGrad::new(Gradient { kind: GradientKind::Vanilla, budget }).attribute(net, x, len, target);
-            }),
-            "occlusion" => Box::new(move || {
-                let (window, stride) =
-                    if big { ([shape[0], 8, 8], [shape[0], 4, 4]) } else { ([shape[0], 3, 3], [shape[0], 1, 1]) };
-                Occlusion { window, stride, fill: Fill::Constant(0.0), budget }.attribute(net, x, shape, target);
-            }),
-            "perturbation" | "perturbation_one_at_a_time" => {
-                let budget = if method == "perturbation" { budget } else { Budget::rows(1) };
-                Box::new(move || {
-                    let stride = if big { 5 } else { 1 };
-                    Perturbation { stride, budget, ..Perturbation::new(Score::Actor) }.attribute(net, x, shape);
-                })
-            }
-            other => panic!("unknown method {other}"),
+        let (name, one_row) = registry_name(method).unwrap_or_else(|| panic!("unknown method {method}"));
+        let name: MethodName = name.replace("LAST", &self.last_conv).parse().expect("a registry name");
+        let budget = if one_row { Budget::rows(1) } else { Budget::default() };
+        let spec = self.net.spec();
+        let d = spec.obs_shape.len();
+        let frame = [spec.obs_shape[d - 2], spec.obs_shape[d - 1]];
+        let m = MethodOptions { budget, ..MethodOptions::default() }.build(&name, Some(frame), spec.head);
+        let inputs = Inputs::new(&self.x, &spec.obs_shape).expect("finite frames");
+        let f = || {
+            m.attribute(&self.net, &inputs, &self.targets, None).expect("a valid call");
         };
-        warm_up(&*f);
-        let frames = x.len() / len;
+        warm_up(&f);
+        let frames = inputs.count();
         // At least `runs` calls and at least 0.3 s of them: five calls of a 2 ms method are 10 ms, which one
         // hiccup of this machine decides.
         let (start, mut ms) = (Instant::now(), vec![]);

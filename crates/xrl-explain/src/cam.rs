@@ -6,8 +6,7 @@
 //! Guided Grad-CAM multiplies guided backprop's input map by the Grad-CAM map brought to input resolution by
 //! nearest-neighbour upsampling (Captum's `GuidedGradCam`).
 
-use super::{Attribution, Budget, Gradient, GradientKind, Model, Target, target_value};
-use burn::tensor::Device;
+use super::{Maps, Budget, Gradient, GradientKind, Model, Target, target_value};
 use xrl_nn::{Pass, to_vec};
 
 #[derive(Clone, Debug)]
@@ -32,8 +31,8 @@ impl GradCam {
         GradCam { layer: layer.into(), relu: true, budget: Budget::default() }
     }
 
-    pub fn attribute(&self, model: &dyn Model, inputs: &[f32], len: usize, target: &Target) -> CamMaps {
-        let device = Device::flex().autodiff();
+    pub(crate) fn maps(&self, model: &dyn Model, inputs: &[f32], len: usize, targets: &[Target]) -> CamMaps {
+        let device = model.device().autodiff();
         let n = inputs.len() / len;
         let (mut maps, mut dims) = (vec![], (1, 1));
         let step = self.budget.chunk_rows(len);
@@ -43,7 +42,7 @@ impl GradCam {
             let pass = Pass { probe: Some(self.layer.clone()), ..Pass::default() };
             let rows: Vec<usize> = (start..end).collect();
             let h = model.heads_for(x, &pass, &rows);
-            let t = target_value(&h, target, &rows);
+            let t = target_value(&h, targets, &rows);
             let probe = h.probe.unwrap_or_else(|| panic!("the model has no layer `{}`", self.layer));
             let leaf = probe.leaf.expect("probes on an autodiff device carry a leaf");
             let grad = leaf.grad(&t.sum().backward()).expect("the layer takes part in the target");
@@ -80,11 +79,11 @@ pub struct GuidedGradCam {
 
 impl GuidedGradCam {
     /// `shape` is the input's `[C, H, W]`.
-    pub fn attribute(&self, model: &dyn Model, inputs: &[f32], shape: [usize; 3], target: &Target) -> Attribution {
+    pub(crate) fn maps(&self, model: &dyn Model, inputs: &[f32], shape: [usize; 3], targets: &[Target]) -> Maps {
         let len = shape.iter().product();
-        let cam = self.cam.attribute(model, inputs, len, target);
+        let cam = self.cam.maps(model, inputs, len, targets);
         let guided =
-            Gradient { kind: GradientKind::Guided, budget: self.cam.budget }.attribute(model, inputs, len, target);
+            Gradient { kind: GradientKind::Guided, budget: self.cam.budget }.maps(model, inputs, len, targets);
         let [c, hh, ww] = shape;
         let mut maps = guided.maps;
         for (i, sample) in maps.chunks_mut(len).enumerate() {
@@ -95,6 +94,6 @@ impl GuidedGradCam {
                 }
             }
         }
-        Attribution { maps, len, delta: None }
+        Maps { maps, len, delta: None }
     }
 }

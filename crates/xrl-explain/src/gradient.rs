@@ -1,7 +1,7 @@
 //! Gradient saliency and its relatives: vanilla gradient (Simonyan et al. 2014), gradient × input, guided backprop
 //! (Springenberg et al. 2015) and deconvnet (Zeiler & Fergus 2014) — the same backward pass with another ReLU rule.
 
-use super::{Attribution, Budget, Model, Rows, Target, gradients};
+use super::{Maps, Budget, Model, Rows, Target, gradients};
 use xrl_nn::Pass;
 use xrl_nn::relu::ReluMode;
 
@@ -25,11 +25,11 @@ impl Gradient {
     }
 
     /// `inputs` are `n` flat samples of length `len`.
-    pub fn attribute(&self, model: &dyn Model, inputs: &[f32], len: usize, target: &Target) -> Attribution {
+    pub(crate) fn maps(&self, model: &dyn Model, inputs: &[f32], len: usize, targets: &[Target]) -> Maps {
         let samples: Vec<usize> = (0..inputs.len() / len).collect();
         let mut maps = Vec::with_capacity(inputs.len());
-        self.attribute_rows(model, Rows::Given(inputs), len, &samples, target, &mut |_, m| maps.extend_from_slice(m));
-        Attribution { maps, len, delta: None }
+        self.attribute_rows(model, Rows::Given(inputs), len, &samples, targets, &mut |_, m| maps.extend_from_slice(m));
+        Maps { maps, len, delta: None }
     }
 
     /// The maps of `rows` (row r derived from input sample `sample_of[r]`), chunk by chunk:
@@ -40,7 +40,7 @@ impl Gradient {
         rows: Rows,
         len: usize,
         sample_of: &[usize],
-        target: &Target,
+        targets: &[Target],
         sink: &mut dyn FnMut(usize, &[f32]),
     ) {
         let relu = match self.kind {
@@ -50,7 +50,7 @@ impl Gradient {
         };
         let pass = Pass { relu, ..Pass::default() };
         let times_input = self.kind == GradientKind::TimesInput;
-        gradients(model, rows, len, sample_of, target, &pass, self.budget, &mut |start, x, g| {
+        gradients(model, rows, len, sample_of, targets, &pass, self.budget, &mut |start, x, g| {
             if times_input {
                 let m: Vec<f32> = g.iter().zip(x).map(|(g, x)| g * x).collect();
                 sink(start, &m);

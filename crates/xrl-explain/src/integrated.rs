@@ -2,12 +2,13 @@
 //! quadrature rule; the convergence delta `Σ attribution − (T(x) − T(b))` is reported per sample.
 
 use super::local::FirstConv;
-use super::{Attribution, Budget, Model, Rows, Target, gradients, values};
+use super::{Maps, Budget, Model, Rows, Target, gradients, values};
 use rayon::prelude::*;
 use xrl_nn::Pass;
 
 /// Quadrature rules of Captum's `IntegratedGradients(method=…)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Rule {
     RiemannLeft,
     RiemannRight,
@@ -76,17 +77,10 @@ fn gauss_legendre(m: usize) -> Vec<(f64, f64)> {
     out
 }
 
-/// The path's starting point.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Baseline {
-    Zeros,
-    /// One baseline per sample (another frame, a blurred input, a user file), flat like the inputs.
-    Given(Vec<f32>),
-}
-
+/// Integrated gradients (Sundararajan et al. 2017) from a baseline (zeros unless the call gives one), with
+/// `steps` points of `rule` on the straight path.
 #[derive(Clone, Debug)]
 pub struct IntegratedGradients {
-    pub baseline: Baseline,
     pub steps: usize,
     pub rule: Rule,
     pub budget: Budget,
@@ -96,22 +90,23 @@ impl IntegratedGradients {
     /// Captum's defaults: 50 Gauss–Legendre points from a zero baseline.
     pub fn new() -> Self {
         IntegratedGradients {
-            baseline: Baseline::Zeros,
             steps: 50,
             rule: Rule::GaussLegendre,
             budget: Budget::default(),
         }
     }
 
-    pub fn attribute(&self, model: &dyn Model, inputs: &[f32], len: usize, target: &Target) -> Attribution {
+    /// `baselines`: one per sample, flat like the inputs (zeros when `None`).
+    pub(crate) fn maps(
+        &self,
+        model: &dyn Model,
+        inputs: &[f32],
+        len: usize,
+        targets: &[Target],
+        baselines: Option<&[f32]>,
+    ) -> Maps {
         let n = inputs.len() / len;
-        let base = match &self.baseline {
-            Baseline::Zeros => vec![0.0; inputs.len()],
-            Baseline::Given(b) => {
-                assert_eq!(b.len(), inputs.len(), "one baseline per input sample");
-                b.clone()
-            }
-        };
+        let base = baselines.map_or_else(|| vec![0.0; inputs.len()], <[f32]>::to_vec);
         let points = self.rule.points(self.steps);
         let m = points.len();
         let sample_of: Vec<usize> = (0..n * m).map(|r| r / m).collect();
@@ -119,7 +114,7 @@ impl IntegratedGradients {
         // i·m + k).
         let sum = |len: usize, rows: Rows, model: &dyn Model| {
             let mut sums = vec![0.0f32; n * len];
-            gradients(model, rows, len, &sample_of, target, &Pass::default(), self.budget, &mut |start, _, g| {
+            gradients(model, rows, len, &sample_of, targets, &Pass::default(), self.budget, &mut |start, _, g| {
                 for (k, g) in g.chunks(len).enumerate() {
                     let (i, w) = ((start + k) / m, points[(start + k) % m].1 as f32);
                     sums[i * len..(i + 1) * len].iter_mut().zip(g).for_each(|(a, g)| *a += w * g);
@@ -160,10 +155,10 @@ impl IntegratedGradients {
         }
         // Completeness: compare with the target at the input and at the baseline.
         let samples: Vec<usize> = (0..n).collect();
-        let at_x = values(model, Rows::Given(inputs), len, &samples, target, self.budget);
-        let at_b = values(model, Rows::Given(&base), len, &samples, target, self.budget);
+        let at_x = values(model, Rows::Given(inputs), len, &samples, targets, self.budget);
+        let at_b = values(model, Rows::Given(&base), len, &samples, targets, self.budget);
         let delta = (0..n).map(|i| maps[i * len..(i + 1) * len].iter().sum::<f32>() - (at_x[i] - at_b[i])).collect();
-        Attribution { maps, len, delta: Some(delta) }
+        Maps { maps, len, delta: Some(delta) }
     }
 }
 

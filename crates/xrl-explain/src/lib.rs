@@ -15,21 +15,25 @@ pub mod bench;
 mod cam;
 mod gradient;
 mod integrated;
+pub mod job;
 mod local;
+mod methods;
+pub mod registry;
 mod occlusion;
 mod perturbation;
 mod smooth;
 
 pub use cam::{CamMaps, GradCam, GuidedGradCam, upsample_nearest};
 pub use gradient::{Gradient, GradientKind};
-pub use integrated::{Baseline, IntegratedGradients, Rule};
+pub use integrated::{IntegratedGradients, Rule};
 pub use occlusion::{Fill, Occlusion};
 pub use perturbation::{Perturbation, PerturbationMaps, Score, blur};
 pub use smooth::{SmoothGrad, SmoothKind};
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use xrl_nn::{Heads, Net, Pass};
+use serde::{Deserialize, Serialize};
+use xrl_nn::{HeadKind, Heads, Net, NetSpec, Pass};
 
 /// Anything that turns flat inputs into named heads.
 pub trait Model {
@@ -45,6 +49,26 @@ pub trait Model {
     /// layers (`local`: perturbation saliency and occlusion, integrated gradients, SmoothGrad's mean).
     fn as_net(&self) -> Option<&Net> {
         None
+    }
+
+    /// The network's spec, when there is one: targets and input shapes are then checked before any pass.
+    fn spec(&self) -> Option<&NetSpec> {
+        None
+    }
+
+    /// The layers a probe can name (Grad-CAM's), when known: a name not among them is refused before any pass.
+    fn layers(&self) -> Option<Vec<String>> {
+        None
+    }
+
+    /// Observations per input (an unrolled recurrent model takes the last k frames as one input).
+    fn frames_per_input(&self) -> usize {
+        1
+    }
+
+    /// Where the inputs go: the network's own device (burn's default device for a model without parameters).
+    fn device(&self) -> Device {
+        Device::default()
     }
 }
 
@@ -65,6 +89,18 @@ impl Model for AtState<'_> {
     fn heads_for(&self, x: Tensor<2>, pass: &Pass, samples: &[usize]) -> Heads {
         let state = self.pick_state(samples, &x.device());
         self.net.forward(x, &Pass { state: Some(state), ..pass.clone() })
+    }
+
+    fn spec(&self) -> Option<&NetSpec> {
+        Some(self.net.spec())
+    }
+
+    fn layers(&self) -> Option<Vec<String>> {
+        Some(self.net.layer_names())
+    }
+
+    fn device(&self) -> Device {
+        self.net.device()
     }
 }
 
@@ -88,6 +124,18 @@ impl Model for Net {
     fn as_net(&self) -> Option<&Net> {
         Some(self)
     }
+
+    fn spec(&self) -> Option<&NetSpec> {
+        Some(self.spec())
+    }
+
+    fn layers(&self) -> Option<Vec<String>> {
+        Some(self.layer_names())
+    }
+
+    fn device(&self) -> Device {
+        Net::device(self)
+    }
 }
 
 impl<F: Fn(Tensor<2>, &Pass) -> Heads> Model for F {
@@ -96,9 +144,12 @@ impl<F: Fn(Tensor<2>, &Pass) -> Heads> Model for F {
     }
 }
 
-/// The scalar explained for each sample.
-#[derive(Clone, Debug, PartialEq)]
+/// The scalar explained for one sample. Never the sum of softmax probabilities: it is constant.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "action")]
 pub enum Target {
+    /// The score the agent acts greedily on for action a: its Q value, or its policy logit (actor-critic).
+    Action(usize),
     /// Q value of action a.
     Q(usize),
     /// The largest Q value.
@@ -111,15 +162,300 @@ pub enum Target {
     Logit(usize),
     /// log π(a).
     LogProb(usize),
-    /// The Q value (or logit) of each sample's own action.
-    Chosen(Vec<usize>),
-    /// Q (or logit) of a minus that of b.
+    /// The score (Q or logit) of a minus that of b.
     Contrast(usize, usize),
+}
+
+/// The accepted target spellings, for `--help` and errors.
+pub const TARGET_HELP: &str = "chosen, action:A, q:A, max-q, value, advantage:A, logit:A, log-prob:A, contrast:A:B";
+
+/// A target as a user writes it: one for every sample, or `chosen` — each sample's greedy action.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetSpec {
+    /// Each sample's own greedy action ([`Target::Action`] of the argmax of its scores).
+    Chosen,
+    /// The same target for every sample.
+    Fixed(Target),
+}
+
+impl std::str::FromStr for TargetSpec {
+    type Err = ExplainError;
+
+    /// `chosen`, `action:A`, `q:A`, `max-q`, `value`, `advantage:A`, `logit:A`, `log-prob:A`, `contrast:A:B`.
+    fn from_str(s: &str) -> Result<Self, ExplainError> {
+        let parts: Vec<&str> = s.split(':').collect();
+        let bad = || ExplainError::Invalid(format!("unknown target `{s}`; use {TARGET_HELP}"));
+        let num = |i: usize| -> Result<usize, ExplainError> {
+            let a = parts.get(i).ok_or_else(bad)?;
+            a.parse().map_err(|_| ExplainError::Invalid(format!("target `{s}`: `{a}` is not an action index (0, 1, …)")))
+        };
+        let arity = match parts[0] {
+            "chosen" | "max-q" | "value" => 1,
+            "contrast" => 3,
+            _ => 2,
+        };
+        if parts.len() != arity {
+            return Err(bad());
+        }
+        let target = match parts[0] {
+            "chosen" => return Ok(TargetSpec::Chosen),
+            "action" => Target::Action(num(1)?),
+            "q" => Target::Q(num(1)?),
+            "max-q" => Target::MaxQ,
+            "value" => Target::Value,
+            "advantage" => Target::Advantage(num(1)?),
+            "logit" => Target::Logit(num(1)?),
+            "log-prob" => Target::LogProb(num(1)?),
+            "contrast" => Target::Contrast(num(1)?, num(2)?),
+            _ => return Err(bad()),
+        };
+        Ok(TargetSpec::Fixed(target))
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Action(a) => write!(f, "action:{a}"),
+            Target::Q(a) => write!(f, "q:{a}"),
+            Target::MaxQ => write!(f, "max-q"),
+            Target::Value => write!(f, "value"),
+            Target::Advantage(a) => write!(f, "advantage:{a}"),
+            Target::Logit(a) => write!(f, "logit:{a}"),
+            Target::LogProb(a) => write!(f, "log-prob:{a}"),
+            Target::Contrast(a, b) => write!(f, "contrast:{a}:{b}"),
+        }
+    }
+}
+
+impl Target {
+    /// Checks the target against a network's heads and action count, with an error naming what the network has.
+    pub fn check(&self, spec: &NetSpec) -> Result<(), ExplainError> {
+        let n = spec.actions;
+        let heads = match spec.head {
+            HeadKind::Q => "Q values only (targets chosen, action:A, q:A, max-q, contrast:A:B)",
+            HeadKind::Dueling => "Q values, V and advantages (targets chosen, action:A, q:A, max-q, value, advantage:A, contrast:A:B)",
+            HeadKind::ActorCritic => "policy logits and V (targets chosen, action:A, logit:A, log-prob:A, value, contrast:A:B)",
+        };
+        let fits = match self {
+            Target::Action(_) | Target::Contrast(..) => true,
+            Target::Q(_) | Target::MaxQ => spec.head != HeadKind::ActorCritic,
+            Target::Value => spec.head != HeadKind::Q,
+            Target::Advantage(_) => spec.head == HeadKind::Dueling,
+            Target::Logit(_) | Target::LogProb(_) => spec.head == HeadKind::ActorCritic,
+        };
+        if !fits {
+            return Err(ExplainError::Invalid(format!("target `{self}` does not fit this network: it has {heads}")));
+        }
+        let actions: Vec<usize> = match self {
+            Target::Action(a) | Target::Q(a) | Target::Advantage(a) | Target::Logit(a) | Target::LogProb(a) => vec![*a],
+            Target::Contrast(a, b) if a == b => {
+                return Err(ExplainError::Invalid(format!(
+                    "target `{self}` compares action {a} with itself, which is zero everywhere: name two different actions"
+                )));
+            }
+            Target::Contrast(a, b) => vec![*a, *b],
+            Target::MaxQ | Target::Value => vec![],
+        };
+        if let Some(a) = actions.iter().find(|&&a| a >= n) {
+            return Err(ExplainError::Invalid(format!(
+                "target `{self}`: action {a} is out of range; the network has {n} actions (0–{})",
+                n - 1
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl TargetSpec {
+    /// One target per sample: `greedy[i]` is sample i's greedy action (read by `chosen`).
+    pub fn resolve(&self, greedy: &[usize]) -> Vec<Target> {
+        match self {
+            TargetSpec::Chosen => greedy.iter().map(|&a| Target::Action(a)).collect(),
+            TargetSpec::Fixed(t) => vec![t.clone(); greedy.len()],
+        }
+    }
+}
+
+/// Why an explanation could not be made: every message says what was wrong and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ExplainError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Run(#[from] xrl::run::RunError),
+    #[error(transparent)]
+    Env(#[from] xrl_env::EnvError),
+    #[error(transparent)]
+    Render(#[from] xrl_render::RenderError),
+}
+
+/// A batch of inputs to explain: `values` holds `count()` samples of `shape` each (flat, row-major).
+#[derive(Clone, Copy, Debug)]
+pub struct Inputs<'a> {
+    pub values: &'a [f32],
+    pub shape: &'a [usize],
+}
+
+impl<'a> Inputs<'a> {
+    /// Checks that `values` are whole samples of `shape`, all finite.
+    pub fn new(values: &'a [f32], shape: &'a [usize]) -> Result<Self, ExplainError> {
+        let len: usize = shape.iter().product();
+        if shape.is_empty() || len == 0 || values.is_empty() || values.len() % len != 0 {
+            return Err(ExplainError::Invalid(format!(
+                "{} input values do not make whole samples of shape {shape:?}",
+                values.len()
+            )));
+        }
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(ExplainError::Invalid(format!(
+                "input value {} (sample {}, offset {}) is {}: inputs must be finite numbers",
+                i,
+                i / len,
+                i % len,
+                values[i]
+            )));
+        }
+        Ok(Inputs { values, shape })
+    }
+
+    /// Values per sample.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Samples.
+    pub fn count(&self) -> usize {
+        self.values.len() / self.len().max(1)
+    }
+
+    /// `[C, H, W]` for image inputs (rank ≥ 3; leading axes — stacked or unrolled frames — folded into channels).
+    pub fn image(&self) -> Option<[usize; 3]> {
+        let d = self.shape.len();
+        (d >= 3).then(|| [self.shape[..d - 2].iter().product(), self.shape[d - 2], self.shape[d - 1]])
+    }
+}
+
+/// Where a map's values sit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Resolution {
+    /// One value per input value: the map has the input's shape.
+    Input,
+    /// One value per position of a layer's `[h, w]` output (Grad-CAM).
+    Layer { layer: String },
+    /// Perturbation saliency: scores on a grid every `stride` pixels, interpolated to the input's `[H, W]`.
+    Grid { stride: usize },
+}
+
+/// What every method returns: one map per sample, each of `shape`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Attribution {
+    /// The method's registry name, e.g. `gradcam:conv3`.
+    pub method: String,
+    /// `[n, shape…]`, flat.
+    pub maps: Vec<f32>,
+    /// One sample's map: the input's shape ([`Resolution::Input`]) or `[h, w]`.
+    pub shape: Vec<usize>,
+    pub resolution: Resolution,
+    /// Integrated gradients' convergence delta per sample, Σ attribution − (T(x) − T(baseline)).
+    pub delta: Option<Vec<f32>>,
+    /// Wall-clock seconds the call took.
+    pub seconds: f64,
+}
+
+impl Attribution {
+    /// Values per map.
+    pub fn map_len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn count(&self) -> usize {
+        self.maps.len() / self.map_len().max(1)
+    }
+
+    pub fn map(&self, i: usize) -> &[f32] {
+        let l = self.map_len();
+        &self.maps[i * l..(i + 1) * l]
+    }
+}
+
+/// Every explanation method, called the same way: a model, a batch of inputs, one target per sample and optional
+/// baselines (one per sample, or one for all; only methods that use a baseline read them).
+pub trait Method: Send + Sync {
+    /// The registry name, e.g. `ig` or `gradcam:conv3`.
+    fn name(&self) -> String;
+
+    fn attribute(
+        &self,
+        model: &dyn Model,
+        inputs: &Inputs,
+        targets: &[Target],
+        baselines: Option<&[f32]>,
+    ) -> Result<Attribution, ExplainError>;
+}
+
+/// The checks every method makes before any pass: one target per sample, each fitting the model, and baselines
+/// that are whole samples.
+pub(crate) fn check_call(
+    model: &dyn Model,
+    inputs: &Inputs,
+    targets: &[Target],
+    baselines: Option<&[f32]>,
+) -> Result<(), ExplainError> {
+    let n = inputs.count();
+    if targets.len() != n {
+        return Err(ExplainError::Invalid(format!("{} targets for {n} inputs: give one target per input", targets.len())));
+    }
+    if let Some(spec) = model.spec() {
+        if spec.obs_shape.iter().product::<usize>() * model.frames_per_input() != inputs.len() {
+            return Err(ExplainError::Invalid(format!(
+                "inputs of shape {:?} do not fit the network, which takes observations of shape {:?}",
+                inputs.shape, spec.obs_shape
+            )));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for t in targets.iter().filter(|t| seen.insert(*t)) {
+            t.check(spec)?;
+        }
+    }
+    if let Some(b) = baselines {
+        if b.len() != inputs.len() && b.len() != inputs.values.len() {
+            return Err(ExplainError::Invalid(format!(
+                "the baseline has {} values: give one input of shape {:?} ({} values) or one per input ({})",
+                b.len(),
+                inputs.shape,
+                inputs.len(),
+                inputs.values.len()
+            )));
+        }
+        if let Some(i) = b.iter().position(|v| !v.is_finite()) {
+            return Err(ExplainError::Invalid(format!("baseline value {i} is {}: baselines must be finite", b[i])));
+        }
+    }
+    Ok(())
+}
+
+/// A method's maps in the unified form, timed from `started`.
+pub(crate) fn attribution(
+    method: String,
+    maps: Vec<f32>,
+    shape: Vec<usize>,
+    resolution: Resolution,
+    delta: Option<Vec<f32>>,
+    started: std::time::Instant,
+) -> Attribution {
+    Attribution { method, maps, shape, resolution, delta, seconds: started.elapsed().as_secs_f64() }
 }
 
 /// How many rows one forward/backward pass may hold: at most `max_rows`, and at most `max_values` input values in
 /// all (at least one row).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Budget {
     pub max_rows: usize,
     pub max_values: usize,
@@ -150,19 +486,13 @@ impl Budget {
     }
 }
 
-/// Attribution maps, one per input sample, each with the input's layout; `delta` is integrated gradients'
-/// convergence delta per sample (Σ attribution − (T(x) − T(baseline))).
+/// Maps with the input's layout, one per input sample (what the methods compute before [`Attribution`] wraps
+/// them); `delta` is integrated gradients' convergence delta per sample.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Attribution {
+pub(crate) struct Maps {
     pub maps: Vec<f32>,
     pub len: usize,
     pub delta: Option<Vec<f32>>,
-}
-
-impl Attribution {
-    pub fn map(&self, i: usize) -> &[f32] {
-        &self.maps[i * self.len..(i + 1) * self.len]
-    }
 }
 
 fn scores(h: &Heads) -> Tensor<2> {
@@ -210,29 +540,89 @@ impl Model for Unrolled<'_> {
             state: h.state,
         }
     }
+
+    fn spec(&self) -> Option<&NetSpec> {
+        Some(self.net.spec())
+    }
+
+    fn layers(&self) -> Option<Vec<String>> {
+        Some(self.net.layer_names())
+    }
+
+    fn frames_per_input(&self) -> usize {
+        self.k.max(1)
+    }
+
+    fn device(&self) -> Device {
+        self.net.device()
+    }
 }
 
-/// The target's value per sample, `[batch, 1]`. `rows` maps each row to its sample (for `Chosen`).
-pub fn target_value(h: &Heads, target: &Target, rows: &[usize]) -> Tensor<2> {
+/// One target's value for every row, `[rows, 1]`.
+fn one_target(h: &Heads, target: &Target) -> Tensor<2> {
+    // Targets are checked against the network's heads before any pass (`Target::check`); a model without a spec
+    // (a closure in the tests) must have the heads it is asked for.
+    let need = |t: &Option<Tensor<2>>, what: &str| t.clone().unwrap_or_else(|| panic!("target {target} needs {what}"));
     match target {
-        Target::Q(a) => column(h.q.clone().expect("Q target needs a Q head"), *a),
-        Target::MaxQ => h.q.clone().expect("MaxQ target needs a Q head").max_dim(1),
-        Target::Value => h.value.clone().expect("Value target needs a value head"),
-        Target::Advantage(a) => column(h.advantage.clone().expect("Advantage target needs a dueling head"), *a),
-        Target::Logit(a) => column(h.logits.clone().expect("Logit target needs a policy head"), *a),
-        Target::LogProb(a) => column(log_softmax(h.logits.clone().expect("LogProb target needs a policy head"), 1), *a),
-        Target::Chosen(actions) => {
-            let s = scores(h);
-            let device = s.device();
-            let idx: Vec<i64> = rows.iter().map(|&r| actions[r] as i64).collect();
-            let idx = Tensor::<2, Int>::from_data(TensorData::new(idx, [rows.len(), 1]), &device);
-            s.gather(1, idx)
-        }
+        Target::Action(a) => column(scores(h), *a),
+        Target::Q(a) => column(need(&h.q, "Q values"), *a),
+        Target::MaxQ => need(&h.q, "Q values").max_dim(1),
+        Target::Value => need(&h.value, "a value head"),
+        Target::Advantage(a) => column(need(&h.advantage, "a dueling head"), *a),
+        Target::Logit(a) => column(need(&h.logits, "a policy head"), *a),
+        Target::LogProb(a) => column(log_softmax(need(&h.logits, "a policy head"), 1), *a),
         Target::Contrast(a, b) => {
             let s = scores(h);
             column(s.clone(), *a) - column(s, *b)
         }
     }
+}
+
+/// The targets' values, `[rows, 1]`: row r explains `targets[rows[r]]` (rows are path points, noise samples or
+/// perturbations of input sample `rows[r]`). One target for all rows is one column; per-action targets of one kind
+/// (`chosen`) are one gather; any other mix sums each distinct target's column under a 0/1 mask of its rows.
+pub fn target_value(h: &Heads, targets: &[Target], rows: &[usize]) -> Tensor<2> {
+    let first = &targets[rows[0]];
+    if rows.iter().all(|&r| targets[r] == *first) {
+        return one_target(h, first);
+    }
+    let action = |t: &Target| match t {
+        Target::Action(a) => Some((0, *a)),
+        Target::Q(a) => Some((1, *a)),
+        Target::Logit(a) => Some((2, *a)),
+        Target::Advantage(a) => Some((3, *a)),
+        _ => None,
+    };
+    let picked: Option<Vec<(u8, usize)>> = rows.iter().map(|&r| action(&targets[r])).collect();
+    if let Some(picked) = picked.filter(|p| p.iter().all(|(k, _)| *k == p[0].0)) {
+        let scores = match picked[0].0 {
+            0 => scores(h),
+            1 => h.q.clone().expect("Q targets need Q values"),
+            2 => h.logits.clone().expect("logit targets need a policy head"),
+            _ => h.advantage.clone().expect("advantage targets need a dueling head"),
+        };
+        let device = scores.device();
+        let idx: Vec<i64> = picked.iter().map(|&(_, a)| a as i64).collect();
+        let idx = Tensor::<2, Int>::from_data(TensorData::new(idx, [rows.len(), 1]), &device);
+        return scores.gather(1, idx);
+    }
+    let mut distinct: Vec<&Target> = vec![];
+    for &r in rows {
+        if !distinct.contains(&&targets[r]) {
+            distinct.push(&targets[r]);
+        }
+    }
+    let mut sum: Option<Tensor<2>> = None;
+    for t in distinct {
+        let v = one_target(h, t);
+        let mask: Vec<f32> = rows.iter().map(|&r| f32::from(u8::from(targets[r] == *t))).collect();
+        let v = v.clone() * Tensor::<2>::from_data(TensorData::new(mask, [rows.len(), 1]), &v.device());
+        sum = Some(match sum {
+            None => v,
+            Some(s) => s + v,
+        });
+    }
+    sum.expect("at least one row")
 }
 
 /// The inputs a method sends through the network: given, or made row by row on demand — IG's path points,
@@ -281,12 +671,12 @@ pub(crate) fn gradients(
     rows: Rows,
     len: usize,
     sample_of: &[usize],
-    target: &Target,
+    targets: &[Target],
     pass: &Pass,
     budget: Budget,
     sink: &mut GradientSink,
 ) {
-    let device = Device::flex().autodiff();
+    let device = model.device().autodiff();
     let n = rows.count(len);
     let step = budget.chunk_rows(len);
     let mut buf = vec![];
@@ -295,7 +685,7 @@ pub(crate) fn gradients(
         let chunk = rows.chunk(start, end, len, &mut buf);
         let x = xrl_nn::batch(chunk, len, &device).require_grad();
         let h = model.heads_for(x.clone(), pass, &sample_of[start..end]);
-        let t = target_value(&h, target, &sample_of[start..end]);
+        let t = target_value(&h, targets, &sample_of[start..end]);
         let g = xrl_nn::to_vec(x.grad(&t.sum().backward()).expect("the input takes part in the target"));
         sink(start, chunk, &g);
     }
@@ -311,7 +701,7 @@ pub(crate) fn outputs(
     budget: Budget,
     pick: &dyn Fn(Heads, &[usize]) -> Tensor<2>,
 ) -> Vec<f32> {
-    let device = Device::flex();
+    let device = model.device().without_autodiff();
     let n = rows.count(len);
     let step = budget.chunk_rows(len);
     let (mut out, mut buf) = (vec![], vec![]);
@@ -330,10 +720,10 @@ pub(crate) fn values(
     rows: Rows,
     len: usize,
     sample_of: &[usize],
-    target: &Target,
+    targets: &[Target],
     budget: Budget,
 ) -> Vec<f32> {
-    outputs(model, rows, len, sample_of, budget, &|h, samples| target_value(&h, target, samples))
+    outputs(model, rows, len, sample_of, budget, &|h, samples| target_value(&h, targets, samples))
 }
 
 #[cfg(test)]

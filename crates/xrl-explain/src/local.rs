@@ -85,11 +85,12 @@ struct Scratch {
 
 /// The model's network when it is a plain [`Net`] that sees one frame through convolutions, and its convolutions
 /// as they come (each with its weight `[cout, c·k·k]`), the input scale folded into the first (W·(s·x) = (s·W)·x);
-/// `None` for other models, MLPs, recurrent cores and DRQN stacks.
+/// `None` for other models, MLPs, recurrent cores, DRQN stacks and networks off burn's Flex CPU backend (the
+/// shortcuts compute on host memory; a GPU runs whole batched passes instead).
 fn layers_of(model: &dyn Model) -> Option<(&Net, impl Iterator<Item = (Layer, Vec<f32>)> + '_)> {
     let net = model.as_net()?;
     let spec = net.spec();
-    if spec.core.is_some() || spec.frames > 0 || net.conv_geometries().is_empty() {
+    if !xrl_nn::fast::on_flex(&net.device()) || spec.core.is_some() || spec.frames > 0 || net.conv_geometries().is_empty() {
         return None;
     }
     let layers = net.conv_values().enumerate().map(|(i, (g, weight, bias))| {

@@ -5,11 +5,12 @@
 //! window reaches is recomputed in the convolutions (`explain::local`).
 
 use super::local::LocalConvs;
-use super::{Attribution, Budget, Model, Rows, Target, blur, values};
+use super::{Maps, Budget, Model, Rows, Target, blur, values};
 use xrl_nn::fast::conv::Rect;
 
 /// What replaces the occluded values.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Fill {
     Constant(f32),
     /// The sample's mean value.
@@ -36,7 +37,7 @@ fn starts(size: usize, window: usize, stride: usize) -> Vec<usize> {
 }
 
 impl Occlusion {
-    pub fn attribute(&self, model: &dyn Model, inputs: &[f32], shape: [usize; 3], target: &Target) -> Attribution {
+    pub(crate) fn maps(&self, model: &dyn Model, inputs: &[f32], shape: [usize; 3], targets: &[Target]) -> Maps {
         let [c, h, w] = shape;
         let len = c * h * w;
         let n = inputs.len() / len;
@@ -97,10 +98,10 @@ impl Occlusion {
                 local.patched(&bases[s], &inputs[s * len..(s + 1) * len], rect, patch, out);
             };
             let rows = Rows::Made { count: n + n * p, fill: &fill_features };
-            values(&local, rows, local.feature_len(), &sample_of, target, self.budget)
+            values(&local, rows, local.feature_len(), &sample_of, targets, self.budget)
         } else {
             let rows = Rows::Made { count: n + n * p, fill: &fill_row };
-            values(model, rows, len, &sample_of, target, self.budget)
+            values(model, rows, len, &sample_of, targets, self.budget)
         };
         let mut maps = vec![0.0f32; inputs.len()];
         let mut counts = vec![0u32; len];
@@ -122,6 +123,6 @@ impl Occlusion {
                 }
             }
         }
-        Attribution { maps, len, delta: None }
+        Maps { maps, len, delta: None }
     }
 }

@@ -23,8 +23,8 @@ pub enum Score {
     Actor,
     /// ½(V(I) − V(I′))².
     Critic,
-    /// ½(T(I) − T(I′))² for any target.
-    Target(Target),
+    /// ½(T(I) − T(I′))² for each sample's target.
+    Target,
 }
 
 #[derive(Clone, Debug)]
@@ -52,8 +52,8 @@ impl Perturbation {
         Perturbation { score, mask_sigma: 5.0, blur_sigma: 3.0, stride: 5, budget: Budget::default() }
     }
 
-    /// `inputs` are `n` samples of shape `[C, H, W]`.
-    pub fn attribute(&self, model: &dyn Model, inputs: &[f32], shape: [usize; 3]) -> PerturbationMaps {
+    /// `inputs` are `n` samples of shape `[C, H, W]`; `targets` (one per sample) are read by [`Score::Target`].
+    pub(crate) fn maps(&self, model: &dyn Model, inputs: &[f32], shape: [usize; 3], targets: &[Target]) -> PerturbationMaps {
         let [c, h, w] = shape;
         let len = c * h * w;
         let n = inputs.len() / len;
@@ -105,7 +105,7 @@ impl Perturbation {
         let pick = |h: Heads, samples: &[usize]| match &self.score {
             Score::Actor => h.logits.or(h.q).expect("the actor score needs logits (or Q values)"),
             Score::Critic => h.value.expect("the critic score needs a value head"),
-            Score::Target(t) => target_value(&h, t, samples),
+            Score::Target => target_value(&h, targets, samples),
         };
         // The shortcut pays when a mask's square leaves part of the frame alone (not on MinAtar's 10×10).
         let small = 2 * radius + 1 < h.max(w);

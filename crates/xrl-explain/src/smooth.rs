@@ -4,7 +4,7 @@
 //! NoiseTunnel's `stdevs`).
 
 use super::local::FirstConv;
-use super::{Attribution, Gradient, GradientKind, Model, Rows, Target};
+use super::{Maps, Gradient, GradientKind, Model, Rows, Target};
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -34,7 +34,7 @@ impl SmoothGrad {
         SmoothGrad { base, samples: 25, sigma: 0.15, absolute: false, kind: SmoothKind::Mean, seed: 0 }
     }
 
-    pub fn attribute(&self, model: &dyn Model, inputs: &[f32], len: usize, target: &Target) -> Attribution {
+    pub(crate) fn maps(&self, model: &dyn Model, inputs: &[f32], len: usize, targets: &[Target]) -> Maps {
         // Copy r's noise comes from its own stream (seeded by the seed and r), so a chunk is made without the
         // draws of any other copy.
         let seed = self.seed;
@@ -42,22 +42,31 @@ impl SmoothGrad {
             let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ (r as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
             z.iter_mut().for_each(|v| *v = rng.sample(StandardNormal));
         };
-        self.smooth(model, inputs, len, target, &draws)
+        self.smooth(model, inputs, len, targets, &draws)
     }
 
-    /// The same with the standard-normal draws given: `samples` copies per input, sample-major (copy k of input i
-    /// at `(i · samples + k) · len`), scaled here by the noise level. Lets tests replay another tool's noise.
+    /// [`crate::Method::attribute`] with the standard-normal draws given: `samples` copies per input, sample-major
+    /// (copy k of input i at `(i · samples + k) · len`), scaled here by the noise level. Lets tests replay another
+    /// tool's noise.
     pub fn attribute_with_noise(
         &self,
         model: &dyn Model,
-        inputs: &[f32],
-        len: usize,
-        target: &Target,
+        inputs: &crate::Inputs,
+        targets: &[Target],
         draws: &[f32],
-    ) -> Attribution {
-        let s = self.samples.max(1);
-        assert_eq!(draws.len(), inputs.len() * s, "one standard-normal draw per input value and noise sample");
-        self.smooth(model, inputs, len, target, &|r, z: &mut [f32]| z.copy_from_slice(&draws[r * len..(r + 1) * len]))
+    ) -> Result<crate::Attribution, crate::ExplainError> {
+        crate::check_call(model, inputs, targets, None)?;
+        let (started, s, len) = (std::time::Instant::now(), self.samples.max(1), inputs.len());
+        if draws.len() != inputs.values.len() * s {
+            return Err(crate::ExplainError::Invalid(format!(
+                "{} draws: give one standard-normal draw per input value and noise sample ({})",
+                draws.len(),
+                inputs.values.len() * s
+            )));
+        }
+        let fill = |r: usize, z: &mut [f32]| z.copy_from_slice(&draws[r * len..(r + 1) * len]);
+        let m = self.smooth(model, inputs.values, len, targets, &fill);
+        Ok(crate::attribution(crate::Method::name(self), m.maps, inputs.shape.to_vec(), crate::Resolution::Input, None, started))
     }
 
     /// `draws(r, z)` writes the standard-normal draws of noisy copy r (copy r % samples of input r / samples).
@@ -66,9 +75,9 @@ impl SmoothGrad {
         model: &dyn Model,
         inputs: &[f32],
         len: usize,
-        target: &Target,
+        targets: &[Target],
         draws: &(dyn Fn(usize, &mut [f32]) + Sync),
-    ) -> Attribution {
+    ) -> Maps {
         let n = inputs.len() / len;
         let s = self.samples.max(1);
         let sd: Vec<f32> = inputs
@@ -100,19 +109,19 @@ impl SmoothGrad {
             };
             let mut mean = vec![0.0f32; n * zl];
             let rows = Rows::Made { count: n * s, fill: &fill_z };
-            self.base.attribute_rows(&first, rows, zl, &sample_of, target, &mut |start, g| {
+            self.base.attribute_rows(&first, rows, zl, &sample_of, targets, &mut |start, g| {
                 for (k, g) in g.chunks(zl).enumerate() {
                     let i = (start + k) / s;
                     mean[i * zl..(i + 1) * zl].iter_mut().zip(g).for_each(|(m, g)| *m += g / s as f32);
                 }
             });
-            return Attribution { maps: first.input_gradients(&mean), len, delta: None };
+            return Maps { maps: first.input_gradients(&mean), len, delta: None };
         }
         // Running mean, sum of squared deviations (Welford: exact zero for equal maps) and sum of squares.
         let (mut mean, mut m2, mut sum_sq) =
             (vec![0.0f32; inputs.len()], vec![0.0f32; inputs.len()], vec![0.0f32; inputs.len()]);
         let rows = Rows::Made { count: n * s, fill: &fill };
-        self.base.attribute_rows(model, rows, len, &sample_of, target, &mut |start, maps| {
+        self.base.attribute_rows(model, rows, len, &sample_of, targets, &mut |start, maps| {
             for (k, m) in maps.chunks(len).enumerate() {
                 let (i, count) = ((start + k) / s, ((start + k) % s + 1) as f32);
                 let at = i * len..(i + 1) * len;
@@ -133,6 +142,6 @@ impl SmoothGrad {
             // The population variance, as Captum's VarGrad.
             SmoothKind::Variance => m2.iter().map(|d| d / s).collect(),
         };
-        Attribution { maps, len, delta: None }
+        Maps { maps, len, delta: None }
     }
 }

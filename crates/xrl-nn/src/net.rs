@@ -309,12 +309,16 @@ impl Net {
         self.out.weight.val().device()
     }
 
-    /// The names a probe can take, input side first.
+    /// The names a probe can take, input side first: each convolution's output `convN` and its ReLU's
+    /// `convN.relu`, each fully connected layer's `fcN` and `fcN.relu` (`value_fcN…` for a two-stream value head),
+    /// and the recurrent core's output `core`.
     pub fn layer_names(&self) -> Vec<String> {
-        let convs = (1..=self.convs.len()).map(|i| format!("conv{i}"));
+        let both = |n: String| [n.clone(), format!("{n}.relu")];
+        let convs = (1..=self.convs.len()).flat_map(move |i| both(format!("conv{i}")));
+        let fcs = (1..=self.hidden.len()).flat_map(move |i| both(format!("fc{i}")));
+        let value = (1..=self.value_hidden.len()).flat_map(move |i| both(format!("value_fc{i}")));
         let core = self.spec.core.map(|_| "core".to_string());
-        let value = (1..=self.value_hidden.len()).map(|i| format!("value_fc{i}"));
-        convs.chain((1..=self.hidden.len()).map(|i| format!("fc{i}"))).chain(value).chain(core).collect()
+        convs.chain(fcs).chain(value).chain(core).collect()
     }
 
     /// Runs the network on flat observations `[batch, obs_len]`.
@@ -360,9 +364,14 @@ impl Net {
 
     /// From the first convolution's output before its ReLU through the remaining convolutions, flattened.
     fn convs_from(&self, z: Tensor<4>, pass: &Pass, probe: &mut Option<Probe>) -> Tensor<2> {
-        let mut h = tap(pass, probe, "conv1".into(), relu_with(z, pass.relu));
+        // Each convolution's output is `convN` (Captum's LayerGradCam on the Conv2d module), its ReLU's `convN.relu`.
+        let mut tapped = |name: String, z: Tensor<4>| {
+            let z = tap(pass, probe, name.clone(), z);
+            tap(pass, probe, format!("{name}.relu"), relu_with(z, pass.relu))
+        };
+        let mut h = tapped("conv1".into(), z);
         for (i, conv) in self.convs.iter().enumerate().skip(1) {
-            h = tap(pass, probe, format!("conv{}", i + 1), relu_with(conv_gemm(conv, h), pass.relu));
+            h = tapped(format!("conv{}", i + 1), conv_gemm(conv, h));
         }
         h.flatten(1, 3)
     }
@@ -404,16 +413,19 @@ impl Net {
         let mut tap = |name: String, act: Tensor<4>| tap(pass, &mut probe, name, act);
         // Two-stream networks: the value stream starts from the torso's features too.
         let mut v_x = (!self.value_hidden.is_empty()).then(|| x.clone());
+        // A fully connected layer's output is `fcN`, its ReLU's `fcN.relu` (probes of shape [b, f, 1, 1]).
+        let mut dense = |name: String, layer: &Linear, x: Tensor<2>| {
+            let z = crate::fast::linear::linear(layer, x);
+            let [b, f] = z.dims();
+            let z = tap(name.clone(), z.reshape([b, f, 1, 1])).reshape([b, f]);
+            tap(format!("{name}.relu"), relu_with(z, pass.relu).reshape([b, f, 1, 1])).reshape([b, f])
+        };
         for (i, layer) in self.hidden.iter().enumerate() {
-            let h = relu_with(crate::fast::linear::linear(layer, x), pass.relu);
-            let [b, f] = h.dims();
-            x = tap(format!("fc{}", i + 1), h.reshape([b, f, 1, 1])).reshape([b, f]);
+            x = dense(format!("fc{}", i + 1), layer, x);
         }
         if let Some(mut vx) = v_x.take() {
             for (i, layer) in self.value_hidden.iter().enumerate() {
-                let h = relu_with(crate::fast::linear::linear(layer, vx), pass.relu);
-                let [b, f] = h.dims();
-                vx = tap(format!("value_fc{}", i + 1), h.reshape([b, f, 1, 1])).reshape([b, f]);
+                vx = dense(format!("value_fc{}", i + 1), layer, vx);
             }
             v_x = Some(vx);
         }
@@ -656,7 +668,8 @@ mod tests {
         for (shape, torso, head, layers) in specs {
             let spec = NetSpec::new(shape.clone(), 6, torso, head);
             let net = Net::new(&spec, &d).unwrap();
-            assert_eq!(net.layer_names(), layers);
+            let plain: Vec<String> = net.layer_names().into_iter().filter(|l| !l.ends_with(".relu")).collect();
+            assert_eq!(plain, layers);
             let len: usize = shape.iter().product();
             let h = net.forward(Tensor::zeros([3, len], &d), &Pass::default());
             assert_eq!(net.scores(Tensor::zeros([3, len], &d)).dims(), [3, 6]);
@@ -676,7 +689,7 @@ mod tests {
         let spec = NetSpec::new(vec![4, 10, 10], 3, Torso::MinatarCnn, HeadKind::Q);
         let net = Net::new(&spec, &d).unwrap();
         let obs = Tensor::<2>::random([1, 400], burn::tensor::Distribution::Uniform(0.0, 1.0), &d);
-        let pass = Pass { probe: Some("conv1".into()), ..Pass::default() };
+        let pass = Pass { probe: Some("conv1.relu".into()), ..Pass::default() };
         let h = net.forward(obs.clone(), &pass);
         let q0 = h.q.unwrap().slice([0..1, 1..2]).sum();
         let probe = h.probe.unwrap();
@@ -713,7 +726,7 @@ mod tests {
             let spec = NetSpec::new(vec![3], 2, Torso::Mlp { hidden: vec![8] }, HeadKind::ActorCritic)
                 .with_core(Core { kind, hidden: 6 });
             let net = Net::new(&spec, &d).unwrap();
-            assert_eq!(net.layer_names(), vec!["fc1", "core"]);
+            assert_eq!(net.layer_names(), vec!["fc1", "fc1.relu", "core"]);
             // Two sequences of four steps, sequence-major rows.
             let obs: Vec<f32> = (0..24).map(|i| ((i * 37) % 11) as f32 / 11.0 - 0.5).collect();
             let whole = net.forward(batch(&obs, 3, &d), &Pass { seq_len: 4, ..Pass::default() });

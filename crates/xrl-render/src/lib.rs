@@ -12,4 +12,5 @@ pub mod plot;
 pub mod report;
 pub mod tensorboard;
 
+pub use image::{Rgb, RgbImage, imageops};
 pub use io::{RenderError, read_npy, write_atomic, write_gif, write_mp4, write_npy, write_png};

@@ -139,3 +139,43 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
     }
 }
+
+/// The picture with `lines` of text in a dark strip above it (each line 14 px high): the label of a grid panel.
+pub fn captioned(img: &RgbImage, lines: &[String]) -> RgbImage {
+    register_font();
+    let (w, h) = img.dimensions();
+    let strip = 16 * lines.len() as u32 + 4;
+    let mut buf = vec![24u8; (w * (h + strip) * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h + strip)).into_drawing_area();
+        for (i, line) in lines.iter().enumerate() {
+            // Drawing text can only fail for a missing font, and the font is embedded: leave the strip blank then.
+            let _ = root.draw_text(line, &("sans-serif", 13).into_font().color(&WHITE), (3, 2 + 16 * i as i32));
+        }
+    }
+    let mut out = RgbImage::from_raw(w, h + strip, buf).expect("a buffer of the picture's size");
+    image::imageops::replace(&mut out, img, 0, strip as i64);
+    out
+}
+
+/// A horizontal colour scale `w` pixels wide with its two ends labelled: the key under a row of heat maps.
+pub fn colour_scale(w: u32, cmap: crate::heatmap::Colormap, low: &str, high: &str) -> RgbImage {
+    let (bar_h, w) = (10u32, w.max(40));
+    let mut bar = RgbImage::new(w, bar_h);
+    for (x, _, p) in bar.enumerate_pixels_mut() {
+        *p = image::Rgb(cmap.at(x as f32 / (w - 1) as f32));
+    }
+    register_font();
+    let h = bar_h + 16;
+    let mut buf = vec![24u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        let style = ("sans-serif", 12).into_font().color(&WHITE);
+        let _ = root.draw_text(low, &style, (2, bar_h as i32 + 2));
+        let right = w as i32 - 7 * high.chars().count() as i32 - 2;
+        let _ = root.draw_text(high, &style, (right.max(w as i32 / 2), bar_h as i32 + 2));
+    }
+    let mut out = RgbImage::from_raw(w, h, buf).expect("a buffer of the scale's size");
+    image::imageops::replace(&mut out, &bar, 0, 0);
+    out
+}

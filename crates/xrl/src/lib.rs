@@ -9,6 +9,7 @@ pub mod replay;
 pub mod rollout;
 pub mod run;
 pub mod train;
+pub mod trajectory;
 
 pub use burn;
 pub use xrl_env as env;
