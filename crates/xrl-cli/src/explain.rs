@@ -131,7 +131,9 @@ fn read_actions(path: &PathBuf) -> Result<Vec<usize>> {
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .enumerate()
-        .map(|(i, l)| l.parse().with_context(|| format!("{}: line {} (`{l}`) is not an action index", path.display(), i + 1)))
+        .map(|(i, l)| {
+            l.parse().with_context(|| format!("{}: line {} (`{l}`) is not an action index", path.display(), i + 1))
+        })
         .collect()
 }
 

@@ -357,8 +357,8 @@ fn explain_options_reach_every_method() {
     assert!(maps[400..].iter().any(|&v| v != 0.0));
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
-    assert_eq!(summary["options"]["ig_baseline"], "frame:1");
-    assert_eq!(summary["options"]["ig_rule"], "middle");
+    assert_eq!(summary["baseline"]["frame"], 1);
+    assert_eq!(summary["options"]["ig_rule"], "riemann-middle");
     // A baseline file of zeros gives the zero baseline's maps.
     let zeros_path = dir.join("zeros.npy");
     let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 10, 10), }";

@@ -6,7 +6,7 @@
 //! Guided Grad-CAM multiplies guided backprop's input map by the Grad-CAM map brought to input resolution by
 //! nearest-neighbour upsampling (Captum's `GuidedGradCam`).
 
-use super::{Maps, Budget, Gradient, GradientKind, Model, Target, target_value};
+use super::{Budget, Gradient, GradientKind, Maps, Model, Target, target_value};
 use xrl_nn::{Pass, to_vec};
 
 #[derive(Clone, Debug)]
@@ -82,8 +82,7 @@ impl GuidedGradCam {
     pub(crate) fn maps(&self, model: &dyn Model, inputs: &[f32], shape: [usize; 3], targets: &[Target]) -> Maps {
         let len = shape.iter().product();
         let cam = self.cam.maps(model, inputs, len, targets);
-        let guided =
-            Gradient { kind: GradientKind::Guided, budget: self.cam.budget }.maps(model, inputs, len, targets);
+        let guided = Gradient { kind: GradientKind::Guided, budget: self.cam.budget }.maps(model, inputs, len, targets);
         let [c, hh, ww] = shape;
         let mut maps = guided.maps;
         for (i, sample) in maps.chunks_mut(len).enumerate() {

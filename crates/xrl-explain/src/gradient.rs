@@ -1,7 +1,7 @@
 //! Gradient saliency and its relatives: vanilla gradient (Simonyan et al. 2014), gradient × input, guided backprop
 //! (Springenberg et al. 2015) and deconvnet (Zeiler & Fergus 2014) — the same backward pass with another ReLU rule.
 
-use super::{Maps, Budget, Model, Rows, Target, gradients};
+use super::{Budget, Maps, Model, Rows, Target, gradients};
 use xrl_nn::Pass;
 use xrl_nn::relu::ReluMode;
 

@@ -2,7 +2,7 @@
 //! quadrature rule; the convergence delta `Σ attribution − (T(x) − T(b))` is reported per sample.
 
 use super::local::FirstConv;
-use super::{Maps, Budget, Model, Rows, Target, gradients, values};
+use super::{Budget, Maps, Model, Rows, Target, gradients, values};
 use rayon::prelude::*;
 use xrl_nn::Pass;
 
@@ -89,11 +89,7 @@ pub struct IntegratedGradients {
 impl IntegratedGradients {
     /// Captum's defaults: 50 Gauss–Legendre points from a zero baseline.
     pub fn new() -> Self {
-        IntegratedGradients {
-            steps: 50,
-            rule: Rule::GaussLegendre,
-            budget: Budget::default(),
-        }
+        IntegratedGradients { steps: 50, rule: Rule::GaussLegendre, budget: Budget::default() }
     }
 
     /// `baselines`: one per sample, flat like the inputs (zeros when `None`).

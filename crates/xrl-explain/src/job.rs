@@ -135,7 +135,10 @@ impl Summary {
     /// Reads `summary.json`, with an error that says how to make one.
     pub fn read(path: &Path) -> Result<Self, ExplainError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            ExplainError::Invalid(format!("cannot read {} ({e}); is it a directory written by `xrl explain`?", path.display()))
+            ExplainError::Invalid(format!(
+                "cannot read {} ({e}); is it a directory written by `xrl explain`?",
+                path.display()
+            ))
         })?;
         let summary: Summary = serde_json::from_str(&text).map_err(|e| {
             ExplainError::Invalid(format!(
@@ -189,10 +192,8 @@ pub fn run(job: &Job) -> Result<Summary, ExplainError> {
     let k = job.unroll.max(1);
     let methods = if job.methods.is_empty() {
         let last_conv = net.layer_names().into_iter().rfind(|l| l.starts_with("conv") && !l.ends_with(".relu"));
-        let mut m = vec![
-            MethodName::Gradient(crate::GradientKind::Vanilla),
-            MethodName::Gradient(crate::GradientKind::Guided),
-        ];
+        let mut m =
+            vec![MethodName::Gradient(crate::GradientKind::Vanilla), MethodName::Gradient(crate::GradientKind::Guided)];
         m.extend(last_conv.map(|layer| MethodName::GradCam { layer, guided: false }));
         m.push(MethodName::Ig);
         m
@@ -228,7 +229,9 @@ pub fn run(job: &Job) -> Result<Summary, ExplainError> {
     // What each explained input is: its observation, or (unrolled) the last k observations, oldest first.
     let xlen = len * k;
     let obs: Vec<f32> = match (&p.trajectory, k) {
-        (Some(tr), k) if k > 1 => p.rows.iter().flat_map(|&t| (t + 1 - k..=t).flat_map(|s| tr.observation(s).to_vec())).collect(),
+        (Some(tr), k) if k > 1 => {
+            p.rows.iter().flat_map(|&t| (t + 1 - k..=t).flat_map(|s| tr.observation(s).to_vec())).collect()
+        }
         _ => p.obs.clone(),
     };
     let model: Box<dyn Model + '_> = match (&p.trajectory, carries) {
@@ -270,7 +273,10 @@ pub fn run(job: &Job) -> Result<Summary, ExplainError> {
     let (targets, target_label) = match &job.targets {
         Targets::Spec(spec) => (spec.resolve(&greedy), target_name(spec)),
         Targets::Actions(a) if a.len() != n => {
-            return Err(ExplainError::Invalid(format!("{} target actions for {n} inputs: give one per input", a.len())));
+            return Err(ExplainError::Invalid(format!(
+                "{} target actions for {n} inputs: give one per input",
+                a.len()
+            )));
         }
         Targets::Actions(a) => (a.iter().map(|&a| Target::Action(a)).collect(), "per-input actions".into()),
     };
@@ -317,7 +323,7 @@ pub fn run(job: &Job) -> Result<Summary, ExplainError> {
         let per = a.map_len();
         // Over several frames (unrolled, or a DRQN's stack): the share of |attribution| on each, oldest first.
         let ages = if k > 1 { k } else { spec.frames };
-        if ages > 1 && a.shape.len() > 2 {
+        if ages > 1 && a.resolution == crate::Resolution::Input {
             let shares = a
                 .maps
                 .chunks(per)
@@ -513,7 +519,8 @@ fn prepare(job: &Job, card: &xrl::run::RunCard, net: &xrl_nn::Net, k: usize) -> 
             }
             Inputs::new(values, &spec.obs_shape)?;
             let n = values.len() / len;
-            let pictures = (0..n).map(|i| observation_picture(&values[i * len..(i + 1) * len], &spec.obs_shape)).collect();
+            let pictures =
+                (0..n).map(|i| observation_picture(&values[i * len..(i + 1) * len], &spec.obs_shape)).collect();
             return Ok(Prepared {
                 obs: values.clone(),
                 frames: (0..n).collect(),
@@ -625,7 +632,9 @@ fn baseline(job: &Job, p: &Prepared, inputs: &Inputs, len: usize, k: usize) -> R
         }
         BaselineName::Frame(f) => {
             let tr = p.trajectory.as_ref().ok_or_else(|| {
-                ExplainError::Invalid("--ig-baseline frame:N needs an episode; give a .npy baseline with --inputs".into())
+                ExplainError::Invalid(
+                    "--ig-baseline frame:N needs an episode; give a .npy baseline with --inputs".into(),
+                )
             })?;
             if *f >= tr.len() {
                 return Err(ExplainError::Invalid(format!(

@@ -18,9 +18,9 @@ mod integrated;
 pub mod job;
 mod local;
 mod methods;
-pub mod registry;
 mod occlusion;
 mod perturbation;
+pub mod registry;
 mod smooth;
 
 pub use cam::{CamMaps, GradCam, GuidedGradCam, upsample_nearest};
@@ -188,7 +188,8 @@ impl std::str::FromStr for TargetSpec {
         let bad = || ExplainError::Invalid(format!("unknown target `{s}`; use {TARGET_HELP}"));
         let num = |i: usize| -> Result<usize, ExplainError> {
             let a = parts.get(i).ok_or_else(bad)?;
-            a.parse().map_err(|_| ExplainError::Invalid(format!("target `{s}`: `{a}` is not an action index (0, 1, …)")))
+            a.parse()
+                .map_err(|_| ExplainError::Invalid(format!("target `{s}`: `{a}` is not an action index (0, 1, …)")))
         };
         let arity = match parts[0] {
             "chosen" | "max-q" | "value" => 1,
@@ -235,8 +236,12 @@ impl Target {
         let n = spec.actions;
         let heads = match spec.head {
             HeadKind::Q => "Q values only (targets chosen, action:A, q:A, max-q, contrast:A:B)",
-            HeadKind::Dueling => "Q values, V and advantages (targets chosen, action:A, q:A, max-q, value, advantage:A, contrast:A:B)",
-            HeadKind::ActorCritic => "policy logits and V (targets chosen, action:A, logit:A, log-prob:A, value, contrast:A:B)",
+            HeadKind::Dueling => {
+                "Q values, V and advantages (targets chosen, action:A, q:A, max-q, value, advantage:A, contrast:A:B)"
+            }
+            HeadKind::ActorCritic => {
+                "policy logits and V (targets chosen, action:A, logit:A, log-prob:A, value, contrast:A:B)"
+            }
         };
         let fits = match self {
             Target::Action(_) | Target::Contrast(..) => true,
@@ -410,7 +415,10 @@ pub(crate) fn check_call(
 ) -> Result<(), ExplainError> {
     let n = inputs.count();
     if targets.len() != n {
-        return Err(ExplainError::Invalid(format!("{} targets for {n} inputs: give one target per input", targets.len())));
+        return Err(ExplainError::Invalid(format!(
+            "{} targets for {n} inputs: give one target per input",
+            targets.len()
+        )));
     }
     if let Some(spec) = model.spec() {
         if spec.obs_shape.iter().product::<usize>() * model.frames_per_input() != inputs.len() {

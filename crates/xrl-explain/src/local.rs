@@ -90,7 +90,11 @@ struct Scratch {
 fn layers_of(model: &dyn Model) -> Option<(&Net, impl Iterator<Item = (Layer, Vec<f32>)> + '_)> {
     let net = model.as_net()?;
     let spec = net.spec();
-    if !xrl_nn::fast::on_flex(&net.device()) || spec.core.is_some() || spec.frames > 0 || net.conv_geometries().is_empty() {
+    if !xrl_nn::fast::on_flex(&net.device())
+        || spec.core.is_some()
+        || spec.frames > 0
+        || net.conv_geometries().is_empty()
+    {
         return None;
     }
     let layers = net.conv_values().enumerate().map(|(i, (g, weight, bias))| {
@@ -283,7 +287,7 @@ mod tests {
             let [c, h, w] = spec.obs_shape[..] else { unreachable!() };
             let frame = random(c * h * w, &d);
             let base = local.base(&frame);
-            let last = format!("conv{}", net.conv_geometries().len());
+            let last = format!("conv{}.relu", net.conv_geometries().len());
             let whole = |x: &[f32]| {
                 let pass = Pass { probe: Some(last.clone()), ..Pass::default() };
                 let t = Tensor::<1>::from_floats(x, &d).reshape([1, x.len()]);

@@ -5,7 +5,7 @@
 //! window reaches is recomputed in the convolutions (`explain::local`).
 
 use super::local::LocalConvs;
-use super::{Maps, Budget, Model, Rows, Target, blur, values};
+use super::{Budget, Maps, Model, Rows, Target, blur, values};
 use xrl_nn::fast::conv::Rect;
 
 /// What replaces the occluded values.

@@ -53,7 +53,7 @@ impl Perturbation {
     }
 
     /// `inputs` are `n` samples of shape `[C, H, W]`; `targets` (one per sample) are read by [`Score::Target`].
-    pub(crate) fn maps(&self, model: &dyn Model, inputs: &[f32], shape: [usize; 3], targets: &[Target]) -> PerturbationMaps {
+    pub fn maps(&self, model: &dyn Model, inputs: &[f32], shape: [usize; 3], targets: &[Target]) -> PerturbationMaps {
         let [c, h, w] = shape;
         let len = c * h * w;
         let n = inputs.len() / len;

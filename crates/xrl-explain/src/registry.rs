@@ -2,8 +2,8 @@
 //! their settings ([`MethodOptions`]); [`METHOD_HELP`] is the list `--help` and every "use …" error print.
 
 use crate::{
-    Budget, ExplainError, Fill, GradCam, Gradient, GradientKind, GuidedGradCam, IntegratedGradients, Method,
-    Occlusion, Perturbation, Rule, Score, SmoothGrad, SmoothKind,
+    Budget, ExplainError, Fill, GradCam, Gradient, GradientKind, GuidedGradCam, IntegratedGradients, Method, Occlusion,
+    Perturbation, Rule, Score, SmoothGrad, SmoothKind,
 };
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +17,10 @@ pub const METHOD_HELP: &str = "grad, grad-x-input, guided, deconv, gradcam:LAYER
 pub enum MethodName {
     Gradient(GradientKind),
     /// Grad-CAM on a layer; `guided`: guided Grad-CAM.
-    GradCam { layer: String, guided: bool },
+    GradCam {
+        layer: String,
+        guided: bool,
+    },
     Ig,
     Smooth(GradientKind, SmoothKind),
     Occlusion,
@@ -89,7 +92,11 @@ impl std::str::FromStr for ScoreName {
             "policy" => ScoreName::Policy,
             "value" => ScoreName::Value,
             "target" => ScoreName::Target,
-            _ => return Err(ExplainError::Invalid(format!("unknown perturbation score `{s}`; use policy, value or target"))),
+            _ => {
+                return Err(ExplainError::Invalid(format!(
+                    "unknown --perturbation-score `{s}`; use policy, value or target"
+                )));
+            }
         })
     }
 }
@@ -170,8 +177,7 @@ impl MethodOptions {
                 })
             }
             MethodName::Perturbation => {
-                let default =
-                    if head == xrl_nn::HeadKind::ActorCritic { ScoreName::Policy } else { ScoreName::Target };
+                let default = if head == xrl_nn::HeadKind::ActorCritic { ScoreName::Policy } else { ScoreName::Target };
                 let score = match self.perturbation_score.unwrap_or(default) {
                     ScoreName::Policy => Score::Actor,
                     ScoreName::Value => Score::Critic,
@@ -199,7 +205,7 @@ pub fn parse_rule(s: &str) -> Result<Rule, ExplainError> {
         "gauss-legendre" => Rule::GaussLegendre,
         _ => {
             return Err(ExplainError::Invalid(format!(
-                "unknown IG rule `{s}`; use left, right, middle, trapezoid, captum-trapezoid or gauss-legendre"
+                "unknown --ig-rule `{s}`; use left, right, middle, trapezoid, captum-trapezoid or gauss-legendre"
             )));
         }
     })
@@ -231,7 +237,7 @@ pub fn parse_fill(s: &str) -> Result<Fill, ExplainError> {
     }
     match s.parse::<f32>() {
         Ok(v) if v.is_finite() => Ok(Fill::Constant(v)),
-        _ => Err(ExplainError::Invalid(format!("unknown occlusion fill `{s}`; use a number, mean or blur[:SIGMA]"))),
+        _ => Err(ExplainError::Invalid(format!("unknown --occlusion-fill `{s}`; use a number, mean or blur[:SIGMA]"))),
     }
 }
 
@@ -266,7 +272,9 @@ impl std::str::FromStr for BaselineName {
         if s.ends_with(".npy") {
             return Ok(BaselineName::File(s.into()));
         }
-        Err(ExplainError::Invalid(format!("unknown IG baseline `{s}`; use zeros, blur[:SIGMA], frame:N or a .npy file")))
+        Err(ExplainError::Invalid(format!(
+            "unknown --ig-baseline `{s}`; use zeros, blur[:SIGMA], frame:N or a .npy file"
+        )))
     }
 }
 
@@ -295,7 +303,10 @@ mod tests {
             let m = o.build(&name.parse().unwrap(), Some([10, 10]), xrl_nn::HeadKind::Q);
             assert_eq!(m.name(), name);
         }
-        assert_eq!("smoothgrad".parse::<MethodName>().unwrap(), MethodName::Smooth(GradientKind::Vanilla, SmoothKind::Mean));
+        assert_eq!(
+            "smoothgrad".parse::<MethodName>().unwrap(),
+            MethodName::Smooth(GradientKind::Vanilla, SmoothKind::Mean)
+        );
         for bad in ["gradcam", "gradcam:", "ig:2", "saliency", "smoothgrad:ig"] {
             let e = bad.parse::<MethodName>().unwrap_err().to_string();
             assert!(e.contains(&format!("`{bad}`")) && e.contains(METHOD_HELP), "{e}");

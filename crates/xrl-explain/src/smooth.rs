@@ -4,7 +4,7 @@
 //! NoiseTunnel's `stdevs`).
 
 use super::local::FirstConv;
-use super::{Maps, Gradient, GradientKind, Model, Rows, Target};
+use super::{Gradient, GradientKind, Maps, Model, Rows, Target};
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -66,7 +66,14 @@ impl SmoothGrad {
         }
         let fill = |r: usize, z: &mut [f32]| z.copy_from_slice(&draws[r * len..(r + 1) * len]);
         let m = self.smooth(model, inputs.values, len, targets, &fill);
-        Ok(crate::attribution(crate::Method::name(self), m.maps, inputs.shape.to_vec(), crate::Resolution::Input, None, started))
+        Ok(crate::attribution(
+            crate::Method::name(self),
+            m.maps,
+            inputs.shape.to_vec(),
+            crate::Resolution::Input,
+            None,
+            started,
+        ))
     }
 
     /// `draws(r, z)` writes the standard-normal draws of noisy copy r (copy r % samples of input r / samples).

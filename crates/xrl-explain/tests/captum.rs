@@ -2,14 +2,17 @@
 //! MinAtar Q-network of `fixtures/minatar_dqn.pt`, three observations, targets [0, 3, 5]; the Nature CNN and the
 //! two-stream dueling Nature network with formula weights (`fixtures/make_captum_nature_fixture.py`).
 
+mod common;
+use common::{Call, chosen};
+
 use serde_json::Value;
 use std::path::PathBuf;
 use xrl::burn::tensor::Device;
 use xrl::import::{Arch, Format, import};
 use xrl::nn::Net;
 use xrl_explain::{
-    Budget, Fill, GradCam, Gradient, GradientKind, GuidedGradCam, IntegratedGradients, Occlusion, Rule, SmoothGrad,
-    SmoothKind, Target,
+    Budget, Fill, GradCam, Gradient, GradientKind, GuidedGradCam, Inputs, IntegratedGradients, Occlusion, Rule,
+    SmoothGrad, SmoothKind, Target,
 };
 
 fn fixture() -> (Value, Net) {
@@ -41,11 +44,11 @@ fn assert_close(name: &str, got: &[f32], want: &[f32]) {
     }
 }
 
-fn setup() -> (Value, Net, Vec<f32>, Target) {
+fn setup() -> (Value, Net, Vec<f32>, Vec<Target>) {
     let (v, net) = fixture();
     let obs = floats(&v["obs"]);
     let targets: Vec<usize> = v["targets"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as usize).collect();
-    (v, net, obs, Target::Chosen(targets))
+    (v, net, obs, chosen(targets))
 }
 
 #[test]
@@ -64,7 +67,7 @@ fn gradient_methods_match_captum() {
         (GradientKind::Guided, "guided_backprop"),
         (GradientKind::Deconv, "deconvolution"),
     ] {
-        let a = Gradient::new(kind).attribute(&net, &obs, 400, &t);
+        let a = Gradient::new(kind).call_each(&net, &obs, &[400], &t);
         assert_close(key, &a.maps, &floats(&v[key]));
     }
 }
@@ -72,10 +75,10 @@ fn gradient_methods_match_captum() {
 #[test]
 fn grad_cam_and_guided_grad_cam_match_captum() {
     let (v, net, obs, t) = setup();
-    let cam = GradCam::new("conv1").attribute(&net, &obs, 400, &t);
-    assert_eq!((cam.h, cam.w), (8, 8));
+    let cam = GradCam::new("conv1.relu").call_each(&net, &obs, &[400], &t);
+    assert_eq!((cam.shape[0], cam.shape[1]), (8, 8));
     assert_close("layer_grad_cam", &cam.maps, &floats(&v["layer_grad_cam"]));
-    let g = GuidedGradCam { cam: GradCam::new("conv1") }.attribute(&net, &obs, [4, 10, 10], &t);
+    let g = GuidedGradCam { cam: GradCam::new("conv1.relu") }.call_each(&net, &obs, &[4, 10, 10], &t);
     assert_close("guided_grad_cam", &g.maps, &floats(&v["guided_grad_cam"]));
 }
 
@@ -90,7 +93,7 @@ fn integrated_gradients_match_captum_for_every_method() {
         (Rule::GaussLegendre, "gausslegendre"),
     ] {
         let ig = IntegratedGradients { steps: 20, rule, budget: Budget::rows(25), ..IntegratedGradients::new() };
-        let a = ig.attribute(&net, &obs, 400, &t);
+        let a = ig.call_each(&net, &obs, &[400], &t);
         assert_close(&format!("ig_{key}"), &a.maps, &floats(&v[format!("ig_{key}")]));
         let want_delta = floats(&v[format!("ig_{key}_delta")]);
         for (d, w) in a.delta.unwrap().iter().zip(&want_delta) {
@@ -103,7 +106,7 @@ fn integrated_gradients_match_captum_for_every_method() {
 fn occlusion_matches_captum() {
     let (v, net, obs, t) = setup();
     let occ = Occlusion { window: [1, 3, 3], stride: [1, 2, 2], fill: Fill::Constant(0.0), budget: Budget::default() };
-    let a = occ.attribute(&net, &obs, [4, 10, 10], &t);
+    let a = occ.call_each(&net, &obs, &[4, 10, 10], &t);
     assert_close("occlusion", &a.maps, &floats(&v["occlusion"]));
 }
 
@@ -180,12 +183,12 @@ fn nature_cnn_matches_captum() {
     let t = Target::Q(4);
     let q = xrl::nn::to_vec(net.scores(xrl::nn::batch(&x, 28224, &Device::flex())));
     assert_close("q", &q, &floats(&v["q"]));
-    let g = Gradient::new(GradientKind::Vanilla).attribute(&net, &x, 28224, &t);
+    let g = Gradient::new(GradientKind::Vanilla).call(&net, &x, &[28224], &t);
     assert_close("saliency", &g.maps, &floats(&v["saliency"]));
-    let g = Gradient::new(GradientKind::Guided).attribute(&net, &x, 28224, &t);
+    let g = Gradient::new(GradientKind::Guided).call(&net, &x, &[28224], &t);
     assert_close("guided_backprop", &g.maps, &floats(&v["guided_backprop"]));
-    let cam = GradCam::new("conv3").attribute(&net, &x, 28224, &t);
-    assert_eq!((cam.h, cam.w), (7, 7));
+    let cam = GradCam::new("conv3.relu").call(&net, &x, &[28224], &t);
+    assert_eq!((cam.shape[0], cam.shape[1]), (7, 7));
     assert_close("layer_grad_cam_conv3", &cam.maps, &floats(&v["layer_grad_cam_conv3"]));
     let ig = IntegratedGradients {
         steps: 16,
@@ -193,7 +196,7 @@ fn nature_cnn_matches_captum() {
         budget: Budget::rows(8),
         ..IntegratedGradients::new()
     };
-    assert_close("ig_gausslegendre", &ig.attribute(&net, &x, 28224, &t).maps, &floats(&v["ig_gausslegendre"]));
+    assert_close("ig_gausslegendre", &ig.call(&net, &x, &[28224], &t).maps, &floats(&v["ig_gausslegendre"]));
 }
 
 /// Wang et al.'s two-stream dueling network (`features`, `advantage`, `value`), imported as `nature-dueling`.
@@ -225,13 +228,13 @@ fn nature_dueling_matches_captum() {
     assert_close("q", &xrl::nn::to_vec(h.q.unwrap()), &floats(&v["q"]));
     assert_close("value", &xrl::nn::to_vec(h.value.unwrap()), &floats(&v["value"]));
     assert_close("advantage", &xrl::nn::to_vec(h.advantage.unwrap()), &floats(&v["advantage"]));
-    let g = Gradient::new(GradientKind::Vanilla).attribute(&net, &x, 28224, &Target::Q(1));
+    let g = Gradient::new(GradientKind::Vanilla).call(&net, &x, &[28224], &Target::Q(1));
     assert_close("q1_saliency", &g.maps, &floats(&v["q1_saliency"]));
-    let g = Gradient::new(GradientKind::Vanilla).attribute(&net, &x, 28224, &Target::Value);
+    let g = Gradient::new(GradientKind::Vanilla).call(&net, &x, &[28224], &Target::Value);
     assert_close("value_saliency", &g.maps, &floats(&v["value_saliency"]));
-    let g = Gradient::new(GradientKind::Guided).attribute(&net, &x, 28224, &Target::Advantage(2));
+    let g = Gradient::new(GradientKind::Guided).call(&net, &x, &[28224], &Target::Advantage(2));
     assert_close("advantage2_guided_backprop", &g.maps, &floats(&v["advantage2_guided_backprop"]));
-    let cam = GradCam::new("conv3").attribute(&net, &x, 28224, &Target::Value);
+    let cam = GradCam::new("conv3.relu").call(&net, &x, &[28224], &Target::Value);
     assert_close("value_layer_grad_cam_conv3", &cam.maps, &floats(&v["value_layer_grad_cam_conv3"]));
     let ig = IntegratedGradients {
         steps: 16,
@@ -239,7 +242,7 @@ fn nature_dueling_matches_captum() {
         budget: Budget::rows(8),
         ..IntegratedGradients::new()
     };
-    let a = ig.attribute(&net, &x, 28224, &Target::Value);
+    let a = ig.call(&net, &x, &[28224], &Target::Value);
     assert_close("value_ig_riemann_middle", &a.maps, &floats(&v["value_ig_riemann_middle"]));
 }
 
@@ -259,7 +262,7 @@ fn noise_tunnel_matches_captum() {
         (GradientKind::Guided, SmoothKind::Mean, "guided_backprop_smoothgrad"),
     ] {
         let sg = SmoothGrad { samples, sigma, absolute: true, kind, ..SmoothGrad::new(Gradient::new(base)) };
-        let a = sg.attribute_with_noise(&net, &obs, 400, &t, &draws);
+        let a = sg.attribute_with_noise(&net, &Inputs::new(&obs, &[400]).unwrap(), &t, &draws).unwrap();
         assert_close(key, &a.maps, &floats(&v[key]));
     }
 }

@@ -1,12 +1,13 @@
 //! Attribution methods against independent references: analytic toy networks (Captum's), finite differences,
 //! completeness, and invariances.
 
+mod common;
+use common::{Call, chosen};
+
 use xrl::burn::tensor::activation::relu;
 use xrl::burn::tensor::{Device, Distribution, Tensor};
 use xrl::nn::{self, HeadKind, Heads, Net, NetSpec, Pass, Torso};
-use xrl_explain::{
-    Baseline, Budget, Gradient, GradientKind, IntegratedGradients, Model, Rule, SmoothGrad, SmoothKind, Target,
-};
+use xrl_explain::{Budget, Gradient, GradientKind, IntegratedGradients, Model, Rule, SmoothGrad, SmoothKind, Target};
 
 fn heads_q(q: Tensor<2>) -> Heads {
     Heads { q: Some(q), advantage: None, value: None, logits: None, probe: None, state: None }
@@ -25,7 +26,7 @@ fn integrated_gradients_on_captums_toy_network() {
     // At (3, 1) from a zero baseline the attributions are [1.5, −0.5] (f(x) − f(0) = 1).
     for rule in [Rule::GaussLegendre, Rule::RiemannMiddle, Rule::RiemannTrapezoid] {
         let ig = IntegratedGradients { steps: 2000, rule, ..IntegratedGradients::new() };
-        let a = ig.attribute(&toy, &[3.0, 1.0], 2, &Target::Q(0));
+        let a = ig.call(&toy, &[3.0, 1.0], &[2], &Target::Q(0));
         assert!((a.maps[0] - 1.5).abs() < 2e-3 && (a.maps[1] + 0.5).abs() < 2e-3, "{rule:?}: {:?}", a.maps);
         assert!(a.delta.unwrap()[0].abs() < 2e-3);
     }
@@ -52,8 +53,8 @@ fn target_at(net: &Net, x: &[f32], a: usize) -> f32 {
 fn gradient_matches_finite_differences_and_times_input_multiplies() {
     let net = random_net(1, HeadKind::Q);
     let x = inputs(4, 2);
-    let g = Gradient::new(GradientKind::Vanilla).attribute(&net, &x, 6, &Target::Q(1));
-    let gx = Gradient::new(GradientKind::TimesInput).attribute(&net, &x, 6, &Target::Q(1));
+    let g = Gradient::new(GradientKind::Vanilla).call(&net, &x, &[6], &Target::Q(1));
+    let gx = Gradient::new(GradientKind::TimesInput).call(&net, &x, &[6], &Target::Q(1));
     for s in 0..4 {
         let xs = &x[s * 6..(s + 1) * 6];
         for j in 0..6 {
@@ -78,7 +79,7 @@ fn completeness_improves_with_steps_for_every_rule() {
     {
         let delta = |steps| {
             let ig = IntegratedGradients { steps, rule, ..IntegratedGradients::new() };
-            let d = ig.attribute(&net, &x, 6, &Target::Q(2)).delta.unwrap();
+            let d = ig.call(&net, &x, &[6], &Target::Q(2)).delta.unwrap();
             d.iter().map(|v| v.abs()).sum::<f32>()
         };
         let (coarse, fine) = (delta(4), delta(256));
@@ -93,7 +94,7 @@ fn chunking_does_not_change_the_result() {
     let x = inputs(5, 6);
     let run = |rows| {
         let ig = IntegratedGradients { steps: 20, budget: Budget::rows(rows), ..IntegratedGradients::new() };
-        ig.attribute(&net, &x, 6, &Target::LogProb(0))
+        ig.call(&net, &x, &[6], &Target::LogProb(0))
     };
     let (small, large) = (run(7), run(10_000));
     for (a, b) in small.maps.iter().zip(&large.maps) {
@@ -106,14 +107,14 @@ fn smoothgrad_without_noise_is_its_base_method() {
     let net = random_net(7, HeadKind::Q);
     let x = inputs(2, 8);
     let base = Gradient::new(GradientKind::Vanilla);
-    let plain = base.attribute(&net, &x, 6, &Target::Chosen(vec![0, 2]));
+    let plain = base.call_each(&net, &x, &[6], &chosen(vec![0, 2]));
     let sg = SmoothGrad { samples: 5, sigma: 0.0, seed: 1, ..SmoothGrad::new(base) };
-    assert_eq!(sg.attribute(&net, &x, 6, &Target::Chosen(vec![0, 2])).maps, plain.maps);
+    assert_eq!(sg.call_each(&net, &x, &[6], &chosen(vec![0, 2])).maps, plain.maps);
     // VarGrad of noiseless copies is zero; with noise it is not.
     let var = SmoothGrad { kind: SmoothKind::Variance, ..sg.clone() };
-    assert!(var.attribute(&net, &x, 6, &Target::Q(0)).maps.iter().all(|v| v.abs() < 1e-10));
+    assert!(var.call(&net, &x, &[6], &Target::Q(0)).maps.iter().all(|v| v.abs() < 1e-10));
     let noisy = SmoothGrad { sigma: 0.3, ..sg };
-    assert_ne!(noisy.attribute(&net, &x, 6, &Target::Q(0)).maps, plain.maps);
+    assert_ne!(noisy.call(&net, &x, &[6], &Target::Q(0)).maps, plain.maps);
 }
 
 #[test]
@@ -124,10 +125,10 @@ fn an_input_the_model_never_reads_gets_exactly_zero() {
         heads_q(relu(x.slice([0..b, 0..1])).mul_scalar(2.0))
     };
     for method in [GradientKind::Vanilla, GradientKind::TimesInput, GradientKind::Guided, GradientKind::Deconv] {
-        let a = Gradient::new(method).attribute(&model, &[0.7, 0.4, -0.2, 0.9], 2, &Target::Q(0));
+        let a = Gradient::new(method).call(&model, &[0.7, 0.4, -0.2, 0.9], &[2], &Target::Q(0));
         assert_eq!((a.map(0)[1], a.map(1)[1]), (0.0, 0.0), "{method:?}");
     }
-    let ig = IntegratedGradients::new().attribute(&model, &[0.7, 0.4], 2, &Target::Q(0));
+    let ig = IntegratedGradients::new().call(&model, &[0.7, 0.4], &[2], &Target::Q(0));
     assert_eq!(ig.maps[1], 0.0);
     assert!((ig.maps[0] - 1.4).abs() < 1e-5, "{:?}", ig.maps);
 }
@@ -137,11 +138,11 @@ fn dueling_value_attribution_is_the_same_whatever_the_action() {
     // V does not depend on the action: the Value target has one map; Q targets differ by action.
     let net = random_net(9, HeadKind::Dueling);
     let x = inputs(1, 10);
-    let v = Gradient::new(GradientKind::Vanilla).attribute(&net, &x, 6, &Target::Value);
-    let q0 = Gradient::new(GradientKind::Vanilla).attribute(&net, &x, 6, &Target::Q(0));
-    let q1 = Gradient::new(GradientKind::Vanilla).attribute(&net, &x, 6, &Target::Q(1));
-    let a0 = Gradient::new(GradientKind::Vanilla).attribute(&net, &x, 6, &Target::Advantage(0));
-    let a1 = Gradient::new(GradientKind::Vanilla).attribute(&net, &x, 6, &Target::Advantage(1));
+    let v = Gradient::new(GradientKind::Vanilla).call(&net, &x, &[6], &Target::Value);
+    let q0 = Gradient::new(GradientKind::Vanilla).call(&net, &x, &[6], &Target::Q(0));
+    let q1 = Gradient::new(GradientKind::Vanilla).call(&net, &x, &[6], &Target::Q(1));
+    let a0 = Gradient::new(GradientKind::Vanilla).call(&net, &x, &[6], &Target::Advantage(0));
+    let a1 = Gradient::new(GradientKind::Vanilla).call(&net, &x, &[6], &Target::Advantage(1));
     // Q(a) = V + A(a) − mean A, so ∂Q0 − ∂Q1 = ∂A0 − ∂A1 exactly, and V's map is shared by both.
     for j in 0..6 {
         let lhs = q0.maps[j] - q1.maps[j];
@@ -183,8 +184,8 @@ fn grad_cam_guided_backprop_and_occlusion_on_a_one_conv_network_by_hand() {
     use xrl_explain::{Fill, GradCam, GuidedGradCam, Occlusion};
     // Block sums: TL 4, TR −1, BL 4, BR 4 → A = [4, 0, 4, 4]; q = 4 + 0 + 12 − 4 = 12.
     // Grad-CAM: α = mean(v) = 1.25 → ReLU(1.25·A) = [5, 0, 5, 5].
-    let cam = GradCam::new("conv1").attribute(&one_conv, &X, 16, &Target::Q(0));
-    assert_eq!((cam.h, cam.w), (2, 2));
+    let cam = GradCam::new("conv1").call(&one_conv, &X, &[16], &Target::Q(0));
+    assert_eq!((cam.shape[0], cam.shape[1]), (2, 2));
     assert_eq!(cam.maps, vec![5.0, 0.0, 5.0, 5.0]);
     // Guided backprop: relu(v)·[A > 0] = [1, 0, 3, 0], spread over each block by the unit conv.
     let block = |tl: f32, tr: f32, bl: f32, br: f32| -> Vec<f32> {
@@ -197,22 +198,22 @@ fn grad_cam_guided_backprop_and_occlusion_on_a_one_conv_network_by_hand() {
             })
             .collect()
     };
-    let guided = Gradient::new(GradientKind::Guided).attribute(&one_conv, &X, 16, &Target::Q(0));
+    let guided = Gradient::new(GradientKind::Guided).call(&one_conv, &X, &[16], &Target::Q(0));
     assert_eq!(guided.maps, block(1.0, 0.0, 3.0, 0.0));
     // Plain gradient: v·[A > 0] = [1, 0, 3, −1].
     assert_eq!(
-        Gradient::new(GradientKind::Vanilla).attribute(&one_conv, &X, 16, &Target::Q(0)).maps,
+        Gradient::new(GradientKind::Vanilla).call(&one_conv, &X, &[16], &Target::Q(0)).maps,
         block(1.0, 0.0, 3.0, -1.0)
     );
     // Guided Grad-CAM: guided × nearest-upsampled CAM = [5, 0, 15, 0].
-    let ggc = GuidedGradCam { cam: GradCam::new("conv1") }.attribute(&one_conv, &X, [1, 4, 4], &Target::Q(0));
+    let ggc = GuidedGradCam { cam: GradCam::new("conv1") }.call(&one_conv, &X, &[1, 4, 4], &Target::Q(0));
     assert_eq!(ggc.maps, block(5.0, 0.0, 15.0, 0.0));
     // Occlusion, 2×2 windows at stride 2, zeros: the drop of q per block is [4, 0, 12, −4].
     let occ = Occlusion { window: [1, 2, 2], stride: [1, 2, 2], fill: Fill::Constant(0.0), budget: Budget::default() };
-    assert_eq!(occ.attribute(&one_conv, &X, [1, 4, 4], &Target::Q(0)).maps, block(4.0, 0.0, 12.0, -4.0));
+    assert_eq!(occ.call(&one_conv, &X, &[1, 4, 4], &Target::Q(0)).maps, block(4.0, 0.0, 12.0, -4.0));
     // Overlapping windows average the drops of the windows covering each element.
     let overlapping = Occlusion { stride: [1, 1, 1], ..occ };
-    let m = overlapping.attribute(&one_conv, &X, [1, 4, 4], &Target::Q(0)).maps;
+    let m = overlapping.call(&one_conv, &X, &[1, 4, 4], &Target::Q(0)).maps;
     assert_eq!(m[0], 4.0, "the corner is covered by one window only");
     // Blur fill: a window over everything credits each element with q(x) − q(blur(x)); σ 0 changes nothing.
     let whole = Occlusion { window: [1, 4, 4], stride: [1, 4, 4], fill: Fill::Blur(1.0), budget: Budget::default() };
@@ -223,11 +224,11 @@ fn grad_cam_guided_backprop_and_occlusion_on_a_one_conv_network_by_hand() {
     };
     let drop = q_of(&X) - q_of(&blurred);
     assert!(drop.abs() > 0.1, "the blur must change q for this test to mean anything");
-    for v in whole.attribute(&one_conv, &X, [1, 4, 4], &Target::Q(0)).maps {
+    for v in whole.call(&one_conv, &X, &[1, 4, 4], &Target::Q(0)).maps {
         assert!((v - drop).abs() < 1e-5, "{v} vs {drop}");
     }
     let none = Occlusion { fill: Fill::Blur(0.0), ..whole };
-    assert!(none.attribute(&one_conv, &X, [1, 4, 4], &Target::Q(0)).maps.iter().all(|&v| v == 0.0));
+    assert!(none.call(&one_conv, &X, &[1, 4, 4], &Target::Q(0)).maps.iter().all(|&v| v == 0.0));
 }
 
 #[test]
@@ -252,7 +253,8 @@ fn perturbation_saliency_by_hand_and_batching_invariance() {
     d.seed(11);
     let x = nn::to_vec(Tensor::<2>::random([1, 100], Distribution::Uniform(0.0, 1.0), &d));
     let p = Perturbation { stride: 3, ..Perturbation::new(Score::Actor) };
-    let out = p.attribute(&model, &x, [1, 10, 10]);
+    // The raw grid scores (`maps`); the registry's call returns the interpolated map.
+    let out = p.maps(&model, &x, [1, 10, 10], &[Target::Action(0)]);
     assert_eq!((out.gh, out.gw), (4, 4), "grid 0, 3, 6, 9 covers the frame exactly");
     let b = blur(&x, 1, 10, 10, 3.0)[44];
     for (k, s) in out.grid.iter().enumerate() {
@@ -264,13 +266,16 @@ fn perturbation_saliency_by_hand_and_batching_invariance() {
     // The nearest grid point to the pixel scores highest; one forward at a time gives the same map.
     let best = out.grid.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
     assert_eq!(best, 5, "grid point (3, 3)");
-    let one_by_one = Perturbation { budget: Budget::rows(1), ..p.clone() }.attribute(&model, &x, [1, 10, 10]);
+    let one_by_one =
+        Perturbation { budget: Budget::rows(1), ..p.clone() }.call(&model, &x, &[1, 10, 10], &Target::Action(0));
     assert_eq!(one_by_one.maps, out.maps);
+    assert_eq!(p.call(&model, &x, &[1, 10, 10], &Target::Action(0)).shape, vec![10, 10]);
     // Three frames whose copies share chunks (7 rows per chunk, 17 rows per frame): each frame's map as alone.
     let three = nn::to_vec(Tensor::<2>::random([3, 100], Distribution::Uniform(0.0, 1.0), &d));
-    let shared = Perturbation { budget: Budget::rows(7), ..p.clone() }.attribute(&model, &three, [1, 10, 10]);
+    let t = Target::Action(0);
+    let shared = Perturbation { budget: Budget::rows(7), ..p.clone() }.call(&model, &three, &[1, 10, 10], &t);
     for i in 0..3 {
-        let alone = p.attribute(&model, &three[i * 100..(i + 1) * 100], [1, 10, 10]);
+        let alone = p.call(&model, &three[i * 100..(i + 1) * 100], &[1, 10, 10], &t);
         assert_eq!(&shared.maps[i * 100..(i + 1) * 100], &alone.maps[..], "frame {i}");
     }
 }
@@ -292,16 +297,21 @@ fn perturbation_shortcut_through_convolutions_matches_whole_passes() {
     let nature = nature_on_pixels(HeadKind::Q);
     let dueling = NetSpec { head: HeadKind::Dueling, ..nature.clone() }.with_streams();
     let actor_critic = NetSpec { head: HeadKind::ActorCritic, ..nature.clone() };
-    let log_prob = Score::Target(Target::LogProb(2));
-    for (spec, score, stride) in [(nature, Score::Actor, 9), (dueling, Score::Critic, 13), (actor_critic, log_prob, 11)]
-    {
+    let log_prob = Target::LogProb(2);
+    let any = Target::Action(0);
+    for (spec, score, target, stride) in [
+        (nature, Score::Actor, any.clone(), 9),
+        (dueling, Score::Critic, any, 13),
+        (actor_critic, Score::Target, log_prob, 11),
+    ] {
         let net = Net::new(&spec, &d).unwrap();
         let len: usize = spec.obs_shape.iter().product();
         let x = nn::to_vec(Tensor::<2>::random([2, len], Distribution::Uniform(0.0, 255.0), &d));
         let shape = [spec.obs_shape[0], spec.obs_shape[1], spec.obs_shape[2]];
         let p = Perturbation { stride, ..Perturbation::new(score) };
-        let fast = p.attribute(&net, &x, shape);
-        let whole = p.attribute(&|x: Tensor<2>, pass: &Pass| net.forward(x, pass), &x, shape);
+        let targets = [target.clone(), target];
+        let fast = p.maps(&net, &x, shape, &targets);
+        let whole = p.maps(&|x: Tensor<2>, pass: &Pass| net.forward(x, pass), &x, shape, &targets);
         let top = whole.grid.iter().cloned().fold(0.0f32, f32::max);
         assert!(top > 0.0, "{:?}: the perturbations change the output", spec.head);
         // A score is ½‖Δ‖² of an output change Δ; the changes agree to 0.1% of the largest (rounding: the two
@@ -335,21 +345,18 @@ fn first_convolution_shortcut_matches_whole_passes() {
                 assert!((a - w).abs() <= 1e-4 * top, "{what} {:?}, value {j}: {a} vs {w}", spec.torso);
             }
         };
-        for (baseline, rule) in
-            [(Baseline::Zeros, Rule::GaussLegendre), (Baseline::Given(b.clone()), Rule::RiemannTrapezoid)]
-        {
-            let ig = IntegratedGradients { steps: 12, rule, baseline, ..IntegratedGradients::new() };
-            let (fast, slow) = (ig.attribute(&net, &x, len, &target), ig.attribute(&whole, &x, len, &target));
+        for (baseline, rule) in [(None, Rule::GaussLegendre), (Some(b.clone()), Rule::RiemannTrapezoid)] {
+            let ig = IntegratedGradients { steps: 12, rule, ..IntegratedGradients::new() };
+            let (fast, slow) = match &baseline {
+                None => (ig.call(&net, &x, &[len], &target), ig.call(&whole, &x, &[len], &target)),
+                Some(b) => (ig.call_from(&net, &x, &[len], &target, b), ig.call_from(&whole, &x, &[len], &target, b)),
+            };
             close(&fast.maps, &slow.maps, &format!("IG {rule:?}"));
             close(&fast.delta.unwrap(), &slow.delta.unwrap(), "IG delta");
         }
         for kind in [GradientKind::Vanilla, GradientKind::Guided] {
             let sg = SmoothGrad { samples: 4, seed: 5, ..SmoothGrad::new(Gradient::new(kind)) };
-            close(
-                &sg.attribute(&net, &x, len, &target).maps,
-                &sg.attribute(&whole, &x, len, &target).maps,
-                "SmoothGrad",
-            );
+            close(&sg.call(&net, &x, &[len], &target).maps, &sg.call(&whole, &x, &[len], &target).maps, "SmoothGrad");
         }
     }
 }
@@ -372,10 +379,8 @@ fn occlusion_shortcut_through_convolutions_matches_whole_passes() {
         ([4, 20, 15], [4, 16, 13], Fill::Blur(2.0)),
     ] {
         let occ = Occlusion { window, stride, fill, budget: Budget::default() };
-        let (fast, slow) = (
-            occ.attribute(&net, &x, [4, 84, 84], &Target::Value),
-            occ.attribute(&whole, &x, [4, 84, 84], &Target::Value),
-        );
+        let (fast, slow) =
+            (occ.call(&net, &x, &[4, 84, 84], &Target::Value), occ.call(&whole, &x, &[4, 84, 84], &Target::Value));
         let top = slow.maps.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         assert!(top > 0.0, "{window:?}: occluding changes V");
         for (j, (a, b)) in fast.maps.iter().zip(&slow.maps).enumerate() {
@@ -399,7 +404,7 @@ fn recurrent_steps_are_explained_at_their_recorded_state() {
     let cell = Tensor::<2>::random([2, 5], Distribution::Uniform(-1.0, 1.0), &plain);
     let state = RecurrentState { hidden: hidden.clone(), cell: Some(cell.clone()) };
     let model = AtState { net: &net, state: state.clone() };
-    let g = Gradient::new(GradientKind::Vanilla).attribute(&model, &x, 6, &Target::Value);
+    let g = Gradient::new(GradientKind::Vanilla).call(&model, &x, &[6], &Target::Value);
     // By hand: the gradient of V at each sample's own state.
     for s in 0..2 {
         let xs = Tensor::<1>::from_floats(&x[s * 6..(s + 1) * 6], &d).reshape([1, 6]).require_grad();
@@ -414,13 +419,13 @@ fn recurrent_steps_are_explained_at_their_recorded_state() {
         }
     }
     // The state matters, and IG holds it fixed along the path (completeness at that state).
-    let zero_state = Gradient::new(GradientKind::Vanilla).attribute(&net, &x, 6, &Target::Value);
+    let zero_state = Gradient::new(GradientKind::Vanilla).call(&net, &x, &[6], &Target::Value);
     assert_ne!(zero_state.maps, g.maps);
-    let ig = IntegratedGradients { steps: 64, ..IntegratedGradients::new() }.attribute(&model, &x, 6, &Target::Value);
+    let ig = IntegratedGradients { steps: 64, ..IntegratedGradients::new() }.call(&model, &x, &[6], &Target::Value);
     assert!(ig.delta.unwrap().iter().all(|d| d.abs() < 1e-3));
     // SmoothGrad's noisy copies keep their sample's state.
     let sg = SmoothGrad { samples: 3, sigma: 0.0, ..SmoothGrad::new(Gradient::new(GradientKind::Vanilla)) };
-    let smooth = sg.attribute(&model, &x, 6, &Target::Value);
+    let smooth = sg.call(&model, &x, &[6], &Target::Value);
     for (a, b) in smooth.maps.iter().zip(&g.maps) {
         assert!((a - b).abs() < 1e-6);
     }
@@ -437,7 +442,7 @@ fn unrolling_attributes_through_the_last_k_frames() {
     let net = Net::new(&spec, &d).unwrap().frozen();
     let frames = inputs(3, 15); // three consecutive frames of one sequence, oldest first
     let model = Unrolled { net: &net, k: 3, state: None };
-    let g = Gradient::new(GradientKind::Vanilla).attribute(&model, &frames, 18, &Target::Value);
+    let g = Gradient::new(GradientKind::Vanilla).call(&model, &frames, &[18], &Target::Value);
     // The last step's value equals the step-by-step run; every frame gets credit, the oldest the least directly.
     let mut state: Option<RecurrentState> = None;
     let mut v = 0.0;
@@ -454,6 +459,6 @@ fn unrolling_attributes_through_the_last_k_frames() {
         assert!(g.maps[t * 6..(t + 1) * 6].iter().any(|x| *x != 0.0), "frame {t} gets attribution");
     }
     let ig =
-        IntegratedGradients { steps: 64, ..IntegratedGradients::new() }.attribute(&model, &frames, 18, &Target::Value);
+        IntegratedGradients { steps: 64, ..IntegratedGradients::new() }.call(&model, &frames, &[18], &Target::Value);
     assert!(ig.delta.unwrap()[0].abs() < 1e-3);
 }

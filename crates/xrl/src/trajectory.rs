@@ -85,7 +85,13 @@ impl Trajectory {
 
     /// Plays `net` greedily in `env` from `reset(seed)` for at most `steps` steps (or to the episode's end),
     /// recording every step. Off the autodiff device: acting needs no gradients.
-    pub fn record(env: &mut dyn Env, env_id: &str, net: &Net, seed: u64, steps: usize) -> Result<Self, TrajectoryError> {
+    pub fn record(
+        env: &mut dyn Env,
+        env_id: &str,
+        net: &Net,
+        seed: u64,
+        steps: usize,
+    ) -> Result<Self, TrajectoryError> {
         let net = burn::module::Module::valid(net);
         let device = net.device();
         let spec = net.spec().clone();
@@ -106,7 +112,8 @@ impl Trajectory {
             ..Trajectory::default()
         };
         env.reset(Some(seed));
-        let (mut q, mut adv, mut logits, mut value, mut hidden, mut cell) = (vec![], vec![], vec![], vec![], vec![], vec![]);
+        let (mut q, mut adv, mut logits, mut value, mut hidden, mut cell) =
+            (vec![], vec![], vec![], vec![], vec![], vec![]);
         let mut state: Option<RecurrentState> = None;
         let carries = spec.carries_state();
         let pool = crate::nn::acting_pool();
@@ -166,7 +173,8 @@ impl Trajectory {
         tensors.push(("rewards".into(), Dtype::F32, vec![t], f32s(&self.rewards)));
         tensors.push(("terminated".into(), Dtype::U8, vec![t], self.terminated.iter().map(|&b| u8::from(b)).collect()));
         tensors.push(("truncated".into(), Dtype::U8, vec![t], self.truncated.iter().map(|&b| u8::from(b)).collect()));
-        for (name, v) in [("q", &self.q), ("advantage", &self.advantage), ("logits", &self.logits), ("value", &self.value)]
+        for (name, v) in
+            [("q", &self.q), ("advantage", &self.advantage), ("logits", &self.logits), ("value", &self.value)]
         {
             if let Some(v) = v {
                 let shape = if name == "value" { vec![t] } else { vec![t, v.len() / t.max(1)] };
@@ -203,8 +211,9 @@ impl Trajectory {
     pub fn load(path: &Path) -> Result<Self, TrajectoryError> {
         let err = |message: String| TrajectoryError::File { path: path.display().to_string(), message };
         let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read it ({e})")))?;
-        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
-            .map_err(|e| err(format!("not a safetensors file ({e}); give a trajectory.safetensors written by xrl explain")))?;
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| {
+            err(format!("not a safetensors file ({e}); give a trajectory.safetensors written by xrl explain"))
+        })?;
         let meta = meta.metadata().clone().unwrap_or_default();
         if meta.get("format").map(String::as_str) != Some(FORMAT) {
             return Err(err("not an xrl trajectory (its metadata has no `format: xrl-trajectory`)".into()));
@@ -230,8 +239,10 @@ impl Trajectory {
                 Err(_) => Ok(None),
             }
         };
-        let f32s = |b: &[u8]| b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect::<Vec<_>>();
-        let required = |name: &str, dtype: Dtype| tensor(name, dtype)?.ok_or_else(|| err(format!("no tensor `{name}`")));
+        let f32s =
+            |b: &[u8]| b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect::<Vec<_>>();
+        let required =
+            |name: &str, dtype: Dtype| tensor(name, dtype)?.ok_or_else(|| err(format!("no tensor `{name}`")));
         let (oshape, obs) = required("obs", Dtype::F32)?;
         let t = *oshape.first().unwrap_or(&0);
         if oshape[1..] != obs_shape[..] {

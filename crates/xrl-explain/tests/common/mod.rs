@@ -1,0 +1,31 @@
+//! The tests' shorthand for the one calling convention: a method called on flat inputs of a given shape with one
+//! target for every sample (or one each), no baseline unless given.
+
+use xrl_explain::{Attribution, Inputs, Method, Model, Target};
+
+pub trait Call {
+    fn call(&self, model: &dyn Model, x: &[f32], shape: &[usize], target: &Target) -> Attribution;
+    fn call_each(&self, model: &dyn Model, x: &[f32], shape: &[usize], targets: &[Target]) -> Attribution;
+    fn call_from(&self, model: &dyn Model, x: &[f32], shape: &[usize], target: &Target, base: &[f32]) -> Attribution;
+}
+
+impl<M: Method> Call for M {
+    fn call(&self, model: &dyn Model, x: &[f32], shape: &[usize], target: &Target) -> Attribution {
+        let n = x.len() / shape.iter().product::<usize>();
+        self.call_each(model, x, shape, &vec![target.clone(); n])
+    }
+
+    fn call_each(&self, model: &dyn Model, x: &[f32], shape: &[usize], targets: &[Target]) -> Attribution {
+        self.attribute(model, &Inputs::new(x, shape).unwrap(), targets, None).unwrap()
+    }
+
+    fn call_from(&self, model: &dyn Model, x: &[f32], shape: &[usize], target: &Target, base: &[f32]) -> Attribution {
+        let n = x.len() / shape.iter().product::<usize>();
+        self.attribute(model, &Inputs::new(x, shape).unwrap(), &vec![target.clone(); n], Some(base)).unwrap()
+    }
+}
+
+/// Per-sample greedy-action targets.
+pub fn chosen(actions: Vec<usize>) -> Vec<Target> {
+    actions.into_iter().map(Target::Action).collect()
+}
