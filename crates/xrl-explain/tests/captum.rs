@@ -80,6 +80,15 @@ fn grad_cam_and_guided_grad_cam_match_captum() {
     assert_close("layer_grad_cam", &cam.maps, &floats(&v["layer_grad_cam"]));
     let g = GuidedGradCam { cam: GradCam::new("conv1.relu") }.call_each(&net, &obs, &[4, 10, 10], &t);
     assert_close("guided_grad_cam", &g.maps, &floats(&v["guided_grad_cam"]));
+    // On the convolution's output before its ReLU, as Captum's LayerGradCam on the Conv2d module: without and with
+    // the final ReLU, and guided. (The two layers' maps differ: the test would not pass reading the wrong one.)
+    let pre = GradCam { relu: false, ..GradCam::new("conv1") }.call_each(&net, &obs, &[400], &t);
+    assert_close("layer_grad_cam_conv_module", &pre.maps, &floats(&v["layer_grad_cam_conv_module"]));
+    assert_ne!(pre.maps, GradCam { relu: false, ..GradCam::new("conv1.relu") }.call_each(&net, &obs, &[400], &t).maps);
+    let pre = GradCam::new("conv1").call_each(&net, &obs, &[400], &t);
+    assert_close("layer_grad_cam_conv_module_relu", &pre.maps, &floats(&v["layer_grad_cam_conv_module_relu"]));
+    let g = GuidedGradCam { cam: GradCam::new("conv1") }.call_each(&net, &obs, &[4, 10, 10], &t);
+    assert_close("guided_grad_cam_conv_module", &g.maps, &floats(&v["guided_grad_cam_conv_module"]));
 }
 
 #[test]
@@ -190,6 +199,8 @@ fn nature_cnn_matches_captum() {
     let cam = GradCam::new("conv3.relu").call(&net, &x, &[28224], &t);
     assert_eq!((cam.shape[0], cam.shape[1]), (7, 7));
     assert_close("layer_grad_cam_conv3", &cam.maps, &floats(&v["layer_grad_cam_conv3"]));
+    let cam = GradCam { relu: false, ..GradCam::new("conv3") }.call(&net, &x, &[28224], &t);
+    assert_close("layer_grad_cam_conv3_module", &cam.maps, &floats(&v["layer_grad_cam_conv3_module"]));
     let ig = IntegratedGradients {
         steps: 16,
         rule: Rule::GaussLegendre,

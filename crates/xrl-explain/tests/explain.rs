@@ -341,8 +341,12 @@ fn first_convolution_shortcut_matches_whole_passes() {
         let close = |a: &[f32], w: &[f32], what: &str| {
             let top = w.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             assert!(top > 0.0, "{what}: a map of zeros proves nothing");
+            // 1e-3 of the largest value: the two paths round z = W·x differently, and a unit whose pre-activation
+            // sits within rounding of zero at some path point passes its gradient in one and not the other (seen:
+            // one value in 56k off by 1.3e-4 of the largest). The test data depends on which other tests draw from
+            // burn's process-wide generator at the same time, so such a unit turns up in some runs only.
             for (j, (a, w)) in a.iter().zip(w).enumerate() {
-                assert!((a - w).abs() <= 1e-4 * top, "{what} {:?}, value {j}: {a} vs {w}", spec.torso);
+                assert!((a - w).abs() <= 1e-3 * top, "{what} {:?}, value {j}: {a} vs {w} (top {top})", spec.torso);
             }
         };
         for (baseline, rule) in [(None, Rule::GaussLegendre), (Some(b.clone()), Rule::RiemannTrapezoid)] {
@@ -461,4 +465,74 @@ fn unrolling_attributes_through_the_last_k_frames() {
     let ig =
         IntegratedGradients { steps: 64, ..IntegratedGradients::new() }.call(&model, &frames, &[18], &Target::Value);
     assert!(ig.delta.unwrap()[0].abs() < 1e-3);
+}
+
+/// Every method of the registry, called once with a different target for each input (targets of several kinds
+/// and actions in one batch), gives each input the map a call with that target alone gives it.
+#[test]
+fn per_sample_targets_in_one_call_equal_one_call_per_target() {
+    use xrl_explain::registry::{MethodOptions, parse_list};
+    use xrl_explain::{Inputs, Method};
+    let d = Device::flex().autodiff();
+    d.seed(17);
+    let spec = NetSpec::new(vec![4, 10, 10], 4, Torso::MinatarCnn, HeadKind::Dueling);
+    let net = Net::new(&spec, &d).unwrap().frozen();
+    let x = nn::to_vec(Tensor::<2>::random([5, 400], Distribution::Uniform(0.0, 1.0), &Device::flex()));
+    let targets = [Target::Q(0), Target::Value, Target::Advantage(2), Target::Action(1), Target::Action(3)];
+    let names = "grad,grad-x-input,guided,gradcam:conv1,gradcam:conv1.relu,guided-gradcam:conv1,ig,smoothgrad:guided,\
+                 vargrad:grad,occlusion,perturbation";
+    let options = MethodOptions {
+        ig_steps: 8,
+        noise_samples: 3,
+        perturbation_score: Some(xrl_explain::registry::ScoreName::Target),
+        ..MethodOptions::default()
+    };
+    for name in parse_list(names).unwrap() {
+        let m: Box<dyn Method> = options.build(&name, Some([10, 10]), HeadKind::Dueling);
+        let all = m.attribute(&net, &Inputs::new(&x, &[4, 10, 10]).unwrap(), &targets, None).unwrap();
+        assert_eq!(all.count(), 5);
+        let top = all.maps.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+        assert!(top > 0.0, "{}: a map of zeros proves nothing", m.name());
+        // One call per target over the same batch: SmoothGrad's noise follows a row's place in the batch.
+        let inputs = Inputs::new(&x, &[4, 10, 10]).unwrap();
+        for (i, t) in targets.iter().enumerate() {
+            let alone = m.attribute(&net, &inputs, &vec![t.clone(); 5], None).unwrap();
+            for (j, (a, b)) in all.map(i).iter().zip(alone.map(i)).enumerate() {
+                assert!((a - b).abs() <= 1e-5 * (1.0 + top), "{} input {i} ({t}) value {j}: {a} vs {b}", m.name());
+            }
+            if let (Some(da), Some(db)) = (&all.delta, &alone.delta) {
+                assert!((da[i] - db[i]).abs() < 1e-5, "{}: delta {i}", m.name());
+            }
+        }
+    }
+}
+
+/// Targets are checked against the network's heads and actions before any pass, with errors that say what the
+/// network has; so are the inputs' shape and values, and Grad-CAM's layer.
+#[test]
+fn bad_calls_are_errors_that_say_what_fits() {
+    use xrl_explain::{GradCam, Inputs, Method};
+    let d = Device::flex().autodiff();
+    let q_net = Net::new(&NetSpec::new(vec![4, 10, 10], 3, Torso::MinatarCnn, HeadKind::Q), &d).unwrap();
+    let ac_net = Net::new(&NetSpec::new(vec![4, 10, 10], 3, Torso::MinatarCnn, HeadKind::ActorCritic), &d).unwrap();
+    let x = vec![0.5f32; 400];
+    let inputs = Inputs::new(&x, &[4, 10, 10]).unwrap();
+    let grad = Gradient::new(GradientKind::Vanilla);
+    let err = |net: &Net, m: &dyn Method, t: Target| m.attribute(net, &inputs, &[t], None).unwrap_err().to_string();
+    assert!(err(&q_net, &grad, Target::Value).contains("Q values only"));
+    assert!(err(&q_net, &grad, Target::Logit(0)).contains("does not fit"));
+    assert!(err(&ac_net, &grad, Target::MaxQ).contains("policy logits and V"));
+    assert!(err(&ac_net, &grad, Target::Logit(3)).contains("out of range; the network has 3 actions"));
+    assert!(err(&ac_net, &grad, Target::Contrast(1, 1)).contains("with itself"));
+    assert!(err(&q_net, &GradCam::new("conv9"), Target::Q(0)).contains("its layers are conv1, conv1.relu, fc1"));
+    let e = grad.attribute(&q_net, &inputs, &[Target::Q(0), Target::Q(1)], None).unwrap_err().to_string();
+    assert!(e.contains("2 targets for 1 inputs"), "{e}");
+    let nan = vec![f32::NAN; 400];
+    assert!(Inputs::new(&nan, &[4, 10, 10]).unwrap_err().to_string().contains("NaN"));
+    assert!(Inputs::new(&x[..399], &[4, 10, 10]).unwrap_err().to_string().contains("whole samples"));
+    let wrong = Inputs::new(&x[..100], &[100]).unwrap();
+    let e = grad.attribute(&q_net, &wrong, &[Target::Q(0)], None).unwrap_err().to_string();
+    assert!(e.contains("do not fit the network"), "{e}");
+    let e = IntegratedGradients::new().attribute(&q_net, &inputs, &[Target::Q(0)], Some(&[1.0; 3])).unwrap_err();
+    assert!(e.to_string().contains("the baseline has 3 values"), "{e}");
 }
