@@ -494,3 +494,65 @@ fn demo_writes_a_report_with_every_method_and_frame() {
     assert_clean_failure(&xrl(&["demo", "--out", dir.to_str().unwrap()]), "already holds a demo run");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--inputs` explains given observations, `--targets` gives each its own action (the same maps as one call per
+/// target), and `--trajectory` explains a recorded episode again without replaying it (the same maps as the run
+/// that recorded it).
+#[test]
+fn explain_takes_given_inputs_per_input_targets_and_saved_trajectories() {
+    let fx = concat!(env!("CARGO_MANIFEST_DIR"), "/../xrl/tests/fixtures/");
+    let dir = std::env::temp_dir().join(format!("xrl-cli-explain-inputs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let run = dir.join("run");
+    let pt = format!("{fx}minatar_dqn.pt");
+    let args = ["import", &pt, "--format", "pytorch", "--arch", "minatar-dqn", "--env", "MinAtar/Breakout-v0"];
+    assert!(xrl(&[&args[..], &["--out", run.to_str().unwrap()]].concat()).status.success());
+    let methods = "grad,gradcam:conv1,ig,occlusion";
+    let explain = |out: &str, extra: &[&str]| {
+        let out = dir.join(out);
+        let base = ["explain", "--run", run.to_str().unwrap(), "--methods", methods, "--save-maps", "--out"];
+        let o = xrl(&[&base[..], &[out.to_str().unwrap()], extra].concat());
+        assert!(o.status.success(), "{}", stderr(&o));
+        out
+    };
+    let played = explain("played", &["--frames", "0..4", "--seed", "3"]);
+    let trajectory = played.join("trajectory.safetensors");
+    let again = explain("again", &["--trajectory", trajectory.to_str().unwrap()]);
+    for m in ["grad", "gradcam_conv1", "ig", "occlusion"] {
+        let (a, b) = (npy_values(&played.join(format!("{m}.npy"))), npy_values(&again.join(format!("{m}.npy"))));
+        assert!(!a.is_empty() && a == b, "{m}: the trajectory's maps differ from the played episode's");
+    }
+    // The recorded observations as a user's file, with one action per input.
+    let tr = xrl::trajectory::Trajectory::load(&trajectory).unwrap();
+    let obs_path = dir.join("obs.npy");
+    xrl_render::write_npy(&obs_path, &[4, 4, 10, 10], &tr.obs[..1600]).unwrap();
+    let actions = [0usize, 3, 5, 1];
+    let actions_path = dir.join("actions.txt");
+    std::fs::write(&actions_path, actions.iter().map(|a| format!("{a}\n")).collect::<String>()).unwrap();
+    let inputs = ["--inputs", obs_path.to_str().unwrap()];
+    let per = explain("per-input", &[&inputs[..], &["--targets", actions_path.to_str().unwrap()]].concat());
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(per.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["source"], "inputs");
+    assert_eq!(summary["frames"][1]["target"], "action:3 (right)");
+    for m in ["grad", "gradcam_conv1", "ig", "occlusion"] {
+        let all = npy_values(&per.join(format!("{m}.npy")));
+        let per_map = all.len() / 4;
+        for (i, a) in actions.iter().enumerate() {
+            let one = explain(&format!("action-{a}"), &[&inputs[..], &["--target", &format!("action:{a}")]].concat());
+            let single = npy_values(&one.join(format!("{m}.npy")));
+            assert_eq!(&all[i * per_map..(i + 1) * per_map], &single[i * per_map..(i + 1) * per_map], "{m} input {i}");
+        }
+    }
+    // Inputs that do not fit the run, and targets that do not fit the inputs, are errors that say what fits.
+    let bad = dir.join("bad.npy");
+    xrl_render::write_npy(&bad, &[2, 3, 10, 10], &vec![0.0; 600]).unwrap();
+    let e = dir.join("e");
+    let base = ["explain", "--run", run.to_str().unwrap(), "--out", e.to_str().unwrap()];
+    assert_clean_failure(&xrl(&[&base[..], &["--inputs", bad.to_str().unwrap()]].concat()), "[N, 4, 10, 10]");
+    std::fs::write(&actions_path, "0\n1\n").unwrap();
+    let args = [&base[..], &inputs[..], &["--targets", actions_path.to_str().unwrap()]].concat();
+    assert_clean_failure(&xrl(&args), "2 target actions for 4 inputs");
+    assert_clean_failure(&xrl(&[&base[..], &["--target", "value"]].concat()), "Q values only");
+    let _ = std::fs::remove_dir_all(&dir);
+}
