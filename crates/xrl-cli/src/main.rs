@@ -70,7 +70,7 @@ enum Command {
     /// Load weights trained elsewhere (PyTorch, safetensors, Stable-Baselines3) into a run directory.
     Import(train::ImportArgs),
     /// Play a run's agent and explain its frames: pictures, a GIF, raw maps (.npy) and summary.json.
-    Explain(explain::ExplainArgs),
+    Explain(Box<explain::ExplainArgs>),
     /// Write a self-contained HTML report of a run and its explanations (viewable offline).
     Report(report::ReportArgs),
     /// The main job on the embedded default: an A2C agent on MinAtar Breakout, explained by every method, in a
@@ -187,7 +187,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(a) => train::train(a),
         Command::Play(a) => train::play(a),
         Command::Import(a) => train::import(a),
-        Command::Explain(a) => explain::explain(a),
+        Command::Explain(a) => explain::explain(*a),
         Command::Report(a) => report::report(&a),
         Command::Demo(a) => report::demo(&a),
         Command::Bench(cmd) => bench::run(cmd),

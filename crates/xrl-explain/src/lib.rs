@@ -307,7 +307,7 @@ impl<'a> Inputs<'a> {
     /// Checks that `values` are whole samples of `shape`, all finite.
     pub fn new(values: &'a [f32], shape: &'a [usize]) -> Result<Self, ExplainError> {
         let len: usize = shape.iter().product();
-        if shape.is_empty() || len == 0 || values.is_empty() || values.len() % len != 0 {
+        if shape.is_empty() || len == 0 || values.is_empty() || !values.len().is_multiple_of(len) {
             return Err(ExplainError::Invalid(format!(
                 "{} input values do not make whole samples of shape {shape:?}",
                 values.len()

@@ -101,7 +101,7 @@ fn integrated_gradients_match_captum_for_every_method() {
         (Rule::CaptumTrapezoid, "riemann_trapezoid"),
         (Rule::GaussLegendre, "gausslegendre"),
     ] {
-        let ig = IntegratedGradients { steps: 20, rule, budget: Budget::rows(25), ..IntegratedGradients::new() };
+        let ig = IntegratedGradients { steps: 20, rule, budget: Budget::rows(25) };
         let a = ig.call_each(&net, &obs, &[400], &t);
         assert_close(&format!("ig_{key}"), &a.maps, &floats(&v[format!("ig_{key}")]));
         let want_delta = floats(&v[format!("ig_{key}_delta")]);
@@ -201,12 +201,7 @@ fn nature_cnn_matches_captum() {
     assert_close("layer_grad_cam_conv3", &cam.maps, &floats(&v["layer_grad_cam_conv3"]));
     let cam = GradCam { relu: false, ..GradCam::new("conv3") }.call(&net, &x, &[28224], &t);
     assert_close("layer_grad_cam_conv3_module", &cam.maps, &floats(&v["layer_grad_cam_conv3_module"]));
-    let ig = IntegratedGradients {
-        steps: 16,
-        rule: Rule::GaussLegendre,
-        budget: Budget::rows(8),
-        ..IntegratedGradients::new()
-    };
+    let ig = IntegratedGradients { steps: 16, rule: Rule::GaussLegendre, budget: Budget::rows(8) };
     assert_close("ig_gausslegendre", &ig.call(&net, &x, &[28224], &t).maps, &floats(&v["ig_gausslegendre"]));
 }
 
@@ -247,12 +242,7 @@ fn nature_dueling_matches_captum() {
     assert_close("advantage2_guided_backprop", &g.maps, &floats(&v["advantage2_guided_backprop"]));
     let cam = GradCam::new("conv3.relu").call(&net, &x, &[28224], &Target::Value);
     assert_close("value_layer_grad_cam_conv3", &cam.maps, &floats(&v["value_layer_grad_cam_conv3"]));
-    let ig = IntegratedGradients {
-        steps: 16,
-        rule: Rule::RiemannMiddle,
-        budget: Budget::rows(8),
-        ..IntegratedGradients::new()
-    };
+    let ig = IntegratedGradients { steps: 16, rule: Rule::RiemannMiddle, budget: Budget::rows(8) };
     let a = ig.call(&net, &x, &[28224], &Target::Value);
     assert_close("value_ig_riemann_middle", &a.maps, &floats(&v["value_ig_riemann_middle"]));
 }

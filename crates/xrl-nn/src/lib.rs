@@ -2,8 +2,14 @@
 //! burn backend. [`fast`] holds xrl's own CPU products for burn's Flex backend; every other backend takes burn's
 //! generic operations.
 
+mod core;
 pub mod fast;
+mod head;
 mod net;
 pub mod relu;
+mod torso;
 
+pub use core::CoreModule;
+pub use head::{HeadModule, dueling};
 pub use net::*;
+pub use torso::{TorsoModule, conv_gemm};

@@ -10,10 +10,11 @@
 //! * **guided ReLUs** switched per call ([`Pass::relu`]): the same network, another backward;
 //! * inputs are flat observations `[batch, obs_len]`; a CNN reshapes them to `[batch, C, H, W]` itself.
 
-use crate::relu::{ReluMode, relu_with};
+use crate::core::CoreModule;
+use crate::head::HeadModule;
+use crate::relu::ReluMode;
+use crate::torso::TorsoModule;
 use burn::module::Module;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{Gru, GruConfig, Linear, LinearConfig, Lstm, LstmConfig, LstmState};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -138,37 +139,21 @@ pub struct Heads {
     pub state: Option<RecurrentState>,
 }
 
+/// A network composed of pieces: a [`TorsoModule`] (convolutions, fully connected layers), an optional recurrent
+/// [`CoreModule`], and a [`HeadModule`]. The fields are in the order the optimiser's state was saved in before the pieces were
+/// split out (convolutions, fully connected layers, value stream, outputs, value, core).
 #[derive(Module, Debug)]
 pub struct Net {
-    convs: Vec<Conv2d>,
-    hidden: Vec<Linear>,
-    /// The value stream's own hidden layers (two-stream networks; empty otherwise).
-    value_hidden: Vec<Linear>,
-    /// Q values, advantages or logits.
-    out: Linear,
-    /// State value (dueling and actor-critic).
-    value: Option<Linear>,
-    lstm: Option<Lstm>,
-    gru: Option<Gru>,
+    torso: TorsoModule,
+    head: HeadModule,
+    core: Option<CoreModule>,
     #[module(skip)]
     spec: NetSpec,
 }
 
-/// An unpadded, square-kernel convolution through [`crate::fast::conv`] (a few samples at a time in per-thread buffers,
-/// by im2col and gemm or, for 32 or 64 channels on AVX-512, straight from the input; its own backward). burn's CPU convolution was the slowest part of a training
-/// step (MinAtar: 1.35 ms a step with it, 0.73 with the first whole-batch replacement; docs/BENCHMARKS.md).
-pub fn conv_gemm(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    let weight = conv.weight.val();
-    let bias = match &conv.bias {
-        Some(b) => b.val(),
-        None => Tensor::zeros([weight.dims()[0]], &weight.device()),
-    };
-    crate::fast::conv::conv2d(x, weight, bias, conv.stride[0])
-}
-
 /// A layer's activation, exposed as the pass's probe when it names the layer: on an autodiff device a zero leaf is
 /// added to it, whose gradient is the gradient at the layer.
-fn tap(pass: &Pass, probe: &mut Option<Probe>, name: String, act: Tensor<4>) -> Tensor<4> {
+pub(crate) fn tap(pass: &Pass, probe: &mut Option<Probe>, name: String, act: Tensor<4>) -> Tensor<4> {
     if pass.probe.as_deref() != Some(name.as_str()) {
         return act;
     }
@@ -179,12 +164,6 @@ fn tap(pass: &Pass, probe: &mut Option<Probe>, name: String, act: Tensor<4>) -> 
     };
     *probe = Some(Probe { name, activation: act, leaf });
     out
-}
-
-/// Q = V + A − mean_a(A), per sample.
-pub fn dueling(value: Tensor<2>, advantage: Tensor<2>) -> Tensor<2> {
-    let mean = advantage.clone().mean_dim(1);
-    value + advantage - mean
 }
 
 impl NetSpec {
@@ -236,89 +215,50 @@ impl NetSpec {
             (torso, s) => Err(format!("torso {torso:?} does not fit observations of shape {s:?}")),
         }
     }
-
-    fn conv_layers(&self) -> Vec<(usize, usize, usize)> {
-        // (out channels, kernel, stride)
-        match self.torso {
-            Torso::Mlp { .. } => vec![],
-            Torso::MinatarCnn => vec![(16, 3, 1)],
-            Torso::NatureCnn => vec![(32, 8, 4), (64, 4, 2), (64, 3, 1)],
-        }
-    }
-
-    fn hidden_widths(&self) -> Vec<usize> {
-        match &self.torso {
-            Torso::Mlp { hidden } => hidden.clone(),
-            Torso::MinatarCnn => vec![128],
-            Torso::NatureCnn => vec![512],
-        }
-    }
 }
 
 impl Net {
     /// A freshly initialised network (PyTorch's default initialisation), on `device`.
     pub fn new(spec: &NetSpec, device: &Device) -> Result<Self, String> {
         spec.validate()?;
-        let mut convs = vec![];
-        let mut flat = spec.frame_shape().iter().product::<usize>();
-        if let [c, h, w] = spec.frame_shape()[..]
-            && !spec.conv_layers().is_empty()
-        {
-            let (mut c, mut h, mut w) = (c, h, w);
-            for (out, k, s) in spec.conv_layers() {
-                convs.push(Conv2dConfig::new([c, out], [k, k]).with_stride([s, s]).init(device));
-                (c, h, w) = (out, (h - k) / s + 1, (w - k) / s + 1);
-            }
-            flat = c * h * w;
-        }
-        let torso_flat = flat;
-        let mut hidden = vec![];
-        for width in spec.hidden_widths() {
-            hidden.push(LinearConfig::new(flat, width).init(device));
-            flat = width;
-        }
-        let (mut lstm, mut gru) = (None, None);
-        if let Some(core) = spec.core {
-            match core.kind {
-                CoreKind::Lstm => lstm = Some(LstmConfig::new(flat, core.hidden, true).init(device)),
-                CoreKind::Gru => gru = Some(GruConfig::new(flat, core.hidden, true).init(device)),
-            }
-            flat = core.hidden;
-        }
-        let out = LinearConfig::new(flat, spec.actions).init(device);
-        // The value head reads the shared features, or (two streams) its own copy of the hidden layers.
-        let (mut value_hidden, mut value_flat) = (vec![], flat);
-        if spec.streams {
-            value_flat = torso_flat;
-            for width in spec.hidden_widths() {
-                value_hidden.push(LinearConfig::new(value_flat, width).init(device));
-                value_flat = width;
-            }
-        }
-        let value = matches!(spec.head, HeadKind::Dueling | HeadKind::ActorCritic)
-            .then(|| LinearConfig::new(value_flat, 1).init(device));
-        Ok(Net { convs, hidden, value_hidden, out, value, lstm, gru, spec: spec.clone() })
+        let (torso, conv_flat) = TorsoModule::new(spec, device);
+        let mut features = torso.out_len(conv_flat);
+        let core = spec.core.map(|c| {
+            let core = CoreModule::new(c, features, device);
+            features = c.hidden;
+            core
+        });
+        let head = HeadModule::new(spec, features, conv_flat, device);
+        Ok(Net { torso, head, core, spec: spec.clone() })
     }
 
     pub fn spec(&self) -> &NetSpec {
         &self.spec
     }
 
+    pub fn torso(&self) -> &TorsoModule {
+        &self.torso
+    }
+
+    pub fn head(&self) -> &HeadModule {
+        &self.head
+    }
+
     /// The device the network's parameters live on (with autodiff when they take gradients).
     pub fn device(&self) -> Device {
-        self.out.weight.val().device()
+        self.head.out().weight.val().device()
+    }
+
+    fn takes_gradients(&self) -> bool {
+        self.head.out().weight.val().is_autodiff()
     }
 
     /// The names a probe can take, input side first: each convolution's output `convN` and its ReLU's
     /// `convN.relu`, each fully connected layer's `fcN` and `fcN.relu` (`value_fcN…` for a two-stream value head),
     /// and the recurrent core's output `core`.
     pub fn layer_names(&self) -> Vec<String> {
-        let both = |n: String| [n.clone(), format!("{n}.relu")];
-        let convs = (1..=self.convs.len()).flat_map(move |i| both(format!("conv{i}")));
-        let fcs = (1..=self.hidden.len()).flat_map(move |i| both(format!("fc{i}")));
-        let value = (1..=self.value_hidden.len()).flat_map(move |i| both(format!("value_fc{i}")));
-        let core = self.spec.core.map(|_| "core".to_string());
-        convs.chain(fcs).chain(value).chain(core).collect()
+        let core = self.core.as_ref().map(|_| "core".to_string());
+        self.torso.layer_names().into_iter().chain(self.head.layer_names()).chain(core).collect()
     }
 
     /// Runs the network on flat observations `[batch, obs_len]`.
@@ -326,7 +266,7 @@ impl Net {
         // Observations off the autodiff device want no gradients: run the inner-backend copy of the weights.
         // (Through autodiff parameters, burn keeps every pass's graph until a backward that never comes — about
         // 50 MB per Nature-CNN batch of 64.)
-        if !obs.is_autodiff() && self.out.weight.val().is_autodiff() {
+        if !obs.is_autodiff() && self.takes_gradients() {
             return self.valid().forward(obs, pass);
         }
         let [batch, _] = obs.dims();
@@ -336,14 +276,7 @@ impl Net {
         let k = self.spec.frames.max(1);
         let frame_len = self.spec.frame_shape().iter().product::<usize>();
         let obs: Tensor<2> = if k > 1 { obs.reshape([batch * k, frame_len]) } else { obs };
-        let x: Tensor<2> = match self.convs.first() {
-            None => obs,
-            Some(first) => {
-                let s = self.spec.frame_shape();
-                let z = conv_gemm(first, obs.reshape([batch * k, s[0], s[1], s[2]]));
-                self.convs_from(z, pass, &mut probe)
-            }
-        };
+        let x = self.torso.conv_features(obs, self.spec.frame_shape(), pass, &mut probe);
         self.after_convs(x, pass, probe)
     }
 
@@ -352,35 +285,21 @@ impl Net {
     /// that sum input gradients (integrated gradients, SmoothGrad's mean) can sum them at its output instead and
     /// take its backward once per sample.
     pub fn forward_from_first_conv(&self, z: Tensor<2>, pass: &Pass) -> Heads {
-        if !z.is_autodiff() && self.out.weight.val().is_autodiff() {
+        if !z.is_autodiff() && self.takes_gradients() {
             return self.valid().forward_from_first_conv(z, pass);
         }
         let g = *self.conv_geometries().first().expect("a network with convolutions");
         let ([batch, _], (oh, ow)) = (z.dims(), g.out_hw());
         let mut probe = None;
-        let x = self.convs_from(z.reshape([batch, g.cout, oh, ow]), pass, &mut probe);
+        let x = self.torso.convs_from(z.reshape([batch, g.cout, oh, ow]), pass, &mut probe);
         self.after_convs(x, pass, probe)
-    }
-
-    /// From the first convolution's output before its ReLU through the remaining convolutions, flattened.
-    fn convs_from(&self, z: Tensor<4>, pass: &Pass, probe: &mut Option<Probe>) -> Tensor<2> {
-        // Each convolution's output is `convN` (Captum's LayerGradCam on the Conv2d module), its ReLU's `convN.relu`.
-        let mut tapped = |name: String, z: Tensor<4>| {
-            let z = tap(pass, probe, name.clone(), z);
-            tap(pass, probe, format!("{name}.relu"), relu_with(z, pass.relu))
-        };
-        let mut h = tapped("conv1".into(), z);
-        for (i, conv) in self.convs.iter().enumerate().skip(1) {
-            h = tapped(format!("conv{}", i + 1), conv_gemm(conv, h));
-        }
-        h.flatten(1, 3)
     }
 
     /// The heads from the convolutions' flattened output `[batch, features]` (each frame's, for a DRQN stack):
     /// what [`Net::forward`] computes after its last convolution. Perturbation saliency computes that output
     /// itself, only where a perturbation reaches.
     pub fn forward_from_convs(&self, features: Tensor<2>, pass: &Pass) -> Heads {
-        if !features.is_autodiff() && self.out.weight.val().is_autodiff() {
+        if !features.is_autodiff() && self.takes_gradients() {
             return self.valid().forward_from_convs(features, pass);
         }
         self.after_convs(features, pass, None)
@@ -390,7 +309,7 @@ impl Net {
     pub fn conv_geometries(&self) -> Vec<crate::fast::conv::Geometry> {
         let [mut c, mut h, mut w] = self.spec.frame_shape()[..] else { return vec![] };
         let mut out = vec![];
-        for conv in &self.convs {
+        for conv in self.torso.convs() {
             let [cout, _, k, _] = conv.weight.dims();
             let g = crate::fast::conv::Geometry { c, h, w, cout, k, s: conv.stride[0] };
             out.push(g);
@@ -402,41 +321,26 @@ impl Net {
     /// The convolutions as plain values, input side first: (geometry, weight `[cout, c·k·k]`, bias), each copied
     /// out of its tensor only when the iterator reaches it.
     pub fn conv_values(&self) -> impl Iterator<Item = (crate::fast::conv::Geometry, Vec<f32>, Vec<f32>)> + '_ {
-        self.conv_geometries().into_iter().zip(&self.convs).map(|(g, conv)| {
+        self.conv_geometries().into_iter().zip(self.torso.convs()).map(|(g, conv)| {
             let bias = conv.bias.as_ref().map(|b| to_vec(b.val())).unwrap_or_else(|| vec![0.0; g.cout]);
             (g, to_vec(conv.weight.val()), bias)
         })
     }
 
-    fn after_convs(&self, mut x: Tensor<2>, pass: &Pass, mut probe: Option<Probe>) -> Heads {
+    /// The torso's fully connected layers, the core and the head, from the convolutions' flattened output.
+    fn after_convs(&self, conv_features: Tensor<2>, pass: &Pass, mut probe: Option<Probe>) -> Heads {
         let k = self.spec.frames.max(1);
-        let mut tap = |name: String, act: Tensor<4>| tap(pass, &mut probe, name, act);
-        // Two-stream networks: the value stream starts from the torso's features too.
-        let mut v_x = (!self.value_hidden.is_empty()).then(|| x.clone());
-        // A fully connected layer's output is `fcN`, its ReLU's `fcN.relu` (probes of shape [b, f, 1, 1]).
-        let mut dense = |name: String, layer: &Linear, x: Tensor<2>| {
-            let z = crate::fast::linear::linear(layer, x);
-            let [b, f] = z.dims();
-            let z = tap(name.clone(), z.reshape([b, f, 1, 1])).reshape([b, f]);
-            tap(format!("{name}.relu"), relu_with(z, pass.relu).reshape([b, f, 1, 1])).reshape([b, f])
-        };
-        for (i, layer) in self.hidden.iter().enumerate() {
-            x = dense(format!("fc{}", i + 1), layer, x);
-        }
-        if let Some(mut vx) = v_x.take() {
-            for (i, layer) in self.value_hidden.iter().enumerate() {
-                vx = dense(format!("value_fc{}", i + 1), layer, vx);
-            }
-            v_x = Some(vx);
-        }
+        // Two-stream networks: the value stream starts from the convolutions' features too.
+        let value_x = self.head.value_stream(conv_features.clone(), pass, &mut probe);
+        let mut x = self.torso.dense(conv_features, pass, &mut probe);
         let mut state = None;
-        if self.spec.core.is_some() {
+        if let Some(core) = &self.core {
             // Rows are sequences of t steps: a DRQN's k stacked frames (the heads read the last step), or
             // `pass.seq_len` steps of a stateful core (the heads read every step).
             let t = if self.spec.frames > 0 { k } else { pass.seq_len.max(1) };
             let [rows, f] = x.dims();
             assert_eq!(rows % t, 0, "{rows} rows do not split into sequences of {t} steps");
-            let (out, s) = self.core_forward(x.reshape([rows / t, t, f]), pass.state.clone());
+            let (out, s) = core.forward(x.reshape([rows / t, t, f]), pass.state.clone());
             let h = out.dims()[2];
             let out: Tensor<2> = if self.spec.frames > 0 {
                 out.slice([0..rows / t, t - 1..t, 0..h]).reshape([rows / t, h])
@@ -444,45 +348,10 @@ impl Net {
                 out.reshape([rows, h])
             };
             let n = out.dims()[0];
-            x = tap("core".into(), out.reshape([n, h, 1, 1])).reshape([n, h]);
+            x = tap(pass, &mut probe, "core".into(), out.reshape([n, h, 1, 1])).reshape([n, h]);
             state = Some(s);
         }
-        let out = crate::fast::linear::linear(&self.out, x.clone());
-        let value = self.value.as_ref().map(|v| crate::fast::linear::linear(v, v_x.unwrap_or(x)));
-        let mut heads = Heads { q: None, advantage: None, value: None, logits: None, probe, state };
-        match self.spec.head {
-            HeadKind::Q => heads.q = Some(out),
-            HeadKind::Dueling => {
-                let v = value.expect("dueling nets have a value head");
-                heads.q = Some(dueling(v.clone(), out.clone()));
-                heads.advantage = Some(out);
-                heads.value = Some(v);
-            }
-            HeadKind::ActorCritic => {
-                heads.logits = Some(out);
-                heads.value = value;
-            }
-        }
-        heads
-    }
-
-    /// Runs the core over `[batch, steps, features]`; returns the outputs of every step and the final state.
-    fn core_forward(&self, seq: Tensor<3>, state: Option<RecurrentState>) -> (Tensor<3>, RecurrentState) {
-        let [b, t, _] = seq.dims();
-        if let Some(lstm) = &self.lstm {
-            let init = state.map(|s| {
-                let cell = s.cell.unwrap_or_else(|| s.hidden.zeros_like());
-                LstmState::new(cell, s.hidden)
-            });
-            let (out, s) = lstm.forward(seq, init);
-            (out, RecurrentState { hidden: s.hidden, cell: Some(s.cell) })
-        } else {
-            let gru = self.gru.as_ref().expect("a recurrent spec has a core");
-            let out = gru.forward(seq, state.map(|s| s.hidden));
-            let h = out.dims()[2];
-            let last: Tensor<2> = out.clone().slice([0..b, t - 1..t, 0..h]).reshape([b, h]);
-            (out, RecurrentState { hidden: last, cell: None })
-        }
+        Heads { probe, state, ..self.head.forward(x, value_x) }
     }
 
     /// Q values (or logits for actor-critic nets): the scores an agent acts greedily on.
@@ -589,6 +458,9 @@ pub fn argmax_rows(t: Tensor<2>) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::relu::relu_with;
+    use crate::{conv_gemm, dueling};
+    use burn::nn::conv::Conv2dConfig;
 
     fn cpu() -> Device {
         Device::flex()
@@ -850,14 +722,14 @@ mod tests {
         // The original still trains.
         let x = x0.clone();
         let grads = net.forward(x, &Pass::default()).q.unwrap().sum().backward();
-        assert!(net.out.weight.val().grad(&grads).is_some());
+        assert!(net.head.out().weight.val().grad(&grads).is_some());
     }
 
     /// q[1] with `bump` added to conv1's activation (the MinAtar CNN by hand, from the net's own layers).
     fn nudged_q(net: &Net, obs: Tensor<2>, bump: Tensor<4>) -> f32 {
         let relu = |t| relu_with(t, ReluMode::Normal);
-        let h = relu(net.convs[0].forward(obs.reshape([1, 4, 10, 10]))) + bump;
-        let x: Tensor<2> = relu_with(net.hidden[0].forward(h.flatten::<2>(1, 3)), ReluMode::Normal);
-        to_vec(net.out.forward(x))[1]
+        let h = relu(net.torso.convs()[0].forward(obs.reshape([1, 4, 10, 10]))) + bump;
+        let x: Tensor<2> = relu_with(net.torso.fc()[0].forward(h.flatten::<2>(1, 3)), ReluMode::Normal);
+        to_vec(net.head.out().forward(x))[1]
     }
 }

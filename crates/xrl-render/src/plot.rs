@@ -102,44 +102,6 @@ pub fn learning_curve(
     write_png(path, &img)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn axis_labels_are_short() {
-        assert_eq!((human(1_500_000.0), human(50_000.0), human(12.0)), ("1.5M".into(), "50k".into(), "12".into()));
-    }
-
-    #[test]
-    fn moving_average_by_hand() {
-        assert_eq!(moving_average(&[1.0, 3.0, 5.0, 7.0], 2), vec![1.0, 2.0, 4.0, 6.0]);
-    }
-
-    #[test]
-    fn draws_a_curve_with_the_line_where_the_returns_are() {
-        let path = std::env::temp_dir().join(format!("xrl-curve-{}.png", std::process::id()));
-        let steps: Vec<f64> = (0..200).map(|i| i as f64 * 100.0).collect();
-        let returns: Vec<f64> = (0..200).map(|i| i as f64 / 10.0).collect();
-        learning_curve(&path, "test", &steps, &returns, 10).unwrap();
-        let img = image::open(&path).unwrap().to_rgb8();
-        assert_eq!(img.dimensions(), (900, 500));
-        // Red line pixels exist, more of them on the right half at the top than at the bottom (rising curve).
-        let red = |x0: u32, x1: u32, y0: u32, y1: u32| {
-            (x0..x1)
-                .flat_map(|x| (y0..y1).map(move |y| (x, y)))
-                .filter(|&(x, y)| {
-                    let p = img.get_pixel(x, y).0;
-                    p[0] > 150 && p[1] < 110 && p[2] < 100
-                })
-                .count()
-        };
-        assert!(red(450, 890, 0, 250) > 50, "the rising line reaches the upper right");
-        assert!(red(450, 890, 0, 250) > red(450, 890, 250, 440));
-        std::fs::remove_file(&path).unwrap();
-    }
-}
-
 /// The picture with `lines` of text in a dark strip above it (each line 14 px high): the label of a grid panel.
 pub fn captioned(img: &RgbImage, lines: &[String]) -> RgbImage {
     register_font();
@@ -178,4 +140,42 @@ pub fn colour_scale(w: u32, cmap: crate::heatmap::Colormap, low: &str, high: &st
     let mut out = RgbImage::from_raw(w, h, buf).expect("a buffer of the scale's size");
     image::imageops::replace(&mut out, &bar, 0, 0);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axis_labels_are_short() {
+        assert_eq!((human(1_500_000.0), human(50_000.0), human(12.0)), ("1.5M".into(), "50k".into(), "12".into()));
+    }
+
+    #[test]
+    fn moving_average_by_hand() {
+        assert_eq!(moving_average(&[1.0, 3.0, 5.0, 7.0], 2), vec![1.0, 2.0, 4.0, 6.0]);
+    }
+
+    #[test]
+    fn draws_a_curve_with_the_line_where_the_returns_are() {
+        let path = std::env::temp_dir().join(format!("xrl-curve-{}.png", std::process::id()));
+        let steps: Vec<f64> = (0..200).map(|i| i as f64 * 100.0).collect();
+        let returns: Vec<f64> = (0..200).map(|i| i as f64 / 10.0).collect();
+        learning_curve(&path, "test", &steps, &returns, 10).unwrap();
+        let img = image::open(&path).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), (900, 500));
+        // Red line pixels exist, more of them on the right half at the top than at the bottom (rising curve).
+        let red = |x0: u32, x1: u32, y0: u32, y1: u32| {
+            (x0..x1)
+                .flat_map(|x| (y0..y1).map(move |y| (x, y)))
+                .filter(|&(x, y)| {
+                    let p = img.get_pixel(x, y).0;
+                    p[0] > 150 && p[1] < 110 && p[2] < 100
+                })
+                .count()
+        };
+        assert!(red(450, 890, 0, 250) > 50, "the rising line reaches the upper right");
+        assert!(red(450, 890, 0, 250) > red(450, 890, 250, 440));
+        std::fs::remove_file(&path).unwrap();
+    }
 }

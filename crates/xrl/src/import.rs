@@ -80,25 +80,33 @@ impl Arch {
     fn renames(self) -> Vec<(&'static str, &'static str)> {
         match self {
             Arch::NatureDqn => vec![
-                ("network.0.", "convs.0."),
-                ("network.2.", "convs.1."),
-                ("network.4.", "convs.2."),
-                ("network.7.", "hidden.0."),
-                ("network.9.", "out."),
+                ("network.0.", "torso.convs.0."),
+                ("network.2.", "torso.convs.1."),
+                ("network.4.", "torso.convs.2."),
+                ("network.7.", "torso.fc.0."),
+                ("network.9.", "head.out."),
             ],
             Arch::NatureDueling => vec![
-                ("features.0.", "convs.0."),
-                ("features.2.", "convs.1."),
-                ("features.4.", "convs.2."),
-                ("advantage.0.", "hidden.0."),
-                ("advantage.2.", "out."),
-                ("value.0.", "value_hidden.0."),
-                ("value.2.", "value."),
+                ("features.0.", "torso.convs.0."),
+                ("features.2.", "torso.convs.1."),
+                ("features.4.", "torso.convs.2."),
+                ("advantage.0.", "torso.fc.0."),
+                ("advantage.2.", "head.out."),
+                ("value.0.", "head.value_fc.0."),
+                ("value.2.", "head.value."),
             ],
-            Arch::MinatarDqn => vec![("conv.", "convs.0."), ("fc_hidden.", "hidden.0."), ("output.", "out.")],
-            Arch::MlpDqn => vec![("network.0.", "hidden.0."), ("network.2.", "hidden.1."), ("network.4.", "out.")],
+            Arch::MinatarDqn => {
+                vec![("conv.", "torso.convs.0."), ("fc_hidden.", "torso.fc.0."), ("output.", "head.out.")]
+            }
+            Arch::MlpDqn => {
+                vec![("network.0.", "torso.fc.0."), ("network.2.", "torso.fc.1."), ("network.4.", "head.out.")]
+            }
             Arch::Sb3MlpDqn => {
-                vec![("q_net.q_net.0.", "hidden.0."), ("q_net.q_net.2.", "hidden.1."), ("q_net.q_net.4.", "out.")]
+                vec![
+                    ("q_net.q_net.0.", "torso.fc.0."),
+                    ("q_net.q_net.2.", "torso.fc.1."),
+                    ("q_net.q_net.4.", "head.out."),
+                ]
             }
         }
     }

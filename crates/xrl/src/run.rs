@@ -268,11 +268,27 @@ pub fn weights_bytes(net: &Net) -> Result<Vec<u8>, RunError> {
     store.get_bytes().map_err(|e| RunError::Invalid(format!("cannot serialise weights: {e}")))
 }
 
+/// Tensor names of checkpoints written before the networks were composed of pieces, and their names now.
+const LEGACY_NAMES: [(&str, &str); 7] = [
+    (r"^convs\.", "torso.convs."),
+    (r"^hidden\.", "torso.fc."),
+    (r"^value_hidden\.", "head.value_fc."),
+    (r"^out\.", "head.out."),
+    (r"^value\.", "head.value."),
+    (r"^lstm\.", "core.Lstm."),
+    (r"^gru\.", "core.Gru."),
+];
+
 /// Loads safetensors `bytes` (read from `path`) into a fresh network of `spec`. Bytes that are damaged, hold no
 /// tensors, or do not fit the architecture are an error naming what is wrong.
 pub fn load_weights(spec: &NetSpec, path: &Path, bytes: Vec<u8>, device: &Device) -> Result<Net, RunError> {
     let mut net = Net::new(spec, device).map_err(RunError::Invalid)?;
     let mut store = SafetensorsStore::from_bytes(Some(bytes)).allow_partial(true);
+    // Checkpoints written before the network was composed of a torso, a core and a head name their tensors
+    // without those prefixes.
+    for (old, new) in LEGACY_NAMES {
+        store = store.with_key_remapping(old, new);
+    }
     let result = net.load_from(&mut store).map_err(|e| {
         file_err(path, format!("not a readable safetensors file ({e}); it may be truncated or damaged"))
     })?;
@@ -307,4 +323,79 @@ pub fn check_applied(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod legacy_names {
+    use crate::nn::{Core, CoreKind, HeadKind, Net, NetSpec, Pass, Torso};
+
+    /// A checkpoint written before the networks were composed of pieces (tensors named `convs.0.weight`,
+    /// `hidden.0.bias`, `lstm.…`) loads into today's network with the same outputs.
+    #[test]
+    fn checkpoints_with_the_old_tensor_names_load() {
+        let d = burn::tensor::Device::default();
+        let specs = [
+            NetSpec::new(vec![4, 10, 10], 3, Torso::MinatarCnn, HeadKind::Dueling).with_streams(),
+            NetSpec::new(vec![3], 2, Torso::Mlp { hidden: vec![4] }, HeadKind::ActorCritic)
+                .with_core(Core { kind: CoreKind::Lstm, hidden: 5 }),
+        ];
+        for spec in specs {
+            let net = Net::new(&spec, &d).unwrap();
+            let bytes = super::weights_bytes(&net).unwrap();
+            let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+            let old = |name: &str| {
+                for (new, old) in [
+                    ("torso.convs.", "convs."),
+                    ("torso.fc.", "hidden."),
+                    ("head.value_fc.", "value_hidden."),
+                    ("head.out.", "out."),
+                    ("head.value.", "value."),
+                    ("core.Lstm.", "lstm."),
+                ] {
+                    if let Some(rest) = name.strip_prefix(new) {
+                        return format!("{old}{rest}");
+                    }
+                }
+                panic!("unexpected tensor {name}")
+            };
+            let tensors: Vec<(String, safetensors::tensor::TensorView)> =
+                st.tensors().into_iter().map(|(n, t)| (old(&n), t)).collect();
+            let legacy = safetensors::serialize(tensors, None).unwrap();
+            let loaded = super::load_weights(&spec, std::path::Path::new("legacy"), legacy, &d).unwrap();
+            let len: usize = spec.obs_shape.iter().product();
+            let x = crate::nn::batch(&vec![0.3; 2 * len], len, &d);
+            let (a, b) = (net.forward(x.clone(), &Pass::default()), loaded.forward(x, &Pass::default()));
+            assert_eq!(crate::nn::to_vec(a.value.unwrap()), crate::nn::to_vec(b.value.unwrap()));
+        }
+    }
+
+    /// The optimiser keeps its state per parameter in visiting order: the pieces visit their parameters in the
+    /// order the single network struct did (convolutions, fully connected, value stream, outputs, value, core).
+    #[test]
+    fn parameters_are_visited_in_the_saved_order() {
+        use burn::module::{Module, ModuleVisitor, Param};
+        struct Shapes(Vec<Vec<usize>>);
+        impl ModuleVisitor for Shapes {
+            fn visit_float<const D: usize>(&mut self, p: &Param<burn::tensor::Tensor<D>>) {
+                self.0.push(p.val().dims().to_vec());
+            }
+        }
+        let d = burn::tensor::Device::default();
+        let spec = NetSpec::new(vec![4, 10, 10], 3, Torso::MinatarCnn, HeadKind::Dueling).with_streams();
+        let mut shapes = Shapes(vec![]);
+        Net::new(&spec, &d).unwrap().visit(&mut shapes);
+        let want: Vec<Vec<usize>> = vec![
+            vec![16, 4, 3, 3],
+            vec![16],
+            vec![1024, 128],
+            vec![128],
+            vec![1024, 128],
+            vec![128],
+            vec![128, 3],
+            vec![3],
+            vec![128, 1],
+            vec![1],
+        ];
+        assert_eq!(shapes.0, want);
+    }
 }

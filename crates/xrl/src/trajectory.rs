@@ -136,10 +136,13 @@ impl Trajectory {
             let heads = pool.install(|| net.forward(batch(&obs, obs.len(), &device), &pass));
             let scores = heads.q.clone().or(heads.logits.clone()).expect("every head yields Q values or logits");
             let action = argmax_rows(scores)[0];
-            heads.q.map(|t| q.extend(to_vec(t)));
-            heads.advantage.map(|t| adv.extend(to_vec(t)));
-            heads.logits.map(|t| logits.extend(to_vec(t)));
-            heads.value.map(|t| value.extend(to_vec(t)));
+            for (head, out) in
+                [(heads.q, &mut q), (heads.advantage, &mut adv), (heads.logits, &mut logits), (heads.value, &mut value)]
+            {
+                if let Some(t) = head {
+                    out.extend(to_vec(t));
+                }
+            }
             if carries {
                 state = heads.state;
             }
@@ -232,7 +235,8 @@ impl Trajectory {
             serde_json::from_value(parse("action_names")?).map_err(|e| err(format!("metadata `action_names`: {e}")))?;
         let states: Vec<serde_json::Value> =
             serde_json::from_value(parse("states")?).map_err(|e| err(format!("metadata `states`: {e}")))?;
-        let tensor = |name: &str, dtype: Dtype| -> Result<Option<(Vec<usize>, Vec<u8>)>, TrajectoryError> {
+        type Raw = Option<(Vec<usize>, Vec<u8>)>;
+        let tensor = |name: &str, dtype: Dtype| -> Result<Raw, TrajectoryError> {
             match st.tensor(name) {
                 Ok(v) if v.dtype() == dtype => Ok(Some((v.shape().to_vec(), v.data().to_vec()))),
                 Ok(v) => Err(err(format!("tensor `{name}` is {:?}, expected {dtype:?}", v.dtype()))),

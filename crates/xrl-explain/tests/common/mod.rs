@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each test binary uses its own subset of these helpers
 //! The tests' shorthand for the one calling convention: a method called on flat inputs of a given shape with one
 //! target for every sample (or one each), no baseline unless given.
 

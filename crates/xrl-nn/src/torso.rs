@@ -1,0 +1,160 @@
+//! The torso: convolutions (none for an MLP) then fully connected layers, ReLU after each; every layer's output
+//! and its ReLU's are probes (`convN`, `convN.relu`, `fcN`, `fcN.relu`).
+
+use crate::relu::relu_with;
+use crate::{NetSpec, Pass, Probe, Torso as TorsoKind};
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::{Device, Tensor};
+
+#[derive(Module, Debug)]
+pub struct TorsoModule {
+    convs: Vec<Conv2d>,
+    fc: Vec<Linear>,
+}
+
+/// A stack of fully connected layers with ReLUs, named `{prefix}1`, `{prefix}2`, …: the torso's, or a two-stream
+/// value head's own copy.
+pub(crate) fn dense_stack(input: usize, widths: &[usize], device: &Device) -> Vec<Linear> {
+    let mut flat = input;
+    widths
+        .iter()
+        .map(|&w| {
+            let layer = LinearConfig::new(flat, w).init(device);
+            flat = w;
+            layer
+        })
+        .collect()
+}
+
+/// Runs `layers` on `x` with their probes: a layer's output is `{prefix}N`, its ReLU's `{prefix}N.relu`
+/// (probes of shape `[b, f, 1, 1]`).
+pub(crate) fn dense_forward(
+    layers: &[Linear],
+    prefix: &str,
+    mut x: Tensor<2>,
+    pass: &Pass,
+    probe: &mut Option<Probe>,
+) -> Tensor<2> {
+    for (i, layer) in layers.iter().enumerate() {
+        let name = format!("{prefix}{}", i + 1);
+        let z = crate::fast::linear::linear(layer, x);
+        let [b, f] = z.dims();
+        let z = crate::tap(pass, probe, name.clone(), z.reshape([b, f, 1, 1])).reshape([b, f]);
+        let a = relu_with(z, pass.relu).reshape([b, f, 1, 1]);
+        x = crate::tap(pass, probe, format!("{name}.relu"), a).reshape([b, f]);
+    }
+    x
+}
+
+/// An unpadded, square-kernel convolution. On burn's Flex backend it goes through [`crate::fast::conv`] (a few
+/// samples at a time in per-thread buffers, by im2col and gemm or, for 32 or 64 channels on AVX-512, straight from
+/// the input; its own backward): burn's CPU convolution was the slowest part of a training step (MinAtar: 1.35 ms a
+/// step with it, 0.73 with the first whole-batch replacement; docs/BENCHMARKS.md). Every other backend takes burn's
+/// own `conv2d`, since xrl's products are a Flex extension and burn panics when an extension is called on a backend
+/// it does not list.
+pub fn conv_gemm(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let weight = conv.weight.val();
+    let bias = conv.bias.as_ref().map(|b| b.val());
+    if !crate::fast::on_flex(&x.device()) {
+        use burn::tensor::ops::ConvOptions;
+        let s = conv.stride[0];
+        return burn::tensor::module::conv2d(x, weight, bias, ConvOptions::new([s, s], [0, 0], [1, 1], 1));
+    }
+    let bias = bias.unwrap_or_else(|| Tensor::zeros([weight.dims()[0]], &weight.device()));
+    crate::fast::conv::conv2d(x, weight, bias, conv.stride[0])
+}
+
+impl TorsoKind {
+    /// (out channels, kernel, stride) of each convolution.
+    fn conv_layers(&self) -> Vec<(usize, usize, usize)> {
+        match self {
+            TorsoKind::Mlp { .. } => vec![],
+            TorsoKind::MinatarCnn => vec![(16, 3, 1)],
+            TorsoKind::NatureCnn => vec![(32, 8, 4), (64, 4, 2), (64, 3, 1)],
+        }
+    }
+
+    /// Widths of the fully connected layers.
+    pub(crate) fn hidden_widths(&self) -> Vec<usize> {
+        match self {
+            TorsoKind::Mlp { hidden } => hidden.clone(),
+            TorsoKind::MinatarCnn => vec![128],
+            TorsoKind::NatureCnn => vec![512],
+        }
+    }
+}
+
+impl TorsoModule {
+    /// A fresh torso for `spec`'s frames (PyTorch's default initialisation); also returns the width of the
+    /// convolutions' flattened output (the input's for an MLP), which a two-stream head reads.
+    pub fn new(spec: &NetSpec, device: &Device) -> (Self, usize) {
+        let mut convs = vec![];
+        let mut flat = spec.frame_shape().iter().product::<usize>();
+        if let [c, h, w] = spec.frame_shape()[..]
+            && !spec.torso.conv_layers().is_empty()
+        {
+            let (mut c, mut h, mut w) = (c, h, w);
+            for (out, k, s) in spec.torso.conv_layers() {
+                convs.push(Conv2dConfig::new([c, out], [k, k]).with_stride([s, s]).init(device));
+                (c, h, w) = (out, (h - k) / s + 1, (w - k) / s + 1);
+            }
+            flat = c * h * w;
+        }
+        (TorsoModule { convs, fc: dense_stack(flat, &spec.torso.hidden_widths(), device) }, flat)
+    }
+
+    /// The features' width.
+    pub fn out_len(&self, input: usize) -> usize {
+        self.fc.last().map_or(input, |l| l.weight.dims()[1])
+    }
+
+    pub fn convs(&self) -> &[Conv2d] {
+        &self.convs
+    }
+
+    /// Probe names, input side first.
+    pub fn layer_names(&self) -> Vec<String> {
+        let both = |n: String| [n.clone(), format!("{n}.relu")];
+        let convs = (1..=self.convs.len()).flat_map(move |i| both(format!("conv{i}")));
+        convs.chain((1..=self.fc.len()).flat_map(move |i| both(format!("fc{i}")))).collect()
+    }
+
+    /// Frames `[rows, frame_len]` through the convolutions, flattened (unchanged for an MLP).
+    pub fn conv_features(&self, x: Tensor<2>, frame: &[usize], pass: &Pass, probe: &mut Option<Probe>) -> Tensor<2> {
+        match self.convs.first() {
+            None => x,
+            Some(first) => {
+                let rows = x.dims()[0];
+                let z = conv_gemm(first, x.reshape([rows, frame[0], frame[1], frame[2]]));
+                self.convs_from(z, pass, probe)
+            }
+        }
+    }
+
+    /// From the first convolution's output before its ReLU through the remaining convolutions, flattened.
+    pub(crate) fn convs_from(&self, z: Tensor<4>, pass: &Pass, probe: &mut Option<Probe>) -> Tensor<2> {
+        // Each convolution's output is `convN` (Captum's LayerGradCam on the Conv2d module), its ReLU's `convN.relu`.
+        let mut tapped = |name: String, z: Tensor<4>| {
+            let z = crate::tap(pass, probe, name.clone(), z);
+            crate::tap(pass, probe, format!("{name}.relu"), relu_with(z, pass.relu))
+        };
+        let mut h = tapped("conv1".into(), z);
+        for (i, conv) in self.convs.iter().enumerate().skip(1) {
+            h = tapped(format!("conv{}", i + 1), conv_gemm(conv, h));
+        }
+        h.flatten(1, 3)
+    }
+
+    /// The fully connected layers on the convolutions' flattened output.
+    pub fn dense(&self, x: Tensor<2>, pass: &Pass, probe: &mut Option<Probe>) -> Tensor<2> {
+        dense_forward(&self.fc, "fc", x, pass, probe)
+    }
+
+    /// Test access: the first fully connected layer.
+    #[cfg(test)]
+    pub(crate) fn fc(&self) -> &[Linear] {
+        &self.fc
+    }
+}
