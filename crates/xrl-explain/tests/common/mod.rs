@@ -30,3 +30,30 @@ impl<M: Method> Call for M {
 pub fn chosen(actions: Vec<usize>) -> Vec<Target> {
     actions.into_iter().map(Target::Action).collect()
 }
+
+thread_local!(static HELD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+
+/// Seeds burn's generator for this test and holds it until the guard drops: the generator is process-wide and the
+/// tests run on parallel threads, so without the lock a test's random weights and frames depend on which other
+/// tests draw at the same time (and the comparisons' rounding with them). A thread that holds it already (a test
+/// calling a helper that seeds again) just reseeds.
+pub fn seeded(device: &xrl::burn::tensor::Device, seed: u64) -> Seeded {
+    static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let guard = (!HELD.get()).then(|| {
+        let g = RNG.lock().unwrap_or_else(|e| e.into_inner());
+        HELD.set(true);
+        g
+    });
+    device.seed(seed);
+    Seeded(guard)
+}
+
+pub struct Seeded(Option<std::sync::MutexGuard<'static, ()>>);
+
+impl Drop for Seeded {
+    fn drop(&mut self) {
+        if self.0.take().is_some() {
+            HELD.set(false);
+        }
+    }
+}
