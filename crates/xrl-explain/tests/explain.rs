@@ -2,7 +2,7 @@
 //! completeness, and invariances.
 
 use xrl::burn::tensor::activation::relu;
-use xrl::burn::tensor::{Device, Distribution, Tensor};
+use xrl::burn::tensor::{Distribution, Tensor};
 use xrl::nn::{self, HeadKind, Heads, Net, NetSpec, Pass, Torso};
 use xrl_explain::{
     Baseline, Budget, Gradient, GradientKind, IntegratedGradients, Model, Rule, SmoothGrad, SmoothKind, Target,
@@ -32,20 +32,20 @@ fn integrated_gradients_on_captums_toy_network() {
 }
 
 fn random_net(seed: u64, head: HeadKind) -> Net {
-    let d = Device::flex().autodiff();
+    let d = xrl_nn::device::for_tests().autodiff();
     d.seed(seed);
     Net::new(&NetSpec::new(vec![6], 3, Torso::Mlp { hidden: vec![16, 16] }, head), &d).unwrap()
 }
 
 fn inputs(n: usize, seed: u64) -> Vec<f32> {
-    let d = Device::flex();
+    let d = xrl_nn::device::for_tests();
     d.seed(seed);
     nn::to_vec(Tensor::<2>::random([n, 6], Distribution::Uniform(-1.0, 1.0), &d))
 }
 
 /// f64-free finite differences in f32 with a step that keeps ReLU kinks away in practice.
 fn target_at(net: &Net, x: &[f32], a: usize) -> f32 {
-    nn::to_vec(net.scores(nn::batch(x, 6, &Device::flex())))[a]
+    nn::to_vec(net.scores(nn::batch(x, 6, &xrl_nn::device::for_tests())))[a]
 }
 
 #[test]
@@ -218,7 +218,7 @@ fn grad_cam_guided_backprop_and_occlusion_on_a_one_conv_network_by_hand() {
     let whole = Occlusion { window: [1, 4, 4], stride: [1, 4, 4], fill: Fill::Blur(1.0), budget: Budget::default() };
     let blurred = xrl_explain::blur(&X, 1, 4, 4, 1.0);
     let q_of = |x: &[f32]| {
-        let h = one_conv(xrl::nn::batch(x, 16, &Device::flex()), &Pass::default());
+        let h = one_conv(xrl::nn::batch(x, 16, &xrl_nn::device::for_tests()), &Pass::default());
         xrl::nn::to_vec(h.q.unwrap())[0]
     };
     let drop = q_of(&X) - q_of(&blurred);
@@ -245,10 +245,10 @@ fn perturbation_saliency_by_hand_and_batching_invariance() {
         let [b, _] = x.dims();
         Heads {
             logits: Some(x.slice([0..b, 44..45]).mul_scalar(3.0)),
-            ..heads_q(Tensor::zeros([b, 1], &Device::flex()))
+            ..heads_q(Tensor::zeros([b, 1], &xrl_nn::device::for_tests()))
         }
     };
-    let d = Device::flex();
+    let d = xrl_nn::device::for_tests();
     d.seed(11);
     let x = nn::to_vec(Tensor::<2>::random([1, 100], Distribution::Uniform(0.0, 1.0), &d));
     let p = Perturbation { stride: 3, ..Perturbation::new(Score::Actor) };
@@ -287,7 +287,7 @@ fn nature_on_pixels(head: HeadKind) -> NetSpec {
 #[test]
 fn perturbation_shortcut_through_convolutions_matches_whole_passes() {
     use xrl_explain::{Perturbation, Score};
-    let d = Device::flex();
+    let d = xrl_nn::device::for_tests();
     d.seed(21);
     let nature = nature_on_pixels(HeadKind::Q);
     let dueling = NetSpec { head: HeadKind::Dueling, ..nature.clone() }.with_streams();
@@ -318,7 +318,7 @@ fn perturbation_shortcut_through_convolutions_matches_whole_passes() {
 /// 1/255) and the MinAtar CNN, a zero and a given baseline, plain and guided SmoothGrad.
 #[test]
 fn first_convolution_shortcut_matches_whole_passes() {
-    let d = Device::flex();
+    let d = xrl_nn::device::for_tests();
     d.seed(22);
     let nature = nature_on_pixels(HeadKind::Q);
     let minatar = NetSpec::new(vec![4, 10, 10], 3, Torso::MinatarCnn, HeadKind::ActorCritic);
@@ -360,7 +360,7 @@ fn first_convolution_shortcut_matches_whole_passes() {
 #[test]
 fn occlusion_shortcut_through_convolutions_matches_whole_passes() {
     use xrl_explain::{Fill, Occlusion};
-    let d = Device::flex();
+    let d = xrl_nn::device::for_tests();
     d.seed(23);
     let spec = nature_on_pixels(HeadKind::Dueling);
     let net = Net::new(&spec, &d).unwrap();
@@ -388,13 +388,13 @@ fn occlusion_shortcut_through_convolutions_matches_whole_passes() {
 fn recurrent_steps_are_explained_at_their_recorded_state() {
     use xrl::nn::{Core, CoreKind, RecurrentState};
     use xrl_explain::AtState;
-    let d = Device::flex().autodiff();
+    let d = xrl_nn::device::for_tests().autodiff();
     d.seed(12);
     let spec = NetSpec::new(vec![6], 3, Torso::Mlp { hidden: vec![8] }, HeadKind::ActorCritic)
         .with_core(Core { kind: CoreKind::Lstm, hidden: 5 });
     let net = Net::new(&spec, &d).unwrap().frozen();
     let x = inputs(2, 13);
-    let plain = Device::flex();
+    let plain = xrl_nn::device::for_tests();
     let hidden = Tensor::<2>::random([2, 5], Distribution::Uniform(-1.0, 1.0), &plain);
     let cell = Tensor::<2>::random([2, 5], Distribution::Uniform(-1.0, 1.0), &plain);
     let state = RecurrentState { hidden: hidden.clone(), cell: Some(cell.clone()) };
@@ -430,7 +430,7 @@ fn recurrent_steps_are_explained_at_their_recorded_state() {
 fn unrolling_attributes_through_the_last_k_frames() {
     use xrl::nn::{Core, CoreKind, RecurrentState};
     use xrl_explain::Unrolled;
-    let d = Device::flex().autodiff();
+    let d = xrl_nn::device::for_tests().autodiff();
     d.seed(14);
     let spec = NetSpec::new(vec![6], 3, Torso::Mlp { hidden: vec![8] }, HeadKind::ActorCritic)
         .with_core(Core { kind: CoreKind::Gru, hidden: 5 });
@@ -442,12 +442,14 @@ fn unrolling_attributes_through_the_last_k_frames() {
     let mut state: Option<RecurrentState> = None;
     let mut v = 0.0;
     for t in 0..3 {
-        let h =
-            net.forward(nn::batch(&frames[t * 6..(t + 1) * 6], 6, &Device::flex()), &Pass { state, ..Pass::default() });
+        let h = net.forward(
+            nn::batch(&frames[t * 6..(t + 1) * 6], 6, &xrl_nn::device::for_tests()),
+            &Pass { state, ..Pass::default() },
+        );
         v = nn::to_vec(h.value.unwrap())[0];
         state = h.state;
     }
-    let heads = model.heads(nn::batch(&frames, 18, &Device::flex()), &Pass::default());
+    let heads = model.heads(nn::batch(&frames, 18, &xrl_nn::device::for_tests()), &Pass::default());
     assert!((nn::to_vec(heads.value.unwrap())[0] - v).abs() < 1e-5);
     assert_eq!(g.maps.len(), 18);
     for t in 0..3 {

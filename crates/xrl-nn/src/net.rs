@@ -154,15 +154,21 @@ pub struct Net {
     spec: NetSpec,
 }
 
-/// An unpadded, square-kernel convolution through [`crate::fast::conv`] (a few samples at a time in per-thread buffers,
-/// by im2col and gemm or, for 32 or 64 channels on AVX-512, straight from the input; its own backward). burn's CPU convolution was the slowest part of a training
-/// step (MinAtar: 1.35 ms a step with it, 0.73 with the first whole-batch replacement; docs/BENCHMARKS.md).
+/// An unpadded, square-kernel convolution. On burn's Flex backend it goes through [`crate::fast::conv`] (a few
+/// samples at a time in per-thread buffers, by im2col and gemm or, for 32 or 64 channels on AVX-512, straight from
+/// the input; its own backward): burn's CPU convolution was the slowest part of a training step (MinAtar: 1.35 ms a
+/// step with it, 0.73 with the first whole-batch replacement; docs/BENCHMARKS.md). Every other backend takes burn's
+/// own `conv2d`, since xrl's products are a Flex extension and burn panics when an extension is called on a backend
+/// it does not list.
 pub fn conv_gemm(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let weight = conv.weight.val();
-    let bias = match &conv.bias {
-        Some(b) => b.val(),
-        None => Tensor::zeros([weight.dims()[0]], &weight.device()),
-    };
+    let bias = conv.bias.as_ref().map(|b| b.val());
+    if !crate::fast::on_flex(&x.device()) {
+        use burn::tensor::ops::ConvOptions;
+        let s = conv.stride[0];
+        return burn::tensor::module::conv2d(x, weight, bias, ConvOptions::new([s, s], [0, 0], [1, 1], 1));
+    }
+    let bias = bias.unwrap_or_else(|| Tensor::zeros([weight.dims()[0]], &weight.device()));
     crate::fast::conv::conv2d(x, weight, bias, conv.stride[0])
 }
 
@@ -578,8 +584,9 @@ pub fn argmax_rows(t: Tensor<2>) -> Vec<usize> {
 mod tests {
     use super::*;
 
+    /// The tests' device: Flex unless `XRL_TEST_DEVICE` names another (see [`crate::device::for_tests`]).
     fn cpu() -> Device {
-        Device::flex()
+        crate::device::for_tests()
     }
 
     /// `conv_gemm` equals burn's convolution, and so do the gradients of the input, the weight and the bias (random
