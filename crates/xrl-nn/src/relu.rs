@@ -9,6 +9,10 @@
 //! extension with a hand-written backward for the autodiff backend, so guided backprop runs through the very
 //! network being explained, never a modified copy of it.
 
+// burn deprecates its NdArray backend in favour of Flex; xrl keeps it (feature `ndarray`) as the second CPU backend
+// its tests run on, so naming it here is intended.
+#![cfg_attr(feature = "ndarray", allow(deprecated))]
+
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
