@@ -253,11 +253,13 @@ fn nets(python: Option<PathBuf>, script: PathBuf, batch: usize, runs: usize, ite
     if runs == 0 || iters == 0 || batch == 0 {
         bail!("--runs, --iters and --batch must be at least 1");
     }
+    // On the CPU, like the PyTorch reference it is compared with (and where xrl's fast products run).
+    let device = xrl_nn::device::parse("cpu").map_err(anyhow::Error::msg)?;
     let mut ours = vec![];
     for (name, spec) in nets::specs() {
         eprintln!("xrl: {name}");
-        ours.push(nets::train_step(name, &spec, batch, runs, iters));
-        ours.push(nets::act(name, &spec, runs, iters * 10));
+        ours.push(nets::train_step(name, &spec, batch, runs, iters, &device));
+        ours.push(nets::act(name, &spec, runs, iters * 10, &device));
     }
     let reference = match &python {
         Some(py) => Some(run_python(

@@ -183,7 +183,7 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
     };
     let job = Job {
         run: a.run.clone(),
-        device: crate::device(&a.device)?,
+        device: xrl::nn::device::parse(&a.device).map_err(anyhow::Error::msg)?,
         source,
         methods: a.methods.as_deref().map(registry::parse_list).transpose()?.unwrap_or_default(),
         options,

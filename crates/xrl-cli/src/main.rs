@@ -207,14 +207,6 @@ fn print_rollout(r: &rollout::Rollout, json: bool, detail: &str) -> Result<()> {
     Ok(())
 }
 
-/// `--device`: where networks run.
-pub(crate) fn device(name: &str) -> Result<xrl::burn::tensor::Device> {
-    match name {
-        "cpu" => Ok(xrl::burn::tensor::Device::flex()),
-        other => anyhow::bail!("unknown device `{other}`; use cpu"),
-    }
-}
-
 fn main() {
     let cli = Cli::parse();
     if let Err(e) = run(cli) {

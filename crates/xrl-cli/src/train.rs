@@ -11,6 +11,16 @@ use xrl::nn::{Core, CoreKind};
 use xrl::rollout::{self, NetPolicy};
 use xrl::run::{AgentCard, EnvCard, RunCard, RunDir};
 
+/// `--device`, for the commands that build or load networks.
+#[derive(Args, Clone)]
+pub struct DeviceArg {
+    /// Where the networks run: `cpu` (burn's Flex backend, with xrl's fast products), `ndarray` (burn's NdArray
+    /// CPU backend) or `cuda[:N]` (GPU N, default 0). `ndarray` and `cuda` need xrl built with the cargo feature of
+    /// that name, e.g. `cargo install --path crates/xrl-cli --features cuda`.
+    #[arg(long = "device", default_value = "cpu", value_parser = xrl_nn::device::parse)]
+    pub device: xrl::burn::tensor::Device,
+}
+
 #[derive(Args)]
 pub struct TrainArgs {
     /// Environment id (see `xrl envs`).
@@ -66,6 +76,8 @@ pub struct TrainArgs {
     /// No progress bar (a summary line per checkpoint instead).
     #[arg(long)]
     quiet: bool,
+    #[command(flatten)]
+    device: DeviceArg,
 }
 
 impl TrainArgs {
@@ -177,7 +189,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             .expect("valid template"),
     );
     let quiet = a.quiet;
-    let state = xrl::train::train(&dir, |p| {
+    let state = xrl::train::train(&dir, &a.device.device, |p| {
         bar.set_position(p.step as u64);
         bar.set_message(format!(
             "{:.0} steps/s  episodes {}  recent return {:.2}",
@@ -221,6 +233,8 @@ pub struct PlayArgs {
     /// Print a JSON object with arrays `returns` and `lengths`.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    device: DeviceArg,
 }
 
 pub fn play(a: PlayArgs) -> Result<()> {
@@ -237,7 +251,7 @@ pub fn play(a: PlayArgs) -> Result<()> {
     }
     let dir = RunDir::new(&a.run);
     let card = dir.read_card()?;
-    let (state, net) = dir.load_latest_online(&card, &xrl::burn::tensor::Device::flex())?;
+    let (state, net) = dir.load_latest_online(&card, &a.device.device)?;
     let mut env = card.env.make()?;
     let mut policy = NetPolicy::new(net, a.epsilon, a.seed ^ 0x5EED);
     let mut frames = vec![];
@@ -279,6 +293,8 @@ pub struct ImportArgs {
     /// A checkpoint that nests its state dict under a key (e.g. `state_dict` or `model`).
     #[arg(long)]
     key: Option<String>,
+    #[command(flatten)]
+    device: DeviceArg,
 }
 
 pub fn import(a: ImportArgs) -> Result<()> {
@@ -296,8 +312,7 @@ pub fn import(a: ImportArgs) -> Result<()> {
         bail!("{} has continuous actions; the imported Q-networks need discrete ones", a.id)
     };
     let obs_shape = env.spec().observation.shape().to_vec();
-    let device = xrl::burn::tensor::Device::flex();
-    let net = xrl::import::import(&a.file, format, arch, a.key.as_deref(), &obs_shape, actions, &device)?;
+    let net = xrl::import::import(&a.file, format, arch, a.key.as_deref(), &obs_shape, actions, &a.device.device)?;
     let spec = net.spec().clone();
     let config = DqnConfig { torso: spec.torso.clone(), ..DqnConfig::for_env(&obs_shape) };
     let card = RunCard {

@@ -177,6 +177,22 @@ fn train_and_play_refuse_bad_input_cleanly() {
     assert_clean_failure(&xrl(&["play", "--run", "/nonexistent/run"]), "run card");
 }
 
+/// `--device` takes the names `xrl_nn::device::parse` knows; an unknown one, or a backend this build leaves out,
+/// fails before any work with what to type instead.
+#[test]
+fn device_option_refuses_what_this_build_cannot_run() {
+    let train = |device: &str| {
+        xrl(&["train", "--env", "CartPole-v1", "--steps", "10", "--out", "/tmp/xrl-never", "--device", device])
+    };
+    assert_clean_failure(&train("gpu"), "use `cpu`");
+    assert_clean_failure(&xrl(&["play", "--run", "/nonexistent/run", "--device", "cuda:x"]), "whole number");
+    #[cfg(not(feature = "ndarray"))]
+    assert_clean_failure(&train("ndarray"), "--features ndarray");
+    #[cfg(not(feature = "cuda"))]
+    assert_clean_failure(&train("cuda:1"), "--features cuda");
+    assert!(!std::path::Path::new("/tmp/xrl-never").exists());
+}
+
 #[test]
 fn import_makes_a_playable_run_and_refuses_what_does_not_fit() {
     let fx = concat!(env!("CARGO_MANIFEST_DIR"), "/../xrl/tests/fixtures/");

@@ -7,7 +7,6 @@ use common::{Call, chosen};
 
 use serde_json::Value;
 use std::path::PathBuf;
-use xrl::burn::tensor::Device;
 use xrl::import::{Arch, Format, import};
 use xrl::nn::Net;
 use xrl_explain::{
@@ -25,7 +24,7 @@ fn fixture() -> (Value, Net) {
         None,
         &[4, 10, 10],
         6,
-        &Device::flex().autodiff(),
+        &xrl_nn::device::for_tests().autodiff(),
     )
     .unwrap();
     (v, net)
@@ -54,7 +53,7 @@ fn setup() -> (Value, Net, Vec<f32>, Vec<Target>) {
 #[test]
 fn q_values_match() {
     let (v, net, obs, _) = setup();
-    let q = xrl::nn::to_vec(net.scores(xrl::nn::batch(&obs, 400, &Device::flex())));
+    let q = xrl::nn::to_vec(net.scores(xrl::nn::batch(&obs, 400, &xrl_nn::device::for_tests())));
     assert_close("q", &q, &floats(&v["q"]));
 }
 
@@ -151,7 +150,8 @@ fn formula_net(arch: Arch, tensors: &[(&str, Vec<usize>)]) -> Net {
     file.extend_from_slice(&data);
     let path = std::env::temp_dir().join(format!("xrl-{}-{}.safetensors", arch.name(), std::process::id()));
     std::fs::write(&path, file).unwrap();
-    let net = import(&path, Format::Safetensors, arch, None, &[4, 84, 84], 6, &Device::flex().autodiff()).unwrap();
+    let net = import(&path, Format::Safetensors, arch, None, &[4, 84, 84], 6, &xrl_nn::device::for_tests().autodiff())
+        .unwrap();
     std::fs::remove_file(&path).unwrap();
     net.frozen()
 }
@@ -190,7 +190,7 @@ fn nature_cnn_matches_captum() {
     let net = nature_net();
     let x = nature_frame();
     let t = Target::Q(4);
-    let q = xrl::nn::to_vec(net.scores(xrl::nn::batch(&x, 28224, &Device::flex())));
+    let q = xrl::nn::to_vec(net.scores(xrl::nn::batch(&x, 28224, &xrl_nn::device::for_tests())));
     assert_close("q", &q, &floats(&v["q"]));
     let g = Gradient::new(GradientKind::Vanilla).call(&net, &x, &[28224], &t);
     assert_close("saliency", &g.maps, &floats(&v["saliency"]));
@@ -230,7 +230,7 @@ fn nature_dueling_matches_captum() {
     );
     assert!(net.layer_names().contains(&"value_fc1".to_string()));
     let x = nature_frame();
-    let h = net.forward(xrl::nn::batch(&x, 28224, &Device::flex()), &xrl::nn::Pass::default());
+    let h = net.forward(xrl::nn::batch(&x, 28224, &xrl_nn::device::for_tests()), &xrl::nn::Pass::default());
     assert_close("q", &xrl::nn::to_vec(h.q.unwrap()), &floats(&v["q"]));
     assert_close("value", &xrl::nn::to_vec(h.value.unwrap()), &floats(&v["value"]));
     assert_close("advantage", &xrl::nn::to_vec(h.advantage.unwrap()), &floats(&v["advantage"]));

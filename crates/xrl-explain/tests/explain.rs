@@ -5,7 +5,7 @@ mod common;
 use common::{Call, chosen};
 
 use xrl::burn::tensor::activation::relu;
-use xrl::burn::tensor::{Device, Distribution, Tensor};
+use xrl::burn::tensor::{Distribution, Tensor};
 use xrl::nn::{self, HeadKind, Heads, Net, NetSpec, Pass, Torso};
 use xrl_explain::{Budget, Gradient, GradientKind, IntegratedGradients, Model, Rule, SmoothGrad, SmoothKind, Target};
 
@@ -33,20 +33,20 @@ fn integrated_gradients_on_captums_toy_network() {
 }
 
 fn random_net(seed: u64, head: HeadKind) -> Net {
-    let d = Device::flex().autodiff();
+    let d = xrl_nn::device::for_tests().autodiff();
     let _rng = common::seeded(&d, seed);
     Net::new(&NetSpec::new(vec![6], 3, Torso::Mlp { hidden: vec![16, 16] }, head), &d).unwrap()
 }
 
 fn inputs(n: usize, seed: u64) -> Vec<f32> {
-    let d = Device::flex();
+    let d = xrl_nn::device::for_tests();
     let _rng = common::seeded(&d, seed);
     nn::to_vec(Tensor::<2>::random([n, 6], Distribution::Uniform(-1.0, 1.0), &d))
 }
 
 /// f64-free finite differences in f32 with a step that keeps ReLU kinks away in practice.
 fn target_at(net: &Net, x: &[f32], a: usize) -> f32 {
-    nn::to_vec(net.scores(nn::batch(x, 6, &Device::flex())))[a]
+    nn::to_vec(net.scores(nn::batch(x, 6, &xrl_nn::device::for_tests())))[a]
 }
 
 #[test]
@@ -219,7 +219,7 @@ fn grad_cam_guided_backprop_and_occlusion_on_a_one_conv_network_by_hand() {
     let whole = Occlusion { window: [1, 4, 4], stride: [1, 4, 4], fill: Fill::Blur(1.0), budget: Budget::default() };
     let blurred = xrl_explain::blur(&X, 1, 4, 4, 1.0);
     let q_of = |x: &[f32]| {
-        let h = one_conv(xrl::nn::batch(x, 16, &Device::flex()), &Pass::default());
+        let h = one_conv(xrl::nn::batch(x, 16, &xrl_nn::device::for_tests()), &Pass::default());
         xrl::nn::to_vec(h.q.unwrap())[0]
     };
     let drop = q_of(&X) - q_of(&blurred);
@@ -246,10 +246,10 @@ fn perturbation_saliency_by_hand_and_batching_invariance() {
         let [b, _] = x.dims();
         Heads {
             logits: Some(x.slice([0..b, 44..45]).mul_scalar(3.0)),
-            ..heads_q(Tensor::zeros([b, 1], &Device::flex()))
+            ..heads_q(Tensor::zeros([b, 1], &xrl_nn::device::for_tests()))
         }
     };
-    let d = Device::flex();
+    let d = xrl_nn::device::for_tests();
     let _rng = common::seeded(&d, 11);
     let x = nn::to_vec(Tensor::<2>::random([1, 100], Distribution::Uniform(0.0, 1.0), &d));
     let p = Perturbation { stride: 3, ..Perturbation::new(Score::Actor) };
@@ -292,7 +292,7 @@ fn nature_on_pixels(head: HeadKind) -> NetSpec {
 #[test]
 fn perturbation_shortcut_through_convolutions_matches_whole_passes() {
     use xrl_explain::{Perturbation, Score};
-    let d = Device::flex();
+    let d = xrl_nn::device::for_tests();
     let _rng = common::seeded(&d, 21);
     let nature = nature_on_pixels(HeadKind::Q);
     let dueling = NetSpec { head: HeadKind::Dueling, ..nature.clone() }.with_streams();
@@ -328,7 +328,7 @@ fn perturbation_shortcut_through_convolutions_matches_whole_passes() {
 /// 1/255) and the MinAtar CNN, a zero and a given baseline, plain and guided SmoothGrad.
 #[test]
 fn first_convolution_shortcut_matches_whole_passes() {
-    let d = Device::flex();
+    let d = xrl_nn::device::for_tests();
     let _rng = common::seeded(&d, 22);
     let nature = nature_on_pixels(HeadKind::Q);
     let minatar = NetSpec::new(vec![4, 10, 10], 3, Torso::MinatarCnn, HeadKind::ActorCritic);
@@ -367,7 +367,7 @@ fn first_convolution_shortcut_matches_whole_passes() {
 #[test]
 fn occlusion_shortcut_through_convolutions_matches_whole_passes() {
     use xrl_explain::{Fill, Occlusion};
-    let d = Device::flex();
+    let d = xrl_nn::device::for_tests();
     let _rng = common::seeded(&d, 23);
     let spec = nature_on_pixels(HeadKind::Dueling);
     let net = Net::new(&spec, &d).unwrap();
@@ -393,13 +393,13 @@ fn occlusion_shortcut_through_convolutions_matches_whole_passes() {
 fn recurrent_steps_are_explained_at_their_recorded_state() {
     use xrl::nn::{Core, CoreKind, RecurrentState};
     use xrl_explain::AtState;
-    let d = Device::flex().autodiff();
+    let d = xrl_nn::device::for_tests().autodiff();
     let _rng = common::seeded(&d, 12);
     let spec = NetSpec::new(vec![6], 3, Torso::Mlp { hidden: vec![8] }, HeadKind::ActorCritic)
         .with_core(Core { kind: CoreKind::Lstm, hidden: 5 });
     let net = Net::new(&spec, &d).unwrap().frozen();
     let x = inputs(2, 13);
-    let plain = Device::flex();
+    let plain = xrl_nn::device::for_tests();
     let hidden = Tensor::<2>::random([2, 5], Distribution::Uniform(-1.0, 1.0), &plain);
     let cell = Tensor::<2>::random([2, 5], Distribution::Uniform(-1.0, 1.0), &plain);
     let state = RecurrentState { hidden: hidden.clone(), cell: Some(cell.clone()) };
@@ -435,7 +435,7 @@ fn recurrent_steps_are_explained_at_their_recorded_state() {
 fn unrolling_attributes_through_the_last_k_frames() {
     use xrl::nn::{Core, CoreKind, RecurrentState};
     use xrl_explain::Unrolled;
-    let d = Device::flex().autodiff();
+    let d = xrl_nn::device::for_tests().autodiff();
     let _rng = common::seeded(&d, 14);
     let spec = NetSpec::new(vec![6], 3, Torso::Mlp { hidden: vec![8] }, HeadKind::ActorCritic)
         .with_core(Core { kind: CoreKind::Gru, hidden: 5 });
@@ -447,12 +447,14 @@ fn unrolling_attributes_through_the_last_k_frames() {
     let mut state: Option<RecurrentState> = None;
     let mut v = 0.0;
     for t in 0..3 {
-        let h =
-            net.forward(nn::batch(&frames[t * 6..(t + 1) * 6], 6, &Device::flex()), &Pass { state, ..Pass::default() });
+        let h = net.forward(
+            nn::batch(&frames[t * 6..(t + 1) * 6], 6, &xrl_nn::device::for_tests()),
+            &Pass { state, ..Pass::default() },
+        );
         v = nn::to_vec(h.value.unwrap())[0];
         state = h.state;
     }
-    let heads = model.heads(nn::batch(&frames, 18, &Device::flex()), &Pass::default());
+    let heads = model.heads(nn::batch(&frames, 18, &xrl_nn::device::for_tests()), &Pass::default());
     assert!((nn::to_vec(heads.value.unwrap())[0] - v).abs() < 1e-5);
     assert_eq!(g.maps.len(), 18);
     for t in 0..3 {
@@ -469,11 +471,11 @@ fn unrolling_attributes_through_the_last_k_frames() {
 fn per_sample_targets_in_one_call_equal_one_call_per_target() {
     use xrl_explain::registry::{MethodOptions, parse_list};
     use xrl_explain::{Inputs, Method};
-    let d = Device::flex().autodiff();
+    let d = xrl_nn::device::for_tests().autodiff();
     let _rng = common::seeded(&d, 17);
     let spec = NetSpec::new(vec![4, 10, 10], 4, Torso::MinatarCnn, HeadKind::Dueling);
     let net = Net::new(&spec, &d).unwrap().frozen();
-    let x = nn::to_vec(Tensor::<2>::random([5, 400], Distribution::Uniform(0.0, 1.0), &Device::flex()));
+    let x = nn::to_vec(Tensor::<2>::random([5, 400], Distribution::Uniform(0.0, 1.0), &d.clone().without_autodiff()));
     let targets = [Target::Q(0), Target::Value, Target::Advantage(2), Target::Action(1), Target::Action(3)];
     let names = "grad,grad-x-input,guided,gradcam:conv1,gradcam:conv1.relu,guided-gradcam:conv1,ig,smoothgrad:guided,\
                  vargrad:grad,occlusion,perturbation";
@@ -508,7 +510,7 @@ fn per_sample_targets_in_one_call_equal_one_call_per_target() {
 #[test]
 fn bad_calls_are_errors_that_say_what_fits() {
     use xrl_explain::{GradCam, Inputs, Method};
-    let d = Device::flex().autodiff();
+    let d = xrl_nn::device::for_tests().autodiff();
     let q_net = Net::new(&NetSpec::new(vec![4, 10, 10], 3, Torso::MinatarCnn, HeadKind::Q), &d).unwrap();
     let ac_net = Net::new(&NetSpec::new(vec![4, 10, 10], 3, Torso::MinatarCnn, HeadKind::ActorCritic), &d).unwrap();
     let x = vec![0.5f32; 400];

@@ -1,8 +1,9 @@
 //! Networks that explain themselves: named heads, layer probes and ReLU backward rules switched per call, on any
 //! burn backend. [`fast`] holds xrl's own CPU products for burn's Flex backend; every other backend takes burn's
-//! generic operations.
+//! generic operations. [`device`] turns a command line's `--device` into a burn device.
 
 mod core;
+pub mod device;
 pub mod fast;
 mod head;
 mod net;

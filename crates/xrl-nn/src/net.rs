@@ -462,8 +462,9 @@ mod tests {
     use crate::{conv_gemm, dueling};
     use burn::nn::conv::Conv2dConfig;
 
+    /// The tests' device: Flex unless `XRL_TEST_DEVICE` names another (see [`crate::device::for_tests`]).
     fn cpu() -> Device {
-        Device::flex()
+        crate::device::for_tests()
     }
 
     /// `conv_gemm` equals burn's convolution, and so do the gradients of the input, the weight and the bias (random

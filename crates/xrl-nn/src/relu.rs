@@ -9,6 +9,10 @@
 //! extension with a hand-written backward for the autodiff backend, so guided backprop runs through the very
 //! network being explained, never a modified copy of it.
 
+// burn deprecates its NdArray backend in favour of Flex; xrl keeps it (feature `ndarray`) as the second CPU backend
+// its tests run on, so naming it here is intended.
+#![cfg_attr(feature = "ndarray", allow(deprecated))]
+
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -27,7 +31,10 @@ pub enum ReluMode {
     Deconv,
 }
 
-#[backend_extension(Flex, Autodiff)]
+// Every backend a network may run on is listed: burn panics when an extension is called on a backend it does not
+// list, and guided backprop and deconvnet must work wherever the network does (the Autodiff impl below is generic over
+// the inner backend; each listed inner backend needs only the plain forward).
+#[backend_extension(Flex, NdArray: cfg(feature = "ndarray"), Cube: cfg(feature = "cuda"), Autodiff)]
 pub trait ReluBackward: Backend {
     /// ReLU whose backward is `relu(dy) · [x > 0]`.
     fn guided_relu(x: FloatTensor<Self>) -> FloatTensor<Self>;
@@ -35,15 +42,28 @@ pub trait ReluBackward: Backend {
     fn deconv_relu(x: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
-// Without autodiff there is no backward pass: both are the plain ReLU.
-impl ReluBackward for Flex {
-    fn guided_relu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        Self::relu(x)
-    }
-    fn deconv_relu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        Self::relu(x)
-    }
+// Without autodiff there is no backward pass: both are the plain ReLU, on every listed backend.
+macro_rules! plain_relu {
+    ($($(#[$cfg:meta])* $backend:ty),*) => {$(
+        $(#[$cfg])*
+        impl ReluBackward for $backend {
+            fn guided_relu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+                Self::relu(x)
+            }
+            fn deconv_relu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+                Self::relu(x)
+            }
+        }
+    )*};
 }
+
+plain_relu!(
+    Flex,
+    #[cfg(feature = "ndarray")]
+    burn::backend::NdArray,
+    #[cfg(feature = "cuda")]
+    burn::backend::Cube
+);
 
 #[derive(Debug)]
 struct GuidedBackward;
@@ -98,12 +118,11 @@ pub fn relu_with<const D: usize>(x: Tensor<D>, mode: ReluMode) -> Tensor<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::Device;
 
     /// The hand-computed case of shared/research/BACKEND.md: x = [−1, 2, 3, −4, 5], L = Σ w·relu(x) with
     /// w = [1, −1, 2, 3, −2].
     fn grad(mode: ReluMode) -> Vec<f32> {
-        let d = Device::flex().autodiff();
+        let d = crate::device::for_tests().autodiff();
         let x = Tensor::<1>::from_floats([-1.0, 2.0, 3.0, -4.0, 5.0], &d).require_grad();
         let w = Tensor::<1>::from_floats([1.0, -1.0, 2.0, 3.0, -2.0], &d);
         let loss = (relu_with(x.clone(), mode) * w).sum();
@@ -119,7 +138,7 @@ mod tests {
 
     #[test]
     fn forward_is_the_plain_relu_in_every_mode() {
-        let d = Device::flex();
+        let d = crate::device::for_tests();
         for mode in [ReluMode::Normal, ReluMode::Guided, ReluMode::Deconv] {
             let y = relu_with(Tensor::<2>::from_floats([[-1.0, 0.5], [2.0, -3.0]], &d), mode);
             assert_eq!(crate::to_vec(y), vec![0.0, 0.5, 2.0, 0.0]);

@@ -136,8 +136,16 @@ pub mod nets {
             .collect()
     }
 
-    pub fn train_step(name: &str, spec: &NetSpec, batch: usize, runs: usize, iters: usize) -> NetTiming {
-        let device = Device::flex().autodiff();
+    /// Median times of a DQN training step of `spec` on `device` (with autodiff added).
+    pub fn train_step(
+        name: &str,
+        spec: &NetSpec,
+        batch: usize,
+        runs: usize,
+        iters: usize,
+        device: &Device,
+    ) -> NetTiming {
+        let device = device.clone().autodiff();
         device.seed(0);
         let len: usize = spec.obs_shape.iter().product();
         let mut net = Some(Net::new(spec, &device).expect("valid spec"));
@@ -152,14 +160,17 @@ pub mod nets {
             let q = n.scores(obs.clone()).gather(1, actions.clone());
             let loss = loss_fn.forward(q, targets.clone(), Reduction::Mean);
             let grads = GradientsParams::from_grads(loss.backward(), &n);
-            // Flex executes eagerly, so the step is complete when this returns (as torch's is).
             net = Some(optim.step(n, grads));
+            // Flex executes eagerly, so there the step is complete already (as torch's is); a GPU backend queues
+            // its kernels, and the time must include them.
+            device.sync().expect("the device runs the queued training step");
         });
         NetTiming { net: name.into(), what: "train step".into(), batch, ms }
     }
 
-    pub fn act(name: &str, spec: &NetSpec, runs: usize, iters: usize) -> NetTiming {
-        let device = Device::flex();
+    /// Median times of one greedy action of `spec` on `device` (without autodiff).
+    pub fn act(name: &str, spec: &NetSpec, runs: usize, iters: usize, device: &Device) -> NetTiming {
+        let device = device.clone().inner();
         device.seed(0);
         let len: usize = spec.obs_shape.iter().product();
         let net = Net::new(spec, &device).expect("valid spec");

@@ -47,8 +47,9 @@ pub struct NetPolicy {
 }
 
 impl NetPolicy {
+    /// Acts with `net` on the device its weights live on (without autodiff: acting keeps no graph).
     pub fn new(net: crate::nn::Net, epsilon: f64, seed: u64) -> Self {
-        let device = burn::tensor::Device::flex();
+        let device = net.device().inner();
         NetPolicy {
             net: burn::module::Module::valid(&net),
             epsilon,

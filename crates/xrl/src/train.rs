@@ -10,6 +10,7 @@ use crate::agents::a3c::{A3cConfig, Shared, Worker};
 use crate::agents::dqn::{Dqn, DqnConfig};
 use crate::nn::Net;
 use crate::run::{AgentCard, RunCard, RunDir, RunError, TrainerState, load_weights, weights_bytes};
+use burn::tensor::Device;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use std::collections::VecDeque;
 use std::fs::File;
@@ -50,8 +51,13 @@ pub struct Progress {
 pub const METRICS_HEADER: &str = "step,episode,return,length,loss,epsilon,steps_per_sec";
 
 /// Trains the run in `dir` from scratch (its `run.toml` must exist) or from its last checkpoint, up to the card's
-/// `total_steps`.
-pub fn train(dir: &RunDir, mut on_progress: impl FnMut(&Progress)) -> Result<TrainerState, TrainError> {
+/// `total_steps`, on `device` (with autodiff added; a resumed run loads its weights there).
+pub fn train(
+    dir: &RunDir,
+    device: &Device,
+    mut on_progress: impl FnMut(&Progress),
+) -> Result<TrainerState, TrainError> {
+    let device = device.clone().autodiff();
     let card = dir.read_card()?;
     if let Some(imp) = &card.imported {
         return Err(TrainError::Agent(format!(
@@ -63,9 +69,9 @@ pub fn train(dir: &RunDir, mut on_progress: impl FnMut(&Progress)) -> Result<Tra
         )));
     }
     match card.agent.clone() {
-        AgentCard::Dqn(config) => train_dqn(dir, card, config, &mut on_progress),
-        AgentCard::A2c(config) => train_a2c(dir, card, config, &mut on_progress),
-        AgentCard::A3c(config) => train_a3c(dir, card, config, &mut on_progress),
+        AgentCard::Dqn(config) => train_dqn(dir, card, config, &device, &mut on_progress),
+        AgentCard::A2c(config) => train_a2c(dir, card, config, &device, &mut on_progress),
+        AgentCard::A3c(config) => train_a3c(dir, card, config, &device, &mut on_progress),
     }
 }
 
@@ -84,10 +90,17 @@ struct Session<'a> {
     /// (step, return) of every finished episode, for the learning curve.
     curve: (Vec<f64>, Vec<f64>),
     tensorboard: EventWriter,
+    /// The training device (with autodiff), where resumed weights are loaded.
+    device: Device,
 }
 
 impl<'a> Session<'a> {
-    fn open(dir: &'a RunDir, card: RunCard, on_progress: &'a mut dyn FnMut(&Progress)) -> Result<Self, TrainError> {
+    fn open(
+        dir: &'a RunDir,
+        card: RunCard,
+        device: &Device,
+        on_progress: &'a mut dyn FnMut(&Progress),
+    ) -> Result<Self, TrainError> {
         let (state, resumed) = match dir.latest()? {
             Some(mut s) => {
                 s.resumes += 1;
@@ -121,6 +134,7 @@ impl<'a> Session<'a> {
             progress,
             started: Instant::now(),
             on_progress,
+            device: device.clone(),
         })
     }
 
@@ -229,7 +243,7 @@ impl<'a> Session<'a> {
 
     fn resume_net(&self, suffix: &str) -> Result<Net, TrainError> {
         let (path, bytes) = self.resume_file(suffix)?;
-        Ok(load_weights(&self.card.net, &path, bytes, &burn::tensor::Device::flex().autodiff())?)
+        Ok(load_weights(&self.card.net, &path, bytes, &self.device)?)
     }
 }
 
@@ -237,12 +251,13 @@ fn train_dqn(
     dir: &RunDir,
     card: RunCard,
     config: DqnConfig,
+    device: &Device,
     on_progress: &mut dyn FnMut(&Progress),
 ) -> Result<TrainerState, TrainError> {
     let mut env = card.env.make()?;
     let binary = matches!(env.spec().observation, ObsSpace::Binary { .. });
-    let mut agent = Dqn::new(config, &card.net, binary, card.seed).map_err(TrainError::Agent)?;
-    let mut s = Session::open(dir, card, on_progress)?;
+    let mut agent = Dqn::new(config, &card.net, binary, card.seed, device).map_err(TrainError::Agent)?;
+    let mut s = Session::open(dir, card, device, on_progress)?;
     if s.resumed {
         agent.set_nets(s.resume_net("online.safetensors")?, s.resume_net("target.safetensors")?);
         let (path, bytes) = s.resume_file("replay.bin")?;
@@ -296,13 +311,14 @@ fn train_a2c(
     dir: &RunDir,
     card: RunCard,
     config: A2cConfig,
+    device: &Device,
     on_progress: &mut dyn FnMut(&Progress),
 ) -> Result<TrainerState, TrainError> {
     let n = config.n_envs;
     let env_card = card.env.clone();
     let mut venv = VecEnv::new(n, Autoreset::SameStep, |_| env_card.make())?;
-    let mut agent = A2c::new(config, &card.net, card.seed).map_err(TrainError::Agent)?;
-    let mut s = Session::open(dir, card, on_progress)?;
+    let mut agent = A2c::new(config, &card.net, card.seed, device).map_err(TrainError::Agent)?;
+    let mut s = Session::open(dir, card, device, on_progress)?;
     if s.resumed {
         agent.set_net(s.resume_net("online.safetensors")?);
         agent.rng = s.state.agent_rng.clone();
@@ -384,18 +400,18 @@ fn train_a3c(
     dir: &RunDir,
     card: RunCard,
     config: A3cConfig,
+    device: &Device,
     on_progress: &mut dyn FnMut(&Progress),
 ) -> Result<TrainerState, TrainError> {
     use rand::SeedableRng;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::{Mutex, mpsc};
 
-    let device = burn::tensor::Device::flex().autodiff();
     device.seed(card.seed);
-    let net = Net::new(&card.net, &device).map_err(TrainError::Agent)?;
+    let net = Net::new(&card.net, device).map_err(TrainError::Agent)?;
     let len: usize = card.net.obs_shape.iter().product();
-    let _ = net.scores(burn::tensor::Tensor::zeros([1, len], &device)); // materialise lazy parameters
-    let mut s = Session::open(dir, card, on_progress)?;
+    let _ = net.scores(burn::tensor::Tensor::zeros([1, len], device)); // materialise lazy parameters
+    let mut s = Session::open(dir, card, device, on_progress)?;
     let mut shared = Shared { net, optim: config.optimizer(), updates: s.state.updates };
     if s.resumed {
         shared.net = s.resume_net("online.safetensors")?;

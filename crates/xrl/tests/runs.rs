@@ -59,7 +59,7 @@ fn a_resumed_run_continues_where_its_checkpoint_left_off() {
     let mut short = full.clone();
     short.total_steps = 4_000;
     std::fs::write(dir.card_path(), toml::to_string(&short).unwrap()).unwrap();
-    let s = train(&dir, |_| {}).unwrap();
+    let s = train(&dir, &xrl::burn::tensor::Device::flex(), |_| {}).unwrap();
     assert_eq!(s.step, 4_000);
     // A half-written metrics line, as a kill mid-write leaves it.
     std::fs::OpenOptions::new()
@@ -71,7 +71,7 @@ fn a_resumed_run_continues_where_its_checkpoint_left_off() {
         })
         .unwrap();
     std::fs::write(dir.card_path(), toml::to_string(&full).unwrap()).unwrap();
-    let s = train(&dir, |_| {}).unwrap();
+    let s = train(&dir, &xrl::burn::tensor::Device::flex(), |_| {}).unwrap();
     assert_eq!((s.step, s.resumes), (6_000, 1));
     // The optimiser's state travels with the checkpoint: its step count is the agent's update count.
     let optim = std::fs::read(dir.checkpoint_file(&s.stem, "optim.bin")).unwrap();
@@ -99,7 +99,7 @@ fn damaged_or_mismatched_checkpoints_are_refused_with_the_reason() {
     let root = tmp("damaged");
     let dir = RunDir::new(&root);
     dir.create(&card(1_000, 1_000, small())).unwrap();
-    train(&dir, |_| {}).unwrap();
+    train(&dir, &xrl::burn::tensor::Device::flex(), |_| {}).unwrap();
     let c = dir.read_card().unwrap();
     let device = xrl::burn::tensor::Device::flex();
     let state = dir.latest().unwrap().unwrap();
@@ -139,7 +139,7 @@ fn a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint() {
     // weights up.
     let config = DqnConfig { learning_starts: 1_500, optimizer: OptimizerConfig::Adam { lr: 1e30 }, ..small() };
     dir.create(&card(20_000, 1_000, config)).unwrap();
-    let err = train(&dir, |_| {}).unwrap_err();
+    let err = train(&dir, &xrl::burn::tensor::Device::flex(), |_| {}).unwrap_err();
     let TrainError::NonFiniteLoss { step, .. } = &err else { panic!("expected a non-finite loss, got {err}") };
     assert!(*step > 1_500);
     assert!(err.to_string().contains("last good checkpoint"), "{err}");
@@ -162,14 +162,14 @@ fn a3c_workers_update_the_shared_network_and_the_run_resumes() {
     c.net = config.net_spec(&[4], 2);
     c.agent = AgentCard::A3c(config);
     dir.create(&c).unwrap();
-    let s = train(&dir, |_| {}).unwrap();
+    let s = train(&dir, &xrl::burn::tensor::Device::flex(), |_| {}).unwrap();
     assert_eq!(s.step, 20_000, "the final checkpoint is at the step budget");
     assert!(s.updates >= 20_000 / 5, "two workers made about one update per 5 steps: {}", s.updates);
     assert!(s.episodes > 0);
     let mut longer = dir.read_card().unwrap();
     longer.total_steps = 30_000;
     std::fs::write(dir.card_path(), toml::to_string(&longer).unwrap()).unwrap();
-    let s = train(&dir, |_| {}).unwrap();
+    let s = train(&dir, &xrl::burn::tensor::Device::flex(), |_| {}).unwrap();
     assert_eq!((s.step, s.resumes), (30_000, 1));
     let rows = metrics_steps(&dir);
     assert!(rows.iter().enumerate().all(|(i, r)| r.1 == i + 1), "episodes are consecutive");
@@ -186,13 +186,13 @@ fn drqn_trains_on_stacked_frames_and_resumes() {
     c.net = config.net_spec(&[3, 4], 2);
     assert_eq!((c.net.frames, c.net.core.map(|k| k.hidden)), (3, Some(8)));
     dir.create(&c).unwrap();
-    let s = train(&dir, |_| {}).unwrap();
+    let s = train(&dir, &xrl::burn::tensor::Device::flex(), |_| {}).unwrap();
     assert_eq!(s.step, 3_000);
     assert!(s.updates > 0);
     let mut longer = dir.read_card().unwrap();
     longer.total_steps = 4_000;
     std::fs::write(dir.card_path(), toml::to_string(&longer).unwrap()).unwrap();
-    assert_eq!(train(&dir, |_| {}).unwrap().step, 4_000);
+    assert_eq!(train(&dir, &xrl::burn::tensor::Device::flex(), |_| {}).unwrap().step, 4_000);
     let net = dir.load_latest_online(&longer, &xrl::burn::tensor::Device::flex()).unwrap().1;
     let q = xrl::nn::to_vec(net.scores(xrl::nn::batch(&[0.1; 12], 12, &xrl::burn::tensor::Device::flex())));
     assert_eq!(q.len(), 2);

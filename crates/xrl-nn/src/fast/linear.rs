@@ -307,9 +307,14 @@ fn axpy_rows(x: &[f32], w: &[f32], b: &[f32], out: &mut [f32]) {
     plain(x, w, b, out)
 }
 
-/// `layer.forward(x)` for `[batch, in]` inputs: one row off the autodiff device (acting) through a small weight by
-/// the row-streaming product, big weights with the big-weight backward, everything else through burn's `Linear`.
+/// `layer.forward(x)` for `[batch, in]` inputs. On burn's Flex backend: one row off the autodiff device (acting)
+/// through a small weight by the row-streaming product, big weights with the big-weight backward, everything else
+/// through burn's `Linear`. Every other backend takes the layer's own `forward`: [`LinearOps`] is a Flex extension,
+/// and burn panics when an extension is called on a backend it does not list.
 pub fn linear(layer: &Linear, x: Tensor<2>) -> Tensor<2> {
+    if !crate::fast::on_flex(&x.device()) {
+        return layer.forward(x);
+    }
     let w = layer.weight.val();
     let big = w.shape().num_elements() >= BIG_WEIGHT;
     let one_row = x.dims()[0] == 1 && !x.is_autodiff() && !big;
@@ -333,13 +338,13 @@ pub fn linear(layer: &Linear, x: Tensor<2>) -> Tensor<2> {
 mod tests {
     use super::*;
     use burn::nn::LinearConfig;
-    use burn::tensor::{Device, Distribution};
+    use burn::tensor::Distribution;
 
     /// One row through the acting path equals burn's layer, for widths with and without a remainder block; the
     /// input is a ReLU's output (about half zeros, whose weight rows the loop skips).
     #[test]
     fn one_row_matches_burns_linear() {
-        let d = Device::flex();
+        let d = crate::device::for_tests();
         d.seed(4);
         for (k, n) in [(1024, 128), (128, 6), (300, 70), (5, 64)] {
             let layer = LinearConfig::new(k, n).init(&d);
@@ -355,7 +360,7 @@ mod tests {
     /// multiple of three, exercise every remainder) and many.
     #[test]
     fn matches_burns_linear_forward_and_gradients() {
-        let d = Device::flex().autodiff();
+        let d = crate::device::for_tests().autodiff();
         d.seed(3);
         for (rows, k, n) in [(5, 2048, 600), (1, 2048, 600), (8, 1501, 700), (9, 2048, 600)] {
             let layer = LinearConfig::new(k, n).init(&d);

@@ -132,8 +132,9 @@ pub fn returns(r: &Rollout, last_values: &[f32], gamma: f32) -> Vec<f32> {
 }
 
 impl A2c {
-    pub fn new(config: A2cConfig, spec: &NetSpec, seed: u64) -> Result<Self, String> {
-        let device = Device::flex().autodiff();
+    /// A fresh agent whose network lives on `device` (with autodiff added: it trains).
+    pub fn new(config: A2cConfig, spec: &NetSpec, seed: u64, device: &Device) -> Result<Self, String> {
+        let device = device.clone().autodiff();
         device.seed(seed);
         let net = Net::new(spec, &device)?;
         let obs_len = spec.obs_shape.iter().product();
@@ -322,7 +323,7 @@ mod tests {
             ..A2cConfig::cartpole()
         };
         let spec = config.net_spec(&[4], 2);
-        let mut a2c = A2c::new(config, &spec, 4).unwrap();
+        let mut a2c = A2c::new(config, &spec, 4, &Device::flex()).unwrap();
         let mut venv = VecEnv::new(3, Autoreset::SameStep, |_| xrl_env::make("CartPole-v1")).unwrap();
         let mut obs = venv.reset(Some(1)).to_vec();
         let mut ended = 0;
@@ -356,7 +357,7 @@ mod tests {
     fn global_gradient_clipping_bounds_the_norm() {
         let config = A2cConfig::cartpole();
         let spec = config.net_spec(&[4], 2);
-        let a2c = A2c::new(config, &spec, 0).unwrap();
+        let a2c = A2c::new(config, &spec, 0, &Device::flex()).unwrap();
         let x = nn::batch(&[100.0, -50.0, 30.0, 80.0], 4, &a2c.device);
         let loss = a2c.net.forward(x, &Pass::default()).value.unwrap().sum().mul_scalar(1000.0);
         let mut grads = GradientsParams::from_grads(loss.backward(), &a2c.net);

@@ -96,7 +96,9 @@ impl<'a> Worker<'a> {
     pub fn new(config: &'a A3cConfig, shared: &'a Mutex<Shared>, rng: Xoshiro256PlusPlus) -> Self {
         let local = shared.lock().expect("shared network lock").net.with_own_leaves();
         let obs_len = local.spec().obs_shape.iter().product();
-        Worker { config, shared, local, rng, device: Device::flex().autodiff(), obs_len }
+        // The shared network's device: the worker's tensors must live where its weights do.
+        let device = local.device().autodiff();
+        Worker { config, shared, local, rng, device, obs_len }
     }
 
     /// Copies the shared weights into the local network (as leaves of its own: workers run backward concurrently).

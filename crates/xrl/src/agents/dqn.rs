@@ -162,8 +162,15 @@ pub struct Dqn {
 }
 
 impl Dqn {
-    pub fn new(config: DqnConfig, spec: &NetSpec, binary_obs: bool, seed: u64) -> Result<Self, String> {
-        let device = Device::flex().autodiff();
+    /// A fresh agent whose networks live on `device` (with autodiff added: the online network trains).
+    pub fn new(
+        config: DqnConfig,
+        spec: &NetSpec,
+        binary_obs: bool,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self, String> {
+        let device = device.clone().autodiff();
         device.seed(seed);
         let online = Net::new(spec, &device)?;
         let obs_len = spec.obs_shape.iter().product();
@@ -303,7 +310,7 @@ mod tests {
             ..DqnConfig::cartpole()
         };
         let spec = config.net_spec(&[4], 2);
-        let mut dqn = Dqn::new(config, &spec, false, 0).unwrap();
+        let mut dqn = Dqn::new(config, &spec, false, 0, &Device::flex()).unwrap();
         for i in 0..64 {
             let s = [i as f32 / 64.0, 0.5, -0.5, 0.1];
             dqn.replay.push(&transition(&s, i % 2, 1.0, &s, true));
