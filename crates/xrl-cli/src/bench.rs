@@ -121,94 +121,21 @@ fn run_python(py: &PathBuf, script: &PathBuf, args: &[String]) -> Result<Value> 
     serde_json::from_slice(&out.stdout).context("the Python benchmark did not print JSON")
 }
 
-/// The Captum side of `xrl bench explain`, answering one method at a time (`bench/explain.py --serve`), so that
-/// each of our methods is timed right before its reference: this machine's speed drifts by tens of percent
-/// between minutes, which a whole run of each side after the other turns into ratios.
-struct Served {
-    child: std::process::Child,
-    stdin: std::process::ChildStdin,
-    stdout: std::io::BufReader<std::process::ChildStdout>,
-}
-
-impl Served {
-    fn start(py: &PathBuf, script: &PathBuf, frames: usize, runs: usize) -> Result<Self> {
-        use std::process::Stdio;
-        eprintln!("python: {} {} --serve", py.display(), script.display());
-        let mut child = Command::new(py)
-            .arg(script)
-            .args(["--serve", "--frames", &frames.to_string(), "--runs", &runs.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .with_context(|| {
-                format!("cannot run {}; pass --python PATH to a Python with the references installed", py.display())
-            })?;
-        let stdin = child.stdin.take().context("the reference's stdin")?;
-        let stdout = std::io::BufReader::new(child.stdout.take().context("the reference's stdout")?);
-        Ok(Served { child, stdin, stdout })
-    }
-
-    /// Milliseconds per frame of each run of `method` on `net`.
-    fn time(&mut self, net: &str, method: &str) -> Result<Vec<f64>> {
-        use std::io::{BufRead, Write};
-        writeln!(self.stdin, "{net} {method}").context("the reference stopped")?;
-        self.stdin.flush()?;
-        let mut line = String::new();
-        self.stdout.read_line(&mut line)?;
-        let runs: Value = serde_json::from_str(&line)
-            .with_context(|| format!("the reference answered {line:?} for {net} {method}; see its error above"))?;
-        Ok(runs.as_array().context("a list of times")?.iter().filter_map(Value::as_f64).collect())
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn explain(python: Option<PathBuf>, script: PathBuf, frames: usize, runs: usize, rounds: usize) -> Result<()> {
-    use xrl_explain::bench::{METHODS, Setup};
-    if frames == 0 || runs == 0 || rounds == 0 {
-        bail!("--frames, --runs and --rounds must be at least 1");
-    }
-    let mut reference = python.as_ref().map(|py| Served::start(py, &script, frames, runs)).transpose()?;
-    let nets = ["minatar-cnn", "nature-cnn"];
-    // Per (network, method), in that order: our median and the reference's, one per round. Our perturbation is
-    // timed beside the original code's procedure; the one-pass-per-frame variants beside each other.
-    let mut rows: Vec<(&str, &str, Vec<f64>, Vec<f64>)> =
-        nets.iter().flat_map(|&net| METHODS.iter().map(move |&m| (net, m, vec![], vec![]))).collect();
-    // Each side's idle threads keep spinning for a while after its last call (PyTorch's OpenMP threads for up to
-    // about 200 ms): with a reference, let them settle before the other side's clock starts.
-    let settle = |on: bool| {
-        if on {
-            std::thread::sleep(std::time::Duration::from_millis(300))
-        }
-    };
-    for r in 1..=rounds {
-        let mut row = rows.iter_mut();
-        for net in nets {
-            eprintln!("round {r}/{rounds}: {net}");
-            let setup = Setup::new(net, frames);
-            for method in METHODS {
-                let (_, _, ours, theirs) = row.next().expect("a row per network and method");
-                settle(reference.is_some());
-                ours.push(setup.time(method, runs).median());
-                if let Some(p) = reference.as_mut() {
-                    settle(true);
-                    let partner = if method == "perturbation" { "perturbation_original" } else { method };
-                    theirs.push(median(&p.time(net, partner)?));
-                }
-            }
-        }
-    }
+    use xrl_explain::bench::{NETS, Reference, interleaved};
+    let mut reference = python
+        .as_ref()
+        .map(|py| Reference::start(py, &script, frames, runs))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let rows = interleaved(reference.as_mut(), frames, runs, rounds, |r, net| eprintln!("round {r}/{rounds}: {net}"))
+        .map_err(anyhow::Error::msg)?;
     drop(reference);
     let spread = |v: &[f64]| v.iter().fold((f64::INFINITY, 0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
     println!("| network | method | xrl ms/frame | reference ms/frame | xrl ÷ reference | each round's ratio |");
     println!("|---|---|---:|---:|---:|---:|");
-    for (net, method, ours, theirs) in &rows {
-        let reference = if *method == "perturbation" { "original procedure" } else { "Captum" };
+    for xrl_explain::bench::Row { net, method, ours, theirs } in &rows {
+        let reference = if method == "perturbation" { "original procedure" } else { "Captum" };
         let (t, ratio, range) = if theirs.is_empty() {
             ("–".to_string(), "–".to_string(), "–".to_string())
         } else {
@@ -216,7 +143,7 @@ fn explain(python: Option<PathBuf>, script: PathBuf, frames: usize, runs: usize,
             let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
             (format!("{:.3}", median(theirs)), format!("{:.2}×", median(&ratios)), each.join(", "))
         };
-        let method = if *method == "perturbation" { format!("{method} ({reference})") } else { method.to_string() };
+        let method = if method == "perturbation" { format!("{method} ({reference})") } else { method.to_string() };
         println!("| {net} | {method} | {:.3} | {t} | {ratio} | {range} |", median(ours));
     }
     println!(
@@ -227,11 +154,11 @@ fn explain(python: Option<PathBuf>, script: PathBuf, frames: usize, runs: usize,
     );
     // Our batched perturbation saliency against the original procedure and against PyTorch's forward passes alone
     // (one per perturbed frame, from the `perturbation_one_at_a_time` row of the same round).
-    let find = |net: &str, method: &str| rows.iter().find(|(n, m, _, t)| *n == net && *m == method && !t.is_empty());
-    for net in nets {
-        if let (Some((_, _, ours, original)), Some((_, _, _, forwards))) =
-            (find(net, "perturbation"), find(net, "perturbation_one_at_a_time"))
-        {
+    let find =
+        |net: &str, method: &str| rows.iter().find(|r| r.net == net && r.method == method && !r.theirs.is_empty());
+    for net in NETS {
+        if let (Some(p), Some(one)) = (find(net, "perturbation"), find(net, "perturbation_one_at_a_time")) {
+            let (ours, original, forwards) = (&p.ours, &p.theirs, &one.theirs);
             let times = |theirs: &[f64]| {
                 let x: Vec<f64> = ours.iter().zip(theirs).map(|(o, t)| t / o).collect();
                 let (lo, hi) = spread(&x);

@@ -114,3 +114,119 @@ fn warm_up(f: &dyn Fn()) {
         f();
     }
 }
+
+/// The Captum side of `xrl bench explain`, answering one method at a time (`bench/explain.py --serve`), so that
+/// each of our methods is timed right before its reference: this machine's speed drifts by tens of percent
+/// between minutes, which a whole run of each side after the other turns into ratios.
+pub struct Reference {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Reference {
+    /// Starts `python script --serve`.
+    pub fn start(
+        python: &std::path::Path,
+        script: &std::path::Path,
+        frames: usize,
+        runs: usize,
+    ) -> Result<Self, String> {
+        use std::process::{Command, Stdio};
+        let cannot = |e: &dyn std::fmt::Display| {
+            format!("cannot run {} ({e}); pass --python PATH to a Python with torch and captum", python.display())
+        };
+        let mut child = Command::new(python)
+            .arg(script)
+            .args(["--serve", "--frames", &frames.to_string(), "--runs", &runs.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| cannot(&e))?;
+        let stdin = child.stdin.take().ok_or_else(|| cannot(&"no stdin"))?;
+        let stdout = std::io::BufReader::new(child.stdout.take().ok_or_else(|| cannot(&"no stdout"))?);
+        Ok(Reference { child, stdin, stdout })
+    }
+
+    /// Milliseconds per frame of each run of the reference `method` (a [`METHODS`] name, or
+    /// `perturbation_original`) on `net`.
+    pub fn time(&mut self, net: &str, method: &str) -> Result<Vec<f64>, String> {
+        use std::io::{BufRead, Write};
+        let stopped = |e: std::io::Error| format!("the reference stopped ({e}); see its error above");
+        writeln!(self.stdin, "{net} {method}").and_then(|_| self.stdin.flush()).map_err(stopped)?;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).map_err(stopped)?;
+        let runs: Vec<f64> = serde_json::from_str(&line)
+            .map_err(|_| format!("the reference answered {line:?} for {net} {method}; see its error above"))?;
+        Ok(runs)
+    }
+}
+
+impl Drop for Reference {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The reference a timed method is compared with: Captum's method of the same name, or for `perturbation` the
+/// original code's procedure in PyTorch.
+pub fn reference_name(method: &str) -> &str {
+    if method == "perturbation" { "perturbation_original" } else { method }
+}
+
+/// One (network, method) row of [`interleaved`]: our median and the reference's, one per round.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    pub net: String,
+    pub method: String,
+    pub ours: Vec<f64>,
+    pub theirs: Vec<f64>,
+}
+
+/// The networks the benchmark explains.
+pub const NETS: [&str; 2] = ["minatar-cnn", "nature-cnn"];
+
+/// `rounds` rounds over [`NETS`] × [`METHODS`], each of our methods timed right before its reference (when there
+/// is one); `on_round(round, net)` reports progress.
+pub fn interleaved(
+    mut reference: Option<&mut Reference>,
+    frames: usize,
+    runs: usize,
+    rounds: usize,
+    mut on_round: impl FnMut(usize, &str),
+) -> Result<Vec<Row>, String> {
+    if frames == 0 || runs == 0 || rounds == 0 {
+        return Err("--frames, --runs and --rounds must be at least 1".into());
+    }
+    let mut rows: Vec<Row> = NETS
+        .iter()
+        .flat_map(|&net| {
+            METHODS.iter().map(move |&m| Row { net: net.into(), method: m.into(), ours: vec![], theirs: vec![] })
+        })
+        .collect();
+    // Each side's idle threads keep spinning for a while after its last call (PyTorch's OpenMP threads for up to
+    // about 200 ms): with a reference, let them settle before the other side's clock starts.
+    let settle = |on: bool| {
+        if on {
+            std::thread::sleep(std::time::Duration::from_millis(300))
+        }
+    };
+    for r in 1..=rounds {
+        let mut row = rows.iter_mut();
+        for net in NETS {
+            on_round(r, net);
+            let setup = Setup::new(net, frames);
+            for method in METHODS {
+                let row = row.next().expect("a row per network and method");
+                settle(reference.is_some());
+                row.ours.push(setup.time(method, runs).median());
+                if let Some(p) = reference.as_deref_mut() {
+                    settle(true);
+                    row.theirs.push(median(&p.time(net, reference_name(method))?));
+                }
+            }
+        }
+    }
+    Ok(rows)
+}

@@ -311,7 +311,7 @@ fn perturbation_shortcut_through_convolutions_matches_whole_passes() {
         let p = Perturbation { stride, ..Perturbation::new(score) };
         let targets = [target.clone(), target];
         let fast = p.maps(&net, &x, shape, &targets);
-        let whole = p.maps(&|x: Tensor<2>, pass: &Pass| net.forward(x, pass), &x, shape, &targets);
+        let whole = p.maps(&common::Whole(&net), &x, shape, &targets);
         let top = whole.grid.iter().cloned().fold(0.0f32, f32::max);
         assert!(top > 0.0, "{:?}: the perturbations change the output", spec.head);
         // A score is ½‖Δ‖² of an output change Δ; the changes agree to 0.1% of the largest (rounding: the two
@@ -334,7 +334,7 @@ fn first_convolution_shortcut_matches_whole_passes() {
     let minatar = NetSpec::new(vec![4, 10, 10], 3, Torso::MinatarCnn, HeadKind::ActorCritic);
     for (spec, scale, target) in [(nature, 255.0, Target::Q(3)), (minatar, 1.0, Target::LogProb(1))] {
         let net = Net::new(&spec, &d).unwrap();
-        let whole = |x: Tensor<2>, pass: &Pass| net.forward(x, pass);
+        let whole = common::Whole(&net);
         let len: usize = spec.obs_shape.iter().product();
         let x = nn::to_vec(Tensor::<2>::random([2, len], Distribution::Uniform(0.0, scale), &d));
         let b = nn::to_vec(Tensor::<2>::random([2, len], Distribution::Uniform(0.0, scale), &d));
@@ -371,7 +371,7 @@ fn occlusion_shortcut_through_convolutions_matches_whole_passes() {
     let _rng = common::seeded(&d, 23);
     let spec = nature_on_pixels(HeadKind::Dueling);
     let net = Net::new(&spec, &d).unwrap();
-    let whole = |x: Tensor<2>, pass: &Pass| net.forward(x, pass);
+    let whole = common::Whole(&net);
     let x = nn::to_vec(Tensor::<2>::random([2, 4 * 84 * 84], Distribution::Uniform(0.0, 255.0), &d));
     for (window, stride, fill) in [
         ([4, 8, 8], [4, 4, 4], Fill::Constant(0.0)),

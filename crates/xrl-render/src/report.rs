@@ -83,7 +83,8 @@ function show(i) {{
   img.src = frames[i];
   slider.value = i;
   const f = info[i] || {{}};
-  label.textContent = "frame " + f.frame + " · action " + f.action;
+  const named = f.action_name ? f.action + " (" + f.action_name + ")" : f.action;
+  label.textContent = "frame " + f.frame + " · action " + named + (f.target ? " · target " + f.target : "");
   values.innerHTML = "<table>" + row("action", [f.action]) + row("Q", f.q) + row("V", f.value === null || f.value === undefined ? null : [f.value])
     + row("policy", f.policy) + row("IG delta", f.ig_delta === null || f.ig_delta === undefined ? null : [f.ig_delta]) + "</table>";
   current = i;

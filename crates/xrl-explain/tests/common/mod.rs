@@ -57,3 +57,16 @@ impl Drop for Seeded {
         }
     }
 }
+
+/// A network behind a plain model: every row goes through it whole (no convolutional shortcut), on its own device.
+pub struct Whole<'a>(pub &'a xrl::nn::Net);
+
+impl Model for Whole<'_> {
+    fn heads(&self, x: xrl::burn::tensor::Tensor<2>, pass: &xrl::nn::Pass) -> xrl::nn::Heads {
+        self.0.forward(x, pass)
+    }
+
+    fn device(&self) -> xrl::burn::tensor::Device {
+        self.0.device()
+    }
+}
