@@ -132,8 +132,8 @@ fn explain(python: Option<PathBuf>, script: PathBuf, frames: usize, runs: usize,
         .map_err(anyhow::Error::msg)?;
     drop(reference);
     let spread = |v: &[f64]| v.iter().fold((f64::INFINITY, 0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
-    println!("| network | method | xrl ms/frame | reference ms/frame | xrl ÷ reference | each round's ratio |");
-    println!("|---|---|---:|---:|---:|---:|");
+    say!("| network | method | xrl ms/frame | reference ms/frame | xrl ÷ reference | each round's ratio |");
+    say!("|---|---|---:|---:|---:|---:|");
     for xrl_explain::bench::Row { net, method, ours, theirs } in &rows {
         let reference = if method == "perturbation" { "original procedure" } else { "Captum" };
         let (t, ratio, range) = if theirs.is_empty() {
@@ -144,9 +144,9 @@ fn explain(python: Option<PathBuf>, script: PathBuf, frames: usize, runs: usize,
             (format!("{:.3}", median(theirs)), format!("{:.2}×", median(&ratios)), each.join(", "))
         };
         let method = if method == "perturbation" { format!("{method} ({reference})") } else { method.to_string() };
-        println!("| {net} | {method} | {:.3} | {t} | {ratio} | {range} |", median(ours));
+        say!("| {net} | {method} | {:.3} | {t} | {ratio} | {range} |", median(ours));
     }
-    println!(
+    say!(
         "\nEach figure is the median of {rounds} rounds; a round times one xrl method on {frames} frames — at least \
          {runs} calls and 0.3 s of them, after 0.3 s of warm-up — then its reference the same way (Captum; for \
          `perturbation`, the original code's procedure in PyTorch, `perturbation_original`), and its ratio compares \
@@ -164,7 +164,7 @@ fn explain(python: Option<PathBuf>, script: PathBuf, frames: usize, runs: usize,
                 let (lo, hi) = spread(&x);
                 format!("{:.1}× (rounds {lo:.1}–{hi:.1}×)", median(&x))
             };
-            println!(
+            say!(
                 "\n{net}: batched perturbation saliency is {} faster than the original code's procedure in PyTorch \
                  and {} faster than its forward passes alone.",
                 times(original),
@@ -203,11 +203,11 @@ fn nets(python: Option<PathBuf>, script: PathBuf, batch: usize, runs: usize, ite
         )?),
         None => None,
     };
-    println!("| network | measure | batch | xrl ms (median) | PyTorch ms (median) | xrl ÷ PyTorch |");
-    println!("|---|---|---:|---:|---:|---:|");
+    say!("| network | measure | batch | xrl ms (median) | PyTorch ms (median) | xrl ÷ PyTorch |");
+    say!("|---|---|---:|---:|---:|---:|");
     for t in &ours {
         let (p, ratio) = compare(reference_median(&reference, &t.net, &t.what), t.median(), 3, 2);
-        println!("| {} | {} | {} | {:.3} | {p} | {ratio} |", t.net, t.what, t.batch, t.median());
+        say!("| {} | {} | {} | {:.3} | {p} | {ratio} |", t.net, t.what, t.batch, t.median());
     }
     Ok(())
 }
@@ -257,12 +257,12 @@ fn envs_bench(
         }
     };
 
-    println!("| environment | mode | xrl steps/s (median) | Python steps/s (median) | ratio |");
-    println!("|---|---|---:|---:|---:|");
+    say!("| environment | mode | xrl steps/s (median) | Python steps/s (median) | ratio |");
+    say!("|---|---|---:|---:|---:|");
     for m in &ours {
         let mode = if m.copies > 1 { format!("vector ×{}", m.copies) } else { m.mode.clone() };
         let (t, ratio) = compare(reference_median(&reference, &m.env, &m.mode), m.median(), 0, 0);
-        println!("| {} | {mode} | {:.0} | {t} | {ratio} |", m.env, m.median());
+        say!("| {} | {mode} | {:.0} | {t} | {ratio} |", m.env, m.median());
     }
     if let Some(path) = json {
         let doc = serde_json::json!({ "xrl": ours, "python": reference });

@@ -200,7 +200,7 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
     for note in &summary.notes {
         eprintln!("note: {note}");
     }
-    println!(
+    say!(
         "explained {} frames with {} methods; wrote {} files to {}",
         summary.frames.len(),
         summary.methods.len(),

@@ -4,6 +4,15 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `println!` that returns the write's error instead of panicking: a closed pipe (`xrl envs --json | head -1`) then
+/// ends the command quietly (see `main`), and a full disk is an `error:` line.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
 mod bench;
 mod explain;
 mod report;
@@ -139,13 +148,13 @@ fn envs(json: bool) -> Result<()> {
     let specs: Vec<EnvSpec> =
         xrl_env::ids().iter().map(|id| xrl_env::make(id).map(|e| e.spec().clone())).collect::<Result<_, _>>()?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&specs)?);
+        say!("{}", serde_json::to_string_pretty(&specs)?);
         return Ok(());
     }
-    println!("{:<26} {:<16} {:>6}  actions", "id", "observation", "limit");
+    say!("{:<26} {:<16} {:>6}  actions", "id", "observation", "limit");
     for s in specs {
         let limit = s.max_episode_steps.map_or("-".into(), |l| l.to_string());
-        println!("{:<26} {:<16} {:>6}  {}", s.id, describe_obs(&s.observation), limit, describe_actions(&s.action));
+        say!("{:<26} {:<16} {:>6}  {}", s.id, describe_obs(&s.observation), limit, describe_actions(&s.action));
     }
     Ok(())
 }
@@ -181,7 +190,7 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 xrl_render::write_gif(&out, &frames, fps)?;
             }
-            println!("wrote {} ({} frames)", out.display(), frames.len());
+            say!("wrote {} ({} frames)", out.display(), frames.len());
             Ok(())
         }
         Command::Train(a) => train::train(a),
@@ -197,19 +206,26 @@ fn run(cli: Cli) -> Result<()> {
 /// Prints a rollout as JSON (`returns`, `lengths`) or as one line per episode and a summary with `detail`.
 fn print_rollout(r: &rollout::Rollout, json: bool, detail: &str) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_string(r)?);
+        say!("{}", serde_json::to_string(r)?);
         return Ok(());
     }
     for (i, (ret, len)) in r.returns.iter().zip(&r.lengths).enumerate() {
-        println!("episode {i:>4}  return {ret:>10.3}  length {len:>6}");
+        say!("episode {i:>4}  return {ret:>10.3}  length {len:>6}");
     }
-    println!("mean return {:.3} over {} episodes ({detail})", r.mean_return(), r.returns.len());
+    say!("mean return {:.3} over {} episodes ({detail})", r.mean_return(), r.returns.len());
     Ok(())
 }
 
 fn main() {
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
+        // Whoever read the output has gone (`| head`): nothing is wrong, and nobody is left to tell.
+        let closed = e
+            .chain()
+            .any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe));
+        if closed {
+            std::process::exit(0);
+        }
         // `{:#}` prints the whole chain on one line: what failed, then why.
         eprintln!("error: {e:#}");
         std::process::exit(1);

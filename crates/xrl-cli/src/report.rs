@@ -21,7 +21,7 @@ pub struct ReportArgs {
 /// Writes the self-contained HTML report of a run and, optionally, its explanations.
 pub fn report(a: &ReportArgs) -> Result<()> {
     write_report(&a.run, a.explanations.as_deref(), &a.out)?;
-    println!("wrote {} — open it in a browser (it needs no network)", a.out.display());
+    say!("wrote {} — open it in a browser (it needs no network)", a.out.display());
     Ok(())
 }
 
@@ -108,7 +108,7 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
         bail!("{} already holds a demo run; remove it or choose another --out", run.display());
     }
     if a.train {
-        println!("training A2C on MinAtar/Breakout-v0 for 1M frames (seed 0) into {} …", run.display());
+        say!("training A2C on MinAtar/Breakout-v0 for 1M frames (seed 0) into {} …", run.display());
         crate::train::train(crate::train::TrainArgs::demo(&run))?;
     } else {
         let dir = RunDir::new(&run);
@@ -121,11 +121,11 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
             ..xrl::run::TrainerState::fresh(0)
         };
         dir.save_checkpoint(&mut state, &[("online.safetensors", embedded::WEIGHTS.to_vec())])?;
-        println!("unpacked the embedded A2C Breakout agent (trained for 1M frames) into {}", run.display());
+        say!("unpacked the embedded A2C Breakout agent (trained for 1M frames) into {}", run.display());
     }
     let explain_dir = a.out.join("explain");
     let methods = "grad,guided,gradcam:conv1,guided-gradcam:conv1,ig,smoothgrad:grad,occlusion,perturbation";
-    println!("explaining frames {} with {methods} …", a.frames);
+    say!("explaining frames {} with {methods} …", a.frames);
     // Through clap, so the demo takes every other option's default exactly as `xrl explain` does.
     #[derive(clap::Parser)]
     struct Explain {
@@ -139,9 +139,9 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
     crate::explain::explain(parsed.args)?;
     let report = a.out.join("report.html");
     write_report(&run, Some(&explain_dir), &report)?;
-    println!("wrote:");
-    println!("  {}  the run (run.toml, checkpoint, metrics.csv, learning_curve.png)", run.display());
-    println!("  {}  one picture per frame, explain.gif, summary.json", explain_dir.display());
-    println!("  {}  the report — open it in a browser (it works offline)", report.display());
+    say!("wrote:");
+    say!("  {}  the run (run.toml, checkpoint, metrics.csv, learning_curve.png)", run.display());
+    say!("  {}  one picture per frame, explain.gif, summary.json", explain_dir.display());
+    say!("  {}  the report — open it in a browser (it works offline)", report.display());
     Ok(())
 }

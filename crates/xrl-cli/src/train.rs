@@ -203,7 +203,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         }
     })?;
     bar.finish_and_clear();
-    println!(
+    say!(
         "trained {} to step {} ({} episodes); wrote {}, {} and {}",
         card.env.id,
         state.step,
@@ -266,7 +266,7 @@ pub fn play(a: PlayArgs) -> Result<()> {
     }
     crate::print_rollout(&r, a.json, &format!("checkpoint at step {}, ε = {}", state.step, a.epsilon))?;
     if let (Some(g), false) = (&a.gif, a.json) {
-        println!("wrote {}", g.display());
+        say!("wrote {}", g.display());
     }
     Ok(())
 }
@@ -329,7 +329,7 @@ pub fn import(a: ImportArgs) -> Result<()> {
     dir.create(&card)?;
     let mut state = xrl::run::TrainerState { stem: "step-0000000000".into(), ..xrl::run::TrainerState::fresh(0) };
     dir.save_checkpoint(&mut state, &[("online.safetensors", xrl::run::weights_bytes(&net)?)])?;
-    println!(
+    say!(
         "imported {} ({}, {}) into {}; try `xrl play --run {}`",
         a.file.display(),
         a.format,

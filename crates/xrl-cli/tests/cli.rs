@@ -572,3 +572,31 @@ fn explain_takes_given_inputs_per_input_targets_and_saved_trajectories() {
     assert_clean_failure(&xrl(&[&base[..], &["--target", "value"]].concat()), "Q values only");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A reader that stops early (`xrl rollout … | head -1`) ends the command quietly; a full disk on standard output
+/// is an `error:` line and exit 1. Neither panics.
+#[test]
+fn standard_output_closed_or_full_is_handled() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xrl"))
+        .args(["rollout", "--env", "CartPole-v1", "--episodes", "20000", "--seed", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.starts_with("episode    0"), "{first}");
+    // The reader is dropped here: the pipe is closed with most of the output still to come.
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "a closed pipe is not an error: {}", stderr(&out));
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    if let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") {
+        let o = Command::new(env!("CARGO_BIN_EXE_xrl")).arg("envs").stdout(full).output().unwrap();
+        assert_clean_failure(&o, "No space left on device");
+        assert!(stderr(&o).starts_with("error:"), "{}", stderr(&o));
+    } else {
+        eprintln!("skipped the full-device case: no /dev/full here");
+    }
+}
