@@ -18,14 +18,57 @@ pub enum RenderError {
     FrameSize { index: usize, got: (u32, u32), expected: (u32, u32) },
     #[error("cannot read {path}: {message}")]
     Read { path: PathBuf, message: String },
+    #[error(
+        "will not write {path}: it is {what}, not a regular file; choose a file name (its directory is created if missing)"
+    )]
+    NotAFile { path: PathBuf, what: &'static str },
+}
+
+/// What `path` names if it is not a regular file xrl may replace (`None`: a regular file, or nothing yet).
+fn special(path: &Path) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = std::fs::metadata(path).ok()?.file_type();
+    Some(if t.is_file() {
+        return None;
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a named pipe (FIFO)"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    })
 }
 
 /// Writes `path` atomically: `fill` writes into a temporary file beside it, which is synced and then renamed over
 /// `path`. Missing parent directories are created. On any error the temporary file is removed.
+///
+/// Only a regular file (or nothing) is ever replaced: a directory, FIFO, device or socket at `path` is an error
+/// (renaming over a device as root would replace the device). A symbolic link is followed: the file it points to
+/// is replaced, atomically beside it, and the link stays.
 pub fn write_atomic<F>(path: &Path, fill: F) -> Result<(), RenderError>
 where
     F: FnOnce(&mut BufWriter<File>) -> Result<(), RenderError>,
 {
+    let given = path;
+    let resolved;
+    let path = match std::fs::symlink_metadata(given) {
+        Ok(m) if m.file_type().is_symlink() => {
+            resolved = std::fs::canonicalize(given).unwrap_or_else(|_| {
+                // A dangling link: write the file it names, relative to the link's directory.
+                let target = std::fs::read_link(given).unwrap_or_default();
+                given.parent().map_or(target.clone(), |d| d.join(target))
+            });
+            resolved.as_path()
+        }
+        _ => given,
+    };
+    if let Some(what) = special(path) {
+        return Err(RenderError::NotAFile { path: given.to_path_buf(), what });
+    }
     let io = |source| RenderError::Io { path: path.to_path_buf(), source };
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(io)?;
@@ -225,6 +268,38 @@ fn too_big(path: &Path) -> RenderError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only regular files are replaced: a directory, a FIFO and a device are refused and left as they were; a
+    /// symbolic link is written through (the link stays, its target gets the new bytes).
+    #[test]
+    fn write_atomic_replaces_regular_files_only_and_follows_links() {
+        let dir = std::env::temp_dir().join(format!("xrl-atomic-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        let bytes = |b: &'static [u8]| {
+            move |w: &mut BufWriter<File>| w.write_all(b).map_err(|e| RenderError::Io { path: "x".into(), source: e })
+        };
+        let e = write_atomic(&dir.join("sub"), bytes(b"x")).unwrap_err().to_string();
+        assert!(e.contains("a directory") && e.contains("choose a file name"), "{e}");
+        assert!(dir.join("sub").is_dir());
+        let fifo = dir.join("fifo");
+        if std::process::Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success()) {
+            let e = write_atomic(&fifo, bytes(b"x")).unwrap_err().to_string();
+            assert!(e.contains("FIFO"), "{e}");
+        }
+        let e = write_atomic(Path::new("/dev/null"), bytes(b"x")).unwrap_err().to_string();
+        assert!(e.contains("a device"), "{e}");
+        let target = dir.join("target.txt");
+        std::fs::write(&target, b"old").unwrap();
+        let link = dir.join("link.txt");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        write_atomic(&link, bytes(b"new")).unwrap();
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link stays a link");
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
+        write_atomic(&target, bytes(b"plain")).unwrap();
+        assert_eq!(std::fs::read(&link).unwrap(), b"plain");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn npy_round_trips_and_reads_numpy_files() {
