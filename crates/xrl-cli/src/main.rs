@@ -182,6 +182,11 @@ fn run(cli: Cli) -> Result<()> {
             if !(fps > 0.0 && fps <= 100.0) {
                 bail!("--fps must be in (0, 100], got {fps}");
             }
+            // Every frame is held in memory until the file is written (a 320×320 MinAtar frame is 300 KB).
+            const MAX_RENDER_STEPS: usize = 10_000;
+            if steps == 0 || steps > MAX_RENDER_STEPS {
+                bail!("--steps must be between 1 and {MAX_RENDER_STEPS} (every frame is kept in memory), got {steps}");
+            }
             let mut e = env.make()?;
             let mut p = RandomPolicy::new(&e.spec().action, seed ^ 0x9E37_79B9_7F4A_7C15);
             let frames = rollout::frames(e.as_mut(), &mut p, steps, seed)?;

@@ -600,3 +600,18 @@ fn standard_output_closed_or_full_is_handled() {
         eprintln!("skipped the full-device case: no /dev/full here");
     }
 }
+
+/// Requests that would hold unbounded memory, or write over what is not a file, are refused before any work.
+#[test]
+fn unbounded_or_special_outputs_are_refused() {
+    let o = xrl(&["render", "--env", "CartPole-v1", "--steps", "100000000", "--out", "/tmp/xrl-never.gif"]);
+    assert_clean_failure(&o, "--steps must be between 1 and 10000");
+    let o = xrl(&["render", "--env", "CartPole-v1", "--steps", "2", "--out", "/dev/null.gif"]);
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    let dir = std::env::temp_dir().join(format!("xrl-cli-special-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("taken.gif")).unwrap();
+    let o = xrl(&["render", "--env", "CartPole-v1", "--steps", "2", "--out", dir.join("taken.gif").to_str().unwrap()]);
+    assert_clean_failure(&o, "is a directory, not a regular file");
+    assert!(dir.join("taken.gif").is_dir(), "the directory is left as it was");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -354,6 +354,25 @@ impl Net {
         Heads { probe, state, ..self.head.forward(x, value_x) }
     }
 
+    /// The first parameter that holds a NaN or an infinity, as (tensor index in visiting order, value index, value):
+    /// imported or loaded weights are checked with it, since a diverged network explains nothing.
+    pub fn first_nonfinite(&self) -> Option<(usize, usize, f32)> {
+        use burn::module::{ModuleVisitor, Param};
+        struct Find(usize, Option<(usize, usize, f32)>);
+        impl ModuleVisitor for Find {
+            fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+                if self.1.is_none() {
+                    let v = to_vec(p.val());
+                    self.1 = v.iter().position(|x| !x.is_finite()).map(|i| (self.0, i, v[i]));
+                }
+                self.0 += 1;
+            }
+        }
+        let mut f = Find(0, None);
+        self.visit(&mut f);
+        f.1
+    }
+
     /// Q values (or logits for actor-critic nets): the scores an agent acts greedily on.
     pub fn scores(&self, obs: Tensor<2>) -> Tensor<2> {
         let h = self.forward(obs, &Pass::default());

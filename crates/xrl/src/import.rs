@@ -160,7 +160,22 @@ pub fn import(
     };
     // SB3 also saves its target network; only the online one is read.
     check_applied(&result, file, &format!("the {} architecture", arch.name()), &["q_net_target."])?;
+    refuse_nonfinite(&net, file)?;
     Ok(net)
+}
+
+/// Weights with a NaN or an infinity are refused: such a network's outputs, and so every explanation of it, are
+/// meaningless.
+pub fn refuse_nonfinite(net: &Net, file: &Path) -> Result<(), RunError> {
+    match net.first_nonfinite() {
+        None => Ok(()),
+        Some((tensor, index, value)) => Err(invalid(
+            file,
+            format!(
+                "parameter tensor {tensor} (in the network's order) holds {value} at value {index}: the weights are                  not finite numbers; export them again from a network that trained without diverging"
+            ),
+        )),
+    }
 }
 
 fn regex_escape(s: &str) -> String {

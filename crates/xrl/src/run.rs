@@ -293,6 +293,7 @@ pub fn load_weights(spec: &NetSpec, path: &Path, bytes: Vec<u8>, device: &Device
         file_err(path, format!("not a readable safetensors file ({e}); it may be truncated or damaged"))
     })?;
     check_applied(&result, path, "the network in run.toml", &[])?;
+    crate::import::refuse_nonfinite(&net, path)?;
     Ok(net)
 }
 
@@ -397,5 +398,28 @@ mod legacy_names {
             vec![1],
         ];
         assert_eq!(shapes.0, want);
+    }
+
+    /// Weights holding a NaN are refused with the tensor and value named, not loaded into a network whose every
+    /// output would be NaN.
+    #[test]
+    fn nonfinite_weights_are_refused() {
+        let d = burn::tensor::Device::default();
+        let spec = NetSpec::new(vec![3], 2, Torso::Mlp { hidden: vec![4] }, HeadKind::Q);
+        let bytes = super::weights_bytes(&Net::new(&spec, &d).unwrap()).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> =
+            st.tensors().into_iter().map(|(n, t)| (n, t.shape().to_vec(), t.data().to_vec())).collect();
+        let w = owned.iter_mut().find(|(n, _, _)| n == "torso.fc.0.weight").unwrap();
+        w.2[8..12].copy_from_slice(&f32::NAN.to_le_bytes());
+        let views: Vec<(String, safetensors::tensor::TensorView)> = owned
+            .iter()
+            .map(|(n, s, b)| {
+                (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap())
+            })
+            .collect();
+        let bad = safetensors::serialize(views, None).unwrap();
+        let e = super::load_weights(&spec, std::path::Path::new("w.safetensors"), bad, &d).unwrap_err().to_string();
+        assert!(e.contains("NaN at value 2") && e.contains("not finite"), "{e}");
     }
 }
