@@ -615,3 +615,26 @@ fn unbounded_or_special_outputs_are_refused() {
     assert!(dir.join("taken.gif").is_dir(), "the directory is left as it was");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A run card edited to another game (other observations, or other actions) is refused by every command that
+/// reads it, naming what disagrees — not played with meaningless returns, nor a panic in a reshape.
+#[test]
+fn a_card_that_disagrees_with_its_network_is_refused() {
+    let fx = concat!(env!("CARGO_MANIFEST_DIR"), "/../xrl/tests/fixtures/");
+    let dir = std::env::temp_dir().join(format!("xrl-cli-edited-card-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let run = dir.join("run");
+    let pt = format!("{fx}minatar_dqn.pt");
+    let args = ["import", &pt, "--format", "pytorch", "--arch", "minatar-dqn", "--env", "MinAtar/Breakout-v0"];
+    assert!(xrl(&[&args[..], &["--out", run.to_str().unwrap()]].concat()).status.success());
+    let card = std::fs::read_to_string(run.join("run.toml")).unwrap();
+    for other in ["MinAtar/Seaquest-v0", "MinAtar/Breakout-v1"] {
+        std::fs::write(run.join("run.toml"), card.replace("MinAtar/Breakout-v0", other)).unwrap();
+        let play = xrl(&["play", "--run", run.to_str().unwrap(), "--episodes", "1"]);
+        assert_clean_failure(&play, "was edited");
+        let e = dir.join("e");
+        let explain = xrl(&["explain", "--run", run.to_str().unwrap(), "--out", e.to_str().unwrap()]);
+        assert_clean_failure(&explain, other);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

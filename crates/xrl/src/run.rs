@@ -111,6 +111,31 @@ pub struct RunCard {
     pub imported: Option<ImportCard>,
 }
 
+impl RunCard {
+    /// Checks that the network the card describes fits the environment it names: the same observation shape and
+    /// action count (an edited env id or network would otherwise load weights into a network that reads the game
+    /// wrongly, or fail deep inside a reshape).
+    pub fn check_env(&self) -> Result<(), String> {
+        self.net.validate().map_err(|e| format!("the network in the card does not hold together: {e}"))?;
+        let env = self.env.make().map_err(|e| format!("env `{}`: {e}", self.env.id))?;
+        let spec = env.spec();
+        let shape = spec.observation.shape().to_vec();
+        let actions = spec.action.n();
+        if shape != self.net.obs_shape || actions.is_some_and(|n| n != self.net.actions) {
+            return Err(format!(
+                "the card's network takes observations {:?} and {} actions, but {} gives {:?} and {}: the env id \
+                 or the network was edited; put back the values the run was trained with",
+                self.net.obs_shape,
+                self.net.actions,
+                self.env.id,
+                shape,
+                actions.map_or("continuous actions".to_string(), |n| format!("{n} actions"))
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Where imported weights came from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -195,7 +220,9 @@ impl RunDir {
         let text = std::fs::read_to_string(&path).map_err(|e| {
             file_err(&path, format!("cannot read the run card ({e}); is this a run directory made by `xrl train`?"))
         })?;
-        toml::from_str(&text).map_err(|e| file_err(&path, format!("invalid run card: {e}")))
+        let card: RunCard = toml::from_str(&text).map_err(|e| file_err(&path, format!("invalid run card: {e}")))?;
+        card.check_env().map_err(|e| file_err(&path, e))?;
+        Ok(card)
     }
 
     /// The last complete checkpoint, if any.
