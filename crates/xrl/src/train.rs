@@ -5,8 +5,9 @@
 //! checkpoint's step, and a fresh episode starts (the environment is reseeded with `seed + resumes`, since
 //! episodes in flight are not part of a checkpoint).
 
-use crate::agents::a2c::{A2c, A2cConfig, Rollout};
+use crate::agents::a2c::{A2c, A2cConfig};
 use crate::agents::a3c::{A3cConfig, Shared, Worker};
+use crate::agents::actor_critic::Rollout;
 use crate::agents::dqn::{Dqn, DqnConfig};
 use crate::nn::Net;
 use crate::run::{AgentCard, RunCard, RunDir, RunError, TrainerState, load_weights, weights_bytes};

@@ -6,12 +6,11 @@
 //! ε 0.1, α 0.99, γ 0.99, no gradient clipping. Asynchrony makes runs depend on thread timing: the seed fixes each
 //! worker's environment and sampling, not the interleaving. Use A2C where bit-for-bit repeatability matters.
 
-use crate::agents::a2c::{Rollout, returns, sample_softmax};
+use crate::agents::actor_critic::{self, LossConfig, Reduction, Rollout, returns, sample_softmax};
 use crate::nn::{self, HeadKind, Net, NetSpec, Pass, Torso};
 use crate::optim::{Optimizer, Rule};
 use burn::optim::GradientsParams;
-use burn::tensor::activation::log_softmax;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::Device;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
@@ -73,6 +72,11 @@ impl A3cConfig {
         let rule = Rule::RmsProp { alpha: self.rmsprop_alpha, eps: self.rmsprop_epsilon, centered: false };
         Optimizer::new(rule, self.lr)
     }
+
+    /// The loss summed over the rollout, as the A3C paper and seed 003 do.
+    pub fn loss(&self) -> LossConfig {
+        LossConfig { reduction: Reduction::Sum, value_coef: self.value_coef, entropy_coef: self.entropy_coef }
+    }
 }
 
 /// The network and optimiser every worker updates.
@@ -119,23 +123,13 @@ impl<'a> Worker<'a> {
         nn::to_vec(h.value.expect("actor-critic head"))[0]
     }
 
-    /// Computes the rollout's gradients on the local copy and applies them to the shared network. The losses are
-    /// summed over the rollout's steps, as in A3C. Returns the loss.
+    /// Computes the rollout's gradients on the local copy and applies them to the shared network. Returns the loss.
     pub fn update(&mut self, r: &Rollout, last_value: f32) -> f32 {
         let c = self.config;
         let targets = returns(r, &[last_value], c.gamma);
-        let b = targets.len();
         let h = self.local.forward(nn::batch(&r.obs, self.obs_len, &self.device), &Pass::default());
-        let logp = log_softmax(h.logits.expect("actor-critic head"), 1);
-        let values = h.value.expect("actor-critic head");
-        let actions: Vec<i64> = r.actions.iter().map(|&a| a as i64).collect();
-        let actions = Tensor::<2, Int>::from_data(TensorData::new(actions, [b, 1]), &self.device);
-        let ret = Tensor::<2>::from_data(TensorData::new(targets, [b, 1]), &self.device);
-        let advantage = (ret.clone() - values.clone()).detach();
-        let policy_loss = -(logp.clone().gather(1, actions) * advantage).sum();
-        let value_loss = (ret - values).powf_scalar(2.0).sum().mul_scalar(0.5);
-        let entropy = -(logp.clone().exp() * logp).sum();
-        let loss = policy_loss + value_loss.mul_scalar(c.value_coef) - entropy.mul_scalar(c.entropy_coef);
+        let (logits, values) = (h.logits.expect("actor-critic head"), h.value.expect("actor-critic head"));
+        let (loss, _) = actor_critic::loss(logits, values, &r.actions, targets, &c.loss());
         let loss_value = nn::to_vec(loss.clone())[0];
         let mut grads = GradientsParams::from_grads(loss.backward(), &self.local);
         if let Some(max) = c.max_grad_norm {

@@ -2,4 +2,5 @@
 
 pub mod a2c;
 pub mod a3c;
+pub mod actor_critic;
 pub mod dqn;
