@@ -1,6 +1,7 @@
 //! A2C (Mnih et al. 2016, synchronous): N environment copies step together for `n_steps`, then one update of a
 //! shared actor-critic network on all N·n_steps transitions: policy gradient with n-step advantages, value
-//! regression, entropy bonus, global gradient-norm clipping. Read top to bottom: config, agent, update.
+//! regression, entropy bonus, global gradient-norm clipping. Read top to bottom: config, agent, update, and the
+//! training loop (`train`: collect a rollout, update, log, checkpoint).
 //!
 //! Defaults are Stable-Baselines3's (the A2C paper's Atari setting): 16 copies × 5 steps, RMSProp lr 7e-4
 //! (α 0.99, ε 1e-5), γ 0.99, entropy 0.01, value 0.5, max gradient norm 0.5. [`A2cConfig::cartpole`] is the RL
@@ -9,12 +10,16 @@
 use crate::agents::actor_critic::{self, LossConfig, Reduction, Rollout, returns, sample_softmax};
 use crate::nn::{self, Core, HeadKind, Net, NetSpec, Pass, RecurrentState, Torso};
 use crate::optim::{Optimizer, Rule};
+use crate::run::weights_bytes;
+use crate::train::{Session, TrainError};
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
+use xrl_env::Action;
+use xrl_env::vector::{Autoreset, VecEnv};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -230,6 +235,78 @@ impl A2c {
 /// Multiplies each copy's state row by its 0/1 mask `[n, 1]`.
 fn mask_state(s: RecurrentState, mask: Tensor<2>) -> RecurrentState {
     RecurrentState { hidden: s.hidden * mask.clone(), cell: s.cell.map(|c| c * mask) }
+}
+
+/// Trains A2C in `s` up to the run's step budget: N copies step together for `n_steps`, then one update on the
+/// rollout; finished episodes are logged with that update's loss, and a checkpoint follows when one is due.
+pub(crate) fn train(s: &mut Session, config: A2cConfig) -> Result<(), TrainError> {
+    let n = config.n_envs;
+    let env_card = s.card.env.clone();
+    let mut venv = VecEnv::new(n, Autoreset::SameStep, |_| env_card.make())?;
+    let mut agent = A2c::new(config, &s.card.net, s.card.seed, &s.device).map_err(TrainError::Agent)?;
+    if s.resumed {
+        agent.set_net(s.resume_net("online.safetensors")?);
+        agent.rng = s.state.agent_rng.clone();
+        agent.updates = s.state.updates;
+        agent.optim = s.resume_optimizer()?;
+    }
+
+    let mut obs = venv.reset(Some(s.env_seed())).to_vec();
+    let (mut rets, mut lens) = (vec![0.0f64; n], vec![0usize; n]);
+    while s.state.step < s.card.total_steps {
+        let before = s.state.step;
+
+        // Collect: n_steps of every copy; the vector environment resets a copy as soon as its episode ends.
+        let mut r = Rollout { start_state: agent.state(), ..Rollout::default() };
+        let mut finished = vec![];
+        for _ in 0..agent.config.n_steps {
+            let (actions, _) = agent.act(&obs);
+            let acts: Vec<Action> = actions.iter().map(|&a| Action::Discrete(a)).collect();
+            venv.step(&acts)?;
+            r.obs.extend_from_slice(&obs);
+            r.actions.extend_from_slice(&actions);
+            for i in 0..n {
+                let reward = venv.rewards()[i];
+                r.rewards.push(reward as f32);
+                r.terminated.push(venv.terminated()[i]);
+                // A truncated episode bootstraps from its final observation's value.
+                let trunc = venv.truncated()[i] && !venv.terminated()[i];
+                let final_value = match (trunc, &venv.final_obs()[i]) {
+                    (true, Some(f)) => Some(agent.value_of(i, f)),
+                    _ => None,
+                };
+                r.truncated_value.push(final_value);
+                rets[i] += reward;
+                lens[i] += 1;
+                r.done.push(venv.terminated()[i] || venv.truncated()[i]);
+                if venv.terminated()[i] || venv.truncated()[i] {
+                    finished.push((rets[i], lens[i]));
+                    (rets[i], lens[i]) = (0.0, 0);
+                }
+            }
+            agent.episodes_ended(&r.done[r.done.len() - n..]);
+            obs = venv.obs().to_vec();
+            s.state.step += n;
+        }
+
+        // Update: bootstrap from the values of the observations after the rollout.
+        let last_values = agent.values(&obs);
+        let loss = agent.update(&r, &last_values).0;
+        s.check_loss(loss)?;
+
+        // Log the episodes that ended during the rollout.
+        for (ret, len) in finished {
+            s.episode(ret, len, loss, 0.0)?;
+        }
+
+        // Checkpoint.
+        if s.checkpoint_due(before) {
+            let files = [("online.safetensors", weights_bytes(&agent.net)?), ("optim.bin", agent.optim.to_bytes())];
+            s.checkpoint(agent.updates, &agent.rng, &files)?;
+        }
+        s.report();
+    }
+    Ok(())
 }
 
 #[cfg(test)]
