@@ -1,20 +1,25 @@
 //! A2C (Mnih et al. 2016, synchronous): N environment copies step together for `n_steps`, then one update of a
 //! shared actor-critic network on all N·n_steps transitions: policy gradient with n-step advantages, value
-//! regression, entropy bonus, global gradient-norm clipping. Read top to bottom: config, agent, update.
+//! regression, entropy bonus, global gradient-norm clipping. Read top to bottom: config, agent, update, and the
+//! training loop (`train`: collect a rollout, update, log, checkpoint).
 //!
 //! Defaults are Stable-Baselines3's (the A2C paper's Atari setting): 16 copies × 5 steps, RMSProp lr 7e-4
 //! (α 0.99, ε 1e-5), γ 0.99, entropy 0.01, value 0.5, max gradient norm 0.5. [`A2cConfig::cartpole`] is the RL
 //! Zoo's CartPole setting (8 copies, no entropy bonus); [`A2cConfig::minatar`] raises the learning rate.
 
+use crate::agents::actor_critic::{self, LossConfig, Reduction, Rollout, returns, sample_softmax};
 use crate::nn::{self, Core, HeadKind, Net, NetSpec, Pass, RecurrentState, Torso};
 use crate::optim::{Optimizer, Rule};
+use crate::run::weights_bytes;
+use crate::train::{Session, TrainError};
 use burn::module::Module;
 use burn::optim::GradientsParams;
-use burn::tensor::activation::log_softmax;
-use burn::tensor::{Device, Int, Tensor, TensorData};
-use rand::{Rng, SeedableRng};
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
+use xrl_env::Action;
+use xrl_env::vector::{Autoreset, VecEnv};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -83,21 +88,11 @@ impl A2cConfig {
             None => spec,
         }
     }
-}
 
-/// One rollout of N copies × n_steps, time-major (row t·N + i is copy i at step t).
-#[derive(Default)]
-pub struct Rollout {
-    pub obs: Vec<f32>,
-    pub actions: Vec<usize>,
-    pub rewards: Vec<f32>,
-    pub terminated: Vec<bool>,
-    /// For a step that truncated its episode: the value of its final observation, to bootstrap from.
-    pub truncated_value: Vec<Option<f32>>,
-    /// The step ended its episode (terminated or truncated): a recurrent state is zeroed after it.
-    pub done: Vec<bool>,
-    /// Recurrent networks: the state every copy started the rollout with.
-    pub start_state: Option<RecurrentState>,
+    /// The loss averaged over the batch, as Stable-Baselines3 does.
+    pub fn loss(&self) -> LossConfig {
+        LossConfig { reduction: Reduction::Mean, value_coef: self.value_coef, entropy_coef: self.entropy_coef }
+    }
 }
 
 pub struct A2c {
@@ -111,24 +106,6 @@ pub struct A2c {
     obs_len: usize,
     /// Recurrent networks: each copy's state, `[n_envs, hidden]` (`None` = zeros).
     state: Option<RecurrentState>,
-}
-
-/// Discounted n-step returns, bootstrapped from `last_values` (one per copy) at the end of the rollout, from the
-/// final observation's value where an episode was truncated, and from nothing where it terminated.
-pub fn returns(r: &Rollout, last_values: &[f32], gamma: f32) -> Vec<f32> {
-    let n = last_values.len();
-    let steps = r.rewards.len() / n;
-    let mut out = vec![0.0; r.rewards.len()];
-    for (i, &last) in last_values.iter().enumerate() {
-        let mut next = last;
-        for t in (0..steps).rev() {
-            let k = t * n + i;
-            let bootstrap = if r.terminated[k] { 0.0 } else { r.truncated_value[k].unwrap_or(next) };
-            next = r.rewards[k] + gamma * bootstrap;
-            out[k] = next;
-        }
-    }
-    out
 }
 
 impl A2c {
@@ -208,23 +185,13 @@ impl A2c {
     pub fn update(&mut self, r: &Rollout, last_values: &[f32]) -> (f32, f32) {
         let c = &self.config;
         let targets = returns(r, last_values, c.gamma);
-        let b = targets.len();
         let (logits, values) = if c.core.is_some() {
             self.unroll(r)
         } else {
             let h = self.net.forward(nn::batch(&r.obs, self.obs_len, &self.device), &Pass::default());
             (h.logits.expect("actor-critic head"), h.value.expect("actor-critic head"))
         };
-        let logp = log_softmax(logits, 1);
-        let actions: Vec<i64> = r.actions.iter().map(|&a| a as i64).collect();
-        let actions = Tensor::<2, Int>::from_data(TensorData::new(actions, [b, 1]), &self.device);
-        let logp_a = logp.clone().gather(1, actions);
-        let ret = Tensor::<2>::from_data(TensorData::new(targets, [b, 1]), &self.device);
-        let advantage = (ret.clone() - values.clone()).detach();
-        let policy_loss = -(logp_a * advantage).mean();
-        let value_loss = (ret - values).powf_scalar(2.0).mean();
-        let entropy = -(logp.clone().exp() * logp).sum_dim(1).mean();
-        let loss = policy_loss + value_loss.mul_scalar(c.value_coef) - entropy.clone().mul_scalar(c.entropy_coef);
+        let (loss, entropy) = actor_critic::loss(logits, values, &r.actions, targets, &c.loss());
         let (loss_v, ent_v) = (nn::to_vec(loss.clone())[0], nn::to_vec(entropy)[0]);
         let mut grads = GradientsParams::from_grads(loss.backward(), &self.net);
         self.net.clip_grad_norm(&mut grads, c.max_grad_norm);
@@ -270,46 +237,81 @@ fn mask_state(s: RecurrentState, mask: Tensor<2>) -> RecurrentState {
     RecurrentState { hidden: s.hidden * mask.clone(), cell: s.cell.map(|c| c * mask) }
 }
 
-/// Draws an index from softmax(logits).
-pub(crate) fn sample_softmax(logits: &[f32], rng: &mut impl Rng) -> usize {
-    let m = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-    let w: Vec<f64> = logits.iter().map(|l| ((l - m) as f64).exp()).collect();
-    let mut u = rng.random::<f64>() * w.iter().sum::<f64>();
-    for (i, wi) in w.iter().enumerate() {
-        if u < *wi {
-            return i;
-        }
-        u -= wi;
+/// Trains A2C in `s` up to the run's step budget: N copies step together for `n_steps`, then one update on the
+/// rollout; finished episodes are logged with that update's loss, and a checkpoint follows when one is due.
+pub(crate) fn train(s: &mut Session, config: A2cConfig) -> Result<(), TrainError> {
+    let n = config.n_envs;
+    let env_card = s.card.env.clone();
+    let mut venv = VecEnv::new(n, Autoreset::SameStep, |_| env_card.make())?;
+    let mut agent = A2c::new(config, &s.card.net, s.card.seed, &s.device).map_err(TrainError::Agent)?;
+    if s.resumed {
+        agent.set_net(s.resume_net("online.safetensors")?);
+        agent.rng = s.state.agent_rng.clone();
+        agent.updates = s.state.updates;
+        agent.optim = s.resume_optimizer()?;
     }
-    w.len() - 1
+
+    let mut obs = venv.reset(Some(s.env_seed())).to_vec();
+    let (mut rets, mut lens) = (vec![0.0f64; n], vec![0usize; n]);
+    while s.state.step < s.card.total_steps {
+        let before = s.state.step;
+
+        // Collect: n_steps of every copy; the vector environment resets a copy as soon as its episode ends.
+        let mut r = Rollout { start_state: agent.state(), ..Rollout::default() };
+        let mut finished = vec![];
+        for _ in 0..agent.config.n_steps {
+            let (actions, _) = agent.act(&obs);
+            let acts: Vec<Action> = actions.iter().map(|&a| Action::Discrete(a)).collect();
+            venv.step(&acts)?;
+            r.obs.extend_from_slice(&obs);
+            r.actions.extend_from_slice(&actions);
+            for i in 0..n {
+                let reward = venv.rewards()[i];
+                r.rewards.push(reward as f32);
+                r.terminated.push(venv.terminated()[i]);
+                // A truncated episode bootstraps from its final observation's value.
+                let trunc = venv.truncated()[i] && !venv.terminated()[i];
+                let final_value = match (trunc, &venv.final_obs()[i]) {
+                    (true, Some(f)) => Some(agent.value_of(i, f)),
+                    _ => None,
+                };
+                r.truncated_value.push(final_value);
+                rets[i] += reward;
+                lens[i] += 1;
+                r.done.push(venv.terminated()[i] || venv.truncated()[i]);
+                if venv.terminated()[i] || venv.truncated()[i] {
+                    finished.push((rets[i], lens[i]));
+                    (rets[i], lens[i]) = (0.0, 0);
+                }
+            }
+            agent.episodes_ended(&r.done[r.done.len() - n..]);
+            obs = venv.obs().to_vec();
+            s.state.step += n;
+        }
+
+        // Update: bootstrap from the values of the observations after the rollout.
+        let last_values = agent.values(&obs);
+        let loss = agent.update(&r, &last_values).0;
+        s.check_loss(loss)?;
+
+        // Log the episodes that ended during the rollout.
+        for (ret, len) in finished {
+            s.episode(ret, len, loss, 0.0)?;
+        }
+
+        // Checkpoint.
+        if s.checkpoint_due(before) {
+            let files = [("online.safetensors", weights_bytes(&agent.net)?), ("optim.bin", agent.optim.to_bytes())];
+            s.checkpoint(agent.updates, &agent.rng, &files)?;
+        }
+        s.report();
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn n_step_returns_by_hand() {
-        // Two copies, three steps, γ = 0.5. Copy 0 terminates at t = 1; copy 1 is truncated at t = 0 (final value 8).
-        let r = Rollout {
-            rewards: vec![1.0, 1.0, 2.0, 2.0, 4.0, 4.0],
-            terminated: vec![false, false, true, false, false, false],
-            truncated_value: vec![None, Some(8.0), None, None, None, None],
-            ..Rollout::default()
-        };
-        let g = returns(&r, &[10.0, 20.0], 0.5);
-        // Copy 0: t2 = 4 + 0.5·10 = 9; t1 = 2 (terminal); t0 = 1 + 0.5·2 = 2.
-        // Copy 1: t2 = 4 + 0.5·20 = 14; t1 = 2 + 0.5·14 = 9; t0 = 1 + 0.5·8 = 5 (bootstraps from the final value).
-        assert_eq!(g, vec![2.0, 5.0, 2.0, 9.0, 9.0, 14.0]);
-    }
-
-    #[test]
-    fn softmax_sampling_follows_the_probabilities() {
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
-        let logits = [0.0f32, (3.0f32).ln()]; // p = [0.25, 0.75]
-        let ones = (0..20_000).filter(|_| sample_softmax(&logits, &mut rng) == 1).count();
-        assert!((ones as f64 / 20_000.0 - 0.75).abs() < 0.01, "{ones}");
-    }
 
     /// The update's unroll from the rollout's start state reproduces, step for step, the logits the policy
     /// acted on — across episode ends, where both zero the state.

@@ -1,20 +1,26 @@
 //! A3C (Mnih et al. 2016): worker threads, each with its own environment and a copy of the network, play `t_max`
 //! steps, compute n-step actor-critic gradients on their copy, and apply them to the shared network under a lock
-//! with shared RMSProp statistics. Read top to bottom: config, shared state, one worker's update.
+//! with shared RMSProp statistics. Read top to bottom: config, shared state, one worker's update, and the training
+//! loop (`train`: each worker collects, updates and reports its episodes; the main thread logs and checkpoints).
 //!
 //! Defaults are seed 003's (ChainerRL `train_a3c_gym.py`): t-max 5, lr 7e-4, entropy 0.01, value 0.5, RMSProp
 //! ε 0.1, α 0.99, γ 0.99, no gradient clipping. Asynchrony makes runs depend on thread timing: the seed fixes each
 //! worker's environment and sampling, not the interleaving. Use A2C where bit-for-bit repeatability matters.
 
-use crate::agents::a2c::{Rollout, returns, sample_softmax};
+use crate::agents::actor_critic::{self, LossConfig, Reduction, Rollout, returns, sample_softmax};
 use crate::nn::{self, HeadKind, Net, NetSpec, Pass, Torso};
 use crate::optim::{Optimizer, Rule};
+use crate::run::{EnvCard, weights_bytes};
+use crate::train::{Session, TrainError};
 use burn::optim::GradientsParams;
-use burn::tensor::activation::log_softmax;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
+use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, mpsc};
+use std::time::Duration;
+use xrl_env::Action;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -73,6 +79,11 @@ impl A3cConfig {
         let rule = Rule::RmsProp { alpha: self.rmsprop_alpha, eps: self.rmsprop_epsilon, centered: false };
         Optimizer::new(rule, self.lr)
     }
+
+    /// The loss summed over the rollout, as the A3C paper and seed 003 do.
+    pub fn loss(&self) -> LossConfig {
+        LossConfig { reduction: Reduction::Sum, value_coef: self.value_coef, entropy_coef: self.entropy_coef }
+    }
 }
 
 /// The network and optimiser every worker updates.
@@ -119,23 +130,13 @@ impl<'a> Worker<'a> {
         nn::to_vec(h.value.expect("actor-critic head"))[0]
     }
 
-    /// Computes the rollout's gradients on the local copy and applies them to the shared network. The losses are
-    /// summed over the rollout's steps, as in A3C. Returns the loss.
+    /// Computes the rollout's gradients on the local copy and applies them to the shared network. Returns the loss.
     pub fn update(&mut self, r: &Rollout, last_value: f32) -> f32 {
         let c = self.config;
         let targets = returns(r, &[last_value], c.gamma);
-        let b = targets.len();
         let h = self.local.forward(nn::batch(&r.obs, self.obs_len, &self.device), &Pass::default());
-        let logp = log_softmax(h.logits.expect("actor-critic head"), 1);
-        let values = h.value.expect("actor-critic head");
-        let actions: Vec<i64> = r.actions.iter().map(|&a| a as i64).collect();
-        let actions = Tensor::<2, Int>::from_data(TensorData::new(actions, [b, 1]), &self.device);
-        let ret = Tensor::<2>::from_data(TensorData::new(targets, [b, 1]), &self.device);
-        let advantage = (ret.clone() - values.clone()).detach();
-        let policy_loss = -(logp.clone().gather(1, actions) * advantage).sum();
-        let value_loss = (ret - values).powf_scalar(2.0).sum().mul_scalar(0.5);
-        let entropy = -(logp.clone().exp() * logp).sum();
-        let loss = policy_loss + value_loss.mul_scalar(c.value_coef) - entropy.mul_scalar(c.entropy_coef);
+        let (logits, values) = (h.logits.expect("actor-critic head"), h.value.expect("actor-critic head"));
+        let (loss, _) = actor_critic::loss(logits, values, &r.actions, targets, &c.loss());
         let loss_value = nn::to_vec(loss.clone())[0];
         let mut grads = GradientsParams::from_grads(loss.backward(), &self.local);
         if let Some(max) = c.max_grad_norm {
@@ -148,4 +149,175 @@ impl<'a> Worker<'a> {
         shared.updates += 1;
         loss_value
     }
+}
+
+/// Trains A3C in `s` up to the run's step budget. Each worker thread plays and learns on its own (`play`); the
+/// main thread alone writes metrics and checkpoints, from the episodes the workers report.
+pub(crate) fn train(s: &mut Session, config: A3cConfig) -> Result<(), TrainError> {
+    s.device.seed(s.card.seed);
+    let net = Net::new(&s.card.net, &s.device).map_err(TrainError::Agent)?;
+    let len: usize = s.card.net.obs_shape.iter().product();
+    let _ = net.scores(Tensor::zeros([1, len], &s.device)); // materialise lazy parameters
+    let mut shared = Shared { net, optim: config.optimizer(), updates: s.state.updates };
+    if s.resumed {
+        shared.net = s.resume_net("online.safetensors")?;
+        shared.optim = s.resume_optimizer()?;
+    }
+    let shared = Mutex::new(shared);
+    let total = s.card.total_steps;
+    let budget = Budget { taken: AtomicUsize::new(s.state.step), total, stop: AtomicBool::new(false) };
+    let (events, rx) = mpsc::channel::<WorkerEvent>();
+    let base_seed = s.env_seed();
+    let env_card = s.card.env.clone();
+
+    std::thread::scope(|scope| -> Result<(), TrainError> {
+        for w in 0..config.worker_count() {
+            let (events, env_card, config, shared, budget) = (events.clone(), &env_card, &config, &shared, &budget);
+            let seed = base_seed.wrapping_mul(1_000_003).wrapping_add(w as u64);
+            scope.spawn(move || run_worker(&events, || play(config, env_card, seed, shared, budget, &events)));
+        }
+        drop(events);
+
+        // Log the episodes the workers report, and checkpoint the shared network when one is due.
+        let mut last = s.state.step;
+        let outcome = loop {
+            let event = rx.recv_timeout(Duration::from_millis(50));
+            s.state.step = budget.taken();
+            match event {
+                Ok(WorkerEvent::Episode { ret, len, loss }) => s.episode(ret, len, loss, 0.0)?,
+                Ok(WorkerEvent::NonFinite { loss }) => break s.check_loss(loss),
+                Ok(WorkerEvent::Failed(e)) => break Err(e),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break Ok(()),
+            }
+            if s.checkpoint_due(last) {
+                last = s.state.step;
+                let (updates, files) = snapshot(&shared)?;
+                let rng = s.state.agent_rng.clone();
+                s.checkpoint(updates, &rng, &files)?;
+                s.report();
+                if s.state.step >= total {
+                    break Ok(());
+                }
+            }
+        };
+        budget.stop.store(true, Ordering::Relaxed);
+        outcome
+    })?;
+
+    // The workers stop at the step budget between two checkpoints: commit the final state.
+    s.state.step = budget.taken();
+    if s.state.stem != format!("step-{:010}", s.state.step) {
+        let (updates, files) = snapshot(&shared)?;
+        let rng = s.state.agent_rng.clone();
+        s.checkpoint(updates, &rng, &files)?;
+        s.report();
+    }
+    Ok(())
+}
+
+/// One worker's loop: sync with the shared network, collect up to `t_max` steps, update, report a finished
+/// episode; until the budget is spent or the main thread stops it.
+fn play(
+    config: &A3cConfig,
+    env_card: &EnvCard,
+    seed: u64,
+    shared: &Mutex<Shared>,
+    budget: &Budget,
+    events: &mpsc::Sender<WorkerEvent>,
+) -> Result<(), TrainError> {
+    let mut env = env_card.make()?;
+    let mut worker = Worker::new(config, shared, Xoshiro256PlusPlus::seed_from_u64(seed ^ 0xA3C));
+    let mut obs = env.reset(Some(seed)).to_vec();
+    let (mut ret, mut len) = (0.0f64, 0usize);
+    while budget.open() {
+        worker.sync();
+
+        // Collect: up to t_max steps, fewer where the episode ends.
+        let mut r = Rollout::default();
+        let mut ended = None;
+        for _ in 0..config.t_max {
+            let action = worker.act(&obs);
+            let st = env.step(&Action::Discrete(action))?;
+            r.obs.extend_from_slice(&obs);
+            r.actions.push(action);
+            r.rewards.push(st.reward as f32);
+            r.terminated.push(st.terminated);
+            r.truncated_value.push(None);
+            (ret, len) = (ret + st.reward, len + 1);
+            obs = st.obs.to_vec();
+            if st.terminated || st.truncated {
+                ended = Some(st.terminated);
+                break;
+            }
+        }
+
+        // Update: bootstrap from the last observation unless the episode terminated there.
+        let last_value = if ended == Some(true) { 0.0 } else { worker.value(&obs) };
+        let loss = worker.update(&r, last_value);
+        budget.taken.fetch_add(r.actions.len(), Ordering::Relaxed);
+        if !loss.is_finite() {
+            let _ = events.send(WorkerEvent::NonFinite { loss });
+            return Ok(());
+        }
+
+        // Report a finished episode to the main thread, which logs it.
+        if ended.is_some() {
+            let _ = events.send(WorkerEvent::Episode { ret, len, loss });
+            (ret, len) = (0.0, 0);
+            obs = env.reset(None).to_vec();
+        }
+    }
+    Ok(())
+}
+
+/// What the workers tell the main thread.
+enum WorkerEvent {
+    Episode { ret: f64, len: usize, loss: f32 },
+    NonFinite { loss: f32 },
+    Failed(TrainError),
+}
+
+/// The environment steps all workers have taken, against the run's budget; `stop` ends them early.
+struct Budget {
+    taken: AtomicUsize,
+    total: usize,
+    stop: AtomicBool,
+}
+
+impl Budget {
+    fn open(&self) -> bool {
+        !self.stop.load(Ordering::Relaxed) && self.taken.load(Ordering::Relaxed) < self.total
+    }
+
+    fn taken(&self) -> usize {
+        self.taken.load(Ordering::Relaxed).min(self.total)
+    }
+}
+
+/// Runs a worker's loop; its failure, even a panic, reaches the user as an error from the main thread.
+fn run_worker(events: &mpsc::Sender<WorkerEvent>, play: impl FnOnce() -> Result<(), TrainError>) {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(play)) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            let _ = events.send(WorkerEvent::Failed(e));
+        }
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            let _ = events.send(WorkerEvent::Failed(TrainError::Agent(format!("an A3C worker failed: {what}"))));
+        }
+    }
+}
+
+/// A checkpoint's files: (suffix, bytes).
+type Files = [(&'static str, Vec<u8>); 2];
+
+/// The shared network's update count and checkpoint files, taken under its lock.
+fn snapshot(shared: &Mutex<Shared>) -> Result<(usize, Files), TrainError> {
+    let sh = shared.lock().expect("shared network lock");
+    Ok((sh.updates, [("online.safetensors", weights_bytes(&sh.net)?), ("optim.bin", sh.optim.to_bytes())]))
 }

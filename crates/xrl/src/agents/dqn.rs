@@ -1,5 +1,6 @@
 //! DQN (Mnih et al. 2015) with the Double (van Hasselt et al. 2016) and Dueling (Wang et al. 2016) options,
-//! n-step returns, Huber loss and a periodically copied target network. Read top to bottom: config, agent, update.
+//! n-step returns, Huber loss and a periodically copied target network. Read top to bottom: config, agent, update,
+//! and the training loop (`train`: act and store, update, log, checkpoint).
 //!
 //! Defaults are the MinAtar paper's (Young & Tian 2019): replay 100k, batch 32, one update per frame, target copy
 //! every 1,000 updates, RMSProp (lr 2.5e-4, α 0.95, centred, ε 0.01), γ 0.99, ε-greedy 1.0 → 0.1 over 100k frames
@@ -8,6 +9,8 @@
 use crate::nn::{self, Core, CoreKind, HeadKind, Net, NetSpec, Torso};
 use crate::optim::{Optimizer, Rule};
 use crate::replay::{NStep, Replay};
+use crate::run::{RunError, weights_bytes};
+use crate::train::{Session, TrainError};
 use burn::module::Module;
 use burn::nn::loss::{HuberLossConfig, MseLoss, Reduction};
 use burn::optim::GradientsParams;
@@ -15,6 +18,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
+use xrl_env::{Action, ObsSpace};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -289,6 +293,69 @@ impl Dqn {
         self.acting = self.online.valid();
         self.target = target.valid();
     }
+}
+
+/// Trains DQN in `s` up to the run's step budget: one environment step at a time, an update every `train_every`
+/// steps once learning has started, the episode logged when it ends, and a checkpoint when one is due.
+pub(crate) fn train(s: &mut Session, config: DqnConfig) -> Result<(), TrainError> {
+    let mut env = s.card.env.make()?;
+    let binary = matches!(env.spec().observation, ObsSpace::Binary { .. });
+    let mut agent = Dqn::new(config, &s.card.net, binary, s.card.seed, &s.device).map_err(TrainError::Agent)?;
+    if s.resumed {
+        agent.set_nets(s.resume_net("online.safetensors")?, s.resume_net("target.safetensors")?);
+        let (path, bytes) = s.resume_file("replay.bin")?;
+        agent.replay = Replay::read_from(&bytes).map_err(|message| RunError::File { path, message })?;
+        agent.rng = s.state.agent_rng.clone();
+        agent.updates = s.state.updates;
+        agent.optim = s.resume_optimizer()?;
+    }
+
+    let mut obs = env.reset(Some(s.env_seed())).to_vec();
+    let (mut ret, mut len, mut loss) = (0.0f64, 0usize, f32::NAN);
+    while s.state.step < s.card.total_steps {
+        let before = s.state.step;
+
+        // Collect: one ε-greedy step into the replay buffer.
+        let action = agent.act(&obs, s.state.step);
+        let step = env.step(&Action::Discrete(action))?;
+        let (next, reward, terminated, truncated) = (step.obs.to_vec(), step.reward, step.terminated, step.truncated);
+        agent.observe(&obs, action, reward, &next, terminated, truncated);
+        s.state.step += 1;
+        (ret, len, obs) = (ret + reward, len + 1, next);
+
+        // Update.
+        if agent.should_update(s.state.step) {
+            loss = agent.update();
+            s.check_loss(loss)?;
+        }
+
+        // Log the episode when it ends, with the latest update's loss.
+        let ended = terminated || truncated;
+        if ended {
+            s.episode(ret, len, loss, agent.config.epsilon(s.state.step))?;
+            (ret, len) = (0.0, 0);
+            obs = env.reset(None).to_vec();
+        }
+
+        // Checkpoint: both networks, the replay buffer and the optimiser (a resumed run starts a fresh episode).
+        let due = s.checkpoint_due(before);
+        if due {
+            let (online, target) = agent.nets();
+            let mut replay = vec![];
+            agent.replay.write_to(&mut replay).expect("writing to memory cannot fail");
+            let files = [
+                ("online.safetensors", weights_bytes(online)?),
+                ("target.safetensors", weights_bytes(target)?),
+                ("replay.bin", replay),
+                ("optim.bin", agent.optim.to_bytes()),
+            ];
+            s.checkpoint(agent.updates, &agent.rng, &files)?;
+        }
+        if ended || due {
+            s.report();
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

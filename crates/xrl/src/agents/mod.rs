@@ -1,5 +1,8 @@
-//! Agents, each readable top to bottom in one file with its hyper-parameters in one config struct.
+//! Agents, each readable top to bottom in one file: its hyper-parameters in one config struct, the agent, its
+//! update, and its training loop (collect → update → log → checkpoint) over the driver's session
+//! ([`crate::train`]), which owns logging, checkpoints and resuming.
 
 pub mod a2c;
 pub mod a3c;
+pub mod actor_critic;
 pub mod dqn;
