@@ -72,7 +72,7 @@ impl Setup {
         let len: usize = spec.obs_shape.iter().product();
         let x = to_vec(Tensor::<2>::random([frames, len], Distribution::Uniform(0.0, 1.0), &Device::flex()));
         let targets = (0..frames).map(|i| Target::Action(i % spec.actions)).collect();
-        let last_conv = format!("conv{}", net.layer_names().iter().filter(|l| l.starts_with("conv")).count());
+        let last_conv = format!("conv{}", net.conv_geometries().len());
         Setup { name: name.into(), net, x, targets, last_conv }
     }
 
@@ -229,4 +229,18 @@ pub fn interleaved(
         }
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every timed method runs through the registry on the MinAtar CNN (a name the registry does not read, or a
+    /// layer the network lacks, would panic here rather than in `xrl bench explain`).
+    #[test]
+    fn every_timed_method_runs() {
+        let setup = super::Setup::new("minatar-cnn", 2);
+        for method in super::METHODS {
+            let t = setup.time(method, 1);
+            assert!(!t.ms_per_frame.is_empty() && t.median() > 0.0, "{method}");
+        }
+    }
 }

@@ -390,11 +390,40 @@ impl Attribution {
     }
 }
 
-/// Every explanation method, called the same way: a model, a batch of inputs, one target per sample and optional
-/// baselines (one per sample, or one for all; only methods that use a baseline read them).
+/// One call of a method, checked ([`check_call`]) before the method sees it: the model, the inputs, one target per
+/// sample and optional baselines (one per sample, or one for all; only methods that use a baseline read them).
+#[derive(Clone, Copy)]
+pub struct Call<'a> {
+    pub model: &'a dyn Model,
+    pub inputs: &'a Inputs<'a>,
+    pub targets: &'a [Target],
+    pub baselines: Option<&'a [f32]>,
+}
+
+/// What a method computes: maps of `shape` each, where `resolution` says, and IG's convergence delta.
+pub struct Computed {
+    pub maps: Vec<f32>,
+    pub shape: Vec<usize>,
+    pub resolution: Resolution,
+    pub delta: Option<Vec<f32>>,
+}
+
+impl Computed {
+    /// Maps with the inputs' own shape.
+    pub fn at_input(maps: Vec<f32>, call: &Call) -> Self {
+        Computed { maps, shape: call.inputs.shape.to_vec(), resolution: Resolution::Input, delta: None }
+    }
+}
+
+/// Every explanation method, called the same way ([`Method::attribute`]): a model, a batch of inputs, one target
+/// per sample and optional baselines. A method implements [`Method::compute`]; the checks, the timing and the
+/// wrapping into an [`Attribution`] are shared.
 pub trait Method: Send + Sync {
     /// The registry name, e.g. `ig` or `gradcam:conv3`.
     fn name(&self) -> String;
+
+    /// The method's own work, on a call that passed the common checks.
+    fn compute(&self, call: &Call) -> Result<Computed, ExplainError>;
 
     fn attribute(
         &self,
@@ -402,7 +431,20 @@ pub trait Method: Send + Sync {
         inputs: &Inputs,
         targets: &[Target],
         baselines: Option<&[f32]>,
-    ) -> Result<Attribution, ExplainError>;
+    ) -> Result<Attribution, ExplainError> {
+        check_call(model, inputs, targets, baselines)?;
+        let started = std::time::Instant::now();
+        let c = self.compute(&Call { model, inputs, targets, baselines })?;
+        let seconds = started.elapsed().as_secs_f64();
+        Ok(Attribution {
+            method: self.name(),
+            maps: c.maps,
+            shape: c.shape,
+            resolution: c.resolution,
+            delta: c.delta,
+            seconds,
+        })
+    }
 }
 
 /// The checks every method makes before any pass: one target per sample, each fitting the model, and baselines
@@ -447,18 +489,6 @@ pub(crate) fn check_call(
         }
     }
     Ok(())
-}
-
-/// A method's maps in the unified form, timed from `started`.
-pub(crate) fn attribution(
-    method: String,
-    maps: Vec<f32>,
-    shape: Vec<usize>,
-    resolution: Resolution,
-    delta: Option<Vec<f32>>,
-    started: std::time::Instant,
-) -> Attribution {
-    Attribution { method, maps, shape, resolution, delta, seconds: started.elapsed().as_secs_f64() }
 }
 
 /// How many rows one forward/backward pass may hold: at most `max_rows`, and at most `max_values` input values in

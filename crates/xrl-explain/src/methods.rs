@@ -1,12 +1,10 @@
-//! The one calling convention ([`Method`]) for every method: the checks every call makes before any pass, each
-//! method's own (image inputs, a layer the network has, a window that fits), then its algorithm (in its own file),
-//! its maps wrapped as an [`Attribution`].
+//! Each method behind the one calling convention ([`Method`]): its own checks (image inputs, a layer the network
+//! has, a window that fits), then its algorithm (in its own file), its maps returned as [`Computed`].
 
 use crate::{
-    Attribution, ExplainError, GradCam, Gradient, GradientKind, GuidedGradCam, Inputs, IntegratedGradients, Method,
-    Model, Occlusion, Perturbation, Resolution, Score, SmoothGrad, SmoothKind, Target, attribution, check_call,
+    Call, Computed, ExplainError, GradCam, Gradient, GradientKind, GuidedGradCam, Inputs, IntegratedGradients, Method,
+    Model, Occlusion, Perturbation, Resolution, Score, SmoothGrad, SmoothKind,
 };
-use std::time::Instant;
 use xrl_nn::HeadKind;
 
 fn image(inputs: &Inputs, method: &str) -> Result<[usize; 3], ExplainError> {
@@ -16,11 +14,6 @@ fn image(inputs: &Inputs, method: &str) -> Result<[usize; 3], ExplainError> {
             inputs.shape
         ))
     })
-}
-
-/// Baselines one per sample: a single baseline is repeated for every sample.
-fn per_sample(baselines: Option<&[f32]>, inputs: &Inputs) -> Option<Vec<f32>> {
-    baselines.map(|b| if b.len() == inputs.len() { b.repeat(inputs.count()) } else { b.to_vec() })
 }
 
 impl GradientKind {
@@ -40,17 +33,8 @@ impl Method for Gradient {
         self.kind.name().into()
     }
 
-    fn attribute(
-        &self,
-        model: &dyn Model,
-        inputs: &Inputs,
-        targets: &[Target],
-        baselines: Option<&[f32]>,
-    ) -> Result<Attribution, ExplainError> {
-        check_call(model, inputs, targets, baselines)?;
-        let started = Instant::now();
-        let m = self.maps(model, inputs.values, inputs.len(), targets);
-        Ok(attribution(self.name(), m.maps, inputs.shape.to_vec(), Resolution::Input, None, started))
+    fn compute(&self, c: &Call) -> Result<Computed, ExplainError> {
+        Ok(Computed::at_input(self.maps(c.model, c.inputs.values, c.inputs.len(), c.targets).maps, c))
     }
 }
 
@@ -73,19 +57,12 @@ impl Method for GradCam {
         format!("gradcam:{}", self.layer)
     }
 
-    fn attribute(
-        &self,
-        model: &dyn Model,
-        inputs: &Inputs,
-        targets: &[Target],
-        baselines: Option<&[f32]>,
-    ) -> Result<Attribution, ExplainError> {
-        check_call(model, inputs, targets, baselines)?;
-        self.check_layer(model)?;
-        let started = Instant::now();
-        let c = self.maps(model, inputs.values, inputs.len(), targets);
-        let layer = Resolution::Layer { layer: self.layer.clone() };
-        Ok(attribution(self.name(), c.maps, vec![c.h, c.w], layer, None, started))
+    /// Maps `[h, w]` at the layer's resolution.
+    fn compute(&self, c: &Call) -> Result<Computed, ExplainError> {
+        self.check_layer(c.model)?;
+        let cam = self.maps(c.model, c.inputs.values, c.inputs.len(), c.targets);
+        let resolution = Resolution::Layer { layer: self.layer.clone() };
+        Ok(Computed { maps: cam.maps, shape: vec![cam.h, cam.w], resolution, delta: None })
     }
 }
 
@@ -94,19 +71,10 @@ impl Method for GuidedGradCam {
         format!("guided-gradcam:{}", self.cam.layer)
     }
 
-    fn attribute(
-        &self,
-        model: &dyn Model,
-        inputs: &Inputs,
-        targets: &[Target],
-        baselines: Option<&[f32]>,
-    ) -> Result<Attribution, ExplainError> {
-        check_call(model, inputs, targets, baselines)?;
-        self.cam.check_layer(model)?;
-        let shape = image(inputs, "guided Grad-CAM")?;
-        let started = Instant::now();
-        let m = self.maps(model, inputs.values, shape, targets);
-        Ok(attribution(self.name(), m.maps, inputs.shape.to_vec(), Resolution::Input, None, started))
+    fn compute(&self, c: &Call) -> Result<Computed, ExplainError> {
+        self.cam.check_layer(c.model)?;
+        let shape = image(c.inputs, "guided Grad-CAM")?;
+        Ok(Computed::at_input(self.maps(c.model, c.inputs.values, shape, c.targets).maps, c))
     }
 }
 
@@ -115,22 +83,15 @@ impl Method for IntegratedGradients {
         "ig".into()
     }
 
-    /// From `baselines` (one for all samples or one each), zeros when `None`.
-    fn attribute(
-        &self,
-        model: &dyn Model,
-        inputs: &Inputs,
-        targets: &[Target],
-        baselines: Option<&[f32]>,
-    ) -> Result<Attribution, ExplainError> {
-        check_call(model, inputs, targets, baselines)?;
+    /// From the call's baselines (one for all samples or one each), zeros when there are none.
+    fn compute(&self, c: &Call) -> Result<Computed, ExplainError> {
         if self.steps == 0 {
             return Err(ExplainError::Invalid("integrated gradients need at least 1 step (--ig-steps)".into()));
         }
-        let started = Instant::now();
-        let base = per_sample(baselines, inputs);
-        let m = self.maps(model, inputs.values, inputs.len(), targets, base.as_deref());
-        Ok(attribution(self.name(), m.maps, inputs.shape.to_vec(), Resolution::Input, m.delta, started))
+        let (inputs, len) = (c.inputs, c.inputs.len());
+        let base = c.baselines.map(|b| if b.len() == len { b.repeat(inputs.count()) } else { b.to_vec() });
+        let m = self.maps(c.model, inputs.values, len, c.targets, base.as_deref());
+        Ok(Computed { delta: m.delta, ..Computed::at_input(m.maps, c) })
     }
 }
 
@@ -144,14 +105,14 @@ impl Method for SmoothGrad {
         format!("{kind}:{}", self.base.kind.name())
     }
 
-    fn attribute(
-        &self,
-        model: &dyn Model,
-        inputs: &Inputs,
-        targets: &[Target],
-        baselines: Option<&[f32]>,
-    ) -> Result<Attribution, ExplainError> {
-        check_call(model, inputs, targets, baselines)?;
+    fn compute(&self, c: &Call) -> Result<Computed, ExplainError> {
+        self.check()?;
+        Ok(Computed::at_input(self.maps(c.model, c.inputs.values, c.inputs.len(), c.targets).maps, c))
+    }
+}
+
+impl SmoothGrad {
+    pub(crate) fn check(&self) -> Result<(), ExplainError> {
         if self.samples == 0 || !(self.sigma >= 0.0 && self.sigma.is_finite()) {
             return Err(ExplainError::Invalid(format!(
                 "{}: needs at least 1 noise sample and a finite σ ≥ 0 (got {} samples, σ {})",
@@ -160,9 +121,7 @@ impl Method for SmoothGrad {
                 self.sigma
             )));
         }
-        let started = Instant::now();
-        let m = self.maps(model, inputs.values, inputs.len(), targets);
-        Ok(attribution(self.name(), m.maps, inputs.shape.to_vec(), Resolution::Input, None, started))
+        Ok(())
     }
 }
 
@@ -171,16 +130,9 @@ impl Method for Occlusion {
         "occlusion".into()
     }
 
-    fn attribute(
-        &self,
-        model: &dyn Model,
-        inputs: &Inputs,
-        targets: &[Target],
-        baselines: Option<&[f32]>,
-    ) -> Result<Attribution, ExplainError> {
-        check_call(model, inputs, targets, baselines)?;
-        let shape = image(inputs, "occlusion")?;
-        let [c, h, w] = shape;
+    fn compute(&self, c: &Call) -> Result<Computed, ExplainError> {
+        let shape = image(c.inputs, "occlusion")?;
+        let [ch, h, w] = shape;
         let [_, wh, ww] = self.window;
         if wh == 0 || ww == 0 || self.stride.contains(&0) {
             return Err(ExplainError::Invalid("occlusion: window and stride must be at least 1".into()));
@@ -193,13 +145,11 @@ impl Method for Occlusion {
         }
         // A window wider than the channels (the registry's "all channels") covers them all.
         let occ = Occlusion {
-            window: [self.window[0].min(c), wh, ww],
-            stride: [self.stride[0].min(c), self.stride[1], self.stride[2]],
+            window: [self.window[0].min(ch), wh, ww],
+            stride: [self.stride[0].min(ch), self.stride[1], self.stride[2]],
             ..self.clone()
         };
-        let started = Instant::now();
-        let m = occ.maps(model, inputs.values, shape, targets);
-        Ok(attribution(self.name(), m.maps, inputs.shape.to_vec(), Resolution::Input, None, started))
+        Ok(Computed::at_input(occ.maps(c.model, c.inputs.values, shape, c.targets).maps, c))
     }
 }
 
@@ -209,16 +159,9 @@ impl Method for Perturbation {
     }
 
     /// Maps `[H, W]` at input resolution (bilinear between the grid points).
-    fn attribute(
-        &self,
-        model: &dyn Model,
-        inputs: &Inputs,
-        targets: &[Target],
-        baselines: Option<&[f32]>,
-    ) -> Result<Attribution, ExplainError> {
-        check_call(model, inputs, targets, baselines)?;
-        let shape = image(inputs, "perturbation saliency")?;
-        if let (Score::Critic, Some(spec)) = (&self.score, model.spec())
+    fn compute(&self, c: &Call) -> Result<Computed, ExplainError> {
+        let shape = image(c.inputs, "perturbation saliency")?;
+        if let (Score::Critic, Some(spec)) = (&self.score, c.model.spec())
             && spec.head == HeadKind::Q
         {
             return Err(ExplainError::Invalid(
@@ -230,9 +173,8 @@ impl Method for Perturbation {
         if self.stride == 0 || !(self.mask_sigma > 0.0 && self.blur_sigma > 0.0) {
             return Err(ExplainError::Invalid("perturbation: stride and both σ must be positive".into()));
         }
-        let started = Instant::now();
-        let p = self.maps(model, inputs.values, shape, targets);
-        let grid = Resolution::Grid { stride: self.stride };
-        Ok(attribution(self.name(), p.maps, vec![shape[1], shape[2]], grid, None, started))
+        let p = self.maps(c.model, c.inputs.values, shape, c.targets);
+        let resolution = Resolution::Grid { stride: self.stride };
+        Ok(Computed { maps: p.maps, shape: vec![shape[1], shape[2]], resolution, delta: None })
     }
 }

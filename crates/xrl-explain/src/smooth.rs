@@ -55,8 +55,7 @@ impl SmoothGrad {
         targets: &[Target],
         draws: &[f32],
     ) -> Result<crate::Attribution, crate::ExplainError> {
-        crate::check_call(model, inputs, targets, None)?;
-        let (started, s, len) = (std::time::Instant::now(), self.samples.max(1), inputs.len());
+        let s = self.samples.max(1);
         if draws.len() != inputs.values.len() * s {
             return Err(crate::ExplainError::Invalid(format!(
                 "{} draws: give one standard-normal draw per input value and noise sample ({})",
@@ -64,16 +63,20 @@ impl SmoothGrad {
                 inputs.values.len() * s
             )));
         }
-        let fill = |r: usize, z: &mut [f32]| z.copy_from_slice(&draws[r * len..(r + 1) * len]);
-        let m = self.smooth(model, inputs.values, len, targets, &fill);
-        Ok(crate::attribution(
-            crate::Method::name(self),
-            m.maps,
-            inputs.shape.to_vec(),
-            crate::Resolution::Input,
-            None,
-            started,
-        ))
+        /// This SmoothGrad with its draws replayed.
+        struct Replayed<'a>(&'a SmoothGrad, &'a [f32]);
+        impl crate::Method for Replayed<'_> {
+            fn name(&self) -> String {
+                crate::Method::name(self.0)
+            }
+            fn compute(&self, c: &crate::Call) -> Result<crate::Computed, crate::ExplainError> {
+                self.0.check()?;
+                let len = c.inputs.len();
+                let fill = |r: usize, z: &mut [f32]| z.copy_from_slice(&self.1[r * len..(r + 1) * len]);
+                Ok(crate::Computed::at_input(self.0.smooth(c.model, c.inputs.values, len, c.targets, &fill).maps, c))
+            }
+        }
+        crate::Method::attribute(&Replayed(self, draws), model, inputs, targets, None)
     }
 
     /// `draws(r, z)` writes the standard-normal draws of noisy copy r (copy r % samples of input r / samples).
