@@ -128,8 +128,11 @@ fn explain(python: Option<PathBuf>, script: PathBuf, frames: usize, runs: usize,
         .map(|py| Reference::start(py, &script, frames, runs))
         .transpose()
         .map_err(anyhow::Error::msg)?;
-    let rows = interleaved(reference.as_mut(), frames, runs, rounds, |r, net| eprintln!("round {r}/{rounds}: {net}"))
-        .map_err(anyhow::Error::msg)?;
+    // On the CPU, like the Captum reference it is compared with (and where xrl's fast products run).
+    let device = xrl_nn::device::parse("cpu").map_err(anyhow::Error::msg)?;
+    let rows =
+        interleaved(&device, reference.as_mut(), frames, runs, rounds, |r, net| eprintln!("round {r}/{rounds}: {net}"))
+            .map_err(anyhow::Error::msg)?;
     drop(reference);
     let spread = |v: &[f64]| v.iter().fold((f64::INFINITY, 0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
     say!("| network | method | xrl ms/frame | reference ms/frame | xrl ÷ reference | each round's ratio |");

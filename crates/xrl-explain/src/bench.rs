@@ -63,14 +63,18 @@ pub struct Setup {
 }
 
 impl Setup {
-    /// On burn's Flex CPU backend, as the reference runs on PyTorch's CPU path.
-    pub fn new(name: &str, frames: usize) -> Self {
+    /// On `device` (the command passes the CPU: the reference runs on PyTorch's CPU path).
+    pub fn new(name: &str, frames: usize, device: &Device) -> Self {
         let (_, spec) = xrl::bench::nets::specs().into_iter().find(|(n, _)| *n == name).expect("known network");
-        let device = Device::flex().autodiff();
+        let device = device.clone().autodiff();
         device.seed(0);
         let net = Net::new(&spec, &device).expect("valid spec").frozen();
         let len: usize = spec.obs_shape.iter().product();
-        let x = to_vec(Tensor::<2>::random([frames, len], Distribution::Uniform(0.0, 1.0), &Device::flex()));
+        let x = to_vec(Tensor::<2>::random(
+            [frames, len],
+            Distribution::Uniform(0.0, 1.0),
+            &device.clone().without_autodiff(),
+        ));
         let targets = (0..frames).map(|i| Target::Action(i % spec.actions)).collect();
         let last_conv = format!("conv{}", net.conv_geometries().len());
         Setup { name: name.into(), net, x, targets, last_conv }
@@ -187,9 +191,10 @@ pub struct Row {
 /// The networks the benchmark explains.
 pub const NETS: [&str; 2] = ["minatar-cnn", "nature-cnn"];
 
-/// `rounds` rounds over [`NETS`] × [`METHODS`], each of our methods timed right before its reference (when there
-/// is one); `on_round(round, net)` reports progress.
+/// `rounds` rounds over [`NETS`] × [`METHODS`] on `device`, each of our methods timed right before its reference
+/// (when there is one); `on_round(round, net)` reports progress.
 pub fn interleaved(
+    device: &Device,
     mut reference: Option<&mut Reference>,
     frames: usize,
     runs: usize,
@@ -216,7 +221,7 @@ pub fn interleaved(
         let mut row = rows.iter_mut();
         for net in NETS {
             on_round(r, net);
-            let setup = Setup::new(net, frames);
+            let setup = Setup::new(net, frames, device);
             for method in METHODS {
                 let row = row.next().expect("a row per network and method");
                 settle(reference.is_some());
@@ -237,7 +242,7 @@ mod tests {
     /// layer the network lacks, would panic here rather than in `xrl bench explain`).
     #[test]
     fn every_timed_method_runs() {
-        let setup = super::Setup::new("minatar-cnn", 2);
+        let setup = super::Setup::new("minatar-cnn", 2, &xrl_nn::device::for_tests());
         for method in super::METHODS {
             let t = setup.time(method, 1);
             assert!(!t.ms_per_frame.is_empty() && t.median() > 0.0, "{method}");

@@ -211,7 +211,7 @@ mod tests {
     #[test]
     fn steps_a_network_and_keeps_it_trainable() {
         use crate::nn::{HeadKind, NetSpec, Pass, Torso};
-        let d = burn::tensor::Device::flex().autodiff();
+        let d = crate::nn::device::for_tests().autodiff();
         let spec = NetSpec::new(vec![3], 2, Torso::Mlp { hidden: vec![4] }, HeadKind::Q);
         let net = Net::new(&spec, &d).unwrap();
         let x = crate::nn::batch(&[1.0, -2.0, 0.5], 3, &d);

@@ -169,7 +169,7 @@ mod tests {
         use crate::nn::{Core, CoreKind, HeadKind, Net, NetSpec, Torso};
         let spec = NetSpec::new(vec![4], 2, Torso::Mlp { hidden: vec![8] }, HeadKind::ActorCritic)
             .with_core(Core { kind: CoreKind::Gru, hidden: 5 });
-        let net = Net::new(&spec, &burn::tensor::Device::flex()).unwrap();
+        let net = Net::new(&spec, &crate::nn::device::for_tests()).unwrap();
         let mut always_random = NetPolicy::new(net.clone(), 1.0, 3);
         let mut greedy = NetPolicy::new(net, 0.0, 3);
         for obs in [[0.1, -0.2, 0.3, 0.0], [0.5, 0.1, -0.4, 0.2]] {

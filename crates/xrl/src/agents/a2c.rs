@@ -325,7 +325,7 @@ mod tests {
             ..A2cConfig::cartpole()
         };
         let spec = config.net_spec(&[4], 2);
-        let mut a2c = A2c::new(config, &spec, 4, &Device::flex()).unwrap();
+        let mut a2c = A2c::new(config, &spec, 4, &crate::nn::device::for_tests()).unwrap();
         let mut venv = VecEnv::new(3, Autoreset::SameStep, |_| xrl_env::make("CartPole-v1")).unwrap();
         let mut obs = venv.reset(Some(1)).to_vec();
         let mut ended = 0;
@@ -359,7 +359,7 @@ mod tests {
     fn global_gradient_clipping_bounds_the_norm() {
         let config = A2cConfig::cartpole();
         let spec = config.net_spec(&[4], 2);
-        let a2c = A2c::new(config, &spec, 0, &Device::flex()).unwrap();
+        let a2c = A2c::new(config, &spec, 0, &crate::nn::device::for_tests()).unwrap();
         let x = nn::batch(&[100.0, -50.0, 30.0, 80.0], 4, &a2c.device);
         let loss = a2c.net.forward(x, &Pass::default()).value.unwrap().sum().mul_scalar(1000.0);
         let mut grads = GradientsParams::from_grads(loss.backward(), &a2c.net);

@@ -113,7 +113,6 @@ pub fn loss(
 mod tests {
     use super::*;
     use crate::nn;
-    use burn::tensor::Device;
     use rand::SeedableRng;
     use rand_xoshiro::Xoshiro256PlusPlus;
 
@@ -143,7 +142,7 @@ mod tests {
     /// Each term of both reductions against the formulas computed by hand (in f64) on two steps, two actions.
     #[test]
     fn loss_by_hand_for_both_reductions() {
-        let device = Device::flex();
+        let device = crate::nn::device::for_tests();
         // Step 0: p = [0.25, 0.75], took action 1, return 2, V = 0.5. Step 1: p = [0.5, 0.5], took 0, return −1, V = 1.
         let (logits, values, actions, rets) =
             ([0.0f32, 3f32.ln(), 0.0, 0.0], [0.5f32, 1.0], [1usize, 0], [2.0f32, -1.0]);

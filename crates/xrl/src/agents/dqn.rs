@@ -377,7 +377,7 @@ mod tests {
             ..DqnConfig::cartpole()
         };
         let spec = config.net_spec(&[4], 2);
-        let mut dqn = Dqn::new(config, &spec, false, 0, &Device::flex()).unwrap();
+        let mut dqn = Dqn::new(config, &spec, false, 0, &crate::nn::device::for_tests()).unwrap();
         for i in 0..64 {
             let s = [i as f32 / 64.0, 0.5, -0.5, 0.1];
             dqn.replay.push(&transition(&s, i % 2, 1.0, &s, true));
@@ -389,7 +389,7 @@ mod tests {
         }
         eprintln!("loss {first} -> {last}");
         assert!(last < 1e-3, "loss {first} -> {last}");
-        let q = nn::to_vec(dqn.online.scores(nn::batch(&[0.5, 0.5, -0.5, 0.1], 4, &Device::flex())));
+        let q = nn::to_vec(dqn.online.scores(nn::batch(&[0.5, 0.5, -0.5, 0.1], 4, &crate::nn::device::for_tests())));
         assert!(q.iter().all(|v| (v - 1.0).abs() < 0.05), "{q:?}");
     }
 }
