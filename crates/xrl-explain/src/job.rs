@@ -200,15 +200,10 @@ pub fn run(job: &Job) -> Result<Summary, ExplainError> {
     } else {
         job.methods.clone()
     };
+    // A layer the network lacks is refused now, before the episode is played.
     for m in &methods {
-        if let MethodName::GradCam { layer, .. } = m
-            && !net.layer_names().contains(layer)
-        {
-            return Err(ExplainError::Invalid(format!(
-                "the network has no layer `{layer}`; its layers are {} (`convN` is a convolution's output, \
-                 `convN.relu` its ReLU's)",
-                net.layer_names().join(", ")
-            )));
+        if let MethodName::GradCam { layer, .. } = m {
+            crate::methods::check_layer(layer, &net.layer_names())?;
         }
     }
     let two_headed = matches!(job.layout, Layout::Composite | Layout::Greydanus);
@@ -473,30 +468,18 @@ fn map_hw(a: &Attribution, frame: [usize; 2]) -> (usize, usize) {
     }
 }
 
+/// A panel with its method and target written above it (two lines, so every panel of a row is the same height).
 fn label(pic: &RgbImage, method: &str, target: &str) -> RgbImage {
-    let lines = if target.is_empty() { vec![method.to_string()] } else { vec![method.to_string(), target.to_string()] };
-    let mut lines = lines;
-    while lines.len() < 2 {
-        lines.push(String::new());
-    }
-    xrl_render::plot::captioned(pic, &lines)
+    xrl_render::plot::captioned(pic, &[method.to_string(), target.to_string()])
 }
 
 /// The grid with its colour key under it, left-aligned.
 fn with_key(grid: &RgbImage, key: &RgbImage) -> RgbImage {
     let (w, h) = grid.dimensions();
-    let mut out = RgbImage::from_pixel(w, h + key.height() + 4, image_rgb(24));
-    image_replace(&mut out, grid, 0, 0);
-    image_replace(&mut out, key, 4, h as i64);
+    let mut out = RgbImage::from_pixel(w, h + key.height() + 4, xrl_render::Rgb([24, 24, 24]));
+    xrl_render::imageops::replace(&mut out, grid, 0, 0);
+    xrl_render::imageops::replace(&mut out, key, 4, h as i64);
     out
-}
-
-fn image_rgb(v: u8) -> xrl_render::Rgb<u8> {
-    xrl_render::Rgb([v, v, v])
-}
-
-fn image_replace(dst: &mut RgbImage, src: &RgbImage, x: i64, y: i64) {
-    xrl_render::imageops::replace(dst, src, x, y);
 }
 
 fn ensure_dir(dir: &Path) -> Result<(), ExplainError> {

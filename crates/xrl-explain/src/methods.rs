@@ -38,17 +38,21 @@ impl Method for Gradient {
     }
 }
 
+/// A Grad-CAM layer must be one of the network's probes.
+pub(crate) fn check_layer(layer: &str, layers: &[String]) -> Result<(), ExplainError> {
+    if layers.iter().any(|l| l == layer) {
+        return Ok(());
+    }
+    Err(ExplainError::Invalid(format!(
+        "gradcam:{layer}: the network has no layer `{layer}`; its layers are {} (`convN` is a convolution's output, \
+         `convN.relu` its ReLU's)",
+        layers.join(", ")
+    )))
+}
+
 impl GradCam {
     fn check_layer(&self, model: &dyn Model) -> Result<(), ExplainError> {
-        match model.layers() {
-            Some(layers) if !layers.contains(&self.layer) => Err(ExplainError::Invalid(format!(
-                "gradcam:{}: the network has no layer `{}`; its layers are {}",
-                self.layer,
-                self.layer,
-                layers.join(", ")
-            ))),
-            _ => Ok(()),
-        }
+        model.layers().map_or(Ok(()), |layers| check_layer(&self.layer, &layers))
     }
 }
 
