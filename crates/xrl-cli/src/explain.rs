@@ -12,12 +12,7 @@ pub struct ExplainArgs {
     /// A run directory made by `xrl train` or `xrl import`.
     #[arg(long)]
     pub(crate) run: PathBuf,
-    /// Comma-separated methods: grad, grad-x-input, guided, deconv, gradcam:LAYER, guided-gradcam:LAYER, ig,
-    /// smoothgrad:BASE, smoothgrad2:BASE, vargrad:BASE (BASE: grad, grad-x-input, guided or deconv), occlusion,
-    /// perturbation. Layers: `convN` is convolution N's output (before its ReLU, as Captum's LayerGradCam on the
-    /// Conv2d), `convN.relu` its ReLU's; `fcN`, `fcN.relu` likewise; `core` the recurrent core's output. Default:
-    /// grad, guided, gradcam on the last convolution (for CNNs) and ig.
-    #[arg(long)]
+    #[arg(long, help = xrl_explain::registry::METHODS_OPTION_HELP)]
     pub(crate) methods: Option<String>,
     /// The scalar explained: chosen (each input's greedy action), action:A (Q or logit of A), q:A, max-q, value,
     /// advantage:A, logit:A, log-prob:A, contrast:A:B.

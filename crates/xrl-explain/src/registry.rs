@@ -7,10 +7,24 @@ use crate::{
 };
 use serde::{Deserialize, Serialize};
 
-/// Every method name the registry reads.
-pub const METHOD_HELP: &str = "grad, grad-x-input, guided, deconv, gradcam:LAYER, guided-gradcam:LAYER, ig, \
-    smoothgrad:BASE, smoothgrad2:BASE, vargrad:BASE (BASE: grad, grad-x-input, guided or deconv), occlusion, \
-    perturbation";
+macro_rules! method_names {
+    () => {
+        "grad, grad-x-input, guided, deconv, gradcam:LAYER, guided-gradcam:LAYER, ig, smoothgrad:BASE, \
+         smoothgrad2:BASE, vargrad:BASE (BASE: grad, grad-x-input, guided or deconv), occlusion, perturbation"
+    };
+}
+
+/// Every method name the registry reads (the "use …" of its errors).
+pub const METHOD_HELP: &str = method_names!();
+
+/// `--methods`' help: the names, and which layer a layer name means.
+pub const METHODS_OPTION_HELP: &str = concat!(
+    "Comma-separated methods: ",
+    method_names!(),
+    ". Layers: `convN` is convolution N's output (before its ReLU, as Captum's LayerGradCam on the Conv2d), \
+     `convN.relu` its ReLU's; `fcN`, `fcN.relu` likewise; `core` the recurrent core's output. Default: grad, guided, \
+     gradcam on the last convolution (for CNNs) and ig."
+);
 
 /// What a method name says, before its settings are applied.
 #[derive(Clone, Debug, PartialEq, Eq)]
