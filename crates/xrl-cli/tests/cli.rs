@@ -134,9 +134,12 @@ fn a_killed_training_run_resumes_from_its_last_checkpoint() {
         assert!(start.elapsed().as_secs() < 120, "training made no checkpoint in time");
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
+    // While it trains, a second writer is refused with its PID (and the run left alone).
+    let second = xrl(&["train", "--resume", out, "--quiet"]);
+    assert_clean_failure(&second, &format!("process {} is writing this run", child.id()));
     child.kill().unwrap();
     child.wait().unwrap();
-    // The run is usable as it was left.
+    // The run is usable as it was left, and the killed writer's lock is gone with it.
     let o = xrl(&["play", "--run", out, "--episodes", "2", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = xrl(&["train", "--resume", out, "--quiet"]);

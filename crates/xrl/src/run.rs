@@ -183,7 +183,53 @@ pub struct RunDir {
     pub root: PathBuf,
 }
 
+/// The advisory lock a process holds on a run directory while it writes the run (see [`RunDir::lock`]); released
+/// when dropped, or by the system when the process dies, so a killed run leaves no stale lock behind.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
 impl RunDir {
+    /// Takes the run's write lock (`run.lock`, an exclusive `flock`), or refuses with the PID of the process that
+    /// holds it: two processes training one run would write the same checkpoints and metrics.
+    pub fn lock(&self) -> Result<RunLock, RunError> {
+        use std::io::{Read, Seek, Write};
+        let path = self.root.join("run.lock");
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| file_err(&path, format!("cannot open the run's lock file ({e})")))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                let pid = pid.trim();
+                let holder = if pid.is_empty() { "another process".to_string() } else { format!("process {pid}") };
+                return Err(file_err(
+                    &path,
+                    format!(
+                        "{holder} is writing this run; wait for it to finish (or stop it) before resuming, or train \
+                         into another --out"
+                    ),
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(file_err(&path, format!("cannot lock the run ({e})")));
+            }
+        }
+        // The PID is only for the message above; the lock itself is the flock.
+        let _ = file.set_len(0);
+        let _ = file.rewind();
+        let _ = write!(file, "{}", std::process::id());
+        let _ = file.flush();
+        Ok(RunLock { _file: file })
+    }
+
     pub fn new(root: impl Into<PathBuf>) -> Self {
         RunDir { root: root.into() }
     }
@@ -266,7 +312,18 @@ impl RunDir {
     /// The online network of the last checkpoint, checked and loaded for `card`'s architecture.
     pub fn load_latest_online(&self, card: &RunCard, device: &Device) -> Result<(TrainerState, Net), RunError> {
         let state = self.latest()?.ok_or_else(|| {
-            RunError::Invalid(format!("{} has no checkpoint yet; train longer or resume it", self.root.display()))
+            let has_files = std::fs::read_dir(self.checkpoints())
+                .map(|mut e| e.any(|f| f.is_ok_and(|f| f.file_name().to_string_lossy().starts_with("step-"))))
+                .unwrap_or(false);
+            if has_files {
+                file_err(
+                    &self.checkpoints().join("latest.json"),
+                    "missing, though checkpoint files are there: put latest.json back (from a backup or another \
+                     copy of the run) to use them",
+                )
+            } else {
+                RunError::Invalid(format!("{} has no checkpoint yet; train longer or resume it", self.root.display()))
+            }
         })?;
         let path = self.checkpoint_file(&state.stem, "online.safetensors");
         let bytes = self.read_checked(&state, &path)?;

@@ -58,6 +58,8 @@ pub fn train(
 ) -> Result<TrainerState, TrainError> {
     let device = device.clone().autodiff();
     let card = dir.read_card()?;
+    // Held until training ends: a second `train --resume` of this run is refused, naming this process.
+    let _lock = dir.lock()?;
     if let Some(imp) = &card.imported {
         return Err(TrainError::Agent(format!(
             "{} holds weights imported from {}; it has no training state to resume. Train a new run with \
@@ -113,6 +115,9 @@ impl<'a> Session<'a> {
                 (s, true)
             }
             None => {
+                // No commit point: a fresh run, unless the run already holds training (then its index was lost,
+                // and starting over would overwrite the metrics and the optimiser and replay files).
+                refuse_to_start_over(dir)?;
                 crate::run::write_bytes(&dir.metrics_path(), format!("{METRICS_HEADER}\n").as_bytes())?;
                 let fresh = TrainerState::fresh(card.seed);
                 (fresh, false)
@@ -265,6 +270,29 @@ fn read_curve(dir: &RunDir) -> (Vec<f64>, Vec<f64>) {
 }
 
 /// Keeps the rows of `metrics.csv` up to `step` (and drops a half-written last line), atomically.
+/// Refuses to start a run from step 0 when its directory already holds checkpoint files or metrics rows but no
+/// `checkpoints/latest.json`: the commit point was deleted or lost, and a fresh start would write over them.
+fn refuse_to_start_over(dir: &RunDir) -> Result<(), RunError> {
+    let checkpoints = std::fs::read_dir(dir.checkpoints())
+        .map(|entries| {
+            entries.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with("step-")).count()
+        })
+        .unwrap_or(0);
+    let rows = std::fs::read_to_string(dir.metrics_path())
+        .map(|t| t.lines().skip(1).filter(|l| !l.is_empty()).count())
+        .unwrap_or(0);
+    if checkpoints == 0 && rows == 0 {
+        return Ok(());
+    }
+    Err(RunError::File {
+        path: dir.checkpoints().join("latest.json"),
+        message: format!(
+            "missing, but the run holds {checkpoints} checkpoint files and {rows} metrics rows; nothing was changed. \
+             Put latest.json back (from a backup or another copy of the run) to resume, or train into a new --out"
+        ),
+    })
+}
+
 fn truncate_metrics(dir: &RunDir, step: usize) -> Result<(), RunError> {
     let path = dir.metrics_path();
     let text = std::fs::read_to_string(&path).unwrap_or_default();

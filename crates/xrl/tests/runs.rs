@@ -198,3 +198,56 @@ fn drqn_trains_on_stacked_frames_and_resumes() {
     assert_eq!(q.len(), 2);
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+/// While one process writes a run, a second writer is refused with the holder's PID, and nothing of the run is
+/// touched; once the holder lets go (or dies: the lock is the system's), the run can be taken again.
+#[test]
+fn a_run_has_one_writer_at_a_time() {
+    let root = tmp("lock");
+    let dir = RunDir::new(&root);
+    dir.create(&card(1_000, 1_000, small())).unwrap();
+    let before: Vec<_> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let held = dir.lock().unwrap();
+    let err = match train(&dir, &xrl::burn::tensor::Device::flex(), |_| {}) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a second writer must be refused"),
+    };
+    assert!(err.contains(&format!("process {} is writing this run", std::process::id())), "{err}");
+    assert!(dir.latest().unwrap().is_none(), "the refused writer wrote no checkpoint");
+    let after: Vec<_> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(after.len(), before.len() + 1, "only run.lock is new: {after:?}");
+    drop(held);
+    assert_eq!(train(&dir, &xrl::burn::tensor::Device::flex(), |_| {}).unwrap().step, 1_000);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A run whose commit point (`checkpoints/latest.json`) is gone is not restarted from step 0 over its own files:
+/// the resume is refused, naming the recovery, and every file stays as it was.
+#[test]
+fn a_run_without_its_checkpoint_index_is_not_started_over() {
+    let root = tmp("no-index");
+    let dir = RunDir::new(&root);
+    dir.create(&card(2_000, 1_000, small())).unwrap();
+    train(&dir, &xrl::burn::tensor::Device::flex(), |_| {}).unwrap();
+    std::fs::remove_file(dir.checkpoints().join("latest.json")).unwrap();
+    let snapshot = |d: &std::path::Path| {
+        let mut files: Vec<(String, Vec<u8>)> = vec![];
+        for sub in [d.to_path_buf(), d.join("checkpoints")] {
+            for e in std::fs::read_dir(&sub).unwrap().map(|e| e.unwrap()) {
+                if e.path().is_file() && e.file_name() != "run.lock" {
+                    files.push((e.path().display().to_string(), std::fs::read(e.path()).unwrap()));
+                }
+            }
+        }
+        files.sort();
+        files
+    };
+    let before = snapshot(&root);
+    let err = train(&dir, &xrl::burn::tensor::Device::flex(), |_| {}).err().unwrap().to_string();
+    assert!(err.contains("latest.json: missing") && err.contains("nothing was changed"), "{err}");
+    assert_eq!(snapshot(&root), before, "every file is as it was");
+    let c = dir.read_card().unwrap();
+    let err = dir.load_latest_online(&c, &xrl::burn::tensor::Device::flex()).err().unwrap().to_string();
+    assert!(err.contains("put latest.json back") && !err.contains("resume it"), "{err}");
+    let _ = std::fs::remove_dir_all(&root);
+}
