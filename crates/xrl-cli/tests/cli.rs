@@ -639,5 +639,11 @@ fn a_card_that_disagrees_with_its_network_is_refused() {
         let explain = xrl(&["explain", "--run", run.to_str().unwrap(), "--out", e.to_str().unwrap()]);
         assert_clean_failure(&explain, other);
     }
+    // A hyper-parameter outside its domain, likewise.
+    let edited = card.replacen("gamma = 0.99", "gamma = 5.0", 1);
+    assert_ne!(edited, card, "the card has a gamma line");
+    std::fs::write(run.join("run.toml"), edited).unwrap();
+    let play = xrl(&["play", "--run", run.to_str().unwrap(), "--episodes", "1"]);
+    assert_clean_failure(&play, "gamma = 5 is outside [0, 1]");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -117,6 +117,12 @@ impl RunCard {
     /// wrongly, or fail deep inside a reshape).
     pub fn check_env(&self) -> Result<(), String> {
         self.net.validate().map_err(|e| format!("the network in the card does not hold together: {e}"))?;
+        let agent = match &self.agent {
+            AgentCard::Dqn(c) => c.validate(),
+            AgentCard::A2c(c) => c.validate(),
+            AgentCard::A3c(c) => c.validate(),
+        };
+        agent.map_err(|e| format!("[agent] {e}: put each value back in its domain"))?;
         let env = self.env.make().map_err(|e| format!("env `{}`: {e}", self.env.id))?;
         let spec = env.spec();
         let shape = spec.observation.shape().to_vec();

@@ -5,4 +5,5 @@
 pub mod a2c;
 pub mod a3c;
 pub mod actor_critic;
+mod domain;
 pub mod dqn;

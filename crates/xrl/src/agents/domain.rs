@@ -1,0 +1,121 @@
+//! Hyper-parameters against their domains: a run card edited by hand (γ 5, ε 7, n-step 0) is refused with the
+//! field, its value, the domain and the published default, before any training or playing.
+
+use super::a2c::A2cConfig;
+use super::a3c::A3cConfig;
+use super::dqn::{DqnConfig, Loss, OptimizerConfig};
+
+/// Collects every field outside its domain.
+struct Checks(Vec<String>);
+
+impl Checks {
+    /// `lo ≤ v ≤ hi` (or `lo < v` when `open_low`).
+    fn within(&mut self, name: &str, v: f64, lo: f64, hi: f64, open_low: bool, hint: &str) {
+        let ok = v.is_finite() && (if open_low { v > lo } else { v >= lo }) && v <= hi;
+        if !ok {
+            let low = if open_low { "(" } else { "[" };
+            self.0.push(format!("{name} = {v} is outside {low}{lo}, {hi}] ({hint})"));
+        }
+    }
+
+    fn positive(&mut self, name: &str, v: f64, hint: &str) {
+        self.within(name, v, 0.0, f64::MAX, true, hint);
+    }
+
+    fn at_least(&mut self, name: &str, v: usize, min: usize, hint: &str) {
+        if v < min {
+            self.0.push(format!("{name} = {v} must be at least {min} ({hint})"));
+        }
+    }
+
+    fn finish(self) -> Result<(), String> {
+        if self.0.is_empty() { Ok(()) } else { Err(self.0.join("; ")) }
+    }
+}
+
+impl DqnConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        let mut c = Checks(vec![]);
+        c.within("gamma", self.gamma.into(), 0.0, 1.0, false, "a discount; the paper's 0.99");
+        c.at_least("n_step", self.n_step, 1, "1 is one-step Q-learning");
+        c.at_least("replay_capacity", self.replay_capacity, self.batch_size.max(1), "at least one batch");
+        c.at_least("batch_size", self.batch_size, 1, "32 in the papers");
+        c.at_least("train_every", self.train_every, 1, "environment steps per update");
+        c.at_least("target_update_every", self.target_update_every, 1, "updates between target copies");
+        c.within("epsilon_start", self.epsilon_start, 0.0, 1.0, false, "a probability");
+        c.within("epsilon_end", self.epsilon_end, 0.0, 1.0, false, "a probability");
+        match &self.optimizer {
+            OptimizerConfig::Adam { lr } => c.positive("optimizer.lr", *lr, "e.g. 2.5e-4"),
+            OptimizerConfig::RmsProp { lr, alpha, epsilon, .. } => {
+                c.positive("optimizer.lr", *lr, "e.g. 2.5e-4");
+                c.within("optimizer.alpha", (*alpha).into(), 0.0, 1.0, false, "RMSProp's decay; 0.95");
+                c.positive("optimizer.epsilon", (*epsilon).into(), "RMSProp's ε; 0.01");
+            }
+        }
+        if let Loss::Huber { delta } = self.loss {
+            c.positive("loss.delta", delta.into(), "Huber's δ; 1");
+        }
+        if let Some(r) = &self.recurrent {
+            c.at_least("recurrent.frames", r.frames, 2, "DRQN needs at least two frames");
+            c.at_least("recurrent.core.hidden", r.core.hidden, 1, "units of the LSTM");
+        }
+        c.finish()
+    }
+}
+
+impl A2cConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        let mut c = Checks(vec![]);
+        c.at_least("n_envs", self.n_envs, 1, "environment copies");
+        c.at_least("n_steps", self.n_steps, 1, "steps per rollout");
+        c.within("gamma", self.gamma.into(), 0.0, 1.0, false, "a discount; 0.99");
+        c.within("entropy_coef", self.entropy_coef.into(), 0.0, f64::MAX, false, "≥ 0; 0.01");
+        c.within("value_coef", self.value_coef.into(), 0.0, f64::MAX, false, "≥ 0; 0.5");
+        c.positive("max_grad_norm", self.max_grad_norm.into(), "0.5");
+        c.positive("lr", self.lr, "7e-4");
+        c.within("rmsprop_alpha", self.rmsprop_alpha.into(), 0.0, 1.0, false, "0.99");
+        c.positive("rmsprop_epsilon", self.rmsprop_epsilon.into(), "1e-5");
+        if let Some(core) = &self.core {
+            c.at_least("core.hidden", core.hidden, 1, "units of the core");
+        }
+        c.finish()
+    }
+}
+
+impl A3cConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        let mut c = Checks(vec![]);
+        c.at_least("t_max", self.t_max, 1, "steps per update");
+        c.within("gamma", self.gamma.into(), 0.0, 1.0, false, "a discount; 0.99");
+        c.within("entropy_coef", self.entropy_coef.into(), 0.0, f64::MAX, false, "≥ 0; 0.01");
+        c.within("value_coef", self.value_coef.into(), 0.0, f64::MAX, false, "≥ 0; 0.5");
+        c.positive("lr", self.lr, "7e-4");
+        c.within("rmsprop_alpha", self.rmsprop_alpha.into(), 0.0, 1.0, false, "0.99");
+        c.positive("rmsprop_epsilon", self.rmsprop_epsilon.into(), "0.1 in seed 003");
+        if let Some(n) = self.max_grad_norm {
+            c.positive("max_grad_norm", n.into(), "40, or leave it out");
+        }
+        c.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_in_their_domains_and_edits_outside_are_named() {
+        assert!(DqnConfig::default().validate().is_ok() && DqnConfig::cartpole().validate().is_ok());
+        assert!(A2cConfig::default().validate().is_ok() && A3cConfig::default().validate().is_ok());
+        let bad = DqnConfig { gamma: 5.0, n_step: 0, epsilon_start: 7.0, ..DqnConfig::default() };
+        let e = bad.validate().unwrap_err();
+        assert!(
+            e.contains("gamma = 5 is outside [0, 1]") && e.contains("n_step = 0") && e.contains("epsilon_start = 7"),
+            "{e}"
+        );
+        let e = A2cConfig { lr: f64::NAN, ..A2cConfig::default() }.validate().unwrap_err();
+        assert!(e.contains("lr = NaN"), "{e}");
+        let e = A3cConfig { rmsprop_alpha: 1.5, ..A3cConfig::default() }.validate().unwrap_err();
+        assert!(e.contains("rmsprop_alpha = 1.5"), "{e}");
+    }
+}
