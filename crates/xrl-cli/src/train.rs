@@ -52,9 +52,13 @@ pub struct TrainArgs {
     /// DRQN: frames the LSTM runs over (seed 002's default is 4).
     #[arg(long, default_value_t = 4)]
     frames: usize,
-    /// Environment steps (frames) to train for.
+    /// Environment steps (frames) to train for; with --resume, the run's new total (recorded in run.toml).
     #[arg(long, required_unless_present = "resume")]
     steps: Option<usize>,
+    /// The optimiser's learning rate (default: the agent's published one); with --resume, the rate from now on
+    /// (recorded in run.toml; the optimiser's moments carry on).
+    #[arg(long)]
+    lr: Option<f64>,
     /// Seed of everything random in the run (recorded in run.toml).
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -71,7 +75,7 @@ pub struct TrainArgs {
     #[arg(long)]
     no_ramping: bool,
     /// Continue the run in this directory from its last checkpoint.
-    #[arg(long, conflicts_with_all = ["id", "out", "steps"])]
+    #[arg(long, conflicts_with_all = ["id", "out"])]
     resume: Option<PathBuf>,
     /// No progress bar (a summary line per checkpoint instead).
     #[arg(long)]
@@ -97,8 +101,18 @@ impl TrainArgs {
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
+    if a.lr.is_some_and(|lr| !(lr > 0.0 && lr.is_finite())) {
+        bail!("--lr must be a positive number, e.g. 2.5e-4");
+    }
     let dir = match &a.resume {
-        Some(dir) => RunDir::new(dir),
+        Some(dir) => {
+            let dir = RunDir::new(dir);
+            if a.lr.is_some() || a.steps.is_some() {
+                let card = dir.amend(a.lr, a.steps)?;
+                say!("run.toml now trains to step {} at learning rate {}", card.total_steps, card.agent.lr());
+            }
+            dir
+        }
         None => {
             let (Some(id), Some(steps), Some(out)) = (&a.id, a.steps, &a.out) else {
                 bail!("--env, --steps and --out are required for a new run (or pass --resume DIR)");
@@ -167,6 +181,10 @@ pub fn train(a: TrainArgs) -> Result<()> {
                 (config.net_spec(&obs_shape, actions), AgentCard::Dqn(config))
             };
             net.validate().map_err(anyhow::Error::msg)?;
+            let mut agent = agent;
+            if let Some(lr) = a.lr {
+                agent.set_lr(lr);
+            }
             let card = RunCard {
                 xrl_version: env!("CARGO_PKG_VERSION").to_string(),
                 seed: a.seed,

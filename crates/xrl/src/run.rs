@@ -78,6 +78,29 @@ pub enum AgentCard {
 }
 
 impl AgentCard {
+    /// The learning rate the optimiser uses (a resumed run takes it from here, not from the optimiser's state).
+    pub fn lr(&self) -> f64 {
+        match self {
+            AgentCard::Dqn(c) => match c.optimizer {
+                crate::agents::dqn::OptimizerConfig::Adam { lr }
+                | crate::agents::dqn::OptimizerConfig::RmsProp { lr, .. } => lr,
+            },
+            AgentCard::A2c(c) => c.lr,
+            AgentCard::A3c(c) => c.lr,
+        }
+    }
+
+    pub fn set_lr(&mut self, value: f64) {
+        match self {
+            AgentCard::Dqn(c) => match &mut c.optimizer {
+                crate::agents::dqn::OptimizerConfig::Adam { lr }
+                | crate::agents::dqn::OptimizerConfig::RmsProp { lr, .. } => *lr = value,
+            },
+            AgentCard::A2c(c) => c.lr = value,
+            AgentCard::A3c(c) => c.lr = value,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             AgentCard::Dqn(c) => match (c.recurrent.is_some(), c.double, c.dueling) {
@@ -197,6 +220,29 @@ pub struct RunLock {
 }
 
 impl RunDir {
+    /// Changes what a resumed run does — its learning rate, its total steps — in `run.toml` (checked, written
+    /// atomically, under the run's lock), and returns the card. Steps below the last checkpoint's are refused.
+    pub fn amend(&self, lr: Option<f64>, total_steps: Option<usize>) -> Result<RunCard, RunError> {
+        let _lock = self.lock()?;
+        let mut card = self.read_card()?;
+        if let Some(lr) = lr {
+            card.agent.set_lr(lr);
+        }
+        if let Some(steps) = total_steps {
+            let done = self.latest()?.map_or(0, |s| s.step);
+            if steps < done {
+                return Err(RunError::Invalid(format!(
+                    "--steps {steps} is below the {done} steps the run has already trained; give {done} or more"
+                )));
+            }
+            card.total_steps = steps;
+        }
+        card.check_env().map_err(|e| file_err(&self.card_path(), e))?;
+        let text = toml::to_string(&card).map_err(|e| RunError::Invalid(format!("cannot write the run card: {e}")))?;
+        write_bytes(&self.card_path(), text.as_bytes())?;
+        Ok(card)
+    }
+
     /// Takes the run's write lock (`run.lock`, an exclusive `flock`), or refuses with the PID of the process that
     /// holds it: two processes training one run would write the same checkpoints and metrics.
     pub fn lock(&self) -> Result<RunLock, RunError> {

@@ -30,7 +30,7 @@ pub enum TrainError {
     Agent(String),
     #[error(
         "the loss became {loss} at step {step}; training stopped. The last good checkpoint ({checkpoint}) is kept: \
-         lower the learning rate or check the rewards, then resume or start again"
+         resume it with a lower learning rate (`xrl train --resume DIR --lr …`) or check the rewards"
     )]
     NonFiniteLoss { loss: f32, step: usize, checkpoint: String },
 }
@@ -248,7 +248,12 @@ impl<'a> Session<'a> {
 
     pub(crate) fn resume_optimizer(&self) -> Result<crate::optim::Optimizer, TrainError> {
         let (path, bytes) = self.resume_file("optim.bin")?;
-        Ok(crate::optim::Optimizer::from_bytes(&bytes).map_err(|message| RunError::File { path, message })?)
+        let mut optim =
+            crate::optim::Optimizer::from_bytes(&bytes).map_err(|message| RunError::File { path, message })?;
+        // The card's learning rate, so that one edited (or set by `train --resume --lr`) takes effect; the moments
+        // carry on.
+        optim.lr = self.card.agent.lr();
+        Ok(optim)
     }
 
     pub(crate) fn resume_net(&self, suffix: &str) -> Result<Net, TrainError> {

@@ -251,3 +251,24 @@ fn a_run_without_its_checkpoint_index_is_not_started_over() {
     assert!(err.contains("put latest.json back") && !err.contains("resume it"), "{err}");
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// A resumed run takes the learning rate and step count its card says (`train --resume --lr … --steps …` writes
+/// them there): the edited rate reaches the optimiser, and a total below what was trained is refused.
+#[test]
+fn a_resumed_run_takes_a_new_learning_rate_and_step_count() {
+    let root = tmp("amend");
+    let dir = RunDir::new(&root);
+    dir.create(&card(2_000, 1_000, small())).unwrap();
+    train(&dir, &xrl::burn::tensor::Device::flex(), |_| {}).unwrap();
+    let old_lr = dir.read_card().unwrap().agent.lr();
+    let err = dir.amend(None, Some(1_000)).err().unwrap().to_string();
+    assert!(err.contains("below the 2000 steps"), "{err}");
+    let card = dir.amend(Some(old_lr / 4.0), Some(3_000)).unwrap();
+    assert_eq!((card.total_steps, card.agent.lr()), (3_000, old_lr / 4.0));
+    assert_eq!(dir.read_card().unwrap(), card, "written to run.toml");
+    let s = train(&dir, &xrl::burn::tensor::Device::flex(), |_| {}).unwrap();
+    assert_eq!(s.step, 3_000);
+    let optim = std::fs::read(dir.checkpoints().join(format!("{}.optim.bin", s.stem))).unwrap();
+    assert_eq!(xrl::optim::Optimizer::from_bytes(&optim).unwrap().lr, old_lr / 4.0);
+    let _ = std::fs::remove_dir_all(&root);
+}
