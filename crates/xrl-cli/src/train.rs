@@ -201,6 +201,9 @@ pub fn train(a: TrainArgs) -> Result<()> {
         }
     };
     let card = dir.read_card()?;
+    for w in card.warnings() {
+        eprintln!("warning: {w}");
+    }
     let bar = if a.quiet { ProgressBar::hidden() } else { ProgressBar::new(card.total_steps as u64) };
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise}, eta {eta}]")

@@ -647,3 +647,27 @@ fn a_card_that_disagrees_with_its_network_is_refused() {
     assert_clean_failure(&play, "gamma = 5 is outside [0, 1]");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A DQN run shorter than its random warm-up trains, but says first that it will never update, and which option
+/// fixes it.
+#[test]
+fn a_run_shorter_than_its_schedule_warns() {
+    let dir = std::env::temp_dir().join(format!("xrl-cli-short-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let o = xrl(&[
+        "train",
+        "--env",
+        "CartPole-v1",
+        "--agent",
+        "dqn",
+        "--steps",
+        "2000",
+        "--quiet",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("warning: the run is 2000 steps but DQN plays 10000 random steps"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--steps"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -135,6 +135,32 @@ pub struct RunCard {
 }
 
 impl RunCard {
+    /// What the user should know before training this card: schedules that do not fit in its steps (a DQN whose
+    /// random warm-up is the whole run never updates).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = vec![];
+        if let AgentCard::Dqn(c) = &self.agent {
+            let steps = self.total_steps;
+            if c.learning_starts >= steps {
+                out.push(format!(
+                    "the run is {steps} steps but DQN plays {} random steps before its first update: it will never \
+                     learn; train for more --steps",
+                    c.learning_starts
+                ));
+            } else if c.learning_starts + c.epsilon_decay_steps > steps {
+                out.push(format!(
+                    "ε decays over {} steps after {} random ones, longer than the {steps}-step run: it ends at ε {:.2}, \
+                     not {}; train for more --steps to finish the schedule",
+                    c.epsilon_decay_steps,
+                    c.learning_starts,
+                    c.epsilon(steps),
+                    c.epsilon_end
+                ));
+            }
+        }
+        out
+    }
+
     /// Checks that the network the card describes fits the environment it names: the same observation shape and
     /// action count (an edited env id or network would otherwise load weights into a network that reads the game
     /// wrongly, or fail deep inside a reshape).
