@@ -346,6 +346,20 @@ fn explain_writes_pictures_maps_and_a_summary() {
 }
 
 /// The values of an f32 `.npy` file written by `--save-maps` (format 1.0).
+/// A fresh temporary directory `name-PID` holding `run`: the MinAtar paper's Q-network (`minatar_dqn.pt`)
+/// imported for Breakout.
+fn imported_minatar_run(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let fx = concat!(env!("CARGO_MANIFEST_DIR"), "/../xrl/tests/fixtures/");
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let run = dir.join("run");
+    let pt = format!("{fx}minatar_dqn.pt");
+    let args = ["import", &pt, "--format", "pytorch", "--arch", "minatar-dqn", "--env", "MinAtar/Breakout-v0"];
+    let o = xrl(&[&args[..], &["--out", run.to_str().unwrap()]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    (dir, run)
+}
+
 fn npy_values(path: &std::path::Path) -> Vec<f32> {
     let b = std::fs::read(path).unwrap();
     let start = 10 + u16::from_le_bytes([b[8], b[9]]) as usize;
@@ -519,13 +533,7 @@ fn demo_writes_a_report_with_every_method_and_frame() {
 /// that recorded it).
 #[test]
 fn explain_takes_given_inputs_per_input_targets_and_saved_trajectories() {
-    let fx = concat!(env!("CARGO_MANIFEST_DIR"), "/../xrl/tests/fixtures/");
-    let dir = std::env::temp_dir().join(format!("xrl-cli-explain-inputs-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let run = dir.join("run");
-    let pt = format!("{fx}minatar_dqn.pt");
-    let args = ["import", &pt, "--format", "pytorch", "--arch", "minatar-dqn", "--env", "MinAtar/Breakout-v0"];
-    assert!(xrl(&[&args[..], &["--out", run.to_str().unwrap()]].concat()).status.success());
+    let (dir, run) = imported_minatar_run("xrl-cli-explain-inputs");
     let methods = "grad,gradcam:conv1,ig,occlusion";
     let explain = |out: &str, extra: &[&str]| {
         let out = dir.join(out);
@@ -623,13 +631,7 @@ fn unbounded_or_special_outputs_are_refused() {
 /// reads it, naming what disagrees — not played with meaningless returns, nor a panic in a reshape.
 #[test]
 fn a_card_that_disagrees_with_its_network_is_refused() {
-    let fx = concat!(env!("CARGO_MANIFEST_DIR"), "/../xrl/tests/fixtures/");
-    let dir = std::env::temp_dir().join(format!("xrl-cli-edited-card-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let run = dir.join("run");
-    let pt = format!("{fx}minatar_dqn.pt");
-    let args = ["import", &pt, "--format", "pytorch", "--arch", "minatar-dqn", "--env", "MinAtar/Breakout-v0"];
-    assert!(xrl(&[&args[..], &["--out", run.to_str().unwrap()]].concat()).status.success());
+    let (dir, run) = imported_minatar_run("xrl-cli-edited-card");
     let card = std::fs::read_to_string(run.join("run.toml")).unwrap();
     for other in ["MinAtar/Seaquest-v0", "MinAtar/Breakout-v1"] {
         std::fs::write(run.join("run.toml"), card.replace("MinAtar/Breakout-v0", other)).unwrap();
