@@ -269,6 +269,24 @@ impl RunDir {
         Ok(card)
     }
 
+    /// Removes the temporary files of writes a killed process left half done (`.NAME.tmp-PID`, see
+    /// `xrl_render::write_atomic`). Called with the lock held, so no other process is writing them.
+    fn remove_stale_temporaries(&self) {
+        for dir in [self.root.clone(), self.checkpoints()] {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for e in entries.filter_map(Result::ok) {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let ours = name.starts_with('.')
+                    && name
+                        .rsplit_once(".tmp-")
+                        .is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
+                if ours && e.path().is_file() {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+
     /// Takes the run's write lock (`run.lock`, an exclusive `flock`), or refuses with the PID of the process that
     /// holds it: two processes training one run would write the same checkpoints and metrics.
     pub fn lock(&self) -> Result<RunLock, RunError> {
@@ -305,6 +323,7 @@ impl RunDir {
         let _ = file.rewind();
         let _ = write!(file, "{}", std::process::id());
         let _ = file.flush();
+        self.remove_stale_temporaries();
         Ok(RunLock { _file: file })
     }
 

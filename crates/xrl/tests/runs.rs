@@ -217,7 +217,14 @@ fn a_run_has_one_writer_at_a_time() {
     let after: Vec<_> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(after.len(), before.len() + 1, "only run.lock is new: {after:?}");
     drop(held);
+    // A write a killed process left half done is cleaned when the run is next taken; a user's own file is not.
+    std::fs::create_dir_all(dir.checkpoints()).unwrap();
+    let stale = dir.checkpoints().join(".step-0000001000.online.safetensors.tmp-99999");
+    std::fs::write(&stale, b"half").unwrap();
+    std::fs::write(root.join("notes.tmp-1"), b"mine").unwrap();
     assert_eq!(train(&dir, &xrl::burn::tensor::Device::flex(), |_| {}).unwrap().step, 1_000);
+    assert!(!stale.exists(), "the stale temporary file is gone");
+    assert!(root.join("notes.tmp-1").exists(), "the user's file stays");
     let _ = std::fs::remove_dir_all(&root);
 }
 
