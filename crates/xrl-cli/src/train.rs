@@ -28,30 +28,30 @@ pub struct TrainArgs {
     id: Option<String>,
     /// The agent: `dqn` (with --double, --dueling, --n-step), `drqn` (--frames, --core-size; DQN options apply
     /// too), `a2c` or `a3c` (--workers).
-    #[arg(long, default_value = "dqn")]
+    #[arg(long, default_value = "dqn", conflicts_with = "resume")]
     agent: String,
     /// Double DQN targets.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     double: bool,
     /// Dueling head (V and A exposed separately).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     dueling: bool,
     /// n-step returns.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, conflicts_with = "resume")]
     n_step: usize,
     /// A3C: worker threads (default: one per core).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     workers: Option<usize>,
     /// A2C: a recurrent core after the torso, `lstm` or `gru` (state carried per environment copy, zeroed at
     /// episode ends, backpropagated through each rollout).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     core: Option<String>,
-    /// DRQN and recurrent A2C: units of the LSTM or GRU.
-    #[arg(long, default_value_t = 128)]
-    core_size: usize,
-    /// DRQN: frames the LSTM runs over (seed 002's default is 4).
-    #[arg(long, default_value_t = 4)]
-    frames: usize,
+    /// DRQN and recurrent A2C: units of the LSTM or GRU (default 128).
+    #[arg(long, conflicts_with = "resume")]
+    core_size: Option<usize>,
+    /// DRQN: frames the LSTM runs over (default 4, seed 002's).
+    #[arg(long, conflicts_with = "resume")]
+    frames: Option<usize>,
     /// Environment steps (frames) to train for; with --resume, the run's new total (recorded in run.toml).
     #[arg(long, required_unless_present = "resume")]
     steps: Option<usize>,
@@ -60,19 +60,19 @@ pub struct TrainArgs {
     #[arg(long)]
     lr: Option<f64>,
     /// Seed of everything random in the run (recorded in run.toml).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, conflicts_with = "resume")]
     seed: u64,
     /// The run directory to create.
     #[arg(long, required_unless_present = "resume")]
     out: Option<PathBuf>,
     /// Steps between checkpoints (default: a twentieth of the run, at least 1,000).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     checkpoint_every: Option<usize>,
     /// MinAtar: probability that the previous action repeats.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, conflicts_with = "resume")]
     sticky: f64,
     /// MinAtar: turn off difficulty ramping.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     no_ramping: bool,
     /// Continue the run in this directory from its last checkpoint.
     #[arg(long, conflicts_with_all = ["id", "out"])]
@@ -120,10 +120,23 @@ pub fn train(a: TrainArgs) -> Result<()> {
             if !["dqn", "drqn", "a2c", "a3c"].contains(&a.agent.as_str()) {
                 bail!("unknown agent `{}`; the available agents are `dqn`, `drqn`, `a2c` and `a3c`", a.agent);
             }
-            if a.core_size == 0 {
+            // Options of another agent are refused, not silently ignored.
+            if a.workers.is_some() && a.agent != "a3c" {
+                bail!("--workers is an A3C option (worker threads); {} does not use it", a.agent);
+            }
+            if a.frames.is_some() && a.agent != "drqn" {
+                bail!("--frames is a DRQN option (frames the LSTM runs over); {} does not use it", a.agent);
+            }
+            if a.core_size.is_some() && a.agent != "drqn" && a.core.is_none() {
+                bail!(
+                    "--core-size sets the units of a recurrent core: use it with --agent drqn or a2c --core lstm|gru"
+                );
+            }
+            let (frames, core_size) = (a.frames.unwrap_or(4), a.core_size.unwrap_or(128));
+            if core_size == 0 {
                 bail!("--core-size must be at least 1");
             }
-            if a.agent == "drqn" && a.frames < 2 {
+            if a.agent == "drqn" && frames < 2 {
                 bail!("--frames must be at least 2 for drqn (it runs an LSTM over the last frames)");
             }
             if !a.agent.ends_with("dqn") && (a.double || a.dueling || a.n_step != 1) {
@@ -137,14 +150,14 @@ pub fn train(a: TrainArgs) -> Result<()> {
                 Some(_) if a.agent != "a2c" => {
                     bail!("--core is an A2C option; for a recurrent DQN use --agent drqn")
                 }
-                Some("lstm") => Some(Core { kind: CoreKind::Lstm, hidden: a.core_size }),
-                Some("gru") => Some(Core { kind: CoreKind::Gru, hidden: a.core_size }),
+                Some("lstm") => Some(Core { kind: CoreKind::Lstm, hidden: core_size }),
+                Some("gru") => Some(Core { kind: CoreKind::Gru, hidden: core_size }),
                 Some(other) => bail!("unknown --core `{other}`; use lstm or gru"),
             };
             if steps == 0 || a.n_step == 0 {
                 bail!("--steps and --n-step must be at least 1");
             }
-            let frame_stack = if a.agent == "drqn" { a.frames } else { 0 };
+            let frame_stack = if a.agent == "drqn" { frames } else { 0 };
             let env_card = EnvCard {
                 id: id.clone(),
                 sticky_action_prob: a.sticky,
@@ -176,7 +189,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
                 let mut config = DqnConfig { double: a.double, dueling: a.dueling, n_step: a.n_step, ..base };
                 if a.agent == "drqn" {
                     // Seed 002's DRQN: an LSTM after the torso; 128 units for MinAtar's and CartPole's small torsos.
-                    config = config.drqn(a.frames, a.core_size);
+                    config = config.drqn(frames, core_size);
                 }
                 (config.net_spec(&obs_shape, actions), AgentCard::Dqn(config))
             };

@@ -673,3 +673,22 @@ fn a_run_shorter_than_its_schedule_warns() {
     assert!(stderr(&o).contains("--steps"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Options of another agent, and a new run's options on a resume, are refused rather than silently ignored.
+#[test]
+fn options_that_do_not_apply_are_refused() {
+    let new = ["train", "--env", "CartPole-v1", "--steps", "10", "--out", "/tmp/xrl-never"];
+    for (extra, says) in [
+        (&["--agent", "dqn", "--workers", "2"][..], "--workers is an A3C option"),
+        (&["--agent", "a2c", "--frames", "4"][..], "--frames is a DRQN option"),
+        (&["--agent", "a3c", "--core-size", "64"][..], "--core-size sets the units of a recurrent core"),
+        (&["--agent", "a2c", "--double"][..], "--double, --dueling and --n-step are DQN options"),
+        (&["--agent", "dqn", "--core", "lstm"][..], "--core is an A2C option"),
+    ] {
+        assert_clean_failure(&xrl(&[&new[..], extra].concat()), says);
+    }
+    // clap's own refusal: exit 2 and its usage message.
+    let o = xrl(&["train", "--resume", "/tmp/xrl-never", "--agent", "a2c"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot be used with") && !stderr(&o).contains("panicked"));
+}
