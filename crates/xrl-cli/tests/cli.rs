@@ -122,18 +122,21 @@ fn a_killed_training_run_resumes_from_its_last_checkpoint() {
         .spawn()
         .unwrap();
     let latest = dir.join("checkpoints/latest.json");
-    let start = std::time::Instant::now();
-    loop {
-        let step = std::fs::read_to_string(&latest)
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| v["step"].as_u64());
-        if step.is_some_and(|s| s >= 20_000) {
-            break;
+    let wait_for = |at_least: u64| {
+        let start = std::time::Instant::now();
+        loop {
+            let step = std::fs::read_to_string(&latest)
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .and_then(|v| v["step"].as_u64());
+            if step.is_some_and(|s| s >= at_least) {
+                return;
+            }
+            assert!(start.elapsed().as_secs() < 120, "training made no checkpoint in time");
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        assert!(start.elapsed().as_secs() < 120, "training made no checkpoint in time");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    };
+    wait_for(20_000);
     // While it trains, a second writer is refused with its PID (and the run left alone).
     let second = xrl(&["train", "--resume", out, "--quiet"]);
     assert_clean_failure(&second, &format!("process {} is writing this run", child.id()));
@@ -142,6 +145,15 @@ fn a_killed_training_run_resumes_from_its_last_checkpoint() {
     // The run is usable as it was left, and the killed writer's lock is gone with it.
     let o = xrl(&["play", "--run", out, "--episodes", "2", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // Killed again, at another moment, while resumed.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xrl"))
+        .args(["train", "--resume", out, "--quiet"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(60_000);
+    child.kill().unwrap();
+    child.wait().unwrap();
     let o = xrl(&["train", "--resume", out, "--quiet"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("to step 150000"), "{}", stdout(&o));
