@@ -380,14 +380,7 @@ fn npy_values(path: &std::path::Path) -> Vec<f32> {
 
 #[test]
 fn explain_options_reach_every_method() {
-    let fx = concat!(env!("CARGO_MANIFEST_DIR"), "/../xrl/tests/fixtures/");
-    let dir = std::env::temp_dir().join(format!("xrl-cli-explain-options-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let run = dir.join("run");
-    let pt = format!("{fx}minatar_dqn.pt");
-    let args = ["import", &pt, "--format", "pytorch", "--arch", "minatar-dqn", "--env", "MinAtar/Breakout-v0"];
-    let o = xrl(&[&args[..], &["--out", run.to_str().unwrap()]].concat());
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (dir, run) = imported_minatar_run("xrl-cli-explain-options");
     let explain = |out: &str, extra: &[&str]| {
         let out = dir.join(out);
         let base = ["explain", "--run", run.to_str().unwrap(), "--frames", "1..3", "--save-maps", "--out"];
