@@ -622,8 +622,6 @@ fn standard_output_closed_or_full_is_handled() {
 fn unbounded_or_special_outputs_are_refused() {
     let o = xrl(&["render", "--env", "CartPole-v1", "--steps", "100000000", "--out", "/tmp/xrl-never.gif"]);
     assert_clean_failure(&o, "--steps must be between 1 and 10000");
-    let o = xrl(&["render", "--env", "CartPole-v1", "--steps", "2", "--out", "/dev/null.gif"]);
-    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
     let dir = std::env::temp_dir().join(format!("xrl-cli-special-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("taken.gif")).unwrap();
     let o = xrl(&["render", "--env", "CartPole-v1", "--steps", "2", "--out", dir.join("taken.gif").to_str().unwrap()]);

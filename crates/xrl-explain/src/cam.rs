@@ -93,6 +93,6 @@ impl GuidedGradCam {
                 }
             }
         }
-        Maps { maps, len, delta: None }
+        Maps { maps, delta: None }
     }
 }

@@ -29,7 +29,7 @@ impl Gradient {
         let samples: Vec<usize> = (0..inputs.len() / len).collect();
         let mut maps = Vec::with_capacity(inputs.len());
         self.attribute_rows(model, Rows::Given(inputs), len, &samples, targets, &mut |_, m| maps.extend_from_slice(m));
-        Maps { maps, len, delta: None }
+        Maps { maps, delta: None }
     }
 
     /// The maps of `rows` (row r derived from input sample `sample_of[r]`), chunk by chunk:

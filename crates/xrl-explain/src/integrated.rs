@@ -154,7 +154,7 @@ impl IntegratedGradients {
         let at_x = values(model, Rows::Given(inputs), len, &samples, targets, self.budget);
         let at_b = values(model, Rows::Given(&base), len, &samples, targets, self.budget);
         let delta = (0..n).map(|i| maps[i * len..(i + 1) * len].iter().sum::<f32>() - (at_x[i] - at_b[i])).collect();
-        Maps { maps, len, delta: Some(delta) }
+        Maps { maps, delta: Some(delta) }
     }
 }
 

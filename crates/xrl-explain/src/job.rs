@@ -164,9 +164,8 @@ struct Prepared {
     /// Frame numbers.
     frames: Vec<usize>,
     pictures: Vec<RgbImage>,
-    /// For recurrent models: the recorded trajectory (states) and the rows of the explained frames in it.
+    /// The recorded trajectory the frames are steps of (for recurrent models: their states).
     trajectory: Option<Trajectory>,
-    rows: Vec<usize>,
     notes: Vec<String>,
     source: String,
 }
@@ -225,13 +224,13 @@ pub fn run(job: &Job) -> Result<Summary, ExplainError> {
     let xlen = len * k;
     let obs: Vec<f32> = match (&p.trajectory, k) {
         (Some(tr), k) if k > 1 => {
-            p.rows.iter().flat_map(|&t| (t + 1 - k..=t).flat_map(|s| tr.observation(s).to_vec())).collect()
+            p.frames.iter().flat_map(|&t| (t + 1 - k..=t).flat_map(|s| tr.observation(s).to_vec())).collect()
         }
         _ => p.obs.clone(),
     };
     let model: Box<dyn Model + '_> = match (&p.trajectory, carries) {
         (Some(tr), true) => {
-            let rows: Vec<usize> = p.rows.iter().map(|&t| t + 1 - k).collect();
+            let rows: Vec<usize> = p.frames.iter().map(|&t| t + 1 - k).collect();
             let state = tr.recurrent_state(&rows, &net.device().without_autodiff()).expect("a recurrent trajectory");
             if job.unroll > 0 {
                 Box::new(Unrolled { net: &net, k, state: Some(state) })
@@ -509,7 +508,6 @@ fn prepare(job: &Job, card: &xrl::run::RunCard, net: &xrl_nn::Net, k: usize) -> 
                 frames: (0..n).collect(),
                 pictures,
                 trajectory: None,
-                rows: (0..n).collect(),
                 notes,
                 source: "inputs".into(),
             });
@@ -582,7 +580,7 @@ fn prepare(job: &Job, card: &xrl::run::RunCard, net: &xrl_nn::Net, k: usize) -> 
             _ => Ok(observation_picture(trajectory.observation(t), &spec.obs_shape)),
         })
         .collect::<Result<Vec<_>, ExplainError>>()?;
-    Ok(Prepared { obs, frames: rows.clone(), pictures, trajectory: Some(trajectory), rows, notes, source })
+    Ok(Prepared { obs, frames: rows, pictures, trajectory: Some(trajectory), notes, source })
 }
 
 /// A picture of an observation with no game to render it: the mean over its channels in grey, each cell

@@ -529,7 +529,6 @@ impl Budget {
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Maps {
     pub maps: Vec<f32>,
-    pub len: usize,
     pub delta: Option<Vec<f32>>,
 }
 

@@ -123,6 +123,6 @@ impl Occlusion {
                 }
             }
         }
-        Maps { maps, len, delta: None }
+        Maps { maps, delta: None }
     }
 }

@@ -125,7 +125,7 @@ impl SmoothGrad {
                     mean[i * zl..(i + 1) * zl].iter_mut().zip(g).for_each(|(m, g)| *m += g / s as f32);
                 }
             });
-            return Maps { maps: first.input_gradients(&mean), len, delta: None };
+            return Maps { maps: first.input_gradients(&mean), delta: None };
         }
         // Running mean, sum of squared deviations (Welford: exact zero for equal maps) and sum of squares.
         let (mut mean, mut m2, mut sum_sq) =
@@ -152,6 +152,6 @@ impl SmoothGrad {
             // The population variance, as Captum's VarGrad.
             SmoothKind::Variance => m2.iter().map(|d| d / s).collect(),
         };
-        Maps { maps, len, delta: None }
+        Maps { maps, delta: None }
     }
 }

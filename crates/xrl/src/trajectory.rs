@@ -120,12 +120,14 @@ impl Trajectory {
         for _ in 0..steps {
             let obs = env.obs().to_vec();
             tr.states.push(env.state());
-            if carries {
-                let core = spec.core.expect("a network that carries a state has a core");
-                let zeros = vec![0.0; core.hidden];
+            if let Some(core) = spec.core.filter(|_| carries) {
+                // The state the action is taken from: zeros at the episode's start.
                 let (h, c) = match &state {
                     Some(s) => (to_vec(s.hidden.clone()), s.cell.clone().map(to_vec)),
-                    None => (zeros.clone(), (core.kind == crate::nn::CoreKind::Lstm).then(|| zeros.clone())),
+                    None => {
+                        let zeros = vec![0.0; core.hidden];
+                        (zeros.clone(), (core.kind == crate::nn::CoreKind::Lstm).then_some(zeros))
+                    }
                 };
                 hidden.extend(h);
                 if let Some(c) = c {
