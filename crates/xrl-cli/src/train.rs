@@ -4,12 +4,10 @@ use anyhow::{Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
-use xrl::agents::a2c::A2cConfig;
-use xrl::agents::a3c::A3cConfig;
-use xrl::agents::dqn::DqnConfig;
-use xrl::nn::{Core, CoreKind};
+use xrl::new_run::{AgentKind, NewRun};
+use xrl::nn::CoreKind;
 use xrl::rollout::{self, NetPolicy};
-use xrl::run::{AgentCard, EnvCard, RunCard, RunDir};
+use xrl::run::RunDir;
 
 /// `--device`, for the commands that build or load networks.
 #[derive(Args, Clone)]
@@ -117,97 +115,30 @@ pub fn train(a: TrainArgs) -> Result<()> {
             let (Some(id), Some(steps), Some(out)) = (&a.id, a.steps, &a.out) else {
                 bail!("--env, --steps and --out are required for a new run (or pass --resume DIR)");
             };
-            if !["dqn", "drqn", "a2c", "a3c"].contains(&a.agent.as_str()) {
-                bail!("unknown agent `{}`; the available agents are `dqn`, `drqn`, `a2c` and `a3c`", a.agent);
-            }
-            // Options of another agent are refused, not silently ignored.
-            if a.workers.is_some() && a.agent != "a3c" {
-                bail!("--workers is an A3C option (worker threads); {} does not use it", a.agent);
-            }
-            if a.frames.is_some() && a.agent != "drqn" {
-                bail!("--frames is a DRQN option (frames the LSTM runs over); {} does not use it", a.agent);
-            }
-            if a.core_size.is_some() && a.agent != "drqn" && a.core.is_none() {
-                bail!(
-                    "--core-size sets the units of a recurrent core: use it with --agent drqn or a2c --core lstm|gru"
-                );
-            }
-            let (frames, core_size) = (a.frames.unwrap_or(4), a.core_size.unwrap_or(128));
-            if core_size == 0 {
-                bail!("--core-size must be at least 1");
-            }
-            if a.agent == "drqn" && frames < 2 {
-                bail!("--frames must be at least 2 for drqn (it runs an LSTM over the last frames)");
-            }
-            if !a.agent.ends_with("dqn") && (a.double || a.dueling || a.n_step != 1) {
-                bail!(
-                    "--double, --dueling and --n-step are DQN options; {} uses n-step returns over its rollouts",
-                    a.agent
-                );
-            }
             let core = match a.core.as_deref() {
                 None => None,
-                Some(_) if a.agent != "a2c" => {
-                    bail!("--core is an A2C option; for a recurrent DQN use --agent drqn")
-                }
-                Some("lstm") => Some(Core { kind: CoreKind::Lstm, hidden: core_size }),
-                Some("gru") => Some(Core { kind: CoreKind::Gru, hidden: core_size }),
+                Some("lstm") => Some(CoreKind::Lstm),
+                Some("gru") => Some(CoreKind::Gru),
                 Some(other) => bail!("unknown --core `{other}`; use lstm or gru"),
             };
-            if steps == 0 || a.n_step == 0 {
-                bail!("--steps and --n-step must be at least 1");
-            }
-            let frame_stack = if a.agent == "drqn" { frames } else { 0 };
-            let env_card = EnvCard {
-                id: id.clone(),
-                sticky_action_prob: a.sticky,
-                difficulty_ramping: !a.no_ramping,
-                frame_stack,
-            };
-            let env = env_card.make()?;
-            let spec = env.spec();
-            let Some(actions) = spec.action.n() else {
-                bail!(
-                    "{id} has continuous actions; xrl's agents need discrete ones (try CartPole-v1 or a MinAtar game)"
-                );
-            };
-            let obs_shape = spec.observation.shape().to_vec();
-            let (net, agent) = if a.agent == "a2c" {
-                let base = A2cConfig::for_env(&obs_shape);
-                let config = match core {
-                    Some(core) => base.with_core(core),
-                    None => base,
-                };
-                (config.net_spec(&obs_shape, actions), AgentCard::A2c(config))
-            } else if a.agent == "a3c" {
-                let config = A3cConfig { workers: a.workers.unwrap_or(0), ..A3cConfig::for_env(&obs_shape) };
-                (config.net_spec(&obs_shape, actions), AgentCard::A3c(config))
-            } else {
-                let base = DqnConfig::for_env(
-                    spec.observation.shape().get(1..).filter(|_| frame_stack > 1).unwrap_or(&obs_shape),
-                );
-                let mut config = DqnConfig { double: a.double, dueling: a.dueling, n_step: a.n_step, ..base };
-                if a.agent == "drqn" {
-                    // Seed 002's DRQN: an LSTM after the torso; 128 units for MinAtar's and CartPole's small torsos.
-                    config = config.drqn(frames, core_size);
-                }
-                (config.net_spec(&obs_shape, actions), AgentCard::Dqn(config))
-            };
-            net.validate().map_err(anyhow::Error::msg)?;
-            let mut agent = agent;
-            if let Some(lr) = a.lr {
-                agent.set_lr(lr);
-            }
-            let card = RunCard {
-                xrl_version: env!("CARGO_PKG_VERSION").to_string(),
+            let card = NewRun {
+                env: id.clone(),
+                agent: a.agent.parse::<AgentKind>()?,
+                steps,
                 seed: a.seed,
-                total_steps: steps,
-                checkpoint_every: a.checkpoint_every.unwrap_or((steps / 20).max(1_000)).max(1),
-                env: env_card,
-                net,
-                agent,
-                imported: None,
-            };
+                checkpoint_every: a.checkpoint_every,
+                lr: a.lr,
+                sticky: a.sticky,
+                difficulty_ramping: !a.no_ramping,
+                double: a.double,
+                dueling: a.dueling,
+                n_step: a.n_step,
+                workers: a.workers,
+                core,
+                core_size: a.core_size,
+                frames: a.frames,
+            }
+            .card()?;
             let dir = RunDir::new(out);
             dir.create(&card)?;
             dir
@@ -224,6 +155,9 @@ pub fn train(a: TrainArgs) -> Result<()> {
     );
     let quiet = a.quiet;
     let state = xrl::train::train(&dir, &a.device.device, |p| {
+        if let Some(note) = &p.note {
+            bar.suspend(|| eprintln!("note: {note}"));
+        }
         bar.set_position(p.step as u64);
         bar.set_message(format!(
             "{:.0} steps/s  episodes {}  recent return {:.2}",
@@ -333,36 +267,9 @@ pub struct ImportArgs {
 
 pub fn import(a: ImportArgs) -> Result<()> {
     use xrl::import::{Arch, Format};
-    let format = match a.format.as_str() {
-        "pytorch" => Format::Pytorch,
-        "safetensors" => Format::Safetensors,
-        "sb3" => Format::Sb3,
-        f => bail!("unknown format `{f}`; use pytorch, safetensors or sb3"),
-    };
+    let format = Format::parse(&a.format).map_err(anyhow::Error::msg)?;
     let arch = Arch::parse(&a.arch).map_err(anyhow::Error::msg)?;
-    let env_card = EnvCard { id: a.id.clone(), sticky_action_prob: 0.1, difficulty_ramping: true, frame_stack: 0 };
-    let env = env_card.make()?;
-    let Some(actions) = env.spec().action.n() else {
-        bail!("{} has continuous actions; the imported Q-networks need discrete ones", a.id)
-    };
-    let obs_shape = env.spec().observation.shape().to_vec();
-    let net = xrl::import::import(&a.file, format, arch, a.key.as_deref(), &obs_shape, actions, &a.device.device)?;
-    let spec = net.spec().clone();
-    let config = DqnConfig { torso: spec.torso.clone(), ..DqnConfig::for_env(&obs_shape) };
-    let card = RunCard {
-        xrl_version: env!("CARGO_PKG_VERSION").to_string(),
-        seed: 0,
-        total_steps: 0,
-        checkpoint_every: 1,
-        env: env_card,
-        net: spec,
-        agent: AgentCard::Dqn(config),
-        imported: Some(xrl::run::ImportCard { file: a.file.display().to_string(), format, arch, key: a.key.clone() }),
-    };
-    let dir = RunDir::new(&a.out);
-    dir.create(&card)?;
-    let mut state = xrl::run::TrainerState { stem: "step-0000000000".into(), ..xrl::run::TrainerState::fresh(0) };
-    dir.save_checkpoint(&mut state, &[("online.safetensors", xrl::run::weights_bytes(&net)?)])?;
+    xrl::import::import_run(&RunDir::new(&a.out), &a.file, format, arch, a.key.as_deref(), &a.id, &a.device.device)?;
     say!(
         "imported {} ({}, {}) into {}; try `xrl play --run {}`",
         a.file.display(),

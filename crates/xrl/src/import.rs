@@ -164,6 +164,69 @@ pub fn import(
     Ok(net)
 }
 
+impl Format {
+    pub const ALL: [Format; 3] = [Format::Pytorch, Format::Safetensors, Format::Sb3];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Pytorch => "pytorch",
+            Format::Safetensors => "safetensors",
+            Format::Sb3 => "sb3",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| format!("unknown format `{s}`; use pytorch, safetensors or sb3"))
+    }
+}
+
+/// Imports `file` into a new run directory `dir` for the environment `env_id`: a run card (marked imported, so it
+/// can be played and explained, not resumed) and one checkpoint holding the weights. Refuses a directory that
+/// already holds a run.
+pub fn import_run(
+    dir: &crate::run::RunDir,
+    file: &Path,
+    format: Format,
+    arch: Arch,
+    key: Option<&str>,
+    env_id: &str,
+    device: &Device,
+) -> Result<crate::run::RunCard, RunError> {
+    use crate::run::{AgentCard, EnvCard, ImportCard, RunCard, TrainerState};
+    let env_card =
+        EnvCard { id: env_id.to_string(), sticky_action_prob: 0.1, difficulty_ramping: true, frame_stack: 0 };
+    let env = env_card.make().map_err(|e| RunError::Invalid(e.to_string()))?;
+    let Some(actions) = env.spec().action.n() else {
+        return Err(RunError::Invalid(format!(
+            "{env_id} has continuous actions; the imported Q-networks need discrete ones"
+        )));
+    };
+    let obs_shape = env.spec().observation.shape().to_vec();
+    let net = import(file, format, arch, key, &obs_shape, actions, device)?;
+    let spec = net.spec().clone();
+    let config = crate::agents::dqn::DqnConfig {
+        torso: spec.torso.clone(),
+        ..crate::agents::dqn::DqnConfig::for_env(&obs_shape)
+    };
+    let card = RunCard {
+        xrl_version: env!("CARGO_PKG_VERSION").to_string(),
+        seed: 0,
+        total_steps: 0,
+        checkpoint_every: 1,
+        env: env_card,
+        net: spec,
+        agent: AgentCard::Dqn(config),
+        imported: Some(ImportCard { file: file.display().to_string(), format, arch, key: key.map(str::to_string) }),
+    };
+    dir.create(&card)?;
+    let mut state = TrainerState { stem: "step-0000000000".into(), ..TrainerState::fresh(0) };
+    dir.save_checkpoint(&mut state, &[("online.safetensors", crate::run::weights_bytes(&net)?)])?;
+    Ok(card)
+}
+
 /// Weights with a NaN or an infinity are refused: such a network's outputs, and so every explanation of it, are
 /// meaningless.
 pub fn refuse_nonfinite(net: &Net, file: &Path) -> Result<(), RunError> {

@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod bench;
 pub mod import;
+pub mod new_run;
 pub mod optim;
 pub mod replay;
 pub mod rollout;

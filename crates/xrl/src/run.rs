@@ -368,14 +368,98 @@ impl RunDir {
         Ok(card)
     }
 
-    /// The last complete checkpoint, if any.
+    /// The last complete checkpoint, if any: `checkpoints/latest.json`, or — when that index is missing or damaged
+    /// — the newest checkpoint whose own record (`step-N.state.json`) and files all check against their
+    /// checksums. Refuses (naming the recovery) when checkpoint files exist but none is complete.
     pub fn latest(&self) -> Result<Option<TrainerState>, RunError> {
+        Ok(self.latest_with_recovery()?.map(|(state, _)| state))
+    }
+
+    /// [`RunDir::latest`], and whether the index had to be rebuilt (with what was wrong with it).
+    fn latest_with_recovery(&self) -> Result<Option<(TrainerState, Option<String>)>, RunError> {
         let path = self.checkpoints().join("latest.json");
-        if !path.exists() {
+        let problem = match std::fs::read_to_string(&path) {
+            Ok(text) => match serde_json::from_str::<TrainerState>(&text) {
+                Ok(state) => return Ok(Some((state, None))),
+                Err(e) => format!("damaged ({e})"),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => "missing".to_string(),
+            Err(e) => return Err(file_err(&path, format!("cannot read the checkpoint index ({e})"))),
+        };
+        if let Some(state) = self.newest_complete_checkpoint() {
+            return Ok(Some((state, Some(problem))));
+        }
+        let files = self.checkpoint_files().len();
+        if files == 0 && problem == "missing" {
             return Ok(None);
         }
-        let text = std::fs::read_to_string(&path).map_err(|e| file_err(&path, e))?;
-        serde_json::from_str(&text).map(Some).map_err(|e| file_err(&path, format!("damaged checkpoint index: {e}")))
+        Err(file_err(
+            &path,
+            format!(
+                "{problem}, and none of the {files} checkpoint files makes a complete checkpoint with its record \
+                 (step-N.state.json) to rebuild it from; nothing was changed. Put latest.json back (from a backup or \
+                 another copy of the run), or train into a new --out"
+            ),
+        ))
+    }
+
+    /// The names of the files in `checkpoints/` that belong to checkpoints (`step-…`), sorted.
+    fn checkpoint_files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.checkpoints())
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with("step-"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// The newest checkpoint whose record parses and whose every file is present with its recorded checksum.
+    fn newest_complete_checkpoint(&self) -> Option<TrainerState> {
+        let records = self.checkpoint_files().into_iter().filter(|n| n.ends_with(".state.json"));
+        records.rev().find_map(|name| {
+            let text = std::fs::read_to_string(self.checkpoints().join(&name)).ok()?;
+            let state: TrainerState = serde_json::from_str(&text).ok()?;
+            let complete = !state.checksums.is_empty()
+                && name == format!("{}.state.json", state.stem)
+                && state.checksums.iter().all(|(file, &crc)| {
+                    std::fs::read(self.checkpoints().join(file)).is_ok_and(|b| crc32fast::hash(&b) == crc)
+                });
+            complete.then_some(state)
+        })
+    }
+
+    /// Rebuilds a missing or damaged `checkpoints/latest.json` from the newest complete checkpoint (see
+    /// [`RunDir::latest`]); a damaged index is kept beside it as `latest.json.damaged[-N]`, never overwritten.
+    /// Returns what was done, for the user, or `None` when the index was fine (or the run has no checkpoint).
+    /// Call it holding the run's lock.
+    pub fn restore_index(&self) -> Result<Option<String>, RunError> {
+        let Some((state, Some(problem))) = self.latest_with_recovery()? else { return Ok(None) };
+        let index = self.checkpoints().join("latest.json");
+        let mut kept = String::new();
+        if index.exists() {
+            let aside = (0..)
+                .map(|i| {
+                    let suffix = if i == 0 { String::new() } else { format!("-{i}") };
+                    self.checkpoints().join(format!("latest.json.damaged{suffix}"))
+                })
+                .find(|p| !p.exists())
+                .expect("a free name");
+            std::fs::rename(&index, &aside)
+                .map_err(|e| file_err(&index, format!("cannot move the damaged index aside ({e})")))?;
+            kept = format!(" (the damaged one is kept as {})", aside.display());
+        }
+        write_bytes(&index, state_text(&state).as_bytes())?;
+        Ok(Some(format!(
+            "{} was {problem}; rebuilt it from the newest complete checkpoint, {} (step {}){kept}",
+            index.display(),
+            state.stem,
+            state.step
+        )))
     }
 
     /// The checkpoint file `{stem}.{suffix}` (suffixes: `online.safetensors`, `target.safetensors`, `replay.bin`).
@@ -392,7 +476,9 @@ impl RunDir {
             write_bytes(&path, bytes)?;
             state.checksums.insert(file_name(&path), crc32fast::hash(bytes));
         }
-        let text = serde_json::to_string_pretty(state).expect("trainer state serialises");
+        let text = state_text(state);
+        // The checkpoint's own record first (what a lost index is rebuilt from), then the commit point.
+        write_bytes(&self.checkpoint_file(&state.stem, "state.json"), text.as_bytes())?;
         write_bytes(&self.checkpoints().join("latest.json"), text.as_bytes())
     }
 
@@ -409,24 +495,17 @@ impl RunDir {
     /// The online network of the last checkpoint, checked and loaded for `card`'s architecture.
     pub fn load_latest_online(&self, card: &RunCard, device: &Device) -> Result<(TrainerState, Net), RunError> {
         let state = self.latest()?.ok_or_else(|| {
-            let has_files = std::fs::read_dir(self.checkpoints())
-                .map(|mut e| e.any(|f| f.is_ok_and(|f| f.file_name().to_string_lossy().starts_with("step-"))))
-                .unwrap_or(false);
-            if has_files {
-                file_err(
-                    &self.checkpoints().join("latest.json"),
-                    "missing, though checkpoint files are there: put latest.json back (from a backup or another \
-                     copy of the run) to use them",
-                )
-            } else {
-                RunError::Invalid(format!("{} has no checkpoint yet; train longer or resume it", self.root.display()))
-            }
+            RunError::Invalid(format!("{} has no checkpoint yet; train longer or resume it", self.root.display()))
         })?;
         let path = self.checkpoint_file(&state.stem, "online.safetensors");
         let bytes = self.read_checked(&state, &path)?;
         let net = load_weights(&card.net, &path, bytes, device)?;
         Ok((state, net))
     }
+}
+
+fn state_text(state: &TrainerState) -> String {
+    serde_json::to_string_pretty(state).expect("trainer state serialises")
 }
 
 fn file_name(path: &Path) -> String {

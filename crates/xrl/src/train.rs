@@ -45,6 +45,9 @@ pub struct Progress {
     pub recent_return: f64,
     pub steps_per_sec: f64,
     pub last_checkpoint: Option<usize>,
+    /// Something the user should know that training repaired on its way in (a rebuilt checkpoint index), in the
+    /// first report only.
+    pub note: Option<String>,
 }
 
 pub const METRICS_HEADER: &str = "step,episode,return,length,loss,epsilon,steps_per_sec";
@@ -108,10 +111,11 @@ impl<'a> Session<'a> {
         device: &Device,
         on_progress: &'a mut dyn FnMut(&Progress),
     ) -> Result<Self, TrainError> {
+        let note = dir.restore_index()?;
         let (state, resumed) = match dir.latest()? {
             Some(mut s) => {
                 s.resumes += 1;
-                truncate_metrics(dir, s.step)?;
+                truncate_metrics(dir, &s)?;
                 (s, true)
             }
             None => {
@@ -127,7 +131,7 @@ impl<'a> Session<'a> {
             .append(true)
             .open(dir.metrics_path())
             .map_err(|e| RunError::File { path: dir.metrics_path(), message: e.to_string() })?;
-        let progress = Progress { total_steps: card.total_steps, step: state.step, ..Progress::default() };
+        let progress = Progress { total_steps: card.total_steps, step: state.step, note, ..Progress::default() };
         let curve = read_curve(dir);
         let tensorboard = EventWriter::create(&dir.root.join("tensorboard"))
             .map_err(|e| RunError::File { path: dir.root.join("tensorboard"), message: e.to_string() })?;
@@ -237,6 +241,7 @@ impl<'a> Session<'a> {
         self.progress.step = self.state.step;
         self.progress.steps_per_sec = self.steps_per_sec();
         (self.on_progress)(&self.progress);
+        self.progress.note = None;
     }
 
     /// Reads and checks a file of the checkpoint being resumed.
@@ -274,7 +279,6 @@ fn read_curve(dir: &RunDir) -> (Vec<f64>, Vec<f64>) {
         .unzip()
 }
 
-/// Keeps the rows of `metrics.csv` up to `step` (and drops a half-written last line), atomically.
 /// Refuses to start a run from step 0 when its directory already holds checkpoint files or metrics rows but no
 /// `checkpoints/latest.json`: the commit point was deleted or lost, and a fresh start would write over them.
 fn refuse_to_start_over(dir: &RunDir) -> Result<(), RunError> {
@@ -298,17 +302,74 @@ fn refuse_to_start_over(dir: &RunDir) -> Result<(), RunError> {
     })
 }
 
-fn truncate_metrics(dir: &RunDir, step: usize) -> Result<(), RunError> {
+/// Cuts `metrics.csv` back to the checkpoint being resumed (`state`): the rows of episodes finished after it are
+/// dropped (they are played again), and so is a half-written last line (a killed write). Any other damage — a
+/// row that does not parse, episode numbers that skip or repeat, fewer rows than the checkpoint's episodes — is
+/// refused with the line to fix, and the file is left as it was.
+fn truncate_metrics(dir: &RunDir, state: &TrainerState) -> Result<(), RunError> {
     let path = dir.metrics_path();
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
-    let mut out = format!("{METRICS_HEADER}\n");
-    for line in text.lines().skip(1).filter(|l| l.split(',').count() == 7) {
-        if line.split(',').next().and_then(|s| s.parse::<usize>().ok()).is_some_and(|s| s <= step) {
-            out.push_str(line);
-            out.push('\n');
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && state.episodes == 0 => String::new(),
+        Err(e) => {
+            return Err(RunError::File {
+                path,
+                message: format!(
+                    "cannot read the run's episode log ({e}); it holds the {} episodes up to the checkpoint. Put it \
+                     back (from a backup or another copy of the run) to resume",
+                    state.episodes
+                ),
+            });
         }
+    };
+    let refuse = |line: usize, what: String| RunError::File {
+        path: path.clone(),
+        message: format!(
+            "line {line}: {what}; nothing was changed. Fix or restore that line (each row is `{METRICS_HEADER}`, \
+             episodes numbered 1, 2, …) and resume again"
+        ),
+    };
+    // Rows past the checkpoint's episode count came after it (they are played again), whatever their state: a
+    // killed process may have left the last one half written. The rows before were flushed before the checkpoint
+    // was committed, so they must all be whole.
+    let mut lines = text.lines();
+    match lines.next() {
+        Some(METRICS_HEADER) => {}
+        None if state.episodes == 0 => {}
+        other => return Err(refuse(1, format!("the header is `{}`, not `{METRICS_HEADER}`", other.unwrap_or("")))),
     }
-    crate::run::write_bytes(&path, out.as_bytes())
+    let mut out = format!("{METRICS_HEADER}\n");
+    for (i, line) in lines.take(state.episodes).enumerate() {
+        let fields: Vec<&str> = line.split(',').collect();
+        let parsed = (fields.len() == 7)
+            .then(|| Some((fields[0].parse::<usize>().ok()?, fields[1].parse::<usize>().ok()?)))
+            .flatten();
+        let Some((step, episode)) = parsed else {
+            return Err(refuse(i + 2, format!("`{line}` is not a row of 7 fields starting with step and episode")));
+        };
+        if episode != i + 1 {
+            return Err(refuse(i + 2, format!("episode {episode} where episode {} belongs", i + 1)));
+        }
+        if step > state.step {
+            return Err(refuse(
+                i + 2,
+                format!("episode {episode} ends at step {step}, after the checkpoint's step {}", state.step),
+            ));
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    let kept = out.lines().count() - 1;
+    if kept != state.episodes {
+        return Err(refuse(
+            kept + 2,
+            format!("the log ends after {kept} episodes, but the checkpoint counts {}", state.episodes),
+        ));
+    }
+    if out != text {
+        crate::run::write_bytes(&path, out.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// Removes the replay buffers and optimiser states of older checkpoints (large, and only the newest is resumed

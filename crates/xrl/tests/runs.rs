@@ -228,34 +228,106 @@ fn a_run_has_one_writer_at_a_time() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-/// A run whose commit point (`checkpoints/latest.json`) is gone is not restarted from step 0 over its own files:
-/// the resume is refused, naming the recovery, and every file stays as it was.
-#[test]
-fn a_run_without_its_checkpoint_index_is_not_started_over() {
-    let root = tmp("no-index");
-    let dir = RunDir::new(&root);
-    dir.create(&card(2_000, 1_000, small())).unwrap();
-    train(&dir, &xrl::burn::tensor::Device::flex(), |_| {}).unwrap();
-    std::fs::remove_file(dir.checkpoints().join("latest.json")).unwrap();
-    let snapshot = |d: &std::path::Path| {
-        let mut files: Vec<(String, Vec<u8>)> = vec![];
-        for sub in [d.to_path_buf(), d.join("checkpoints")] {
-            for e in std::fs::read_dir(&sub).unwrap().map(|e| e.unwrap()) {
-                if e.path().is_file() && e.file_name() != "run.lock" {
-                    files.push((e.path().display().to_string(), std::fs::read(e.path()).unwrap()));
-                }
+fn snapshot(d: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = vec![];
+    for sub in [d.to_path_buf(), d.join("checkpoints")] {
+        for e in std::fs::read_dir(&sub).unwrap().map(|e| e.unwrap()) {
+            if e.path().is_file() && e.file_name() != "run.lock" {
+                files.push((e.path().display().to_string(), std::fs::read(e.path()).unwrap()));
             }
         }
-        files.sort();
-        files
-    };
+    }
+    files.sort();
+    files
+}
+
+/// A run whose commit point (`checkpoints/latest.json`) is gone or damaged is never restarted from step 0 over
+/// its own files: the index is rebuilt from the newest checkpoint whose own record and files check (a damaged one
+/// kept aside), and when none does the resume is refused, naming the recovery, with every file as it was.
+#[test]
+fn a_lost_checkpoint_index_is_rebuilt_from_the_checkpoints_or_refused() {
+    let root = tmp("no-index");
+    let dir = RunDir::new(&root);
+    let flex = xrl::burn::tensor::Device::flex();
+    dir.create(&card(2_000, 1_000, small())).unwrap();
+    train(&dir, &flex, |_| {}).unwrap();
+    let index = dir.checkpoints().join("latest.json");
+    let committed = dir.latest().unwrap().unwrap();
+    // Missing: readers see the newest complete checkpoint; training writes the index back and goes on from it.
+    std::fs::remove_file(&index).unwrap();
+    assert_eq!(dir.latest().unwrap().as_ref(), Some(&committed));
+    dir.amend(None, Some(3_000)).unwrap();
+    let mut notes = vec![];
+    let s = train(&dir, &flex, |p| notes.extend(p.note.clone())).unwrap();
+    assert_eq!(s.step, 3_000);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].contains("was missing; rebuilt it") && notes[0].contains("step-0000002000"), "{notes:?}");
+    // Damaged: the same, and the damaged bytes are kept.
+    std::fs::write(&index, b"{ half a commit").unwrap();
+    let note = dir.restore_index().unwrap().unwrap();
+    assert!(note.contains("was damaged") && note.contains("latest.json.damaged"), "{note}");
+    assert_eq!(std::fs::read(dir.checkpoints().join("latest.json.damaged")).unwrap(), b"{ half a commit");
+    assert_eq!(dir.latest().unwrap().unwrap().step, 3_000);
+    assert_eq!(dir.restore_index().unwrap(), None, "nothing left to repair");
+    // No complete checkpoint to rebuild from (the newest weights damaged; older ones have lost their optimiser
+    // state): refused, and nothing changes.
+    std::fs::remove_file(&index).unwrap();
+    let weights = dir.checkpoints().join("step-0000003000.online.safetensors");
+    let mut bytes = std::fs::read(&weights).unwrap();
+    bytes[100] ^= 0xFF;
+    std::fs::write(&weights, bytes).unwrap();
     let before = snapshot(&root);
-    let err = train(&dir, &xrl::burn::tensor::Device::flex(), |_| {}).err().unwrap().to_string();
+    let err = train(&dir, &flex, |_| {}).err().unwrap().to_string();
     assert!(err.contains("latest.json: missing") && err.contains("nothing was changed"), "{err}");
+    assert!(err.contains("Put latest.json back"), "{err}");
     assert_eq!(snapshot(&root), before, "every file is as it was");
     let c = dir.read_card().unwrap();
-    let err = dir.load_latest_online(&c, &xrl::burn::tensor::Device::flex()).err().unwrap().to_string();
-    assert!(err.contains("put latest.json back") && !err.contains("resume it"), "{err}");
+    let err = dir.load_latest_online(&c, &flex).err().unwrap().to_string();
+    assert!(err.contains("Put latest.json back"), "{err}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// `metrics.csv` is cut back to the checkpoint on resume (rows after it and a half-written last line go), and any
+/// other damage is refused with the line to fix, leaving the file untouched.
+#[test]
+fn a_damaged_episode_log_is_repaired_back_to_the_checkpoint_or_refused() {
+    let root = tmp("metrics");
+    let dir = RunDir::new(&root);
+    let flex = xrl::burn::tensor::Device::flex();
+    dir.create(&card(2_000, 1_000, small())).unwrap();
+    let state = train(&dir, &flex, |_| {}).unwrap();
+    let path = dir.metrics_path();
+    let good = std::fs::read_to_string(&path).unwrap();
+    let rows: Vec<&str> = good.lines().collect();
+    assert_eq!(rows.len(), state.episodes + 1);
+    dir.amend(None, Some(2_001)).unwrap();
+    let resume_with = |text: &str| {
+        std::fs::write(&path, text).unwrap();
+        dir.amend(None, Some(dir.read_card().unwrap().total_steps + 1)).unwrap();
+        train(&dir, &flex, |_| {}).map(|_| ()).map_err(|e| e.to_string())
+    };
+    let refused = |text: String, needle: &str| {
+        let err = resume_with(&text).unwrap_err();
+        assert!(err.contains(needle) && err.contains("nothing was changed"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "left as it was");
+    };
+    // A row in the middle that does not parse, a skipped episode, lost rows, another header.
+    let mut garbled = rows.clone();
+    garbled[3] = "12,x";
+    refused(garbled.join("\n") + "\n", "line 4: `12,x`");
+    let mut skipped = rows.clone();
+    skipped.remove(2);
+    refused(skipped.join("\n") + "\n", "line 3: episode 3 where episode 2 belongs");
+    refused(
+        rows[..3].join("\n") + "\n",
+        &format!("ends after 2 episodes, but the checkpoint counts {}", state.episodes),
+    );
+    refused(good.replacen("step,", "steps,", 1), "line 1: the header");
+    // Rows past the checkpoint and a half-written one are repaired away (the resumed run plays them again).
+    let after = format!("{good}999999,{},1,1,,0,1\n999999,{},1", state.episodes + 1, state.episodes + 2);
+    resume_with(&after).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.starts_with(&good) && !text.contains("999999"), "{text}");
     let _ = std::fs::remove_dir_all(&root);
 }
 

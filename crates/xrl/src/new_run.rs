@@ -1,0 +1,217 @@
+//! A new run's card from the choices a user makes (what `xrl train --env … --agent …` takes): every option is
+//! checked against the agent it belongs to, so an option of another agent is refused rather than ignored, and
+//! the network is built for the environment's observations and actions.
+
+use crate::agents::a2c::A2cConfig;
+use crate::agents::a3c::A3cConfig;
+use crate::agents::dqn::DqnConfig;
+use crate::nn::{Core, CoreKind};
+use crate::run::{AgentCard, EnvCard, RunCard, RunError};
+
+/// The agents xrl trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AgentKind {
+    Dqn,
+    /// DQN with an LSTM over the last `frames` frames (seed 002).
+    Drqn,
+    A2c,
+    A3c,
+}
+
+impl std::str::FromStr for AgentKind {
+    type Err = RunError;
+    fn from_str(s: &str) -> Result<Self, RunError> {
+        match s {
+            "dqn" => Ok(AgentKind::Dqn),
+            "drqn" => Ok(AgentKind::Drqn),
+            "a2c" => Ok(AgentKind::A2c),
+            "a3c" => Ok(AgentKind::A3c),
+            _ => Err(RunError::Invalid(format!(
+                "unknown agent `{s}`; the available agents are `dqn`, `drqn`, `a2c` and `a3c`"
+            ))),
+        }
+    }
+}
+
+/// What a new run is: `None` leaves an option at the agent's default, and an option another agent owns must stay
+/// `None` (or `false`, or 1 for `n_step`).
+#[derive(Clone, Debug)]
+pub struct NewRun {
+    pub env: String,
+    pub agent: AgentKind,
+    pub steps: usize,
+    pub seed: u64,
+    /// Default: a twentieth of the run, at least 1,000.
+    pub checkpoint_every: Option<usize>,
+    pub lr: Option<f64>,
+    /// MinAtar: probability that the previous action repeats.
+    pub sticky: f64,
+    pub difficulty_ramping: bool,
+    /// DQN family.
+    pub double: bool,
+    pub dueling: bool,
+    pub n_step: usize,
+    /// A3C: worker threads (0 or `None`: one per core).
+    pub workers: Option<usize>,
+    /// A2C: a recurrent core after the torso.
+    pub core: Option<CoreKind>,
+    /// DRQN and recurrent A2C: the core's units (default 128).
+    pub core_size: Option<usize>,
+    /// DRQN: frames the LSTM runs over (default 4).
+    pub frames: Option<usize>,
+}
+
+impl NewRun {
+    /// A run of `agent` on `env` for `steps` steps, every other option at its default.
+    pub fn new(env: &str, agent: AgentKind, steps: usize) -> Self {
+        NewRun {
+            env: env.to_string(),
+            agent,
+            steps,
+            seed: 0,
+            checkpoint_every: None,
+            lr: None,
+            sticky: 0.1,
+            difficulty_ramping: true,
+            double: false,
+            dueling: false,
+            n_step: 1,
+            workers: None,
+            core: None,
+            core_size: None,
+            frames: None,
+        }
+    }
+
+    /// The run card: checked options, the agent's published hyper-parameters, and a network for the environment.
+    pub fn card(&self) -> Result<RunCard, RunError> {
+        let bad = |m: String| Err(RunError::Invalid(m));
+        let name = format!("{:?}", self.agent).to_lowercase();
+        let (dqn_family, drqn) =
+            (matches!(self.agent, AgentKind::Dqn | AgentKind::Drqn), self.agent == AgentKind::Drqn);
+        if self.workers.is_some() && self.agent != AgentKind::A3c {
+            return bad(format!("--workers is an A3C option (worker threads); {name} does not use it"));
+        }
+        if self.frames.is_some() && !drqn {
+            return bad(format!("--frames is a DRQN option (frames the LSTM runs over); {name} does not use it"));
+        }
+        if self.core.is_some() && self.agent != AgentKind::A2c {
+            return bad("--core is an A2C option; for a recurrent DQN use --agent drqn".into());
+        }
+        if self.core_size.is_some() && !drqn && self.core.is_none() {
+            return bad(
+                "--core-size sets the units of a recurrent core: use it with --agent drqn or a2c --core lstm|gru"
+                    .into(),
+            );
+        }
+        if !dqn_family && (self.double || self.dueling || self.n_step != 1) {
+            return bad(format!(
+                "--double, --dueling and --n-step are DQN options; {name} uses n-step returns over its rollouts"
+            ));
+        }
+        let (frames, core_size) = (self.frames.unwrap_or(4), self.core_size.unwrap_or(128));
+        if core_size == 0 {
+            return bad("--core-size must be at least 1".into());
+        }
+        if drqn && frames < 2 {
+            return bad("--frames must be at least 2 for drqn (it runs an LSTM over the last frames)".into());
+        }
+        if self.steps == 0 || self.n_step == 0 {
+            return bad("--steps and --n-step must be at least 1".into());
+        }
+        if self.lr.is_some_and(|lr| !(lr > 0.0 && lr.is_finite())) {
+            return bad("--lr must be a positive number, e.g. 2.5e-4".into());
+        }
+        if !(0.0..=1.0).contains(&self.sticky) {
+            return bad(format!("--sticky is a probability in [0, 1], got {}", self.sticky));
+        }
+        if self.checkpoint_every == Some(0) {
+            return bad("--checkpoint-every must be at least 1 step".into());
+        }
+        let frame_stack = if drqn { frames } else { 0 };
+        let env_card = EnvCard {
+            id: self.env.clone(),
+            sticky_action_prob: self.sticky,
+            difficulty_ramping: self.difficulty_ramping,
+            frame_stack,
+        };
+        let env = env_card.make().map_err(|e| RunError::Invalid(e.to_string()))?;
+        let spec = env.spec();
+        let Some(actions) = spec.action.n() else {
+            return bad(format!(
+                "{} has continuous actions; xrl's agents need discrete ones (try CartPole-v1 or a MinAtar game)",
+                self.env
+            ));
+        };
+        let obs_shape = spec.observation.shape().to_vec();
+        let core = self.core.map(|kind| Core { kind, hidden: core_size });
+        let (net, mut agent) = match self.agent {
+            AgentKind::A2c => {
+                let base = A2cConfig::for_env(&obs_shape);
+                let config = match core {
+                    Some(core) => base.with_core(core),
+                    None => base,
+                };
+                (config.net_spec(&obs_shape, actions), AgentCard::A2c(config))
+            }
+            AgentKind::A3c => {
+                let config = A3cConfig { workers: self.workers.unwrap_or(0), ..A3cConfig::for_env(&obs_shape) };
+                (config.net_spec(&obs_shape, actions), AgentCard::A3c(config))
+            }
+            AgentKind::Dqn | AgentKind::Drqn => {
+                // DRQN's torso reads one frame of the stack.
+                let frame = if frame_stack > 1 { &obs_shape[1..] } else { &obs_shape[..] };
+                let base = DqnConfig::for_env(frame);
+                let mut config = DqnConfig { double: self.double, dueling: self.dueling, n_step: self.n_step, ..base };
+                if drqn {
+                    // Seed 002's DRQN: an LSTM after the torso; 128 units for MinAtar's and CartPole's small torsos.
+                    config = config.drqn(frames, core_size);
+                }
+                (config.net_spec(&obs_shape, actions), AgentCard::Dqn(config))
+            }
+        };
+        net.validate().map_err(RunError::Invalid)?;
+        if let Some(lr) = self.lr {
+            agent.set_lr(lr);
+        }
+        let card = RunCard {
+            xrl_version: env!("CARGO_PKG_VERSION").to_string(),
+            seed: self.seed,
+            total_steps: self.steps,
+            checkpoint_every: self.checkpoint_every.unwrap_or((self.steps / 20).max(1_000)),
+            env: env_card,
+            net,
+            agent,
+            imported: None,
+        };
+        card.check_env().map_err(RunError::Invalid)?;
+        Ok(card)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_of_another_agent_are_refused_and_defaults_fill_the_rest() {
+        let card = NewRun::new("CartPole-v1", AgentKind::Dqn, 50_000).card().unwrap();
+        assert_eq!((card.total_steps, card.checkpoint_every, card.net.actions), (50_000, 2_500, 2));
+        assert_eq!(card.agent.name(), "DQN");
+        let refused = |run: NewRun, needle: &str| {
+            let e = run.card().unwrap_err().to_string();
+            assert!(e.contains(needle), "{e}");
+        };
+        refused(NewRun { workers: Some(2), ..NewRun::new("CartPole-v1", AgentKind::A2c, 10) }, "--workers");
+        refused(NewRun { double: true, ..NewRun::new("CartPole-v1", AgentKind::A3c, 10) }, "DQN options");
+        refused(NewRun { frames: Some(1), ..NewRun::new("CartPole-v1", AgentKind::Drqn, 10) }, "at least 2");
+        refused(NewRun { lr: Some(f64::NAN), ..NewRun::new("CartPole-v1", AgentKind::Dqn, 10) }, "--lr");
+        refused(NewRun::new("Pendulum-v1", AgentKind::Dqn, 10), "continuous actions");
+        refused(NewRun::new("Pong-v9", AgentKind::Dqn, 10), "known ids");
+        let drqn =
+            NewRun { frames: Some(3), ..NewRun::new("MinAtar/Breakout-v0", AgentKind::Drqn, 10) }.card().unwrap();
+        assert_eq!((drqn.env.frame_stack, drqn.net.obs_shape.clone()), (3, vec![3, 4, 10, 10]));
+        assert_eq!("a3c".parse::<AgentKind>().unwrap(), AgentKind::A3c);
+        assert!("ppo".parse::<AgentKind>().unwrap_err().to_string().contains("`a2c` and `a3c`"));
+    }
+}
