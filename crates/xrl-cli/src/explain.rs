@@ -36,7 +36,7 @@ pub struct ExplainArgs {
     #[arg(long)]
     pub(crate) allow_nonfinite: bool,
     /// Seed of the episode played (its reset) and of SmoothGrad's noise.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0)]
     pub(crate) seed: u64,
     /// Frames of the episode to explain, `A..B` (B excluded); default 0..20 when playing, all of a trajectory.
     #[arg(long)]
@@ -56,44 +56,49 @@ pub struct ExplainArgs {
     /// Also write each method's raw maps as `.npy` (readable by NumPy).
     #[arg(long)]
     pub(crate) save_maps: bool,
-    /// Integrated gradients: points on the path from the baseline.
-    #[arg(long, default_value_t = 50)]
-    pub(crate) ig_steps: usize,
+    /// Integrated gradients: points on the path from the baseline [default: 50].
+    #[arg(long, allow_negative_numbers = true)]
+    pub(crate) ig_steps: Option<usize>,
     /// Integrated gradients: the quadrature — left, right, middle, trapezoid, captum-trapezoid (Captum's
     /// `riemann_trapezoid`, whose weights sum to (n−1)/n) or gauss-legendre.
-    #[arg(long, default_value = "gauss-legendre")]
-    pub(crate) ig_rule: String,
+    /// [default: gauss-legendre]
+    #[arg(long)]
+    pub(crate) ig_rule: Option<String>,
     /// Integrated gradients: the baseline — `zeros`, `blur[:SIGMA]` (the frame blurred, σ 5 pixels unless given),
     /// `frame:N` (frame N of the same episode) or a `.npy` file (one observation, or one per explained frame).
-    #[arg(long, default_value = "zeros")]
-    pub(crate) ig_baseline: String,
+    /// [default: zeros]
+    #[arg(long)]
+    pub(crate) ig_baseline: Option<String>,
     /// SmoothGrad, SmoothGrad², VarGrad: noisy copies per frame.
-    #[arg(long, default_value_t = 25)]
-    pub(crate) noise_samples: usize,
+    /// [default: 25]
+    #[arg(long, allow_negative_numbers = true)]
+    pub(crate) noise_samples: Option<usize>,
     /// Noise standard deviation as a fraction of each frame's value range (PAIR saliency's 0.15), or in input
     /// units with --noise-absolute (Captum NoiseTunnel's `stdevs`).
-    #[arg(long, default_value_t = 0.15)]
-    pub(crate) noise_sigma: f32,
+    /// [default: 0.15]
+    #[arg(long, allow_hyphen_values = true)]
+    pub(crate) noise_sigma: Option<f32>,
     /// --noise-sigma is in input units, not a fraction of the frame's range.
     #[arg(long)]
     pub(crate) noise_absolute: bool,
     /// Occlusion: window side in pixels over all channels (default 8 on 84×84 frames, 3 on smaller ones).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub(crate) occlusion_window: Option<usize>,
     /// Occlusion: stride in pixels (default 4 on 84×84 frames, 1 on smaller ones).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub(crate) occlusion_stride: Option<usize>,
     /// Occlusion: what fills a window — a number, `mean` (the frame's mean) or `blur[:SIGMA]` (σ 3 pixels unless
     /// given).
-    #[arg(long, default_value = "0")]
-    pub(crate) occlusion_fill: String,
+    /// [default: 0]
+    #[arg(long)]
+    pub(crate) occlusion_fill: Option<String>,
     /// Grad-CAM without its final ReLU (Captum's LayerGradCam default; the paper applies it).
     #[arg(long)]
     pub(crate) gradcam_no_relu: bool,
     /// Recurrent runs (a2c --core): 0 explains each frame at the state h(t−1) the agent held (fixed across path
     /// points, noise samples and perturbations); K ≥ 1 attributes through the last K frames, unrolled from the
     /// recorded state before the first of them (maps then cover K frames, oldest first).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0)]
     pub(crate) unroll: usize,
     /// Perturbation saliency's score: `policy` (½‖Δlogits‖², Greydanus et al.'s actor score; all Q values for a
     /// Q network), `value` (½ΔV², the critic score) or `target` (½Δ² of --target). Default: `policy` for
@@ -146,20 +151,37 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
         Some("mp4") => Some(Video::Mp4),
         Some(v) => bail!("unknown video format `{v}`; use gif or mp4"),
     };
+    let d = MethodOptions::default();
     let options = MethodOptions {
         seed: a.seed,
-        ig_steps: a.ig_steps,
-        ig_rule: registry::parse_rule(&a.ig_rule)?,
-        noise_samples: a.noise_samples,
-        noise_sigma: a.noise_sigma,
+        ig_steps: a.ig_steps.unwrap_or(d.ig_steps),
+        ig_rule: a.ig_rule.as_deref().map(registry::parse_rule).transpose()?.unwrap_or(d.ig_rule),
+        noise_samples: a.noise_samples.unwrap_or(d.noise_samples),
+        noise_sigma: a.noise_sigma.unwrap_or(d.noise_sigma),
         noise_absolute: a.noise_absolute,
         occlusion_window: a.occlusion_window,
         occlusion_stride: a.occlusion_stride,
-        occlusion_fill: registry::parse_fill(&a.occlusion_fill)?,
+        occlusion_fill: a.occlusion_fill.as_deref().map(registry::parse_fill).transpose()?.unwrap_or(d.occlusion_fill),
         perturbation_score: a.perturbation_score.as_deref().map(str::parse).transpose()?,
         gradcam_relu: !a.gradcam_no_relu,
-        ..MethodOptions::default()
+        ..d
     };
+    // Which method options were set, so that one no chosen method reads is refused rather than ignored.
+    let set = [
+        a.ig_steps.is_some(),
+        a.ig_rule.is_some(),
+        a.ig_baseline.is_some(),
+        a.noise_samples.is_some(),
+        a.noise_sigma.is_some(),
+        a.noise_absolute,
+        a.occlusion_window.is_some(),
+        a.occlusion_stride.is_some(),
+        a.occlusion_fill.is_some(),
+        a.gradcam_no_relu,
+        a.perturbation_score.is_some(),
+    ];
+    let options_given =
+        registry::METHOD_OPTION_USERS.iter().zip(set).filter(|(_, set)| *set).map(|((name, _), _)| *name).collect();
     let frames = a.frames.as_deref().map(parse_range).transpose()?;
     let source = match (&a.inputs, &a.trajectory) {
         (Some(path), _) => {
@@ -183,13 +205,14 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
         methods: a.methods.as_deref().map(registry::parse_list).transpose()?.unwrap_or_default(),
         options,
         targets,
-        baseline: a.ig_baseline.parse()?,
+        baseline: a.ig_baseline.as_deref().unwrap_or("zeros").parse()?,
         unroll: a.unroll,
         out: a.out.clone(),
         layout,
         video,
         save_maps: a.save_maps,
         allow_nonfinite: a.allow_nonfinite,
+        options_given,
     };
     let summary = xrl_explain::job::run(&job)?;
     for note in &summary.notes {

@@ -35,39 +35,39 @@ pub struct TrainArgs {
     #[arg(long, conflicts_with = "resume")]
     dueling: bool,
     /// n-step returns.
-    #[arg(long, default_value_t = 1, conflicts_with = "resume")]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1, conflicts_with = "resume")]
     n_step: usize,
     /// A3C: worker threads (default: one per core).
-    #[arg(long, conflicts_with = "resume")]
+    #[arg(long, allow_negative_numbers = true, conflicts_with = "resume")]
     workers: Option<usize>,
     /// A2C: a recurrent core after the torso, `lstm` or `gru` (state carried per environment copy, zeroed at
     /// episode ends, backpropagated through each rollout).
     #[arg(long, conflicts_with = "resume")]
     core: Option<String>,
     /// DRQN and recurrent A2C: units of the LSTM or GRU (default 128).
-    #[arg(long, conflicts_with = "resume")]
+    #[arg(long, allow_negative_numbers = true, conflicts_with = "resume")]
     core_size: Option<usize>,
     /// DRQN: frames the LSTM runs over (default 4, seed 002's).
-    #[arg(long, conflicts_with = "resume")]
+    #[arg(long, allow_negative_numbers = true, conflicts_with = "resume")]
     frames: Option<usize>,
     /// Environment steps (frames) to train for; with --resume, the run's new total (recorded in run.toml).
-    #[arg(long, required_unless_present = "resume")]
+    #[arg(long, allow_negative_numbers = true, required_unless_present = "resume")]
     steps: Option<usize>,
     /// The optimiser's learning rate (default: the agent's published one); with --resume, the rate from now on
     /// (recorded in run.toml; the optimiser's moments carry on).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     lr: Option<f64>,
     /// Seed of everything random in the run (recorded in run.toml).
-    #[arg(long, default_value_t = 0, conflicts_with = "resume")]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0, conflicts_with = "resume")]
     seed: u64,
     /// The run directory to create.
     #[arg(long, required_unless_present = "resume")]
     out: Option<PathBuf>,
     /// Steps between checkpoints (default: a twentieth of the run, at least 1,000).
-    #[arg(long, conflicts_with = "resume")]
+    #[arg(long, allow_negative_numbers = true, conflicts_with = "resume")]
     checkpoint_every: Option<usize>,
     /// MinAtar: probability that the previous action repeats.
-    #[arg(long, default_value_t = 0.1, conflicts_with = "resume")]
+    #[arg(long, allow_hyphen_values = true, default_value_t = 0.1, conflicts_with = "resume")]
     sticky: f64,
     /// MinAtar: turn off difficulty ramping.
     #[arg(long, conflicts_with = "resume")]
@@ -188,12 +188,12 @@ pub struct PlayArgs {
     /// A run directory made by `xrl train`.
     #[arg(long)]
     run: PathBuf,
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 10)]
     episodes: usize,
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0)]
     seed: u64,
     /// Probability of a random action (0 = greedy).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = 0.0)]
     epsilon: f64,
     /// Also write a GIF of the played episodes.
     #[arg(long)]
@@ -206,9 +206,6 @@ pub struct PlayArgs {
 }
 
 pub fn play(a: PlayArgs) -> Result<()> {
-    if a.episodes == 0 {
-        bail!("--episodes must be at least 1");
-    }
     if !(0.0..=1.0).contains(&a.epsilon) {
         bail!("--epsilon must be in [0, 1], got {}", a.epsilon);
     }

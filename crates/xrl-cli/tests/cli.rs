@@ -56,7 +56,7 @@ fn rollout_json_has_returns_and_lengths_and_is_deterministic() {
 fn bad_input_fails_cleanly_with_advice() {
     assert_clean_failure(&xrl(&["rollout", "--env", "Pong-v9"]), "known ids: CartPole-v1");
     assert_clean_failure(&xrl(&["rollout", "--env", "CartPole-v1", "--policy", "dqn"]), "available policy is `random`");
-    assert_clean_failure(&xrl(&["rollout", "--env", "CartPole-v1", "--episodes", "0"]), "at least 1");
+    assert_clean_failure(&xrl(&["rollout", "--env", "CartPole-v1", "--episodes", "0"]), "between 1 and");
     assert_clean_failure(&xrl(&["rollout", "--env", "MinAtar/Breakout-v0", "--sticky", "2"]), "sticky");
     assert_clean_failure(&xrl(&["rollout", "--env", "MinAtar/Breakout-v0", "--rng", "mt"]), "fast");
     assert_clean_failure(&xrl(&["render", "--env", "CartPole-v1", "--out", "x.avi"]), ".gif or .mp4");

@@ -77,6 +77,9 @@ pub struct Job {
     pub save_maps: bool,
     /// Write maps with non-finite values instead of refusing them.
     pub allow_nonfinite: bool,
+    /// The method options the caller set (their command-line names, `registry::METHOD_OPTION_USERS`): one that no
+    /// chosen method reads is refused rather than ignored.
+    pub options_given: Vec<&'static str>,
 }
 
 pub const SUMMARY_VERSION: u32 = 2;
@@ -177,9 +180,7 @@ pub fn run(job: &Job) -> Result<Summary, ExplainError> {
     let (state, net) = dir.load_latest_online(&card, &job.device.clone().autodiff())?;
     let net = net.frozen();
     let spec = net.spec().clone();
-    if job.options.ig_steps == 0 || job.options.noise_samples == 0 {
-        return Err(ExplainError::Invalid("--ig-steps and --noise-samples must be at least 1".into()));
-    }
+    job.options.validate()?;
     let carries = spec.carries_state();
     if job.unroll > 0 && !carries {
         return Err(ExplainError::Invalid(
@@ -199,6 +200,7 @@ pub fn run(job: &Job) -> Result<Summary, ExplainError> {
     } else {
         job.methods.clone()
     };
+    MethodOptions::refuse_unused(&methods, &job.options_given)?;
     // A layer the network lacks is refused now, before the episode is played.
     for m in &methods {
         if let MethodName::GradCam { layer, .. } = m {
@@ -619,7 +621,8 @@ fn baseline(job: &Job, p: &Prepared, inputs: &Inputs, len: usize, k: usize) -> R
             })?;
             if *f >= tr.len() {
                 return Err(ExplainError::Invalid(format!(
-                    "the episode ended before baseline frame {f} (it has {} frames); choose an earlier frame",
+                    "--ig-baseline frame:{f}: the episode ended before frame {f} (it has {} frames); choose an earlier \
+                     frame",
                     tr.len()
                 )));
             }

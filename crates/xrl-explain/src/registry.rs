@@ -159,7 +159,76 @@ impl Default for MethodOptions {
     }
 }
 
+/// The most path points, noise samples (per frame) a method may take: each is a pass through the network.
+pub const MAX_SAMPLES: usize = 10_000;
+
+/// The command-line names of the method options, each with the methods that read it.
+pub const METHOD_OPTION_USERS: [(&str, &str); 11] = [
+    ("--ig-steps", "ig"),
+    ("--ig-rule", "ig"),
+    ("--ig-baseline", "ig"),
+    ("--noise-samples", "smoothgrad, smoothgrad2 and vargrad"),
+    ("--noise-sigma", "smoothgrad, smoothgrad2 and vargrad"),
+    ("--noise-absolute", "smoothgrad, smoothgrad2 and vargrad"),
+    ("--occlusion-window", "occlusion"),
+    ("--occlusion-stride", "occlusion"),
+    ("--occlusion-fill", "occlusion"),
+    ("--gradcam-no-relu", "gradcam and guided-gradcam"),
+    ("--perturbation-score", "perturbation"),
+];
+
 impl MethodOptions {
+    /// Every setting in its domain: counts of passes from 1 to [`MAX_SAMPLES`], σ positive, windows and strides
+    /// of at least one pixel.
+    pub fn validate(&self) -> Result<(), ExplainError> {
+        let bad = |m: String| Err(ExplainError::Invalid(m));
+        for (name, v) in [("--ig-steps", self.ig_steps), ("--noise-samples", self.noise_samples)] {
+            if v == 0 || v > MAX_SAMPLES {
+                return bad(format!("{name} must be between 1 and {MAX_SAMPLES} (passes per frame), got {v}"));
+            }
+        }
+        if !(self.noise_sigma > 0.0 && self.noise_sigma.is_finite()) {
+            return bad(format!(
+                "--noise-sigma must be a positive number (a fraction of the frame's range, 0.15 by default), got {}",
+                self.noise_sigma
+            ));
+        }
+        for (name, v) in [("--occlusion-window", self.occlusion_window), ("--occlusion-stride", self.occlusion_stride)]
+        {
+            if v == Some(0) {
+                return bad(format!("{name} must be at least 1 pixel"));
+            }
+        }
+        if let Fill::Constant(v) = self.occlusion_fill
+            && !v.is_finite()
+        {
+            return bad(format!("--occlusion-fill must be a finite number, `mean` or `blur[:SIGMA]`, got {v}"));
+        }
+        Ok(())
+    }
+
+    /// Refuses options (by their command-line names, as in [`METHOD_OPTION_USERS`]) that none of `methods`
+    /// reads: a setting given for a method that does not run would otherwise be silently ignored.
+    pub fn refuse_unused(methods: &[MethodName], given: &[&str]) -> Result<(), ExplainError> {
+        for option in given {
+            let Some((_, users)) = METHOD_OPTION_USERS.iter().find(|(name, _)| name == option) else { continue };
+            let used = methods.iter().any(|m| match *option {
+                o if o.starts_with("--ig-") => matches!(m, MethodName::Ig),
+                o if o.starts_with("--noise-") => matches!(m, MethodName::Smooth(..)),
+                o if o.starts_with("--occlusion-") => matches!(m, MethodName::Occlusion),
+                "--gradcam-no-relu" => matches!(m, MethodName::GradCam { .. }),
+                _ => matches!(m, MethodName::Perturbation),
+            });
+            if !used {
+                return Err(ExplainError::Invalid(format!(
+                    "{option} is an option of {users}, and none of them is among the methods; add one to --methods \
+                     or leave {option} out"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The method a name stands for, for inputs whose last two axes are `frame` (`[H, W]`; `None` for vectors)
     /// explained by a network with `head`.
     pub fn build(&self, name: &MethodName, frame: Option<[usize; 2]>, head: xrl_nn::HeadKind) -> Box<dyn Method> {

@@ -250,7 +250,29 @@ pub fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f32>), RenderError> {
             .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
             .collect(),
         "|u1" => data.iter().take(count).map(|&b| b as f32).collect(),
-        d => return Err(bad(format!("dtype `{d}` is not read; save float32, float64 or uint8 values"))),
+        "|b1" => data.iter().take(count).map(|&b| f32::from(b != 0)).collect(),
+        "|i1" => data.iter().take(count).map(|&b| b as i8 as f32).collect(),
+        // Integers (NumPy's default for action indices is int64); values beyond 2^24 lose precision as f32.
+        "<i2" | "<u2" | "<i4" | "<u4" | "<i8" | "<u8" => {
+            let width = descr[2..].parse::<usize>().expect("a width");
+            let signed = descr.as_bytes()[1] == b'i';
+            data.chunks_exact(width)
+                .take(count)
+                .map(|b| {
+                    let mut x = [0u8; 8];
+                    x[..width].copy_from_slice(b);
+                    if signed && b[width - 1] & 0x80 != 0 {
+                        x[width..].fill(0xFF);
+                    }
+                    if signed { i64::from_le_bytes(x) as f32 } else { u64::from_le_bytes(x) as f32 }
+                })
+                .collect()
+        }
+        d => {
+            return Err(bad(format!(
+                "dtype `{d}` is not read; save little-endian float32, float64, integer or bool values"
+            )));
+        }
     };
     if values.len() != count {
         return Err(bad(format!(
@@ -315,6 +337,10 @@ mod tests {
             (vec![2, 3], vec![0.0, 0.25, 0.5, 0.75, 1.0, 1.25])
         );
         assert_eq!(read_npy(&fixtures.join("u8_3.npy")).unwrap(), (vec![3], vec![7.0, 0.0, 255.0]));
+        // Integer and bool arrays (NumPy's int64 is what `np.save(f, actions)` writes for action indices).
+        assert_eq!(read_npy(&fixtures.join("i64_4.npy")).unwrap(), (vec![4], vec![-2.0, 0.0, 5.0, 1048576.0]));
+        assert_eq!(read_npy(&fixtures.join("i32_3.npy")).unwrap(), (vec![3], vec![-1.0, 3.0, 2.0]));
+        assert_eq!(read_npy(&fixtures.join("bool_3.npy")).unwrap(), (vec![3], vec![1.0, 0.0, 1.0]));
         std::fs::write(&path, b"not numpy").unwrap();
         assert!(read_npy(&path).unwrap_err().to_string().contains("not a NumPy"));
         std::fs::remove_dir_all(&dir).unwrap();

@@ -111,7 +111,22 @@ impl Rollout {
     }
 }
 
-/// Plays `episodes` whole episodes. The first reset uses `seed`; later ones continue the environment's streams,
+/// The most episodes [`play`] plays in one call (their returns and lengths are kept in memory).
+pub const MAX_EPISODES: usize = 1_000_000;
+/// The most steps [`frames`] records (every frame is kept in memory: a 320×320 MinAtar frame is 300 KB).
+pub const MAX_FRAMES: usize = 10_000;
+
+fn count_in(env: &dyn Env, what: &str, n: usize, max: usize) -> Result<(), EnvError> {
+    if n == 0 || n > max {
+        return Err(EnvError::InvalidOption {
+            id: env.spec().id.clone(),
+            message: format!("--{what} must be between 1 and {max}, got {n}"),
+        });
+    }
+    Ok(())
+}
+
+/// Plays `episodes` whole episodes (1 to [`MAX_EPISODES`]). The first reset uses `seed`; later ones continue the environment's streams,
 /// so the whole rollout is fixed by the seed. `on_step` sees the environment after every reset and step.
 pub fn play(
     env: &mut dyn Env,
@@ -120,6 +135,7 @@ pub fn play(
     seed: u64,
     mut on_step: impl FnMut(&dyn Env),
 ) -> Result<Rollout, EnvError> {
+    count_in(env, "episodes", episodes, MAX_EPISODES)?;
     let mut out = Rollout { env: env.spec().id.clone(), seed, ..Rollout::default() };
     for ep in 0..episodes {
         env.reset(if ep == 0 { Some(seed) } else { None });
@@ -145,6 +161,7 @@ pub fn play(
 
 /// Renders `steps` steps of play (plus the first frame), resetting whenever an episode ends.
 pub fn frames(env: &mut dyn Env, policy: &mut dyn Policy, steps: usize, seed: u64) -> Result<Vec<RgbImage>, EnvError> {
+    count_in(env, "steps", steps, MAX_FRAMES)?;
     env.reset(Some(seed));
     policy.reset();
     let mut frames = vec![env.render()];

@@ -492,6 +492,19 @@ impl RunDir {
         }
     }
 
+    /// Checks every file of the checkpoint `state` against its checksum, and that its networks load into `card`'s
+    /// architecture — before a resume writes anything, so a damaged checkpoint leaves the run as it was.
+    pub fn verify_checkpoint(&self, state: &TrainerState, card: &RunCard, device: &Device) -> Result<(), RunError> {
+        for file in state.checksums.keys() {
+            let path = self.checkpoints().join(file);
+            let bytes = self.read_checked(state, &path)?;
+            if file.ends_with(".safetensors") {
+                load_weights(&card.net, &path, bytes, device)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The online network of the last checkpoint, checked and loaded for `card`'s architecture.
     pub fn load_latest_online(&self, card: &RunCard, device: &Device) -> Result<(TrainerState, Net), RunError> {
         let state = self.latest()?.ok_or_else(|| {

@@ -72,6 +72,9 @@ pub fn train(
             card.env.id
         )));
     }
+    if let Some(state) = dir.latest()? {
+        dir.verify_checkpoint(&state, &card, &device)?;
+    }
     let agent = card.agent.clone();
     let mut session = Session::open(dir, card, &device, &mut on_progress)?;
     match agent {

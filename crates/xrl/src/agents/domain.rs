@@ -28,6 +28,14 @@ impl Checks {
         }
     }
 
+    /// `min ≤ v ≤ max`: counts whose memory or threads grow with them have a ceiling, so a typo of a few zeros is
+    /// an error rather than a machine run out of memory.
+    fn between(&mut self, name: &str, v: usize, min: usize, max: usize, hint: &str) {
+        if v < min || v > max {
+            self.0.push(format!("{name} = {v} must be between {min} and {max} ({hint})"));
+        }
+    }
+
     fn finish(self) -> Result<(), String> {
         if self.0.is_empty() { Ok(()) } else { Err(self.0.join("; ")) }
     }
@@ -37,9 +45,9 @@ impl DqnConfig {
     pub fn validate(&self) -> Result<(), String> {
         let mut c = Checks(vec![]);
         c.within("gamma", self.gamma.into(), 0.0, 1.0, false, "a discount; the paper's 0.99");
-        c.at_least("n_step", self.n_step, 1, "1 is one-step Q-learning");
-        c.at_least("replay_capacity", self.replay_capacity, self.batch_size.max(1), "at least one batch");
-        c.at_least("batch_size", self.batch_size, 1, "32 in the papers");
+        c.between("n_step", self.n_step, 1, 1_000, "1 is one-step Q-learning");
+        c.between("replay_capacity", self.replay_capacity, self.batch_size.max(1), 100_000_000, "at least one batch");
+        c.between("batch_size", self.batch_size, 1, 65_536, "32 in the papers");
         c.at_least("train_every", self.train_every, 1, "environment steps per update");
         c.at_least("target_update_every", self.target_update_every, 1, "updates between target copies");
         c.within("epsilon_start", self.epsilon_start, 0.0, 1.0, false, "a probability");
@@ -66,8 +74,8 @@ impl DqnConfig {
 impl A2cConfig {
     pub fn validate(&self) -> Result<(), String> {
         let mut c = Checks(vec![]);
-        c.at_least("n_envs", self.n_envs, 1, "environment copies");
-        c.at_least("n_steps", self.n_steps, 1, "steps per rollout");
+        c.between("n_envs", self.n_envs, 1, 4_096, "environment copies");
+        c.between("n_steps", self.n_steps, 1, 100_000, "steps per rollout");
         c.within("gamma", self.gamma.into(), 0.0, 1.0, false, "a discount; 0.99");
         c.within("entropy_coef", self.entropy_coef.into(), 0.0, f64::MAX, false, "≥ 0; 0.01");
         c.within("value_coef", self.value_coef.into(), 0.0, f64::MAX, false, "≥ 0; 0.5");
@@ -85,7 +93,8 @@ impl A2cConfig {
 impl A3cConfig {
     pub fn validate(&self) -> Result<(), String> {
         let mut c = Checks(vec![]);
-        c.at_least("t_max", self.t_max, 1, "steps per update");
+        c.between("t_max", self.t_max, 1, 100_000, "steps per update");
+        c.between("workers", self.workers, 0, 1_024, "threads; 0 is one per core");
         c.within("gamma", self.gamma.into(), 0.0, 1.0, false, "a discount; 0.99");
         c.within("entropy_coef", self.entropy_coef.into(), 0.0, f64::MAX, false, "≥ 0; 0.01");
         c.within("value_coef", self.value_coef.into(), 0.0, f64::MAX, false, "≥ 0; 0.5");
