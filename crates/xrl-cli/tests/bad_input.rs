@@ -32,6 +32,7 @@ fn cs<'a>(args: Vec<String>, needles: &'a [&'a str]) -> Case<'a> {
 /// Runs every case (in parallel threads: each is a separate process) and reports every one that breaks the
 /// promise, all at once.
 fn check_all(cases: Vec<Case>) {
+    eprintln!("{} cases", cases.len());
     let failures: Vec<String> = std::thread::scope(|s| {
         let handles: Vec<_> = cases
             .iter()
@@ -535,6 +536,7 @@ fn damaged_runs_are_refused_and_left_as_they_were() {
             false,
         ),
     ];
+    eprintln!("{} cases", cases.len());
     let mut failures = vec![];
     for (name, damage, needles, readers_refused) in &cases {
         let run = copy_run(&base, &d.join(name));
