@@ -13,6 +13,7 @@
 
 pub mod bench;
 mod cam;
+pub mod evaluate;
 mod gradient;
 mod integrated;
 pub mod job;
@@ -532,7 +533,7 @@ pub(crate) struct Maps {
     pub delta: Option<Vec<f32>>,
 }
 
-fn scores(h: &Heads) -> Tensor<2> {
+pub(crate) fn scores(h: &Heads) -> Tensor<2> {
     h.q.clone().or_else(|| h.logits.clone()).expect("a model yields Q values or logits")
 }
 

@@ -1,0 +1,115 @@
+//! Evidence for or against saliency maps: tests that ask whether a map reflects what the network uses.
+//!
+//! Every test takes any [`Method`] of the registry, a [`Subject`] (a network, frames and one target per frame),
+//! computes maps in batches through the method's own calling convention, and returns typed numbers:
+//!
+//! * [`randomisation`] — model-parameter randomisation (Adebayo et al. 2018; Huber et al. 2022's inversion rule):
+//!   maps of the network with layers re-initialised, cascading from the output down and one layer at a time,
+//!   compared with the original's by [`similarity`] measures;
+//! * [`deletion`] — deletion and insertion curves (RISE) and their AUC, and action agreement (ROAD-style curves,
+//!   XRL-Bench's AIM/AUM);
+//! * [`faithfulness`] — faithfulness correlation (Bhatt et al. 2020), infidelity (Yeh et al. 2019) and max
+//!   sensitivity.
+//!
+//! Definitions, defaults and published numbers: `../shared/research/EVALUATION.md`.
+
+pub mod deletion;
+pub mod faithfulness;
+pub mod randomisation;
+pub mod similarity;
+
+use crate::{Attribution, Budget, ExplainError, Inputs, Method, Model, Resolution, Rows, Target};
+use xrl_nn::Net;
+
+/// What a test explains: a plain network, the frames (`[N, C, H, W]` or `[N, features]`, flat) and one target per
+/// frame.
+#[derive(Clone, Copy)]
+pub struct Subject<'a> {
+    pub net: &'a Net,
+    pub inputs: Inputs<'a>,
+    pub targets: &'a [Target],
+}
+
+impl<'a> Subject<'a> {
+    /// Checks that there is one target per frame and that the targets fit the network.
+    pub fn new(net: &'a Net, inputs: Inputs<'a>, targets: &'a [Target]) -> Result<Self, ExplainError> {
+        crate::check_call(net, &inputs, targets, None)?;
+        Ok(Subject { net, inputs, targets })
+    }
+
+    /// Frames.
+    pub fn count(&self) -> usize {
+        self.inputs.count()
+    }
+
+    /// `[C, H, W]` of a frame; a feature vector of length F is `[1, 1, F]` (each feature one cell).
+    pub fn frame(&self) -> [usize; 3] {
+        self.inputs.image().unwrap_or([1, 1, self.inputs.len()])
+    }
+
+    /// The maps of `method` for every frame.
+    pub fn maps(&self, method: &dyn Method) -> Result<Attribution, ExplainError> {
+        method.attribute(self.net, &self.inputs, self.targets, None)
+    }
+
+    /// The targets' values for `rows` (flat inputs, each derived from frame `sample_of[r]`), without gradients, in
+    /// chunks of the default budget.
+    pub fn target_values(&self, model: &dyn Model, rows: &[f32], sample_of: &[usize]) -> Vec<f32> {
+        crate::values(model, Rows::Given(rows), self.inputs.len(), sample_of, self.targets, Budget::default())
+    }
+
+    /// Each row's greedy action (argmax of Q values or logits), without gradients.
+    pub fn greedy(&self, model: &dyn Model, rows: &[f32]) -> Vec<usize> {
+        let len = self.inputs.len();
+        let n = rows.len() / len;
+        let sample_of: Vec<usize> = (0..n).collect();
+        let scores = crate::outputs(model, Rows::Given(rows), len, &sample_of, Budget::default(), &|h, _| {
+            crate::scores(&h)
+        });
+        let a = scores.len() / n.max(1);
+        scores
+            .chunks(a.max(1))
+            .map(|s| s.iter().enumerate().fold(0, |best, (i, v)| if *v > s[best] { i } else { best }))
+            .collect()
+    }
+}
+
+/// One map per frame at cell resolution, `[N, H·W]`: an input-resolution map summed over channels (a MinAtar
+/// cell is all its channels), a layer map (Grad-CAM) upsampled to the frame by nearest neighbour, a grid map as
+/// it is. Signs are kept; tests that rank by magnitude take `abs` themselves.
+pub fn cell_maps(attr: &Attribution, frame: [usize; 3]) -> Vec<f32> {
+    let [c, h, w] = frame;
+    let cells = h * w;
+    let mut out = Vec::with_capacity(attr.count() * cells);
+    for i in 0..attr.count() {
+        let m = attr.map(i);
+        match &attr.resolution {
+            Resolution::Input => {
+                for j in 0..cells {
+                    out.push((0..c).map(|k| m[k * cells + j]).sum());
+                }
+            }
+            Resolution::Layer { .. } => {
+                let (lh, lw) = (attr.shape[0], attr.shape[1]);
+                out.extend(crate::upsample_nearest(m, lh, lw, h, w));
+            }
+            Resolution::Grid { .. } => out.extend_from_slice(m),
+        }
+    }
+    out
+}
+
+/// Writes `fill` into every channel of cell `j` (row-major `y·W + x`) of one frame.
+pub(crate) fn set_cell(frame_values: &mut [f32], frame: [usize; 3], j: usize, fill: &[f32]) {
+    let [c, h, w] = frame;
+    for k in 0..c {
+        frame_values[k * h * w + j] = fill[k * h * w + j];
+    }
+}
+
+/// Cells in descending order of `scores` (ties by position, so the order is repeatable).
+pub fn ranked(scores: &[f32]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    order
+}
