@@ -677,7 +677,7 @@ pub(crate) enum Rows<'a> {
 }
 
 impl Rows<'_> {
-    fn count(&self, len: usize) -> usize {
+    pub(crate) fn count(&self, len: usize) -> usize {
         match self {
             Rows::Given(x) => x.len() / len,
             Rows::Made { count, .. } => *count,

@@ -19,6 +19,7 @@ pub mod randomisation;
 pub mod similarity;
 
 use crate::{Attribution, Budget, ExplainError, Inputs, Method, Model, Resolution, Rows, Target};
+use serde::{Deserialize, Serialize};
 use xrl_nn::Net;
 
 /// What a test explains: a plain network, the frames (`[N, C, H, W]` or `[N, features]`, flat) and one target per
@@ -58,19 +59,38 @@ impl<'a> Subject<'a> {
         crate::values(model, Rows::Given(rows), self.inputs.len(), sample_of, self.targets, Budget::default())
     }
 
-    /// Each row's greedy action (argmax of Q values or logits), without gradients.
-    pub fn greedy(&self, model: &dyn Model, rows: &[f32]) -> Vec<usize> {
+    /// Each row's greedy action (argmax of Q values or logits) under the subject's network, without gradients.
+    pub fn greedy(&self, rows: &[f32]) -> Vec<usize> {
+        self.greedy_of(Rows::Given(rows))
+    }
+
+    pub(crate) fn greedy_of(&self, rows: Rows) -> Vec<usize> {
         let len = self.inputs.len();
-        let n = rows.len() / len;
+        let n = rows.count(len);
         let sample_of: Vec<usize> = (0..n).collect();
-        let scores = crate::outputs(model, Rows::Given(rows), len, &sample_of, Budget::default(), &|h, _| {
-            crate::scores(&h)
-        });
+        let scores = crate::outputs(self.net, rows, len, &sample_of, Budget::default(), &|h, _| crate::scores(&h));
         let a = scores.len() / n.max(1);
         scores
             .chunks(a.max(1))
             .map(|s| s.iter().enumerate().fold(0, |best, (i, v)| if *v > s[best] { i } else { best }))
             .collect()
+    }
+}
+
+/// A statistic over frames: each frame's value, their mean and (population) standard deviation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    pub mean: f64,
+    pub std: f64,
+    pub values: Vec<f64>,
+}
+
+impl Spread {
+    pub fn of(values: Vec<f64>) -> Self {
+        let n = values.len().max(1) as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let std = (values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n).sqrt();
+        Spread { mean, std, values }
     }
 }
 

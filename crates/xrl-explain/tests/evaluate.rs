@@ -1,0 +1,177 @@
+//! The saliency tests on networks whose answers are known by hand: a network that reads one cell, so a map that
+//! finds that cell must make deletion fall at exactly that cell, change the action when its top cell goes, and
+//! correlate perfectly with the target's fall.
+
+use std::path::Path;
+use xrl::burn::tensor::Device;
+use xrl::nn::{HeadKind, Net, NetSpec, Torso};
+use xrl_explain::evaluate::deletion::{AgreementConfig, CurveScore, DeletionConfig, auc};
+use xrl_explain::evaluate::faithfulness::{FaithfulnessConfig, pearson};
+use xrl_explain::evaluate::{Subject, cell_maps, ranked};
+use xrl_explain::{Attribution, Gradient, GradientKind, Inputs, Method, Resolution, Target};
+
+/// A network with weights set by name: `values(name, shape)` gives each tensor's values (row-major in burn's
+/// layout: Linear weights `[in, out]`).
+fn net_with(spec: &NetSpec, values: impl Fn(&str, &[usize]) -> Vec<f32>) -> Net {
+    let device = Device::flex();
+    let net = Net::new(spec, &device).unwrap();
+    let mut bytes = xrl::run::weights_bytes(&net).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    for (name, t) in header.as_object().unwrap().iter().filter(|(k, _)| *k != "__metadata__") {
+        assert_eq!(t["dtype"], "F32");
+        let shape: Vec<usize> = t["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+        let [start, end] = [0, 1].map(|i| t["data_offsets"][i].as_u64().unwrap() as usize + 8 + header_len);
+        let v = values(name, &shape);
+        assert_eq!(v.len() * 4, end - start, "{name}");
+        for (k, x) in v.iter().enumerate() {
+            bytes[start + 4 * k..start + 4 * k + 4].copy_from_slice(&x.to_le_bytes());
+        }
+    }
+    xrl::run::load_weights(spec, Path::new("test"), bytes, &device).unwrap()
+}
+
+/// Frames of 1×3×3 cells; Q0 = ReLU(x at cell 4), Q1 = 0.5: the greedy action is 0 exactly while cell 4 holds 1.
+fn reads_cell_four() -> Net {
+    let spec = NetSpec::new(vec![1, 3, 3], 2, Torso::Mlp { hidden: vec![2] }, HeadKind::Q);
+    net_with(&spec, |name, shape| {
+        let mut v = vec![0.0; shape.iter().product()];
+        match name {
+            "torso.fc.0.weight" => v[4 * 2] = 1.0, // input 4 → unit 0
+            "head.out.weight" => v[0] = 1.0,       // unit 0 → Q0
+            "head.out.bias" => v[1] = 0.5,
+            _ => {}
+        }
+        v
+    })
+}
+
+fn one_hot(cell: usize, sign: f32) -> Attribution {
+    let mut maps = vec![0.0; 9];
+    maps[cell] = sign;
+    Attribution {
+        method: "hand".into(),
+        maps,
+        shape: vec![1, 3, 3],
+        resolution: Resolution::Input,
+        delta: None,
+        seconds: 0.0,
+    }
+}
+
+const SHAPE: [usize; 3] = [1, 3, 3];
+const ONES: [f32; 9] = [1.0; 9];
+
+#[test]
+fn deletion_falls_at_exactly_the_cell_the_network_reads() {
+    let net = reads_cell_four();
+    let inputs = Inputs::new(&ONES, &SHAPE).unwrap();
+    let targets = [Target::Q(0)];
+    let subject = Subject::new(&net, inputs, &targets).unwrap();
+    let config = DeletionConfig { seed: 3, ..DeletionConfig::for_frame([1, 3, 3]) };
+    // The right map: cell 4 first — the target is gone after the first step, and insertion has it at once.
+    let r = config.run(&subject, &one_hot(4, 1.0)).unwrap();
+    assert_eq!(r.deletion.mean, [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+    assert_eq!(r.insertion.mean, [0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]);
+    assert!((r.deletion.auc.mean - 0.5 / 9.0).abs() < 1e-12);
+    assert!((r.insertion.auc.mean - 8.5 / 9.0).abs() < 1e-12);
+    assert_eq!(r.deletion.fraction.len(), 10);
+    assert!((r.deletion.fraction[3] - 3.0 / 9.0).abs() < 1e-12);
+    // The wrong map (cell 4 last): the target holds until the last step.
+    let r = config.run(&subject, &one_hot(4, -1.0)).unwrap();
+    assert_eq!(r.deletion.mean, [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0]);
+    assert!((r.deletion.auc.mean - 8.5 / 9.0).abs() < 1e-12);
+    // The random order falls where cell 4 happens to come; a map ranking cell 4 k-th falls after step k.
+    let random = &r.random_deletion.mean;
+    let k = random.iter().position(|&s| s == 0.0).unwrap();
+    assert!(random[..k].iter().all(|&s| s == 1.0) && random[k..].iter().all(|&s| s == 0.0), "{random:?}");
+    // Probabilities: softmax([1, 0.5])[0] with the cell, softmax([0, 0.5])[0] without it.
+    let p =
+        DeletionConfig { score: CurveScore::Probability, ..config.clone() }.run(&subject, &one_hot(4, 1.0)).unwrap();
+    let (with, without) = (1.0 / (1.0 + (-0.5f64).exp()), 1.0 / (1.0 + 0.5f64.exp()));
+    assert!(
+        (p.deletion.mean[0] - with).abs() < 1e-6 && (p.deletion.mean[1] - without).abs() < 1e-6,
+        "{:?}",
+        p.deletion.mean
+    );
+    // A target that names no action has no probability curve.
+    let value = [Target::MaxQ];
+    let s = Subject::new(&net, inputs, &value).unwrap();
+    let e = DeletionConfig { score: CurveScore::Probability, ..config }.run(&s, &one_hot(4, 1.0)).unwrap_err();
+    assert!(e.to_string().contains("names none"), "{e}");
+}
+
+#[test]
+fn rise_auc_is_the_trapezoid_on_the_unit_interval() {
+    assert_eq!(auc(&[1.0, 1.0, 1.0]), 1.0);
+    assert_eq!(auc(&[1.0, 0.0, 0.0, 0.0, 0.0]), 0.125);
+    assert!((auc(&[0.0, 0.5, 1.0]) - 0.5).abs() < 1e-15);
+}
+
+#[test]
+fn the_action_changes_when_the_top_cell_goes_and_holds_when_the_bottom_goes() {
+    let net = reads_cell_four();
+    let inputs = Inputs::new(&ONES, &SHAPE).unwrap();
+    let targets = [Target::Action(0)];
+    let subject = Subject::new(&net, inputs, &targets).unwrap();
+    assert_eq!(subject.greedy(&ONES), [0]);
+    let config = AgreementConfig { ks: vec![1, 2], ..AgreementConfig::default() };
+    let a = config.run(&subject, &one_hot(4, 1.0), 0).unwrap();
+    assert_eq!(a.top_k, [0.0, 0.0], "removing cell 4 flips the action");
+    assert_eq!(a.bottom_k, [1.0, 1.0], "removing cells the network ignores does not");
+    assert!(a.top_percent.iter().all(|&v| v == 0.0), "every top-k% set holds cell 4");
+    // The map's sign does not matter here: |saliency| ranks.
+    assert_eq!(config.run(&subject, &one_hot(4, -1.0), 0).unwrap().top_k, [0.0, 0.0]);
+    // In a random order the action survives until cell 4 is reached.
+    let r = &a.random_percent;
+    assert!(r.windows(2).all(|w| w[0] >= w[1]) && r[98] == 0.0, "{r:?}");
+    let bad = AgreementConfig { ks: vec![10], ..AgreementConfig::default() }.run(&subject, &one_hot(4, 1.0), 0);
+    assert!(bad.unwrap_err().to_string().contains("between 1 and 9 cells"));
+}
+
+#[test]
+fn faithfulness_is_perfect_for_the_exact_map_and_infidelity_zero_for_the_gradient_of_a_linear_net() {
+    let net = reads_cell_four();
+    // Two frames; cell 4 is on in both, other cells vary (the network ignores them).
+    let x: Vec<f32> = (0..18).map(|i| if i % 9 == 4 { 1.0 } else { ((i * 7) % 3) as f32 / 2.0 }).collect();
+    let inputs = Inputs::new(&x, &SHAPE).unwrap();
+    let targets = [Target::Q(0), Target::Q(0)];
+    let subject = Subject::new(&net, inputs, &targets).unwrap();
+    let config = FaithfulnessConfig { subset_fraction: 0.3, ..FaithfulnessConfig::default() };
+    let exact = Attribution { maps: [one_hot(4, 1.0).maps, one_hot(4, 1.0).maps].concat(), ..one_hot(4, 1.0) };
+    let c = config.correlation(&subject, &exact).unwrap();
+    assert!(c.values.iter().all(|&v| (v - 1.0).abs() < 1e-12), "{c:?}");
+    // A map on the wrong cell correlates with nothing the network does.
+    let wrong = Attribution { maps: [one_hot(0, 1.0).maps, one_hot(0, 1.0).maps].concat(), ..one_hot(0, 1.0) };
+    assert!(config.correlation(&subject, &wrong).unwrap().mean.abs() < 0.5);
+    // Given subsets: {4} and {0} alternately, the map's sums are 1, 0, 1, 0 and the falls 1, 0, 1, 0.
+    let subsets: Vec<Vec<usize>> = (0..8).map(|s| vec![if s % 2 == 0 { 4 } else { 0 }]).collect();
+    assert_eq!(config.correlation_on(&subject, &exact, &subsets).unwrap().values, [1.0, 1.0]);
+    // The network is linear where the frames are (unit 0 active): Δf = Iᵀ∇f exactly, so the gradient's
+    // infidelity is 0, and its gradient does not move within the L∞ ball (max sensitivity 0).
+    let grad = Gradient { kind: GradientKind::Vanilla, budget: Default::default() };
+    let maps = subject.maps(&grad).unwrap();
+    assert!(config.infidelity(&subject, &maps).unwrap().values.iter().all(|v| v.abs() < 1e-10));
+    assert!(config.infidelity(&subject, &wrong).unwrap().mean > 0.01, "a map elsewhere is unfaithful");
+    let s = config.max_sensitivity(&subject, &grad, &maps).unwrap();
+    assert_eq!(s.values, [0.0, 0.0]);
+    assert_eq!(grad.name(), "grad");
+}
+
+#[test]
+fn measures_and_ranks_on_hand_made_maps() {
+    assert_eq!(pearson(&[1.0, 2.0, 3.0], &[2.0, 4.0, 6.0]), 1.0);
+    assert_eq!(pearson(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]), -1.0);
+    assert_eq!(pearson(&[1.0, 1.0], &[3.0, 2.0]), 0.0, "a constant side reads as no relation");
+    assert_eq!(ranked(&[0.1, 0.9, 0.5, 0.9]), [1, 3, 2, 0], "descending, ties by position");
+    // Cell maps: channels summed; a layer map upsampled by nearest neighbour.
+    let two = Attribution { maps: (0..8).map(|v| v as f32).collect(), shape: vec![2, 2, 2], ..one_hot(0, 1.0) };
+    assert_eq!(cell_maps(&two, [2, 2, 2]), [4.0, 6.0, 8.0, 10.0]);
+    let layer = Attribution {
+        maps: vec![1.0, 2.0, 3.0, 4.0],
+        shape: vec![2, 2],
+        resolution: Resolution::Layer { layer: "conv1".into() },
+        ..one_hot(0, 1.0)
+    };
+    assert_eq!(cell_maps(&layer, [1, 4, 4])[..8], [1.0, 1.0, 2.0, 2.0, 1.0, 1.0, 2.0, 2.0]);
+}
