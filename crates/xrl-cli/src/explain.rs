@@ -56,6 +56,24 @@ pub struct ExplainArgs {
     /// Also write each method's raw maps as `.npy` (readable by NumPy).
     #[arg(long)]
     pub(crate) save_maps: bool,
+    /// Integrated gradients: the baseline — `zeros`, `blur[:SIGMA]` (the frame blurred, σ 5 pixels unless given),
+    /// `frame:N` (frame N of the same episode) or a `.npy` file (one observation, or one per explained frame).
+    /// [default: zeros]
+    #[arg(long)]
+    pub(crate) ig_baseline: Option<String>,
+    /// Recurrent runs (a2c --core): 0 explains each frame at the state h(t−1) the agent held (fixed across path
+    /// points, noise samples and perturbations); K ≥ 1 attributes through the last K frames, unrolled from the
+    /// recorded state before the first of them (maps then cover K frames, oldest first).
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0)]
+    pub(crate) unroll: usize,
+    #[command(flatten)]
+    pub(crate) method: MethodArgs,
+}
+
+/// The methods' settings, shared by `explain` and `evaluate`; each at its default unless given (and refused when
+/// no chosen method reads it).
+#[derive(Args)]
+pub struct MethodArgs {
     /// Integrated gradients: points on the path from the baseline [default: 50].
     #[arg(long, allow_negative_numbers = true)]
     pub(crate) ig_steps: Option<usize>,
@@ -64,11 +82,6 @@ pub struct ExplainArgs {
     /// [default: gauss-legendre]
     #[arg(long)]
     pub(crate) ig_rule: Option<String>,
-    /// Integrated gradients: the baseline — `zeros`, `blur[:SIGMA]` (the frame blurred, σ 5 pixels unless given),
-    /// `frame:N` (frame N of the same episode) or a `.npy` file (one observation, or one per explained frame).
-    /// [default: zeros]
-    #[arg(long)]
-    pub(crate) ig_baseline: Option<String>,
     /// SmoothGrad, SmoothGrad², VarGrad: noisy copies per frame.
     /// [default: 25]
     #[arg(long, allow_negative_numbers = true)]
@@ -95,11 +108,6 @@ pub struct ExplainArgs {
     /// Grad-CAM without its final ReLU (Captum's LayerGradCam default; the paper applies it).
     #[arg(long)]
     pub(crate) gradcam_no_relu: bool,
-    /// Recurrent runs (a2c --core): 0 explains each frame at the state h(t−1) the agent held (fixed across path
-    /// points, noise samples and perturbations); K ≥ 1 attributes through the last K frames, unrolled from the
-    /// recorded state before the first of them (maps then cover K frames, oldest first).
-    #[arg(long, allow_negative_numbers = true, default_value_t = 0)]
-    pub(crate) unroll: usize,
     /// Perturbation saliency's score: `policy` (½‖Δlogits‖², Greydanus et al.'s actor score; all Q values for a
     /// Q network), `value` (½ΔV², the critic score) or `target` (½Δ² of --target). Default: `policy` for
     /// actor-critic runs, `target` otherwise.
@@ -107,7 +115,46 @@ pub struct ExplainArgs {
     pub(crate) perturbation_score: Option<String>,
 }
 
-fn parse_range(s: &str) -> Result<std::ops::Range<usize>> {
+impl MethodArgs {
+    /// The options, and which of them were given (by their command-line names).
+    pub(crate) fn options(&self, seed: u64) -> Result<(MethodOptions, Vec<&'static str>)> {
+        let d = MethodOptions::default();
+        let options = MethodOptions {
+            seed,
+            ig_steps: self.ig_steps.unwrap_or(d.ig_steps),
+            ig_rule: self.ig_rule.as_deref().map(registry::parse_rule).transpose()?.unwrap_or(d.ig_rule),
+            noise_samples: self.noise_samples.unwrap_or(d.noise_samples),
+            noise_sigma: self.noise_sigma.unwrap_or(d.noise_sigma),
+            noise_absolute: self.noise_absolute,
+            occlusion_window: self.occlusion_window,
+            occlusion_stride: self.occlusion_stride,
+            occlusion_fill: self
+                .occlusion_fill
+                .as_deref()
+                .map(registry::parse_fill)
+                .transpose()?
+                .unwrap_or(d.occlusion_fill),
+            perturbation_score: self.perturbation_score.as_deref().map(str::parse).transpose()?,
+            gradcam_relu: !self.gradcam_no_relu,
+            ..d
+        };
+        let set = [
+            ("--ig-steps", self.ig_steps.is_some()),
+            ("--ig-rule", self.ig_rule.is_some()),
+            ("--noise-samples", self.noise_samples.is_some()),
+            ("--noise-sigma", self.noise_sigma.is_some()),
+            ("--noise-absolute", self.noise_absolute),
+            ("--occlusion-window", self.occlusion_window.is_some()),
+            ("--occlusion-stride", self.occlusion_stride.is_some()),
+            ("--occlusion-fill", self.occlusion_fill.is_some()),
+            ("--gradcam-no-relu", self.gradcam_no_relu),
+            ("--perturbation-score", self.perturbation_score.is_some()),
+        ];
+        Ok((options, set.into_iter().filter(|(_, set)| *set).map(|(name, _)| name).collect()))
+    }
+}
+
+pub(crate) fn parse_range(s: &str) -> Result<std::ops::Range<usize>> {
     s.split_once("..")
         .and_then(|(x, y)| Some(x.parse::<usize>().ok()?..y.parse::<usize>().ok()?))
         .filter(|r| r.start < r.end)
@@ -151,37 +198,10 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
         Some("mp4") => Some(Video::Mp4),
         Some(v) => bail!("unknown video format `{v}`; use gif or mp4"),
     };
-    let d = MethodOptions::default();
-    let options = MethodOptions {
-        seed: a.seed,
-        ig_steps: a.ig_steps.unwrap_or(d.ig_steps),
-        ig_rule: a.ig_rule.as_deref().map(registry::parse_rule).transpose()?.unwrap_or(d.ig_rule),
-        noise_samples: a.noise_samples.unwrap_or(d.noise_samples),
-        noise_sigma: a.noise_sigma.unwrap_or(d.noise_sigma),
-        noise_absolute: a.noise_absolute,
-        occlusion_window: a.occlusion_window,
-        occlusion_stride: a.occlusion_stride,
-        occlusion_fill: a.occlusion_fill.as_deref().map(registry::parse_fill).transpose()?.unwrap_or(d.occlusion_fill),
-        perturbation_score: a.perturbation_score.as_deref().map(str::parse).transpose()?,
-        gradcam_relu: !a.gradcam_no_relu,
-        ..d
-    };
-    // Which method options were set, so that one no chosen method reads is refused rather than ignored.
-    let set = [
-        a.ig_steps.is_some(),
-        a.ig_rule.is_some(),
-        a.ig_baseline.is_some(),
-        a.noise_samples.is_some(),
-        a.noise_sigma.is_some(),
-        a.noise_absolute,
-        a.occlusion_window.is_some(),
-        a.occlusion_stride.is_some(),
-        a.occlusion_fill.is_some(),
-        a.gradcam_no_relu,
-        a.perturbation_score.is_some(),
-    ];
-    let options_given =
-        registry::METHOD_OPTION_USERS.iter().zip(set).filter(|(_, set)| *set).map(|((name, _), _)| *name).collect();
+    let (options, mut options_given) = a.method.options(a.seed)?;
+    if a.ig_baseline.is_some() {
+        options_given.push("--ig-baseline");
+    }
     let frames = a.frames.as_deref().map(parse_range).transpose()?;
     let source = match (&a.inputs, &a.trajectory) {
         (Some(path), _) => {

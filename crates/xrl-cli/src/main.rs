@@ -14,6 +14,7 @@ macro_rules! say {
 }
 
 mod bench;
+mod evaluate;
 mod explain;
 mod report;
 mod train;
@@ -80,6 +81,9 @@ enum Command {
     Import(train::ImportArgs),
     /// Play a run's agent and explain its frames: pictures, a GIF, raw maps (.npy) and summary.json.
     Explain(Box<explain::ExplainArgs>),
+    /// Test the maps of each method against the network: deletion and insertion, action agreement, faithfulness
+    /// correlation, infidelity and max sensitivity, beside a random-map control; writes evaluate.json and plots.
+    Evaluate(Box<evaluate::EvaluateArgs>),
     /// Write a self-contained HTML report of a run and its explanations (viewable offline).
     Report(report::ReportArgs),
     /// The main job on the embedded default: an A2C agent on MinAtar Breakout, explained by every method, in a
@@ -194,6 +198,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Play(a) => train::play(a),
         Command::Import(a) => train::import(a),
         Command::Explain(a) => explain::explain(*a),
+        Command::Evaluate(a) => evaluate::evaluate(&a),
         Command::Report(a) => report::report(&a),
         Command::Demo(a) => report::demo(&a),
         Command::Bench(cmd) => bench::run(cmd),

@@ -743,6 +743,9 @@ fn explaining() {
     let ei = |extra: &[&str]| -> Vec<String> {
         [&["explain", "--run", mi, "--out", &out][..], extra].concat().iter().map(|s| s.to_string()).collect()
     };
+    let ev = |extra: &[&str]| -> Vec<String> {
+        [&["evaluate", "--run", mi, "--out", &out][..], extra].concat().iter().map(|s| s.to_string()).collect()
+    };
     let c = |args: Vec<String>, needles| Case { args, needles };
     let cases = vec![
         c(e(mi, &["--target", "value"]), &["target `value` does not fit this network", "Q values only", "max-q"]),
@@ -856,9 +859,24 @@ fn explaining() {
         c(ei(&["--trajectory", &bad_traj]), &["bad.safetensors"]),
         c(ei(&["--trajectory", &obs2]), &["obs2.npy"]),
         c(s_explain_no_out(mi), &["--out <OUT>", "required"]),
+        c(ev(&["--methods", "bogus"]), &["unknown method `bogus`", "grad, grad-x-input"]),
+        c(ev(&["--target", "value"]), &["target `value` does not fit this network", "Q values only"]),
+        c(ev(&["--frames", "4..1"]), &["--frames must look like A..B with A < B"]),
+        c(ev(&["--frames", "500..600"]), &["frame 500 does not exist", "choose --frames within"]),
+        c(ev(&["--methods", "grad", "--ig-steps", "8"]), &["--ig-steps is an option of ig"]),
+        c(ev(&["--methods", "ig", "--ig-steps", "0"]), &["--ig-steps must be between 1 and 10000"]),
+        c(ev(&["--inputs", &wrong_shape]), &["the inputs have shape [2, 3, 10, 10]"]),
+        c(ev(&["--inputs", &obs2, "--frames", "0..1"]), &["--frames picks frames of an episode"]),
+        c(ev(&["--trajectory", &bad_traj]), &["bad.safetensors"]),
+        c(ev(&["--device", "tpu"]), &["`tpu`", "cpu"]),
+        c(
+            vec!["evaluate".into(), "--run".into(), "/nonexistent/run".into(), "--out".into(), out.clone()],
+            &["/nonexistent/run/run.toml"],
+        ),
     ];
     check_all(cases);
     assert!(!Path::new(&out).join("summary.json").exists(), "no results written by a refused explain");
+    assert!(!Path::new(&out).join("evaluate.json").exists(), "nor by a refused evaluate");
     let _ = std::fs::remove_dir_all(&d);
 }
 

@@ -98,8 +98,8 @@ fn render_writes_a_gif_with_one_frame_per_step() {
 
 #[test]
 fn every_subcommand_has_help() {
-    let cmds =
-        [vec!["envs"], vec!["rollout"], vec!["render"], vec!["train"], vec!["play"], vec!["import"], vec!["explain"]];
+    let cmds = ["envs", "rollout", "render", "train", "play", "import", "explain", "evaluate", "report", "demo"]
+        .map(|c| vec![c]);
     for cmd in cmds.into_iter().chain([vec!["bench", "envs"], vec!["bench", "nets"], vec!["bench", "explain"]]) {
         let mut args = cmd.clone();
         args.push("--help");
@@ -694,4 +694,49 @@ fn options_that_do_not_apply_are_refused() {
     let o = xrl(&["train", "--resume", "/tmp/xrl-never", "--agent", "a2c"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("cannot be used with") && !stderr(&o).contains("panicked"));
+}
+
+/// `xrl evaluate` on a played episode: evaluate.json with every test for every method and the random-map control,
+/// the plots, and a random map that correlates with nothing while integrated gradients does.
+#[test]
+fn evaluate_writes_every_test_and_the_random_control() {
+    let (dir, run) = imported_minatar_run("xrl-cli-evaluate");
+    let out = dir.join("ev");
+    let args = ["evaluate", "--run", run.to_str().unwrap(), "--methods", "grad,ig", "--frames", "0..6", "--seed", "1"];
+    let o = xrl(&[&args[..], &["--out", out.to_str().unwrap()]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("random-map"), "{}", stdout(&o));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("evaluate.json")).unwrap()).unwrap();
+    assert_eq!(r["version"], 1);
+    assert_eq!(r["frames"].as_array().unwrap().len(), 6);
+    let methods: Vec<&str> = r["methods"].as_array().unwrap().iter().map(|m| m["method"].as_str().unwrap()).collect();
+    assert_eq!(methods, ["grad", "ig"]);
+    let faithful = |m: &serde_json::Value| m["faithfulness_correlation"]["mean"].as_f64().unwrap();
+    assert!(faithful(&r["random_map"]).abs() < 0.2, "{}", r["random_map"]);
+    assert!(faithful(&r["methods"][1]) > 0.8, "{}", r["methods"][1]);
+    for m in r["methods"].as_array().unwrap().iter().chain([&r["random_map"]]) {
+        assert_eq!(m["deletion"]["deletion"]["mean"].as_array().unwrap().len(), 101, "one cell per step");
+        assert_eq!(m["agreement"]["top_percent"].as_array().unwrap().len(), 99);
+        assert!(m["infidelity"]["mean"].as_f64().unwrap() >= 0.0);
+    }
+    for f in ["deletion.png", "insertion.png", "agreement.png"] {
+        assert!(std::fs::read(out.join(f)).unwrap().starts_with(b"\x89PNG"), "{f}");
+    }
+    // The same seed gives the same numbers.
+    let again = dir.join("ev-again");
+    let o = xrl(&[&args[..], &["--out", again.to_str().unwrap()]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let strip = |p: &std::path::Path| {
+        let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+        for m in v["methods"].as_array_mut().unwrap() {
+            m["seconds"] = serde_json::Value::Null;
+            m["map_seconds"] = serde_json::Value::Null;
+        }
+        v["random_map"]["seconds"] = serde_json::Value::Null;
+        v["random_map"]["map_seconds"] = serde_json::Value::Null;
+        v["run"] = serde_json::Value::Null;
+        v
+    };
+    assert_eq!(strip(&out.join("evaluate.json")), strip(&again.join("evaluate.json")));
+    std::fs::remove_dir_all(&dir).unwrap();
 }

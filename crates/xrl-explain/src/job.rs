@@ -173,6 +173,17 @@ struct Prepared {
     source: String,
 }
 
+/// The methods a job without `--methods` runs: gradient, guided backprop, Grad-CAM on the last convolution (CNNs)
+/// and integrated gradients.
+pub fn default_methods(net: &xrl_nn::Net) -> Vec<MethodName> {
+    let last_conv = net.layer_names().into_iter().rfind(|l| l.starts_with("conv") && !l.ends_with(".relu"));
+    let mut m =
+        vec![MethodName::Gradient(crate::GradientKind::Vanilla), MethodName::Gradient(crate::GradientKind::Guided)];
+    m.extend(last_conv.map(|layer| MethodName::GradCam { layer, guided: false }));
+    m.push(MethodName::Ig);
+    m
+}
+
 /// Runs the job: explains every input with every method and writes the results into `job.out`.
 pub fn run(job: &Job) -> Result<Summary, ExplainError> {
     let dir = RunDir::new(&job.run);
@@ -190,16 +201,7 @@ pub fn run(job: &Job) -> Result<Summary, ExplainError> {
         ));
     }
     let k = job.unroll.max(1);
-    let methods = if job.methods.is_empty() {
-        let last_conv = net.layer_names().into_iter().rfind(|l| l.starts_with("conv") && !l.ends_with(".relu"));
-        let mut m =
-            vec![MethodName::Gradient(crate::GradientKind::Vanilla), MethodName::Gradient(crate::GradientKind::Guided)];
-        m.extend(last_conv.map(|layer| MethodName::GradCam { layer, guided: false }));
-        m.push(MethodName::Ig);
-        m
-    } else {
-        job.methods.clone()
-    };
+    let methods = if job.methods.is_empty() { default_methods(&net) } else { job.methods.clone() };
     MethodOptions::refuse_unused(&methods, &job.options_given)?;
     // A layer the network lacks is refused now, before the episode is played.
     for m in &methods {
@@ -445,7 +447,7 @@ pub fn run(job: &Job) -> Result<Summary, ExplainError> {
     Ok(summary)
 }
 
-fn target_name(spec: &TargetSpec) -> String {
+pub(crate) fn target_name(spec: &TargetSpec) -> String {
     match spec {
         TargetSpec::Chosen => "chosen".into(),
         TargetSpec::Fixed(t) => t.to_string(),

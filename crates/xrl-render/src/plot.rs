@@ -102,6 +102,65 @@ pub fn learning_curve(
     write_png(path, &img)
 }
 
+/// Named curves on one chart (a legend in the corner): `series` are (name, x values, y values). Writes a 900×500
+/// PNG.
+pub fn lines(
+    path: &Path,
+    title: &str,
+    axes: (&str, &str),
+    series: &[(String, Vec<f64>, Vec<f64>)],
+) -> Result<(), RenderError> {
+    register_font();
+    let (w, h) = (900u32, 500u32);
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    let enc = |e: String| RenderError::Encode { path: path.to_path_buf(), message: e };
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| enc(e.to_string()))?;
+        let all_x = series.iter().flat_map(|s| s.1.iter().copied());
+        let (x_lo, x_hi) = all_x.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
+        let all_y = series.iter().flat_map(|s| s.2.iter().copied()).filter(|y| y.is_finite());
+        let (y_lo, y_hi) = all_y.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| (a.min(y), b.max(y)));
+        let (x_lo, x_hi) = if x_lo.is_finite() && x_hi > x_lo { (x_lo, x_hi) } else { (0.0, 1.0) };
+        let (y_lo, y_hi) = if y_lo.is_finite() { (y_lo, y_hi.max(y_lo + 1e-6)) } else { (0.0, 1.0) };
+        let pad = (y_hi - y_lo) * 0.05;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x_lo..x_hi, (y_lo - pad)..(y_hi + pad))
+            .map_err(|e| enc(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .x_desc(axes.0)
+            .y_desc(axes.1)
+            .label_style(("sans-serif", 14))
+            .draw()
+            .map_err(|e| enc(e.to_string()))?;
+        for (k, (name, xs, ys)) in series.iter().enumerate() {
+            let colour = Palette99::pick(k).to_rgba();
+            let style = colour.stroke_width(2);
+            chart
+                .draw_series(LineSeries::new(xs.iter().copied().zip(ys.iter().copied()), style))
+                .map_err(|e| enc(e.to_string()))?
+                .label(name.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(|e| enc(e.to_string()))?;
+        root.present().map_err(|e| enc(e.to_string()))?;
+    }
+    let img = RgbImage::from_raw(w, h, buf).expect("buffer matches the canvas");
+    write_png(path, &img)
+}
+
 /// The picture with `lines` of text in a dark strip above it (each line 14 px high): the label of a grid panel.
 pub fn captioned(img: &RgbImage, lines: &[String]) -> RgbImage {
     register_font();

@@ -17,6 +17,7 @@ pub mod deletion;
 pub mod faithfulness;
 pub mod randomisation;
 pub mod similarity;
+pub mod suite;
 
 use crate::{Attribution, Budget, ExplainError, Inputs, Method, Model, Resolution, Rows, Target};
 use serde::{Deserialize, Serialize};
@@ -74,6 +75,35 @@ impl<'a> Subject<'a> {
             .chunks(a.max(1))
             .map(|s| s.iter().enumerate().fold(0, |best, (i, v)| if *v > s[best] { i } else { best }))
             .collect()
+    }
+}
+
+/// The control every test reports beside the methods: maps of independent uniform noise in [0, 1) at the input's
+/// resolution, from a seed (a map that knows nothing).
+pub struct RandomMap {
+    pub seed: u64,
+}
+
+impl Method for RandomMap {
+    fn name(&self) -> String {
+        "random-map".into()
+    }
+
+    fn compute(&self, call: &crate::Call) -> Result<crate::Computed, ExplainError> {
+        use rand::{Rng, SeedableRng};
+        // One stream per input's contents, so a perturbed copy of a frame gets other noise than the frame.
+        let len = call.inputs.len();
+        let maps = call
+            .inputs
+            .values
+            .chunks(len)
+            .flat_map(|x| {
+                let h = x.iter().fold(self.seed, |h, v| h.rotate_left(5) ^ u64::from(v.to_bits()));
+                let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(h);
+                (0..len).map(move |_| rng.random::<f32>())
+            })
+            .collect();
+        Ok(crate::Computed::at_input(maps, call))
     }
 }
 

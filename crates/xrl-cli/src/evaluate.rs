@@ -1,0 +1,111 @@
+//! `xrl evaluate`: parses the options into an [`xrl_explain::evaluate::suite::EvaluateJob`], runs it and prints a
+//! table; the tests are the library's.
+
+use crate::explain::{MethodArgs, parse_range};
+use anyhow::{Result, bail};
+use clap::Args;
+use std::path::PathBuf;
+use xrl_explain::evaluate::suite::{self, EvaluateJob};
+use xrl_explain::job::Source;
+use xrl_explain::registry;
+
+#[derive(Args)]
+pub struct EvaluateArgs {
+    /// A run directory made by `xrl train` or `xrl import` (feed-forward agents).
+    #[arg(long)]
+    run: PathBuf,
+    #[arg(long, help = xrl_explain::registry::METHODS_OPTION_HELP)]
+    methods: Option<String>,
+    /// The scalar each map explains and the curves follow: chosen (each frame's greedy action), q:A, max-q, value,
+    /// advantage:A, logit:A, … (as `xrl explain --target`).
+    #[arg(long, default_value = "chosen")]
+    target: String,
+    /// Evaluate the frames of a trajectory saved by `xrl explain` (`trajectory.safetensors`) instead of playing.
+    #[arg(long, conflicts_with = "inputs")]
+    trajectory: Option<PathBuf>,
+    /// Evaluate these observations: a `.npy` of shape [N, …observation shape].
+    #[arg(long)]
+    inputs: Option<PathBuf>,
+    /// Frames of the episode, `A..B` (B excluded); default 0..100 when playing, all of a trajectory.
+    #[arg(long)]
+    frames: Option<String>,
+    /// Seed of the episode played and of every random choice of the tests (random orders, subsets, noise, the
+    /// random-map control); recorded in evaluate.json.
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0)]
+    seed: u64,
+    /// The directory to write evaluate.json and the plots into (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+    /// Where the network runs: cpu (default), or ndarray / cuda[:N] in a binary built with that cargo feature.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    #[command(flatten)]
+    method: MethodArgs,
+}
+
+pub fn evaluate(a: &EvaluateArgs) -> Result<()> {
+    let (options, given) = a.method.options(a.seed)?;
+    let frames = a.frames.as_deref().map(parse_range).transpose()?;
+    let source = match (&a.inputs, &a.trajectory) {
+        (Some(path), _) => {
+            if frames.is_some() {
+                bail!("--frames picks frames of an episode; with --inputs every given observation is evaluated");
+            }
+            let (shape, values) = xrl_render::read_npy(path)?;
+            Source::Inputs { values, shape }
+        }
+        (None, Some(path)) => Source::Trajectory { path: path.clone(), frames },
+        (None, None) => Source::Play { seed: a.seed, frames: frames.unwrap_or(0..100) },
+    };
+    let methods = a.methods.as_deref().map(registry::parse_list).transpose()?.unwrap_or_default();
+    let job = EvaluateJob {
+        run: a.run.clone(),
+        device: xrl::nn::device::parse(&a.device).map_err(anyhow::Error::msg)?,
+        source,
+        methods,
+        options,
+        options_given: given,
+        target: a.target.parse()?,
+        config: None,
+        seed: a.seed,
+        out: a.out.clone(),
+    };
+    let r = suite::run(&job)?;
+    for note in &r.notes {
+        eprintln!("note: {note}");
+    }
+    say!(
+        "{} frames of {} (checkpoint step {}), target {}; deletion AUC lower is better, insertion AUC, faithfulness \
+         correlation and AUM higher, infidelity and max sensitivity lower:",
+        r.frames.len(),
+        r.env,
+        r.checkpoint_step,
+        r.target
+    );
+    say!(
+        "{:<24} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "method",
+        "deletion",
+        "insertion",
+        "faithful",
+        "infidel.",
+        "max-sens",
+        "AIM k=1",
+        "AUM k=1"
+    );
+    for m in r.methods.iter().chain([&r.random_map]) {
+        say!(
+            "{:<24} {:>9.4} {:>9.4} {:>9.3} {:>9.3e} {:>9.3} {:>9.2} {:>9.2}",
+            m.method,
+            m.deletion.deletion.auc.mean,
+            m.deletion.insertion.auc.mean,
+            m.faithfulness_correlation.mean,
+            m.infidelity.mean,
+            m.max_sensitivity.mean,
+            m.agreement.top_k.first().copied().unwrap_or(f64::NAN),
+            m.agreement.bottom_k.first().copied().unwrap_or(f64::NAN)
+        );
+    }
+    say!("wrote {} files to {}", r.files.len(), a.out.display());
+    Ok(())
+}

@@ -1,0 +1,282 @@
+//! The evaluation job: a run's frames, every chosen method and a random-map control, every test — written as
+//! `evaluate.json` (a typed [`Report`]) and plots.
+
+use super::deletion::{Agreement, AgreementConfig, DeletionConfig, DeletionResult};
+use super::faithfulness::FaithfulnessConfig;
+use super::{RandomMap, Spread, Subject};
+use crate::job::Source;
+use crate::registry::{MethodName, MethodOptions};
+use crate::{ExplainError, Inputs, Method, TargetSpec};
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use xrl::run::RunDir;
+use xrl::trajectory::Trajectory;
+
+pub const REPORT_VERSION: u32 = 1;
+
+/// Every test's settings, with defaults sized for the frame (see each config).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SuiteConfig {
+    pub deletion: DeletionConfig,
+    pub agreement: AgreementConfig,
+    pub faithfulness: FaithfulnessConfig,
+    /// Seed of the random-map control and the random orders.
+    pub seed: u64,
+}
+
+impl SuiteConfig {
+    pub fn for_frame(frame: [usize; 3], seed: u64) -> Self {
+        SuiteConfig {
+            deletion: DeletionConfig { seed, ..DeletionConfig::for_frame(frame) },
+            agreement: AgreementConfig::default(),
+            faithfulness: FaithfulnessConfig { seed, ..FaithfulnessConfig::default() },
+            seed,
+        }
+    }
+}
+
+/// What to evaluate.
+pub struct EvaluateJob {
+    pub run: PathBuf,
+    pub device: Device,
+    /// Frames: a played episode, a trajectory, or given observations.
+    pub source: Source,
+    /// Empty: the explain job's default set.
+    pub methods: Vec<MethodName>,
+    pub options: MethodOptions,
+    /// The method options the caller set (`registry::METHOD_OPTION_USERS` names): one no chosen method reads is
+    /// refused.
+    pub options_given: Vec<&'static str>,
+    pub target: TargetSpec,
+    /// `None`: [`SuiteConfig::for_frame`] with `seed`.
+    pub config: Option<SuiteConfig>,
+    pub seed: u64,
+    pub out: PathBuf,
+}
+
+/// One method's results.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MethodReport {
+    pub method: String,
+    /// Seconds to compute the maps of all frames.
+    pub map_seconds: f64,
+    pub deletion: DeletionResult,
+    pub agreement: Agreement,
+    pub faithfulness_correlation: Spread,
+    pub infidelity: Spread,
+    pub max_sensitivity: Spread,
+    /// Seconds each test took, by name.
+    pub seconds: Vec<(String, f64)>,
+}
+
+/// `evaluate.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub version: u32,
+    pub run: String,
+    pub env: String,
+    pub checkpoint_step: usize,
+    pub source: String,
+    pub target: String,
+    /// The frame numbers evaluated.
+    pub frames: Vec<usize>,
+    pub config: SuiteConfig,
+    pub methods: Vec<MethodReport>,
+    /// The same tests on uniformly random maps: the floor every method must clear.
+    pub random_map: MethodReport,
+    pub files: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+/// Runs every test on every method (and the random-map control) and writes `evaluate.json` and the plots into
+/// `job.out`.
+pub fn run(job: &EvaluateJob) -> Result<Report, ExplainError> {
+    let dir = RunDir::new(&job.run);
+    let card = dir.read_card()?;
+    let (state, net) = dir.load_latest_online(&card, &job.device.clone().autodiff())?;
+    let net = net.frozen();
+    let spec = net.spec().clone();
+    if spec.carries_state() {
+        return Err(ExplainError::Invalid(
+            "xrl evaluate takes feed-forward agents for now; a recurrent agent's maps depend on the state it held, \
+             which these tests would have to carry through every perturbation"
+                .into(),
+        ));
+    }
+    job.options.validate()?;
+    let len: usize = spec.obs_shape.iter().product();
+    let mut notes = vec![];
+    let (obs, frames, source) = match &job.source {
+        Source::Inputs { values, shape } => {
+            if shape.len() < 2 || shape[1..] != spec.obs_shape[..] {
+                return Err(ExplainError::Invalid(format!(
+                    "the inputs have shape {shape:?}; this run's agent takes [N, {}]",
+                    spec.obs_shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+                )));
+            }
+            (values.clone(), (0..values.len() / len).collect(), "inputs".to_string())
+        }
+        Source::Play { seed, frames } => {
+            let mut env = card.env.make()?;
+            let tr = Trajectory::record(env.as_mut(), &card.env.id, &net, *seed, frames.end)
+                .map_err(|e| ExplainError::Invalid(e.to_string()))?;
+            pick(&tr, frames.clone(), &mut notes, format!("play seed {seed}"))?
+        }
+        Source::Trajectory { path, frames } => {
+            let tr = Trajectory::load(path).map_err(|e| ExplainError::Invalid(e.to_string()))?;
+            if tr.env != card.env.id || tr.obs_shape != spec.obs_shape {
+                return Err(ExplainError::Invalid(format!(
+                    "{} was recorded in {}; the run plays {}: evaluate it with the run that recorded it",
+                    path.display(),
+                    tr.env,
+                    card.env.id
+                )));
+            }
+            let range = frames.clone().unwrap_or(0..tr.len());
+            pick(&tr, range, &mut notes, format!("trajectory {}", path.display()))?
+        }
+    };
+    let inputs = Inputs::new(&obs, &spec.obs_shape)?;
+    let greedy = Subject { net: &net, inputs, targets: &[] }.greedy(&obs);
+    let targets = job.target.resolve(&greedy);
+    let subject = Subject::new(&net, inputs, &targets)?;
+    let frame = subject.frame();
+    let config = job.config.clone().unwrap_or_else(|| SuiteConfig::for_frame(frame, job.seed));
+    let methods = if job.methods.is_empty() { crate::job::default_methods(&net) } else { job.methods.clone() };
+    MethodOptions::refuse_unused(&methods, &job.options_given)?;
+    let hw = inputs.image().map(|[_, h, w]| [h, w]);
+    let built: Vec<Box<dyn Method>> = methods.iter().map(|m| job.options.build(m, hw, spec.head)).collect();
+    let mut reports = vec![];
+    for method in &built {
+        reports.push(evaluate_method(&subject, method.as_ref(), &config)?);
+    }
+    let random_map = evaluate_method(&subject, &RandomMap { seed: config.seed }, &config)?;
+    let files = write_outputs(job, &reports, &random_map)?;
+    let report = Report {
+        version: REPORT_VERSION,
+        run: job.run.display().to_string(),
+        env: card.env.id.clone(),
+        checkpoint_step: state.step,
+        source,
+        target: crate::job::target_name(&job.target),
+        frames,
+        config,
+        methods: reports,
+        random_map,
+        files,
+        notes,
+    };
+    let text = serde_json::to_string_pretty(&report).expect("the report serialises");
+    xrl::run::write_bytes(&job.out.join("evaluate.json"), text.as_bytes())?;
+    Ok(report)
+}
+
+/// Frames `range` of a trajectory: their observations and numbers (a range past the episode's end is cut, with a
+/// note).
+fn pick(
+    tr: &Trajectory,
+    range: std::ops::Range<usize>,
+    notes: &mut Vec<String>,
+    source: String,
+) -> Result<(Vec<f32>, Vec<usize>, String), ExplainError> {
+    if range.start >= tr.len() {
+        return Err(ExplainError::Invalid(format!(
+            "the episode has {} frames, so frame {} does not exist; choose --frames within 0..{}",
+            tr.len(),
+            range.start,
+            tr.len()
+        )));
+    }
+    let end = range.end.min(tr.len());
+    if end < range.end {
+        notes.push(format!(
+            "--frames {}..{} was cut to {}..{end}: the episode ended",
+            range.start, range.end, range.start
+        ));
+    }
+    let frames: Vec<usize> = (range.start..end).collect();
+    Ok((frames.iter().flat_map(|&t| tr.observation(t).to_vec()).collect(), frames, source))
+}
+
+/// Every test on one method's maps (computed once, for all frames).
+fn evaluate_method(subject: &Subject, method: &dyn Method, config: &SuiteConfig) -> Result<MethodReport, ExplainError> {
+    let mut seconds = vec![];
+    let mut timed =
+        |name: &str, started: std::time::Instant| seconds.push((name.to_string(), started.elapsed().as_secs_f64()));
+    let attr = subject.maps(method)?;
+    if let Some(i) = attr.maps.iter().position(|v| !v.is_finite()) {
+        return Err(ExplainError::Invalid(format!(
+            "{}'s map value {i} is {}: the network's outputs are not finite where it was explained",
+            attr.method, attr.maps[i]
+        )));
+    }
+    let t = std::time::Instant::now();
+    let deletion = config.deletion.run(subject, &attr)?;
+    timed("deletion", t);
+    let t = std::time::Instant::now();
+    let agreement = config.agreement.run(subject, &attr, config.seed)?;
+    timed("agreement", t);
+    let t = std::time::Instant::now();
+    let faithfulness_correlation = config.faithfulness.correlation(subject, &attr)?;
+    timed("faithfulness-correlation", t);
+    let t = std::time::Instant::now();
+    let infidelity = config.faithfulness.infidelity(subject, &attr)?;
+    timed("infidelity", t);
+    let t = std::time::Instant::now();
+    let max_sensitivity = config.faithfulness.max_sensitivity(subject, method, &attr)?;
+    timed("max-sensitivity", t);
+    Ok(MethodReport {
+        method: attr.method.clone(),
+        map_seconds: attr.seconds,
+        deletion,
+        agreement,
+        faithfulness_correlation,
+        infidelity,
+        max_sensitivity,
+        seconds,
+    })
+}
+
+/// The plots: deletion and insertion curves, and the action-agreement curve, of every method and the control.
+fn write_outputs(
+    job: &EvaluateJob,
+    reports: &[MethodReport],
+    random: &MethodReport,
+) -> Result<Vec<String>, ExplainError> {
+    let all: Vec<&MethodReport> = reports.iter().chain([random]).collect();
+    let mut files = vec![];
+    let curves = |pick: &dyn Fn(&DeletionResult) -> &super::deletion::Curve| -> Vec<(String, Vec<f64>, Vec<f64>)> {
+        all.iter()
+            .map(|r| {
+                let c = pick(&r.deletion);
+                (format!("{} (AUC {:.3})", r.method, c.auc.mean), c.fraction.clone(), c.mean.clone())
+            })
+            .collect()
+    };
+    for (name, title, series) in [
+        ("deletion.png", "deletion: the target as the most salient cells are removed", curves(&|d| &d.deletion)),
+        ("insertion.png", "insertion: the target as the most salient cells are put back", curves(&|d| &d.insertion)),
+    ] {
+        let path = job.out.join(name);
+        xrl_render::plot::lines(&path, title, ("fraction of cells", "target"), &series)?;
+        files.push(name.to_string());
+    }
+    let agreement: Vec<(String, Vec<f64>, Vec<f64>)> = all
+        .iter()
+        .map(|r| {
+            let a = &r.agreement;
+            (r.method.clone(), a.config.percents.iter().map(|&p| p as f64).collect(), a.top_percent.clone())
+        })
+        .collect();
+    let path = job.out.join("agreement.png");
+    xrl_render::plot::lines(
+        &path,
+        "action agreement: frames whose action survives removing the top k% of cells",
+        ("cells removed (%)", "fraction of frames unchanged"),
+        &agreement,
+    )?;
+    files.push("agreement.png".into());
+    files.push("evaluate.json".into());
+    Ok(files)
+}
