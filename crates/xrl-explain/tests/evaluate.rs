@@ -175,3 +175,55 @@ fn measures_and_ranks_on_hand_made_maps() {
     };
     assert_eq!(cell_maps(&layer, [1, 4, 4])[..8], [1.0, 1.0, 2.0, 2.0, 1.0, 1.0, 2.0, 2.0]);
 }
+
+/// Quantus 0.6's FaithfulnessCorrelation and Captum 0.8's infidelity (normalised) and sensitivity_max, on the
+/// same network, frames, maps and perturbations (fixtures/make_quantus_captum_eval_fixture.py).
+#[test]
+fn faithfulness_infidelity_and_sensitivity_agree_with_quantus_and_captum() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/eval_quantus_captum.json"));
+    let fx: serde_json::Value = serde_json::from_str(&text.unwrap()).unwrap();
+    let floats = |v: &serde_json::Value| -> Vec<f32> {
+        v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+    };
+    let f64s =
+        |v: &serde_json::Value| -> Vec<f64> { v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect() };
+    let sets = |v: &serde_json::Value| -> Vec<Vec<usize>> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_array().unwrap().iter().map(|i| i.as_u64().unwrap() as usize).collect())
+            .collect()
+    };
+    let spec = NetSpec::new(vec![1, 10, 10], 3, Torso::Mlp { hidden: vec![16] }, HeadKind::Q);
+    let net = net_with(&spec, |name, _| floats(&fx["weights"][name]));
+    let obs = floats(&fx["obs"]);
+    let shape = [1, 10, 10];
+    let inputs = Inputs::new(&obs, &shape).unwrap();
+    let targets: Vec<Target> =
+        fx["targets"].as_array().unwrap().iter().map(|t| Target::Action(t.as_u64().unwrap() as usize)).collect();
+    let subject = Subject::new(&net, inputs, &targets).unwrap();
+    let maps = Attribution { maps: floats(&fx["maps"]), shape: shape.to_vec(), ..one_hot(0, 1.0) };
+    let config = FaithfulnessConfig::default();
+    let close = |ours: &[f64], theirs: &[f64], what: &str| {
+        for (a, b) in ours.iter().zip(theirs) {
+            assert!((a - b).abs() < 1e-4, "{what}: ours {ours:?}, reference {theirs:?}");
+        }
+        assert_eq!(ours.len(), theirs.len());
+    };
+    let fc = config.correlation_on(&subject, &maps, &sets(&fx["faithfulness_correlation"]["subsets"])).unwrap();
+    close(&fc.values, &f64s(&fx["faithfulness_correlation"]["values"]), "faithfulness correlation (Quantus)");
+    let inf = config.infidelity_on(&subject, &maps, &sets(&fx["infidelity"]["subsets"])).unwrap();
+    // Infidelity is a squared error of values around 1e-3: compare relative to its size.
+    let theirs = f64s(&fx["infidelity"]["values"]);
+    for (a, b) in inf.values.iter().zip(&theirs) {
+        assert!(
+            (a - b).abs() <= 1e-4 * b.abs().max(1e-3),
+            "infidelity (Captum): ours {:?}, reference {theirs:?}",
+            inf.values
+        );
+    }
+    let grad = Gradient { kind: GradientKind::Vanilla, budget: Default::default() };
+    let own = subject.maps(&grad).unwrap();
+    let sens = config.max_sensitivity_on(&subject, &grad, &own, &floats(&fx["sensitivity_max"]["noise"])).unwrap();
+    close(&sens.values, &f64s(&fx["sensitivity_max"]["values"]), "sensitivity_max (Captum)");
+}

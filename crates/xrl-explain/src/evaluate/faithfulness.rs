@@ -63,6 +63,16 @@ pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
     if saa == 0.0 || sbb == 0.0 { 0.0 } else { sab / (saa * sbb).sqrt() }
 }
 
+fn check_subsets(subsets: &[Vec<usize>], n: usize, cells: usize) -> Result<(), ExplainError> {
+    if subsets.is_empty() || !subsets.len().is_multiple_of(n) || subsets.iter().flatten().any(|&j| j >= cells) {
+        return Err(ExplainError::Invalid(format!(
+            "faithfulness: {} subsets for {n} frames: give the same number per frame, of cells below {cells}",
+            subsets.len()
+        )));
+    }
+    Ok(())
+}
+
 impl FaithfulnessConfig {
     fn check(&self, cells: usize) -> Result<usize, ExplainError> {
         let k = (self.subset_fraction * cells as f64).round() as usize;
@@ -131,12 +141,7 @@ impl FaithfulnessConfig {
         super::deletion::check_maps(subject, attr)?;
         let (n, frame) = (subject.count(), subject.frame());
         let cells = frame[1] * frame[2];
-        if subsets.is_empty() || !subsets.len().is_multiple_of(n) || subsets.iter().flatten().any(|&j| j >= cells) {
-            return Err(ExplainError::Invalid(format!(
-                "faithfulness: {} subsets for {n} frames: give the same number per frame, of cells below {cells}",
-                subsets.len()
-            )));
-        }
+        check_subsets(subsets, n, cells)?;
         let runs = subsets.len() / n;
         let falls = Self::falls(subject, subsets, runs);
         let maps = cell_maps(attr, frame);
@@ -153,13 +158,26 @@ impl FaithfulnessConfig {
 
     /// Captum's normalised infidelity per frame, for perturbations that remove random subsets of cells.
     pub fn infidelity(&self, subject: &Subject, attr: &Attribution) -> Result<Spread, ExplainError> {
+        let cells = subject.frame()[1] * subject.frame()[2];
+        let k = self.check(cells)?;
+        let subsets = self.subsets(subject.count(), self.infidelity_samples, cells, k, 0x1AF1);
+        self.infidelity_on(subject, attr, &subsets)
+    }
+
+    /// Infidelity for given cell-removal perturbations (the same number per frame, frame-major): what the Captum
+    /// comparison feeds.
+    pub fn infidelity_on(
+        &self,
+        subject: &Subject,
+        attr: &Attribution,
+        subsets: &[Vec<usize>],
+    ) -> Result<Spread, ExplainError> {
         super::deletion::check_maps(subject, attr)?;
         let (n, frame, len) = (subject.count(), subject.frame(), subject.inputs.len());
         let [c, h, w] = frame;
-        let k = self.check(h * w)?;
-        let count = self.infidelity_samples;
-        let subsets = self.subsets(n, count, h * w, k, 0x1AF1);
-        let falls = Self::falls(subject, &subsets, count);
+        check_subsets(subsets, n, h * w)?;
+        let count = subsets.len() / n;
+        let falls = Self::falls(subject, subsets, count);
         let x = subject.inputs.values;
         // φ per input value: an input-resolution map as it is; a cell map for every channel of its cell.
         let cell = cell_maps(attr, frame);
@@ -208,13 +226,35 @@ impl FaithfulnessConfig {
             )));
         }
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(self.seed ^ 0x5E45);
-        let x = subject.inputs.values;
-        let mut copies = Vec::with_capacity(n * m * len);
-        for i in 0..n {
-            for _ in 0..m {
-                copies.extend(x[i * len..(i + 1) * len].iter().map(|&v| v + rng.random_range(-r..=r)));
-            }
+        let noise: Vec<f32> = (0..n * m * len).map(|_| rng.random_range(-r..=r)).collect();
+        self.max_sensitivity_on(subject, method, attr, &noise)
+    }
+
+    /// Max sensitivity for given perturbations δ (`[N·m, len]`, m per frame, frame-major): what the Captum
+    /// comparison feeds.
+    pub fn max_sensitivity_on(
+        &self,
+        subject: &Subject,
+        method: &dyn Method,
+        attr: &Attribution,
+        noise: &[f32],
+    ) -> Result<Spread, ExplainError> {
+        super::deletion::check_maps(subject, attr)?;
+        let (n, len) = (subject.count(), subject.inputs.len());
+        if noise.is_empty() || !noise.len().is_multiple_of(n * len) {
+            return Err(ExplainError::Invalid(format!(
+                "max sensitivity: {} noise values for {n} frames of {len}: give the same number of copies per frame",
+                noise.len()
+            )));
         }
+        let m = noise.len() / (n * len);
+        let x = subject.inputs.values;
+        let copies: Vec<f32> = (0..n * m)
+            .flat_map(|q| {
+                let i = q / m;
+                x[i * len..(i + 1) * len].iter().zip(&noise[q * len..(q + 1) * len]).map(|(a, d)| a + d)
+            })
+            .collect();
         let targets: Vec<_> = (0..n * m).map(|q| subject.targets[q / m].clone()).collect();
         let inputs = Inputs::new(&copies, subject.inputs.shape)?;
         let perturbed = method.attribute(subject.net, &inputs, &targets, None)?;
