@@ -176,7 +176,7 @@ fn measures_and_ranks_on_hand_made_maps() {
     assert_eq!(cell_maps(&layer, [1, 4, 4])[..8], [1.0, 1.0, 2.0, 2.0, 1.0, 1.0, 2.0, 2.0]);
 }
 
-/// Quantus 0.6's FaithfulnessCorrelation and Captum 0.8's infidelity (normalised) and sensitivity_max, on the
+/// Quantus 0.6's FaithfulnessCorrelation and PixelFlipping, and Captum 0.8's infidelity (normalised) and sensitivity_max, on the
 /// same network, frames, maps and perturbations (fixtures/make_quantus_captum_eval_fixture.py).
 #[test]
 fn faithfulness_infidelity_and_sensitivity_agree_with_quantus_and_captum() {
@@ -221,6 +221,15 @@ fn faithfulness_infidelity_and_sensitivity_agree_with_quantus_and_captum() {
             "infidelity (Captum): ours {:?}, reference {theirs:?}",
             inf.values
         );
+    }
+    // Pixel flipping is xrl's deletion curve one cell at a time, without its first point (the intact frame).
+    let deletion = DeletionConfig { cells_per_step: Some(1), ..DeletionConfig::for_frame([1, 10, 10]) };
+    for i in 0..subject.count() {
+        let one =
+            Subject::new(&net, Inputs::new(&obs[i * 100..(i + 1) * 100], &shape).unwrap(), &targets[i..=i]).unwrap();
+        let map = Attribution { maps: maps.map(i).to_vec(), ..maps.clone() };
+        let curve = deletion.run(&one, &map).unwrap().deletion.mean;
+        close(&curve[1..], &f64s(&fx["pixel_flipping"][i]), "pixel flipping (Quantus)");
     }
     let grad = Gradient { kind: GradientKind::Vanilla, budget: Default::default() };
     let own = subject.maps(&grad).unwrap();
