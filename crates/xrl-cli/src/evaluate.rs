@@ -106,6 +106,17 @@ pub fn evaluate(a: &EvaluateArgs) -> Result<()> {
             m.agreement.bottom_k.first().copied().unwrap_or(f64::NAN)
         );
     }
+    if let Some(c) = &r.random_map.counterfactual {
+        let kinds: Vec<&str> = c.kinds.iter().map(|k| k.kind.as_str()).collect();
+        say!("object interventions: Spearman ρ of the map's mass on an object with the agent's response (p):");
+        say!("{:<24} {}", "method", kinds.iter().map(|k| format!("{k:>18}")).collect::<String>());
+        for m in r.methods.iter().chain([&r.random_map]) {
+            let Some(c) = &m.counterfactual else { continue };
+            let row: String =
+                c.kinds.iter().map(|k| format!("{:>18}", format!("{:.2} ({:.2})", k.spearman, k.p_value))).collect();
+            say!("{:<24} {row}", m.method);
+        }
+    }
     say!("wrote {} files to {}", r.files.len(), a.out.display());
     Ok(())
 }

@@ -13,6 +13,7 @@
 //!
 //! Definitions, defaults and published numbers: `../shared/research/EVALUATION.md`.
 
+pub mod counterfactual;
 pub mod deletion;
 pub mod faithfulness;
 pub mod randomisation;

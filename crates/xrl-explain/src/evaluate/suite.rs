@@ -66,6 +66,8 @@ pub struct MethodReport {
     pub faithfulness_correlation: Spread,
     pub infidelity: Spread,
     pub max_sensitivity: Spread,
+    /// Object interventions (MinAtar games with a list of them, frames with state documents).
+    pub counterfactual: Option<super::counterfactual::CounterfactualResult>,
     /// Seconds each test took, by name.
     pub seconds: Vec<(String, f64)>,
 }
@@ -107,7 +109,7 @@ pub fn run(job: &EvaluateJob) -> Result<Report, ExplainError> {
     job.options.validate()?;
     let len: usize = spec.obs_shape.iter().product();
     let mut notes = vec![];
-    let (obs, frames, source) = match &job.source {
+    let (obs, frames, source, states) = match &job.source {
         Source::Inputs { values, shape } => {
             if shape.len() < 2 || shape[1..] != spec.obs_shape[..] {
                 return Err(ExplainError::Invalid(format!(
@@ -115,7 +117,7 @@ pub fn run(job: &EvaluateJob) -> Result<Report, ExplainError> {
                     spec.obs_shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
                 )));
             }
-            (values.clone(), (0..values.len() / len).collect(), "inputs".to_string())
+            (values.clone(), (0..values.len() / len).collect(), "inputs".to_string(), vec![])
         }
         Source::Play { seed, frames } => {
             let mut env = card.env.make()?;
@@ -147,11 +149,22 @@ pub fn run(job: &EvaluateJob) -> Result<Report, ExplainError> {
     MethodOptions::refuse_unused(&methods, &job.options_given)?;
     let hw = inputs.image().map(|[_, h, w]| [h, w]);
     let built: Vec<Box<dyn Method>> = methods.iter().map(|m| job.options.build(m, hw, spec.head)).collect();
+    // Object interventions need each frame's state document and a game with a list of them.
+    let mut env = card.env.make()?;
+    let world = if states.is_empty() {
+        notes.push("object interventions skipped: the frames have no state documents (bare --inputs)".into());
+        None
+    } else if let Err(e) = super::counterfactual::interventions(&card.env.id, &states[0]) {
+        notes.push(format!("object interventions skipped: {e}"));
+        None
+    } else {
+        Some(states.as_slice())
+    };
     let mut reports = vec![];
     for method in &built {
-        reports.push(evaluate_method(&subject, method.as_ref(), &config)?);
+        reports.push(evaluate_method(&subject, method.as_ref(), &config, env.as_mut(), world)?);
     }
-    let random_map = evaluate_method(&subject, &RandomMap { seed: config.seed }, &config)?;
+    let random_map = evaluate_method(&subject, &RandomMap { seed: config.seed }, &config, env.as_mut(), world)?;
     let files = write_outputs(job, &reports, &random_map)?;
     let report = Report {
         version: REPORT_VERSION,
@@ -179,7 +192,7 @@ fn pick(
     range: std::ops::Range<usize>,
     notes: &mut Vec<String>,
     source: String,
-) -> Result<(Vec<f32>, Vec<usize>, String), ExplainError> {
+) -> Result<(Vec<f32>, Vec<usize>, String, Vec<serde_json::Value>), ExplainError> {
     if range.start >= tr.len() {
         return Err(ExplainError::Invalid(format!(
             "the episode has {} frames, so frame {} does not exist; choose --frames within 0..{}",
@@ -196,11 +209,19 @@ fn pick(
         ));
     }
     let frames: Vec<usize> = (range.start..end).collect();
-    Ok((frames.iter().flat_map(|&t| tr.observation(t).to_vec()).collect(), frames, source))
+    let states =
+        if tr.states.len() == tr.len() { frames.iter().map(|&t| tr.states[t].clone()).collect() } else { vec![] };
+    Ok((frames.iter().flat_map(|&t| tr.observation(t).to_vec()).collect(), frames, source, states))
 }
 
 /// Every test on one method's maps (computed once, for all frames).
-fn evaluate_method(subject: &Subject, method: &dyn Method, config: &SuiteConfig) -> Result<MethodReport, ExplainError> {
+fn evaluate_method(
+    subject: &Subject,
+    method: &dyn Method,
+    config: &SuiteConfig,
+    env: &mut dyn xrl_env::Env,
+    world: Option<&[serde_json::Value]>,
+) -> Result<MethodReport, ExplainError> {
     let mut seconds = vec![];
     let mut timed =
         |name: &str, started: std::time::Instant| seconds.push((name.to_string(), started.elapsed().as_secs_f64()));
@@ -226,6 +247,12 @@ fn evaluate_method(subject: &Subject, method: &dyn Method, config: &SuiteConfig)
     let t = std::time::Instant::now();
     let max_sensitivity = config.faithfulness.max_sensitivity(subject, method, &attr)?;
     timed("max-sensitivity", t);
+    let t = std::time::Instant::now();
+    let counterfactual = match world {
+        Some(states) => Some(super::counterfactual::run(subject, env, states, method, &attr)?),
+        None => None,
+    };
+    timed("counterfactual", t);
     Ok(MethodReport {
         method: attr.method.clone(),
         map_seconds: attr.seconds,
@@ -234,6 +261,7 @@ fn evaluate_method(subject: &Subject, method: &dyn Method, config: &SuiteConfig)
         faithfulness_correlation,
         infidelity,
         max_sensitivity,
+        counterfactual,
         seconds,
     })
 }
