@@ -32,6 +32,11 @@ fail=0
 [[ "$(label "$later")" == *"frame 4 ·"* ]] || { echo "browser test: moving the player did not reach frame 4"; fail=1; }
 [[ -n "$(src "$later")" && "$(src "$first")" != "$(src "$later")" ]] || { echo "browser test: the picture did not change"; fail=1; }
 [[ -n "$(values "$later")" && "$(values "$first")" != "$(values "$later")" ]] || { echo "browser test: the values did not change"; fail=1; }
+evaluation() { grep -o '<table id="evaluation-table">.*</table>' <<<"$1" | head -1; }
+[[ "$(evaluation "$first")" == *"random-map"* && "$(evaluation "$first")" == *"<th>ig</th>"* ]] \
+  || { echo "browser test: the evaluation section has no table of methods beside the random map"; fail=1; }
+[[ "$(grep -c 'alt="deletion.png" src="data:image/png;base64,' <<<"$first")" -ge 1 ]] \
+  || { echo "browser test: the evaluation section shows no deletion plot"; fail=1; }
 if [ "$fail" -ne 0 ]; then
   echo "browser: 0 passed, 1 failed"
   exit 1

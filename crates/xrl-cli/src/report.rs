@@ -1,8 +1,8 @@
 //! `xrl report` and `xrl demo`.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use xrl::run::RunDir;
 
 #[derive(Args)]
@@ -13,6 +13,9 @@ pub struct ReportArgs {
     /// A directory written by `xrl explain --layout grid` (its pictures and summary.json feed the frame player).
     #[arg(long)]
     explanations: Option<PathBuf>,
+    /// A directory written by `xrl evaluate` (its evaluate.json and plots make the report's evaluation section).
+    #[arg(long)]
+    evaluation: Option<PathBuf>,
     /// The HTML file to write.
     #[arg(long)]
     out: PathBuf,
@@ -20,56 +23,8 @@ pub struct ReportArgs {
 
 /// Writes the self-contained HTML report of a run and, optionally, its explanations.
 pub fn report(a: &ReportArgs) -> Result<()> {
-    write_report(&a.run, a.explanations.as_deref(), &a.out)?;
+    xrl_explain::report::write(&a.run, a.explanations.as_deref(), a.evaluation.as_deref(), &a.out)?;
     say!("wrote {} — open it in a browser (it needs no network)", a.out.display());
-    Ok(())
-}
-
-fn write_report(run: &Path, explanations: Option<&Path>, out: &Path) -> Result<()> {
-    let dir = RunDir::new(run);
-    let card = dir.read_card()?;
-    let run_card = std::fs::read_to_string(dir.card_path())?;
-    let curve = std::fs::read(dir.curve_path()).ok();
-    let (mut frames, mut frames_json, mut timings_json, mut methods) =
-        (vec![], "[]".to_string(), "{}".to_string(), vec![]);
-    if let Some(ex) = explanations {
-        let summary = xrl_explain::job::Summary::read(&ex.join("summary.json"))?;
-        if summary.env != card.env.id {
-            bail!(
-                "{} explains an agent in {}, but {} plays {}: give the explanations of this run",
-                ex.display(),
-                summary.env,
-                run.display(),
-                card.env.id
-            );
-        }
-        for f in &summary.files {
-            let name = Path::new(f).file_name().and_then(|n| n.to_str()).unwrap_or("");
-            // One grid picture per frame: frame_0000.png, frame_0001.png, …
-            if name.starts_with("frame_") && name.ends_with(".png") && name.len() == "frame_0000.png".len() {
-                frames.push(std::fs::read(ex.join(name)).with_context(|| format!("cannot read {name}"))?);
-            }
-        }
-        if frames.is_empty() {
-            bail!("{} has no frame pictures; run `xrl explain --layout grid` first", ex.display());
-        }
-        frames_json = serde_json::to_string(&summary.frames)?;
-        let timings: std::collections::BTreeMap<&str, f64> =
-            summary.methods.iter().map(|m| (m.name.as_str(), m.ms_per_frame)).collect();
-        timings_json = serde_json::to_string(&timings)?;
-        methods = summary.methods.iter().map(|m| m.name.clone()).collect();
-    }
-    let title = format!("{} — {}", card.env.id, card.agent.name());
-    let html = xrl_render::report::report_html(&xrl_render::report::ReportInput {
-        title: &title,
-        run_card: &run_card,
-        learning_curve_png: curve.as_deref(),
-        frames_png: &frames,
-        frames_json: &frames_json,
-        timings_json: &timings_json,
-        methods: &methods,
-    });
-    xrl::run::write_bytes(out, html.as_bytes())?;
     Ok(())
 }
 
@@ -137,11 +92,26 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
     let argv = argv.into_iter().chain(["--frames", &a.frames, "--out", &out_s, "--layout", "grid", "--video", "gif"]);
     let parsed = <Explain as clap::Parser>::try_parse_from(argv).map_err(|e| anyhow::anyhow!("{e}"))?;
     crate::explain::explain(parsed.args)?;
+    // The same frames (the episode the explanations recorded) through every test.
+    let evaluate_dir = a.out.join("evaluate");
+    say!("evaluating the same frames and methods …");
+    #[derive(clap::Parser)]
+    struct Evaluate {
+        #[command(flatten)]
+        args: crate::evaluate::EvaluateArgs,
+    }
+    let (trajectory, ev_s) =
+        (explain_dir.join("trajectory.safetensors").display().to_string(), evaluate_dir.display().to_string());
+    let argv = ["evaluate", "--run", &run_s, "--methods", methods, "--target", "chosen", "--seed", "0"];
+    let argv = argv.into_iter().chain(["--trajectory", &trajectory, "--out", &ev_s]);
+    let parsed = <Evaluate as clap::Parser>::try_parse_from(argv).map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::evaluate::evaluate(&parsed.args)?;
     let report = a.out.join("report.html");
-    write_report(&run, Some(&explain_dir), &report)?;
+    xrl_explain::report::write(&run, Some(&explain_dir), Some(&evaluate_dir), &report)?;
     say!("wrote:");
     say!("  {}  the run (run.toml, checkpoint, metrics.csv, learning_curve.png)", run.display());
     say!("  {}  one picture per frame, explain.gif, summary.json", explain_dir.display());
+    say!("  {}  evaluate.json and the deletion, insertion and agreement plots", evaluate_dir.display());
     say!("  {}  the report — open it in a browser (it works offline)", report.display());
     Ok(())
 }

@@ -935,6 +935,14 @@ fn reports_demos_and_benchmarks() {
             &["summary.json", "run `xrl explain` again"],
         ),
         c(s(&["report", "--run", mi, "--out", &dir_html]), &["dir.html", "a directory"]),
+        c(
+            s(&["report", "--run", mi, "--evaluation", "/nonexistent", "--out", &html]),
+            &["/nonexistent/evaluate.json", "run `xrl evaluate`"],
+        ),
+        c(
+            s(&["report", "--run", mi, "--evaluation", &broken, "--out", &html]),
+            &["evaluate.json", "run `xrl evaluate`"],
+        ),
         c(s(&["report", "--run", mi, "--out", &format!("{a_file}/r.html")]), &["a-file"]),
         c(s(&["report", "--run", mi]), &["--out <OUT>", "required"]),
         c(s(&["demo", "--frames", "5..2", "--out", &d.join("demo1").display().to_string()]), &["--frames", "5..2"]),

@@ -22,6 +22,7 @@ mod methods;
 mod occlusion;
 mod perturbation;
 pub mod registry;
+pub mod report;
 mod smooth;
 
 pub use cam::{CamMaps, GradCam, GuidedGradCam, upsample_nearest};

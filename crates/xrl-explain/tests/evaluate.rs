@@ -290,7 +290,7 @@ fn interventions_find_the_object_the_network_reads() {
     let subject = Subject::new(&net, Inputs::new(&obs, &shape).unwrap(), &targets).unwrap();
     let grad = Gradient { kind: GradientKind::Vanilla, budget: Default::default() };
     let maps = subject.maps(&grad).unwrap();
-    let r = run(&subject, env.as_mut(), &[doc.clone()], &grad, &maps).unwrap();
+    let r = run(&subject, env.as_mut(), std::slice::from_ref(&doc), &grad, &maps).unwrap();
     for e in &r.effects {
         let reads = e.object == "brick row 1";
         assert_eq!(e.effect, if reads { 10.0 } else { 0.0 }, "{e:?}");

@@ -18,13 +18,17 @@ pub struct ReportInput<'a> {
     pub timings_json: &'a str,
     /// The methods, in the order the pictures show them.
     pub methods: &'a [String],
+    /// An evaluation section, already HTML (`xrl_explain::evaluate::suite::section_html`), or `None`.
+    pub evaluation_html: Option<&'a str>,
 }
 
-fn escape(s: &str) -> String {
+/// `s` with HTML's special characters escaped.
+pub fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-fn data_uri(png: &[u8]) -> String {
+/// A PNG as a `data:` URI, for pictures embedded in a page.
+pub fn data_uri(png: &[u8]) -> String {
     format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png))
 }
 
@@ -64,6 +68,7 @@ table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ddd; padding
 <div id="values"></div>
 </section>
 <section id="timings"><h2>Time per frame</h2><div id="timing-table"></div></section>
+{evaluation}
 <section id="curve"><h2>Learning curve</h2>{curve}</section>
 <section id="card"><h2>Run card (run.toml)</h2><pre>{card}</pre></section>
 <script>
@@ -114,6 +119,7 @@ show(start);
         frames = frames.join(","),
         info = r.frames_json,
         timings = r.timings_json,
+        evaluation = r.evaluation_html.unwrap_or(""),
     )
 }
 
@@ -133,7 +139,9 @@ mod tests {
             frames_json: r#"[{"frame":0,"action":1},{"frame":1,"action":3},{"frame":2,"action":0}]"#,
             timings_json: r#"{"grad":0.5}"#,
             methods: &["grad".to_string()],
+            evaluation_html: Some("<section id=\"evaluation\"></section>"),
         });
+        assert!(html.contains("<section id=\"evaluation\"></section>"));
         assert_eq!(html.matches("data:image/png;base64,iVBORw").count(), 3);
         assert!(html.contains(r#"max="2""#));
         assert!(html.contains("Breakout &lt;A2C&gt;") && !html.contains("<A2C>"));

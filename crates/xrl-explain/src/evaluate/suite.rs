@@ -185,6 +185,9 @@ pub fn run(job: &EvaluateJob) -> Result<Report, ExplainError> {
     Ok(report)
 }
 
+/// Observations, frame numbers, where they came from, and each frame's state document (empty without them).
+type Frames = (Vec<f32>, Vec<usize>, String, Vec<serde_json::Value>);
+
 /// Frames `range` of a trajectory: their observations and numbers (a range past the episode's end is cut, with a
 /// note).
 fn pick(
@@ -192,7 +195,7 @@ fn pick(
     range: std::ops::Range<usize>,
     notes: &mut Vec<String>,
     source: String,
-) -> Result<(Vec<f32>, Vec<usize>, String, Vec<serde_json::Value>), ExplainError> {
+) -> Result<Frames, ExplainError> {
     if range.start >= tr.len() {
         return Err(ExplainError::Invalid(format!(
             "the episode has {} frames, so frame {} does not exist; choose --frames within 0..{}",
@@ -307,4 +310,96 @@ fn write_outputs(
     files.push("agreement.png".into());
     files.push("evaluate.json".into());
     Ok(files)
+}
+
+impl Report {
+    /// Reads `evaluate.json`, refusing another version (with the command that rewrites it).
+    pub fn read(path: &std::path::Path) -> Result<Self, ExplainError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ExplainError::Invalid(format!("cannot read {} ({e}); run `xrl evaluate` to write it", path.display()))
+        })?;
+        let report: Report = serde_json::from_str(&text).map_err(|e| {
+            ExplainError::Invalid(format!(
+                "{} is not an evaluation this xrl reads ({e}); run `xrl evaluate` again to rewrite it",
+                path.display()
+            ))
+        })?;
+        if report.version != REPORT_VERSION {
+            return Err(ExplainError::Invalid(format!(
+                "{} is a version {} evaluation; this xrl reads version {REPORT_VERSION}: run `xrl evaluate` again",
+                path.display(),
+                report.version
+            )));
+        }
+        Ok(report)
+    }
+
+    /// The report page's evaluation section: every method × every test (mean ± spread over frames), the plots
+    /// from `dir` (where `evaluate.json` was written), and the object interventions by kind.
+    pub fn section_html(&self, dir: &std::path::Path) -> String {
+        use xrl_render::report::{data_uri, escape};
+        let all: Vec<&MethodReport> = self.methods.iter().chain([&self.random_map]).collect();
+        let pm = |s: &Spread| format!("{:.3} ± {:.3}", s.mean, s.std);
+        let mut rows = String::new();
+        for m in &all {
+            let k1 = |v: &[f64]| v.first().map_or("–".to_string(), |x| format!("{x:.2}"));
+            rows.push_str(&format!(
+                "<tr><th>{}</th><td>{}</td><td>{}</td><td>{}</td><td>{:.2e} ± {:.1e}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&m.method),
+                pm(&m.deletion.deletion.auc),
+                pm(&m.deletion.insertion.auc),
+                pm(&m.faithfulness_correlation),
+                m.infidelity.mean,
+                m.infidelity.std,
+                pm(&m.max_sensitivity),
+                k1(&m.agreement.top_k),
+                k1(&m.agreement.bottom_k),
+            ));
+        }
+        let plots: String = ["deletion.png", "insertion.png", "agreement.png"]
+            .iter()
+            .filter_map(|f| std::fs::read(dir.join(f)).ok().map(|b| (f, b)))
+            .map(|(f, b)| format!("<img alt=\"{f}\" src=\"{}\" style=\"max-width:49%\">", data_uri(&b)))
+            .collect();
+        let objects = self.random_map.counterfactual.as_ref().map_or(String::new(), |c| {
+            let kinds: Vec<&str> = c.kinds.iter().map(|k| k.kind.as_str()).collect();
+            let head: String = kinds.iter().map(|k| format!("<th>{}</th>", escape(k))).collect();
+            let body: String = all
+                .iter()
+                .filter_map(|m| {
+                    let c = m.counterfactual.as_ref()?;
+                    let cells: String = c
+                        .kinds
+                        .iter()
+                        .map(|k| {
+                            let follow =
+                                k.follow_rate.map_or(String::new(), |f| format!(", follows {:.0}%", 100.0 * f));
+                            format!("<td>ρ {:.2} (p {:.2}){follow}</td>", k.spearman, k.p_value)
+                        })
+                        .collect();
+                    Some(format!("<tr><th>{}</th>{cells}</tr>", escape(&m.method)))
+                })
+                .collect();
+            format!(
+                "<h3>Object interventions</h3><p>Each object moved or removed through the game's state: Spearman ρ of \
+                 the map's density on the object with the agent's response (‖Δscores‖), its p-value, and for moves \
+                 how often the moved frame's map followed the object.</p><table><tr><th>method</th>{head}</tr>{body}\
+                 </table>"
+            )
+        });
+        format!(
+            "<section id=\"evaluation\"><h2>Evaluation</h2><p>{n} frames of {env} (checkpoint step {step}), target \
+             {target}, seed {seed}. Deletion AUC: lower is better; insertion AUC and faithfulness correlation: \
+             higher; infidelity and max sensitivity: lower; AIM (top cell removed, action kept): lower; AUM (bottom \
+             cell removed): higher. A method is only as good as its margin over the random map.</p>\
+             <table id=\"evaluation-table\"><tr><th>method</th><th>deletion AUC</th><th>insertion AUC</th>\
+             <th>faithfulness</th><th>infidelity</th><th>max sensitivity</th><th>AIM k=1</th><th>AUM k=1</th></tr>\
+             {rows}</table>{plots}{objects}</section>",
+            n = self.frames.len(),
+            env = escape(&self.env),
+            step = self.checkpoint_step,
+            target = escape(&self.target),
+            seed = self.config.seed,
+        )
+    }
 }

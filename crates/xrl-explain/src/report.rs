@@ -1,0 +1,83 @@
+//! The HTML report of a run: its card and learning curve, and optionally its explanations (the frame player) and
+//! their evaluation — gathered from the files the other commands wrote, checked to belong to this run.
+
+use crate::ExplainError;
+use crate::evaluate::suite::Report as Evaluation;
+use crate::job::Summary;
+use std::path::Path;
+use xrl::run::RunDir;
+
+/// Writes the self-contained report of the run in `run` to `out`, with the explanations in `explanations` (a
+/// directory written by `xrl explain --layout grid`) and the evaluation in `evaluation` (one written by
+/// `xrl evaluate`); each is refused when it belongs to another game.
+pub fn write(
+    run: &Path,
+    explanations: Option<&Path>,
+    evaluation: Option<&Path>,
+    out: &Path,
+) -> Result<(), ExplainError> {
+    let dir = RunDir::new(run);
+    let card = dir.read_card()?;
+    let run_card = std::fs::read_to_string(dir.card_path())
+        .map_err(|e| ExplainError::Invalid(format!("cannot read {} ({e})", dir.card_path().display())))?;
+    let curve = std::fs::read(dir.curve_path()).ok();
+    let other_game = |what: &Path, env: &str| {
+        ExplainError::Invalid(format!(
+            "{} is about an agent in {env}, but {} plays {}: give the outputs of this run",
+            what.display(),
+            run.display(),
+            card.env.id
+        ))
+    };
+    let (mut frames, mut frames_json, mut timings_json, mut methods) =
+        (vec![], "[]".to_string(), "{}".to_string(), vec![]);
+    if let Some(ex) = explanations {
+        let summary = Summary::read(&ex.join("summary.json"))?;
+        if summary.env != card.env.id {
+            return Err(other_game(ex, &summary.env));
+        }
+        for f in &summary.files {
+            let name = Path::new(f).file_name().and_then(|n| n.to_str()).unwrap_or("");
+            // One grid picture per frame: frame_0000.png, frame_0001.png, …
+            if name.starts_with("frame_") && name.ends_with(".png") && name.len() == "frame_0000.png".len() {
+                let bytes = std::fs::read(ex.join(name))
+                    .map_err(|e| ExplainError::Invalid(format!("cannot read {} ({e})", ex.join(name).display())))?;
+                frames.push(bytes);
+            }
+        }
+        if frames.is_empty() {
+            return Err(ExplainError::Invalid(format!(
+                "{} has no frame pictures; run `xrl explain --layout grid` first",
+                ex.display()
+            )));
+        }
+        frames_json = serde_json::to_string(&summary.frames).expect("frames serialise");
+        let timings: std::collections::BTreeMap<&str, f64> =
+            summary.methods.iter().map(|m| (m.name.as_str(), m.ms_per_frame)).collect();
+        timings_json = serde_json::to_string(&timings).expect("timings serialise");
+        methods = summary.methods.iter().map(|m| m.name.clone()).collect();
+    }
+    let evaluation_html = match evaluation {
+        Some(ev) => {
+            let report = Evaluation::read(&ev.join("evaluate.json"))?;
+            if report.env != card.env.id {
+                return Err(other_game(ev, &report.env));
+            }
+            Some(report.section_html(ev))
+        }
+        None => None,
+    };
+    let title = format!("{} — {}", card.env.id, card.agent.name());
+    let html = xrl_render::report::report_html(&xrl_render::report::ReportInput {
+        title: &title,
+        run_card: &run_card,
+        learning_curve_png: curve.as_deref(),
+        frames_png: &frames,
+        frames_json: &frames_json,
+        timings_json: &timings_json,
+        methods: &methods,
+        evaluation_html: evaluation_html.as_deref(),
+    });
+    xrl::run::write_bytes(out, html.as_bytes())?;
+    Ok(())
+}
