@@ -28,6 +28,26 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// Milliseconds per frame of each evaluation measure (faithfulness correlation, pixel flipping, infidelity,
+    /// max sensitivity) on the MinAtar CNN, beside Quantus and Captum computing the same via `bench/evaluate.py`;
+    /// prints a Markdown table.
+    Evaluate {
+        /// Python with torch, captum and quantus installed (a venv outside the repo). Without it only xrl is
+        /// measured.
+        #[arg(long)]
+        python: Option<PathBuf>,
+        #[arg(long, default_value = "bench/evaluate.py")]
+        script: PathBuf,
+        /// Frames per call.
+        #[arg(long, default_value_t = 100)]
+        frames: usize,
+        /// Timed calls per measure and round, at least (and at least 0.3 s of them).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// xrl and the reference take turns this many times.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
     /// Training-step time (batch 32, Adam, Huber) and acting latency (batch 1) of the MinAtar CNN and the Nature
     /// CNN, beside PyTorch running the same networks via `bench/nets.py`; prints a Markdown table.
     Nets {
@@ -89,6 +109,9 @@ const DEFAULT_ENVS: [&str; 8] = [
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Explain { python, script, frames, runs, rounds } => explain(python, script, frames, runs, rounds),
+        BenchCommand::Evaluate { python, script, frames, runs, rounds } => {
+            evaluate(python, script, frames, runs, rounds)
+        }
         BenchCommand::Nets { python, script, batch, runs, iters } => nets(python, script, batch, runs, iters),
         BenchCommand::Envs { python, script, envs, steps, python_steps, runs, copies, json } => {
             envs_bench(python, script, envs, steps, python_steps, runs, copies, json)
@@ -175,6 +198,40 @@ fn explain(python: Option<PathBuf>, script: PathBuf, frames: usize, runs: usize,
             );
         }
     }
+    Ok(())
+}
+
+fn evaluate(python: Option<PathBuf>, script: PathBuf, frames: usize, runs: usize, rounds: usize) -> Result<()> {
+    use xrl_explain::bench::{Reference, evaluate_interleaved};
+    let mut reference = python
+        .as_ref()
+        .map(|py| Reference::start(py, &script, frames, runs))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let device = xrl_nn::device::parse("cpu").map_err(anyhow::Error::msg)?;
+    let rows =
+        evaluate_interleaved(&device, reference.as_mut(), frames, runs, rounds, |r| eprintln!("round {r}/{rounds}"))
+            .map_err(anyhow::Error::msg)?;
+    drop(reference);
+    say!("| measure | xrl ms/frame | reference | reference ms/frame | xrl ÷ reference | each round's ratio |");
+    say!("|---|---:|---|---:|---:|---:|");
+    for xrl_explain::bench::Row { method, ours, theirs, .. } in &rows {
+        let reference =
+            if method.starts_with("faithfulness") || method.starts_with("pixel") { "Quantus" } else { "Captum" };
+        let (t, ratio, each) = if theirs.is_empty() {
+            ("–".to_string(), "–".to_string(), "–".to_string())
+        } else {
+            let ratios: Vec<f64> = ours.iter().zip(theirs).map(|(o, t)| o / t).collect();
+            let each: Vec<String> = ratios.iter().map(|r| format!("{r:.3}")).collect();
+            (format!("{:.3}", median(theirs)), format!("{:.3}×", median(&ratios)), each.join(", "))
+        };
+        say!("| {method} | {:.4} | {reference} | {t} | {ratio} | {each} |", median(ours));
+    }
+    say!(
+        "\nMedians of {rounds} rounds on {frames} frames of the MinAtar CNN (random weights); a round times one of \
+         xrl's measures — at least {runs} calls and 0.3 s of them, after 0.3 s of warm-up — then its reference the \
+         same way, with the same number of forward passes per frame."
+    );
     Ok(())
 }
 

@@ -236,6 +236,75 @@ pub fn interleaved(
     Ok(rows)
 }
 
+/// The evaluation measures `xrl bench evaluate` times beside Quantus and Captum (`bench/evaluate.py`).
+pub const TESTS: [&str; 4] = ["faithfulness-correlation", "pixel-flipping", "infidelity", "sensitivity-max"];
+
+impl Setup {
+    /// Milliseconds per frame of each call of the evaluation measure `test` (one of [`TESTS`]) on the signed
+    /// gradient's maps (computed once, as the reference does), with the same number of forward passes per frame as
+    /// `bench/evaluate.py`: 100 subsets of a tenth of the cells, one cell a step, 100 perturbations, 10 copies.
+    pub fn time_test(&self, test: &str, runs: usize) -> MethodTiming {
+        use crate::evaluate::Subject;
+        use crate::evaluate::deletion::DeletionConfig;
+        use crate::evaluate::faithfulness::FaithfulnessConfig;
+        let spec = self.net.spec();
+        let inputs = Inputs::new(&self.x, &spec.obs_shape).expect("finite frames");
+        let subject = Subject::new(&self.net, inputs, &self.targets).expect("targets fit");
+        let grad = crate::Gradient::new(crate::GradientKind::Vanilla);
+        let maps = subject.maps(&grad).expect("a valid call");
+        let faith = FaithfulnessConfig::default();
+        let deletion = DeletionConfig { cells_per_step: Some(1), ..DeletionConfig::for_frame(subject.frame()) };
+        let f = || match test {
+            "faithfulness-correlation" => drop(faith.correlation(&subject, &maps).expect("valid")),
+            "pixel-flipping" => drop(deletion.saliency_curve(&subject, &maps, false).expect("valid")),
+            "infidelity" => drop(faith.infidelity(&subject, &maps).expect("valid")),
+            "sensitivity-max" => drop(faith.max_sensitivity(&subject, &grad, &maps).expect("valid")),
+            other => panic!("unknown test {other}"),
+        };
+        warm_up(&f);
+        let frames = inputs.count();
+        let (start, mut ms) = (Instant::now(), vec![]);
+        while ms.len() < runs || start.elapsed().as_secs_f64() < 0.3 {
+            let t = Instant::now();
+            f();
+            ms.push(t.elapsed().as_secs_f64() * 1e3 / frames as f64);
+        }
+        MethodTiming { net: self.name.clone(), method: test.into(), ms_per_frame: ms }
+    }
+}
+
+/// `rounds` rounds over [`TESTS`] on the MinAtar CNN, each of ours timed right before its reference.
+pub fn evaluate_interleaved(
+    device: &Device,
+    mut reference: Option<&mut Reference>,
+    frames: usize,
+    runs: usize,
+    rounds: usize,
+    mut on_round: impl FnMut(usize),
+) -> Result<Vec<Row>, String> {
+    if frames == 0 || runs == 0 || rounds == 0 {
+        return Err("--frames, --runs and --rounds must be at least 1".into());
+    }
+    let net = "minatar-cnn";
+    let mut rows: Vec<Row> =
+        TESTS.iter().map(|t| Row { net: net.into(), method: t.to_string(), ours: vec![], theirs: vec![] }).collect();
+    let setup = Setup::new(net, frames, device);
+    for r in 1..=rounds {
+        on_round(r);
+        for (row, test) in rows.iter_mut().zip(TESTS) {
+            if reference.is_some() {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
+            row.ours.push(setup.time_test(test, runs).median());
+            if let Some(p) = reference.as_deref_mut() {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                row.theirs.push(median(&p.time(net, test)?));
+            }
+        }
+    }
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     /// Every timed method runs through the registry on the MinAtar CNN (a name the registry does not read, or a

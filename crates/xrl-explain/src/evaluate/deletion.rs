@@ -142,6 +142,16 @@ impl DeletionConfig {
         })
     }
 
+    /// The deletion (or, with `insert`, insertion) curve alone, cells in order of `attr`'s saliency: what Quantus'
+    /// `PixelFlipping` computes.
+    pub fn saliency_curve(&self, subject: &Subject, attr: &Attribution, insert: bool) -> Result<Curve, ExplainError> {
+        check_maps(subject, attr)?;
+        let frame = subject.frame();
+        let cells = frame[1] * frame[2];
+        let orders: Vec<Vec<usize>> = cell_maps(attr, frame).chunks(cells).map(ranked).collect();
+        self.curve(subject, &orders, insert)
+    }
+
     /// One curve per frame, cells taken in `orders[frame]`; every point of every frame goes through the network
     /// in chunks (rows made as they are needed).
     fn curve(&self, subject: &Subject, orders: &[Vec<usize>], insert: bool) -> Result<Curve, ExplainError> {

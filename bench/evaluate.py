@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""The Quantus/Captum side of `xrl bench evaluate`: milliseconds per frame of each evaluation measure on the MinAtar
+CNN (random weights), 4×10×10 frames uniform in [0, 1), targets i mod 6, maps = the signed gradient (Captum's
+Saliency with abs=False), computed once before timing (xrl's side does the same). The same amount of work as xrl's
+side: the same number of forward passes per frame.
+
+* faithfulness-correlation: quantus.FaithfulnessCorrelation, 100 runs, subsets of 40 of the 400 features (xrl: 10
+  of the 100 cells, all channels — 40 values);
+* pixel-flipping: quantus.PixelFlipping, 4 features a step (100 steps; xrl: one cell a step);
+* infidelity: captum.metrics.infidelity, 100 perturbations removing 10% of the features, normalize=True;
+* sensitivity-max: captum.metrics.sensitivity_max of Saliency, 10 perturbations in the L∞ ball of radius 0.02.
+
+With `--serve`, reads lines `minatar-cnn TEST` from stdin and answers each with a JSON list of ms per frame (what
+`xrl bench evaluate` uses, so each of xrl's measures is timed right before its reference).
+
+    ~/xrl-ref/bin/pip install torch captum==0.8.0 quantus==0.6.0
+"""
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+import quantus
+import torch
+import torch.nn as nn
+from captum.attr import Saliency
+from captum.metrics import infidelity, sensitivity_max
+
+
+def minatar_cnn(c=4, actions=6):
+    return nn.Sequential(nn.Conv2d(c, 16, 3, 1), nn.ReLU(), nn.Flatten(), nn.Linear(1024, 128), nn.ReLU(),
+                         nn.Linear(128, actions))
+
+
+def tests_for(frames):
+    torch.manual_seed(0)
+    np.random.seed(0)
+    net = minatar_cnn().eval()
+    x = torch.rand(frames, 4, 10, 10)
+    y = torch.tensor([i % 6 for i in range(frames)])
+    a = Saliency(net).attribute(x.clone().requires_grad_(), target=y, abs=False).detach()
+    xn, yn, an = x.numpy(), y.numpy(), a.numpy()
+    fc = quantus.FaithfulnessCorrelation(nr_runs=100, subset_size=40, perturb_baseline="black", abs=False,
+                                         normalise=False, return_aggregate=False, disable_warnings=True)
+    pf = quantus.PixelFlipping(features_in_step=4, perturb_baseline="black", abs=False, normalise=False,
+                               return_aggregate=False, disable_warnings=True)
+
+    def remove(inputs):
+        mask = (torch.rand_like(inputs) < 0.1).float()
+        perturbation = inputs * mask
+        return perturbation, inputs - perturbation
+
+    def saliency(inputs, target):
+        return Saliency(net).attribute(inputs, target=target, abs=False)
+
+    return {
+        "faithfulness-correlation": lambda: fc(model=net, x_batch=xn, y_batch=yn, a_batch=an, device="cpu",
+                                               softmax=False),
+        "pixel-flipping": lambda: pf(model=net, x_batch=xn, y_batch=yn, a_batch=an, device="cpu", softmax=False),
+        "infidelity": lambda: infidelity(net, remove, x, a, target=y, n_perturb_samples=100, normalize=True),
+        "sensitivity-max": lambda: sensitivity_max(saliency, x, n_perturb_samples=10, target=y),
+    }
+
+
+def time_test(f, frames, runs):
+    start = time.perf_counter()
+    f()
+    while time.perf_counter() - start < 0.3:  # warm up, as xrl's side does
+        f()
+    out, start = [], time.perf_counter()
+    while len(out) < runs or time.perf_counter() - start < 0.3:
+        t = time.perf_counter()
+        f()
+        out.append((time.perf_counter() - t) * 1e3 / frames)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--frames", type=int, default=100)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--serve", action="store_true")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    tests = tests_for(a.frames)
+    if a.serve:
+        for line in sys.stdin:
+            _, test = line.split()
+            print(json.dumps(time_test(tests[test], a.frames, a.runs)), flush=True)
+        return
+    print(json.dumps({"minatar-cnn": {t: time_test(f, a.frames, a.runs) for t, f in tests.items()}}))
+
+
+if __name__ == "__main__":
+    main()
