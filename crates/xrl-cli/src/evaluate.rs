@@ -106,6 +106,26 @@ pub fn evaluate(a: &EvaluateArgs) -> Result<()> {
             m.agreement.bottom_k.first().copied().unwrap_or(f64::NAN)
         );
     }
+    if let Some(first) = r.methods.iter().find_map(|m| m.randomisation.as_ref()) {
+        say!(
+            "model-parameter randomisation, cascading from the output down: Spearman of |map| with the original after \
+             each layer is re-initialised (1: the map ignores the weights; a sound map falls), SSIM last:"
+        );
+        let head: String = first.layers.iter().map(|l| format!("{:>16}", format!("+{l}"))).collect();
+        say!("{:<24} {head} {:>10}", "method", "SSIM all");
+        let score = |v: &xrl_explain::evaluate::randomisation::Variant, m: &str| {
+            v.scores.iter().find(|s| s.measure.name() == m).map_or(f64::NAN, |s| s.mean)
+        };
+        for m in &r.methods {
+            let Some(rr) = &m.randomisation else { continue };
+            let row: String = rr.cascading.iter().map(|v| format!("{:>16.3}", score(v, "spearman-abs"))).collect();
+            let ssim = rr.cascading.last().map_or(f64::NAN, |v| score(v, "ssim"));
+            say!("{:<24} {row} {ssim:>10.3}", m.method);
+        }
+        let control =
+            first.random_maps.iter().find(|s| s.measure.name() == "spearman-abs").map_or(f64::NAN, |s| s.mean);
+        say!("{:<24} {control:>16.3}  (random maps against the original)", "random-map");
+    }
     if let Some(c) = &r.random_map.counterfactual {
         let kinds: Vec<&str> = c.kinds.iter().map(|k| k.kind.as_str()).collect();
         say!("object interventions: Spearman ρ of the map's mass on an object with the agent's response (p):");

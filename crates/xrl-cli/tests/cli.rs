@@ -719,6 +719,11 @@ fn evaluate_writes_every_test_and_the_random_control() {
         assert_eq!(m["agreement"]["top_percent"].as_array().unwrap().len(), 99);
         assert!(m["infidelity"]["mean"].as_f64().unwrap() >= 0.0);
     }
+    // Randomisation re-initialises every layer from the output down: one cascading variant per layer.
+    let rand = &r["methods"][0]["randomisation"];
+    assert_eq!(rand["layers"], serde_json::json!(["head.out", "torso.fc.0", "torso.convs.0"]));
+    assert_eq!(rand["cascading"].as_array().unwrap().len(), 3);
+    assert!(r["random_map"]["randomisation"].is_null());
     for f in ["deletion.png", "insertion.png", "agreement.png"] {
         assert!(std::fs::read(out.join(f)).unwrap().starts_with(b"\x89PNG"), "{f}");
     }

@@ -149,30 +149,11 @@ pub struct CounterfactualResult {
     pub skipped: usize,
 }
 
-/// Average ranks (ties share the mean of their positions).
-fn ranks(x: &[f64]) -> Vec<f64> {
-    let mut idx: Vec<usize> = (0..x.len()).collect();
-    idx.sort_by(|&a, &b| x[a].total_cmp(&x[b]));
-    let mut r = vec![0.0; x.len()];
-    let mut i = 0;
-    while i < idx.len() {
-        let mut j = i;
-        while j + 1 < idx.len() && x[idx[j + 1]] == x[idx[i]] {
-            j += 1;
-        }
-        for &k in &idx[i..=j] {
-            r[k] = (i + j) as f64 / 2.0 + 1.0;
-        }
-        i = j + 1;
-    }
-    r
-}
-
 /// Spearman's ρ of `a` and `b` and its two-sided p-value (t = ρ√((n−2)/(1−ρ²)), Student's t with n − 2 degrees of
 /// freedom, as scipy.stats.spearmanr).
 pub fn spearman_p(a: &[f64], b: &[f64]) -> (f64, f64) {
     let n = a.len();
-    let rho = super::faithfulness::pearson(&ranks(a), &ranks(b));
+    let rho = super::similarity::spearman_f64(a, b);
     if n < 3 {
         return (rho, 1.0);
     }

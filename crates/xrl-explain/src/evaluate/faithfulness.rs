@@ -50,19 +50,6 @@ impl Default for FaithfulnessConfig {
     }
 }
 
-/// Pearson's correlation of two samples; 0 when either is constant (no linear relation can be read).
-pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len() as f64;
-    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        sab += (x - ma) * (y - mb);
-        saa += (x - ma) * (x - ma);
-        sbb += (y - mb) * (y - mb);
-    }
-    if saa == 0.0 || sbb == 0.0 { 0.0 } else { sab / (saa * sbb).sqrt() }
-}
-
 fn check_subsets(subsets: &[Vec<usize>], n: usize, cells: usize) -> Result<(), ExplainError> {
     if subsets.is_empty() || !subsets.len().is_multiple_of(n) || subsets.iter().flatten().any(|&j| j >= cells) {
         return Err(ExplainError::Invalid(format!(
@@ -150,7 +137,7 @@ impl FaithfulnessConfig {
                 let m = &maps[i * cells..(i + 1) * cells];
                 let sums: Vec<f64> =
                     (0..runs).map(|s| subsets[i * runs + s].iter().map(|&j| f64::from(m[j])).sum()).collect();
-                pearson(&sums, &falls[i * runs..(i + 1) * runs])
+                super::similarity::pearson_f64(&sums, &falls[i * runs..(i + 1) * runs])
             })
             .collect();
         Ok(Spread::of(values))

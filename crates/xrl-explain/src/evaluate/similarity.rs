@@ -187,7 +187,8 @@ pub fn pearson(a: &[f32], b: &[f32]) -> Result<f64, ExplainError> {
     Ok(pearson_f64(&widen(a), &widen(b)))
 }
 
-fn pearson_f64(a: &[f64], b: &[f64]) -> f64 {
+/// [`pearson`] on f64 samples of equal length (the caller checks them).
+pub fn pearson_f64(a: &[f64], b: &[f64]) -> f64 {
     let constant = |x: &[f64]| x.iter().all(|&v| v == x[0]);
     if a.is_empty() || constant(a) || constant(b) {
         return 0.0;
@@ -235,7 +236,8 @@ pub fn spearman(a: &[f32], b: &[f32]) -> Result<f64, ExplainError> {
     Ok(spearman_f64(&widen(a), &widen(b)))
 }
 
-fn spearman_f64(a: &[f64], b: &[f64]) -> f64 {
+/// [`spearman`] on f64 samples of equal length (the caller checks them).
+pub fn spearman_f64(a: &[f64], b: &[f64]) -> f64 {
     pearson_f64(&average_ranks(a), &average_ranks(b))
 }
 

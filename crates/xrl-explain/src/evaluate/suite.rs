@@ -18,6 +18,7 @@ pub const REPORT_VERSION: u32 = 1;
 /// Every test's settings, with defaults sized for the frame (see each config).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SuiteConfig {
+    pub randomisation: super::randomisation::Randomisation,
     pub deletion: DeletionConfig,
     pub agreement: AgreementConfig,
     pub faithfulness: FaithfulnessConfig,
@@ -28,6 +29,10 @@ pub struct SuiteConfig {
 impl SuiteConfig {
     pub fn for_frame(frame: [usize; 3], seed: u64) -> Self {
         SuiteConfig {
+            randomisation: super::randomisation::Randomisation {
+                seed: seed ^ super::randomisation::DEFAULT_SEED,
+                ..Default::default()
+            },
             deletion: DeletionConfig { seed, ..DeletionConfig::for_frame(frame) },
             agreement: AgreementConfig::default(),
             faithfulness: FaithfulnessConfig { seed, ..FaithfulnessConfig::default() },
@@ -61,6 +66,9 @@ pub struct MethodReport {
     pub method: String,
     /// Seconds to compute the maps of all frames.
     pub map_seconds: f64,
+    /// Model-parameter randomisation; `None` for the random-map control (its maps ignore the network; the
+    /// randomisation result carries its own random-map row).
+    pub randomisation: Option<super::randomisation::RandomisationResult>,
     pub deletion: DeletionResult,
     pub agreement: Agreement,
     pub faithfulness_correlation: Spread,
@@ -236,6 +244,10 @@ fn evaluate_method(
         )));
     }
     let t = std::time::Instant::now();
+    let randomisation =
+        if method.name() == "random-map" { None } else { Some(config.randomisation.run(subject, method)?) };
+    timed("randomisation", t);
+    let t = std::time::Instant::now();
     let deletion = config.deletion.run(subject, &attr)?;
     timed("deletion", t);
     let t = std::time::Instant::now();
@@ -259,6 +271,7 @@ fn evaluate_method(
     Ok(MethodReport {
         method: attr.method.clone(),
         map_seconds: attr.seconds,
+        randomisation,
         deletion,
         agreement,
         faithfulness_correlation,
@@ -361,6 +374,38 @@ impl Report {
             .filter_map(|f| std::fs::read(dir.join(f)).ok().map(|b| (f, b)))
             .map(|(f, b)| format!("<img alt=\"{f}\" src=\"{}\" style=\"max-width:49%\">", data_uri(&b)))
             .collect();
+        let randomisation = self.methods.iter().find_map(|m| m.randomisation.as_ref()).map_or(String::new(), |first| {
+            let score = |v: &super::randomisation::Variant, m: &str| {
+                v.scores.iter().find(|s| s.measure.name() == m).map_or(f64::NAN, |s| s.mean)
+            };
+            let head: String = first.layers.iter().map(|l| format!("<th>+{}</th>", escape(l))).collect();
+            let body: String = self
+                .methods
+                .iter()
+                .filter_map(|m| {
+                    let r = m.randomisation.as_ref()?;
+                    let cells: String = r
+                        .cascading
+                        .iter()
+                        .map(|v| format!("<td>{:.3} / {:.3}</td>", score(v, "spearman-abs"), score(v, "ssim")))
+                        .collect();
+                    Some(format!("<tr><th>{}</th>{cells}</tr>", escape(&m.method)))
+                })
+                .collect();
+            let control: String = first
+                .random_maps
+                .iter()
+                .map(|s| format!("{} {:.3}", s.measure.name(), s.mean))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                "<h3>Model-parameter randomisation</h3><p>Layers re-initialised from the output down (cascading, \
+                 seed {}): Spearman of |map| / SSIM with the original map after each layer. A map that stays near 1 \
+                 ignores the weights it claims to explain. Random maps against the original: {control}.</p>\
+                 <table id=\"randomisation-table\"><tr><th>method</th>{head}</tr>{body}</table>",
+                first.seed
+            )
+        });
         let objects = self.random_map.counterfactual.as_ref().map_or(String::new(), |c| {
             let kinds: Vec<&str> = c.kinds.iter().map(|k| k.kind.as_str()).collect();
             let head: String = kinds.iter().map(|k| format!("<th>{}</th>", escape(k))).collect();
@@ -394,7 +439,7 @@ impl Report {
              cell removed): higher. A method is only as good as its margin over the random map.</p>\
              <table id=\"evaluation-table\"><tr><th>method</th><th>deletion AUC</th><th>insertion AUC</th>\
              <th>faithfulness</th><th>infidelity</th><th>max sensitivity</th><th>AIM k=1</th><th>AUM k=1</th></tr>\
-             {rows}</table>{plots}{objects}</section>",
+             {rows}</table>{plots}{randomisation}{objects}</section>",
             n = self.frames.len(),
             env = escape(&self.env),
             step = self.checkpoint_step,
