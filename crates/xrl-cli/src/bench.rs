@@ -134,7 +134,7 @@ fn compare(theirs: Option<f64>, ours: f64, decimals: usize, ratio_decimals: usiz
 }
 
 fn run_python(py: &PathBuf, script: &PathBuf, args: &[String]) -> Result<Value> {
-    eprintln!("python: {} {}", py.display(), script.display());
+    tell!("python: {} {}", py.display(), script.display());
     let out = Command::new(py).arg(script).args(args).output().with_context(|| {
         format!("cannot run {}; pass --python PATH to a Python with the references installed", py.display())
     })?;
@@ -154,7 +154,7 @@ fn explain(python: Option<PathBuf>, script: PathBuf, frames: usize, runs: usize,
     // On the CPU, like the Captum reference it is compared with (and where xrl's fast products run).
     let device = xrl_nn::device::parse("cpu").map_err(anyhow::Error::msg)?;
     let rows =
-        interleaved(&device, reference.as_mut(), frames, runs, rounds, |r, net| eprintln!("round {r}/{rounds}: {net}"))
+        interleaved(&device, reference.as_mut(), frames, runs, rounds, |r, net| tell!("round {r}/{rounds}: {net}"))
             .map_err(anyhow::Error::msg)?;
     drop(reference);
     let spread = |v: &[f64]| v.iter().fold((f64::INFINITY, 0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
@@ -209,9 +209,8 @@ fn evaluate(python: Option<PathBuf>, script: PathBuf, frames: usize, runs: usize
         .transpose()
         .map_err(anyhow::Error::msg)?;
     let device = xrl_nn::device::parse("cpu").map_err(anyhow::Error::msg)?;
-    let rows =
-        evaluate_interleaved(&device, reference.as_mut(), frames, runs, rounds, |r| eprintln!("round {r}/{rounds}"))
-            .map_err(anyhow::Error::msg)?;
+    let rows = evaluate_interleaved(&device, reference.as_mut(), frames, runs, rounds, |r| tell!("round {r}/{rounds}"))
+        .map_err(anyhow::Error::msg)?;
     drop(reference);
     say!("| measure | xrl ms/frame | reference | reference ms/frame | xrl ÷ reference | each round's ratio |");
     say!("|---|---:|---|---:|---:|---:|");
@@ -244,7 +243,7 @@ fn nets(python: Option<PathBuf>, script: PathBuf, batch: usize, runs: usize, ite
     let device = xrl_nn::device::parse("cpu").map_err(anyhow::Error::msg)?;
     let mut ours = vec![];
     for (name, spec) in nets::specs() {
-        eprintln!("xrl: {name}");
+        tell!("xrl: {name}");
         ours.push(nets::train_step(name, &spec, batch, runs, iters, &device));
         ours.push(nets::act(name, &spec, runs, iters * 10, &device));
     }
@@ -293,7 +292,7 @@ fn envs_bench(
 
     let mut ours: Vec<Measurement> = vec![];
     for id in &ids {
-        eprintln!("xrl: {id}");
+        tell!("xrl: {id}");
         ours.push(bench::single(id, steps, runs)?);
         ours.push(bench::vector(id, copies, steps, runs)?);
     }
@@ -301,7 +300,7 @@ fn envs_bench(
     let reference: Option<Value> = match &python {
         None => None,
         Some(py) => {
-            eprintln!("python: {} {}", py.display(), script.display());
+            tell!("python: {} {}", py.display(), script.display());
             let out = Command::new(py)
                 .arg(&script)
                 .args(["--envs", &ids.join(","), "--steps", &python_steps.to_string()])

@@ -72,7 +72,7 @@ pub fn evaluate(a: &EvaluateArgs) -> Result<()> {
     };
     let r = suite::run(&job)?;
     for note in &r.notes {
-        eprintln!("note: {note}");
+        tell!("note: {note}");
     }
     say!(
         "{} frames of {} (checkpoint step {}), target {}; deletion AUC lower is better, insertion AUC, faithfulness \

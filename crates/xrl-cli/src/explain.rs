@@ -173,6 +173,7 @@ fn read_actions(path: &PathBuf) -> Result<Vec<usize>> {
         let (_, values) = xrl_render::read_npy(path)?;
         return values.iter().enumerate().map(|(i, &v)| as_action(v, i)).collect();
     }
+    xrl_render::check_input(path)?;
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     text.lines()
         .map(str::trim)
@@ -236,7 +237,7 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
     };
     let summary = xrl_explain::job::run(&job)?;
     for note in &summary.notes {
-        eprintln!("note: {note}");
+        tell!("note: {note}");
     }
     say!(
         "explained {} frames with {} methods; wrote {} files to {}",

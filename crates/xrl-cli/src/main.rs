@@ -9,7 +9,17 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        writeln!(std::io::stdout().lock(), $($arg)*)?
+        writeln!(std::io::stdout().lock(), $($arg)*)
+            .map_err(|e| anyhow::Error::new(e).context("cannot write to standard output"))?
+    }};
+}
+
+/// `eprintln!` that never panics: a closed or full standard error (`2>&1 | head`, `2>/dev/full`) must not stop a
+/// training run; what cannot be said is dropped.
+macro_rules! tell {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
     }};
 }
 
@@ -100,9 +110,9 @@ struct EnvArgs {
     /// Environment id (see `xrl envs`), e.g. `MinAtar/Breakout-v0` or `CartPole-v1`.
     #[arg(long = "env")]
     id: String,
-    /// MinAtar: probability that the previous action repeats.
-    #[arg(long, allow_hyphen_values = true, default_value_t = 0.1)]
-    sticky: f64,
+    /// MinAtar: probability that the previous action repeats [default: 0.1].
+    #[arg(long, allow_hyphen_values = true)]
+    sticky: Option<f64>,
     /// MinAtar: turn off difficulty ramping.
     #[arg(long)]
     no_ramping: bool,
@@ -121,8 +131,11 @@ fn parse_rng(s: &str) -> Result<RngKind, String> {
 
 impl EnvArgs {
     fn make(&self) -> Result<Box<dyn xrl_env::Env>> {
+        if !self.id.starts_with("MinAtar/") && (self.sticky.is_some() || self.no_ramping || self.rng != RngKind::Fast) {
+            bail!("--sticky, --no-ramping and --rng are MinAtar options; {} has none of them: leave them out", self.id);
+        }
         let options = MakeOptions {
-            sticky_action_prob: self.sticky,
+            sticky_action_prob: self.sticky.unwrap_or(MakeOptions::default().sticky_action_prob),
             difficulty_ramping: !self.no_ramping,
             rng: self.rng,
             ..MakeOptions::default()
@@ -229,7 +242,7 @@ fn main() {
             std::process::exit(0);
         }
         // `{:#}` prints the whole chain on one line: what failed, then why.
-        eprintln!("error: {e:#}");
+        tell!("error: {e:#}");
         std::process::exit(1);
     }
 }

@@ -23,6 +23,9 @@ pub struct ReportArgs {
 
 /// Writes the self-contained HTML report of a run and, optionally, its explanations.
 pub fn report(a: &ReportArgs) -> Result<()> {
+    if !a.out.extension().is_some_and(|e| e == "html" || e == "htm") {
+        bail!("--out must name an .html file (the report is one HTML page), got {}", a.out.display());
+    }
     xrl_explain::report::write(&a.run, a.explanations.as_deref(), a.evaluation.as_deref(), &a.out)?;
     say!("wrote {} — open it in a browser (it needs no network)", a.out.display());
     Ok(())

@@ -66,9 +66,9 @@ pub struct TrainArgs {
     /// Steps between checkpoints (default: a twentieth of the run, at least 1,000).
     #[arg(long, allow_negative_numbers = true, conflicts_with = "resume")]
     checkpoint_every: Option<usize>,
-    /// MinAtar: probability that the previous action repeats.
-    #[arg(long, allow_hyphen_values = true, default_value_t = 0.1, conflicts_with = "resume")]
-    sticky: f64,
+    /// MinAtar: probability that the previous action repeats [default: 0.1].
+    #[arg(long, allow_hyphen_values = true, conflicts_with = "resume")]
+    sticky: Option<f64>,
     /// MinAtar: turn off difficulty ramping.
     #[arg(long, conflicts_with = "resume")]
     no_ramping: bool,
@@ -103,14 +103,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         bail!("--lr must be a positive number, e.g. 2.5e-4");
     }
     let dir = match &a.resume {
-        Some(dir) => {
-            let dir = RunDir::new(dir);
-            if a.lr.is_some() || a.steps.is_some() {
-                let card = dir.amend(a.lr, a.steps)?;
-                say!("run.toml now trains to step {} at learning rate {}", card.total_steps, card.agent.lr());
-            }
-            dir
-        }
+        Some(dir) => RunDir::new(dir),
         None => {
             let (Some(id), Some(steps), Some(out)) = (&a.id, a.steps, &a.out) else {
                 bail!("--env, --steps and --out are required for a new run (or pass --resume DIR)");
@@ -144,9 +137,11 @@ pub fn train(a: TrainArgs) -> Result<()> {
             dir
         }
     };
-    let card = dir.read_card()?;
+    // The card as this command will train it (a resume's --steps is recorded once the run passes its checks).
+    let mut card = dir.read_card()?;
+    card.total_steps = a.steps.unwrap_or(card.total_steps);
     for w in card.warnings() {
-        eprintln!("warning: {w}");
+        tell!("warning: {w}");
     }
     let bar = if a.quiet { ProgressBar::hidden() } else { ProgressBar::new(card.total_steps as u64) };
     bar.set_style(
@@ -154,9 +149,10 @@ pub fn train(a: TrainArgs) -> Result<()> {
             .expect("valid template"),
     );
     let quiet = a.quiet;
-    let state = xrl::train::train(&dir, &a.device.device, |p| {
-        if let Some(note) = &p.note {
-            bar.suspend(|| eprintln!("note: {note}"));
+    let (lr, steps) = if a.resume.is_some() { (a.lr, a.steps) } else { (None, None) };
+    let state = xrl::train::resume(&dir, &a.device.device, lr, steps, |p| {
+        for note in &p.notes {
+            bar.suspend(|| tell!("note: {note}"));
         }
         bar.set_position(p.step as u64);
         bar.set_message(format!(
@@ -164,9 +160,12 @@ pub fn train(a: TrainArgs) -> Result<()> {
             p.steps_per_sec, p.episodes, p.recent_return
         ));
         if quiet && p.last_checkpoint == Some(p.step) {
-            eprintln!(
+            tell!(
                 "step {} episodes {} recent return {:.2} ({:.0} steps/s)",
-                p.step, p.episodes, p.recent_return, p.steps_per_sec
+                p.step,
+                p.episodes,
+                p.recent_return,
+                p.steps_per_sec
             );
         }
     })?;
@@ -221,13 +220,25 @@ pub fn play(a: PlayArgs) -> Result<()> {
     let mut policy = NetPolicy::new(net, a.epsilon, a.seed ^ 0x5EED);
     let mut frames = vec![];
     let record = a.gif.is_some();
+    // Every frame of the GIF is held in memory until it is written: at most as many as `render` keeps.
+    let mut cut = false;
     let r = rollout::play(env.as_mut(), &mut policy, a.episodes, a.seed, |e| {
-        if record {
+        if record && frames.len() < rollout::MAX_FRAMES {
             frames.push(e.render());
+        } else if record {
+            cut = true;
         }
     })?;
     if let Some(g) = &a.gif {
         xrl_render::write_gif(g, &frames, 15.0)?;
+        if cut {
+            tell!(
+                "note: {} holds the first {} frames only (every frame is kept in memory); play fewer --episodes for \
+                 a GIF of them all",
+                g.display(),
+                rollout::MAX_FRAMES
+            );
+        }
     }
     crate::print_rollout(&r, a.json, &format!("checkpoint at step {}, ε = {}", state.step, a.epsilon))?;
     if let (Some(g), false) = (&a.gif, a.json) {

@@ -175,7 +175,7 @@ fn write_npy(path: &Path, shape: &[usize], values: &[f32], dtype: &str) {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let dims = if dims.len() == 1 { format!("{},", dims[0]) } else { dims.join(", ") };
     let mut header = format!("{{'descr': '{dtype}', 'fortran_order': False, 'shape': ({dims}), }}");
-    while (10 + header.len() + 1) % 64 != 0 {
+    while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');
@@ -228,6 +228,12 @@ fn envs_rollout_and_render() {
         case(&["rollout", "--env", "MinAtar/Breakout-v0", "--sticky", "2"], &["sticky", "2"]),
         case(&["rollout", "--env", "MinAtar/Breakout-v0", "--sticky", "NaN"], &["sticky", "NaN"]),
         case(&["rollout", "--env", "MinAtar/Breakout-v0", "--rng", "mt"], &["`mt`", "use `fast` or `numpy`"]),
+        case(
+            &["rollout", "--env", "CartPole-v1", "--sticky", "0.5"],
+            &["MinAtar options", "CartPole-v1", "leave them out"],
+        ),
+        case(&["rollout", "--env", "Acrobot-v1", "--no-ramping"], &["MinAtar options", "Acrobot-v1"]),
+        case(&["rollout", "--env", "CartPole-v1", "--rng", "numpy"], &["MinAtar options"]),
         case(&["render", "--env", "CartPole-v1", "--out", "x.avi"], &[".gif or .mp4", "x.avi"]),
         case(&["render", "--env", "CartPole-v1", "--out", "noext"], &[".gif or .mp4", "noext"]),
         cs(r(&["--out", &under_file]), &["cannot write", "a-file"]),
@@ -282,15 +288,34 @@ fn new_training_runs() {
         c(t(&["--workers", "2"]), &["--workers is an A3C option", "dqn does not use it"]),
         c(t(&["--agent", "a3c", "--workers", "5000"]), &["workers = 5000", "between 0 and 1024"]),
         c(t(&["--frames", "3"]), &["--frames is a DRQN option"]),
-        c(t(&["--agent", "drqn", "--frames", "1"]), &["--frames must be at least 2"]),
+        c(t(&["--agent", "drqn", "--frames", "1"]), &["--frames must be between 2 and 1024 for drqn", "got 1"]),
         c(t(&["--core", "lstm"]), &["--core is an A2C option", "--agent drqn"]),
         c(t(&["--agent", "a2c", "--core", "rnn"]), &["unknown --core `rnn`", "lstm or gru"]),
-        c(t(&["--agent", "drqn", "--core-size", "0"]), &["--core-size must be at least 1"]),
+        c(
+            t(&["--agent", "a2c", "--core", "lstm", "--core-size", "100000000"]),
+            &["--core-size must be between 1 and 65536"],
+        ),
+        c(t(&["--agent", "drqn", "--frames", "100000"]), &["--frames must be between 2 and 1024"]),
+        c(t(&["--agent", "drqn", "--core-size", "0"]), &["--core-size must be between 1 and 65536", "got 0"]),
         c(t(&["--core-size", "64"]), &["--core-size", "--agent drqn or a2c --core"]),
         c(t(&["--agent", "a2c", "--double"]), &["--double, --dueling and --n-step are DQN options", "a2c"]),
         c(t(&["--agent", "a3c", "--n-step", "3"]), &["DQN options", "a3c"]),
         c(t(&["--checkpoint-every", "0"]), &["--checkpoint-every", "at least 1"]),
-        c(t(&["--sticky", "1.5"]), &["--sticky", "[0, 1]", "1.5"]),
+        c(t(&["--sticky", "0.5"]), &["--sticky and --no-ramping are MinAtar options", "CartPole-v1"]),
+        c(
+            vec![
+                "train".into(),
+                "--env".into(),
+                "MinAtar/Breakout-v0".into(),
+                "--steps".into(),
+                "9".into(),
+                "--sticky".into(),
+                "1.5".into(),
+                "--out".into(),
+                out.clone(),
+            ],
+            &["--sticky is a probability in [0, 1]", "1.5"],
+        ),
         c(t(&["--device", "gpu"]), &["`gpu`", "use `cpu`"]),
         c(t(&["--device", "cuda:x"]), &["cuda:x", "whole number"]),
         c(t(&["--env", "Pendulum-v1"]), &["cannot be used multiple times"]),
@@ -333,11 +358,23 @@ fn new_training_runs() {
                 "--env".into(),
                 "CartPole-v1".into(),
                 "--steps".into(),
+                "18446744073709551615".into(),
+                "--out".into(),
+                out.clone(),
+            ],
+            &["--steps must be between 1 and 1000000000000"],
+        ),
+        c(
+            vec![
+                "train".into(),
+                "--env".into(),
+                "CartPole-v1".into(),
+                "--steps".into(),
                 "0".into(),
                 "--out".into(),
                 out.clone(),
             ],
-            &["--steps", "at least 1"],
+            &["--steps must be between 1 and", "got 0"],
         ),
         c(
             vec![
@@ -530,6 +567,27 @@ fn damaged_runs_are_refused_and_left_as_they_were() {
             false,
         ),
         (
+            "card-checkpoint-every",
+            edit_card("checkpoint_every = 1000", "checkpoint_every = 0"),
+            &["run.toml", "checkpoint_every = 0", "at least 1 step"],
+            true,
+        ),
+        (
+            "index-escapes",
+            Box::new(|run: &Path| {
+                let p = run.join("checkpoints/latest.json");
+                let t = std::fs::read_to_string(&p).unwrap();
+                std::fs::write(&p, t.replace("\"stem\": \"step-0000002000\"", "\"stem\": \"../../precious\"")).unwrap();
+                for e in std::fs::read_dir(run.join("checkpoints")).unwrap().map(Result::unwrap) {
+                    if e.file_name().to_string_lossy().ends_with(".state.json") {
+                        std::fs::remove_file(e.path()).unwrap();
+                    }
+                }
+            }),
+            &["latest.json: damaged", "not this run's checkpoint files"],
+            true,
+        ),
+        (
             "metrics-gone",
             remove("metrics.csv"),
             &["metrics.csv", "cannot read the run's episode log", "Put it back"],
@@ -547,10 +605,10 @@ fn damaged_runs_are_refused_and_left_as_they_were() {
             failures.push(format!("{name}: resume: {why}"));
         }
         let after = snapshot(Path::new(&run));
-        // `--steps` writes run.toml only once the card reads; nothing else may change.
+        // Nothing may change, run.toml included: `--steps` is recorded only once the run passes every check.
         let changed: Vec<_> = before
             .iter()
-            .filter(|(p, b)| !p.ends_with("run.toml") && after.iter().find(|(q, _)| q == p).is_none_or(|(_, a)| a != b))
+            .filter(|(p, b)| after.iter().find(|(q, _)| q == p).is_none_or(|(_, a)| a != b))
             .map(|(p, _)| p.display().to_string())
             .collect();
         if !changed.is_empty() || after.len() != before.len() {
@@ -727,6 +785,28 @@ fn explaining() {
     let not_npy = d.join("not.npy");
     std::fs::write(&not_npy, b"hello").unwrap();
     let not_npy = not_npy.display().to_string();
+    // A header whose shape multiplies past the machine's integers, over a file of 8 values.
+    let overflow = d.join("overflow.npy");
+    {
+        let mut header = "{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387906, 4), }".to_string();
+        while !(10 + header.len() + 1).is_multiple_of(64) {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut b = b"\x93NUMPY\x01\x00".to_vec();
+        b.extend((header.len() as u16).to_le_bytes());
+        b.extend(header.as_bytes());
+        b.extend([0u8; 32]);
+        std::fs::write(&overflow, b).unwrap();
+    }
+    let overflow = overflow.display().to_string();
+    // Directories that hold an earlier explanation and evaluation.
+    let explained = d.join("explained").display().to_string();
+    let o = xrl(&["explain", "--run", mi, "--frames", "0..2", "--methods", "grad", "--out", &explained]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let evaluated = d.join("evaluated").display().to_string();
+    let o = xrl(&["evaluate", "--run", mi, "--frames", "0..2", "--methods", "grad", "--out", &evaluated]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
     let bad_traj = d.join("bad.safetensors");
     std::fs::write(&bad_traj, b"\x08\x00\x00\x00\x00\x00\x00\x00{}").unwrap();
     let bad_traj = bad_traj.display().to_string();
@@ -860,6 +940,32 @@ fn explaining() {
         c(ei(&["--trajectory", &obs2]), &["obs2.npy"]),
         c(s_explain_no_out(mi), &["--out <OUT>", "required"]),
         c(ev(&["--methods", "bogus"]), &["unknown method `bogus`", "grad, grad-x-input"]),
+        c(ei(&["--inputs", &overflow]), &["overflow.npy", "needs more values than the file holds"]),
+        c(e(cp, &["--video", "gif"]), &["--video shows pictures of frames", "vector observations"]),
+        c(
+            vec![
+                "explain".into(),
+                "--run".into(),
+                mi.into(),
+                "--frames".into(),
+                "0..2".into(),
+                "--out".into(),
+                explained.clone(),
+            ],
+            &["already holds results (summary.json)", "nothing was changed", "Choose another --out"],
+        ),
+        c(
+            vec![
+                "evaluate".into(),
+                "--run".into(),
+                mi.into(),
+                "--frames".into(),
+                "0..2".into(),
+                "--out".into(),
+                evaluated.clone(),
+            ],
+            &["already holds results (evaluate.json)", "Choose another --out"],
+        ),
         c(ev(&["--target", "value"]), &["target `value` does not fit this network", "Q values only"]),
         c(ev(&["--frames", "4..1"]), &["--frames must look like A..B with A < B"]),
         c(ev(&["--frames", "500..600"]), &["frame 500 does not exist", "choose --frames within"]),
@@ -945,6 +1051,7 @@ fn reports_demos_and_benchmarks() {
         ),
         c(s(&["report", "--run", mi, "--out", &format!("{a_file}/r.html")]), &["a-file"]),
         c(s(&["report", "--run", mi]), &["--out <OUT>", "required"]),
+        c(s(&["report", "--run", mi, "--out", &a_file]), &["--out must name an .html file", "a-file"]),
         c(s(&["demo", "--frames", "5..2", "--out", &d.join("demo1").display().to_string()]), &["--frames", "5..2"]),
         c(s(&["demo", "--out", &a_file]), &["a-file"]),
         c(s(&["demo", "--frames", "0..x", "--out", &d.join("demo2").display().to_string()]), &["0..x"]),
@@ -1211,4 +1318,68 @@ fn a_full_filesystem_loses_nothing() {
     if let Err(e) = result {
         std::panic::resume_unwind(e);
     }
+}
+
+/// Inputs that are FIFOs are refused at once (reading one would wait for a writer forever), and a closed or full
+/// standard error never turns an error or a training run into a panic.
+#[test]
+fn fifo_inputs_and_a_broken_stderr_are_handled() {
+    let d = scratch("fifo-in");
+    let fifo = d.join("in.npy");
+    if mkfifo(&fifo) {
+        let f = fifo.to_str().unwrap();
+        let mi = runs().minatar.clone();
+        let out = d.join("out").display().to_string();
+        for args in [
+            vec!["explain", "--run", mi.as_str(), "--inputs", f, "--out", out.as_str()],
+            vec![
+                "import",
+                f,
+                "--format",
+                "pytorch",
+                "--arch",
+                "mlp-dqn",
+                "--env",
+                "CartPole-v1",
+                "--out",
+                out.as_str(),
+            ],
+            vec!["explain", "--run", mi.as_str(), "--trajectory", f, "--out", out.as_str()],
+        ] {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_xrl"))
+                .args(&args)
+                .stderr(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            let start = std::time::Instant::now();
+            while child.try_wait().unwrap().is_none() {
+                if start.elapsed().as_secs() > 20 {
+                    let _ = child.kill();
+                    panic!("{args:?} blocked on the FIFO");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            let o = child.wait_with_output().unwrap();
+            assert!(verdict(&o, &["named pipe (FIFO), not a regular file"]).is_ok(), "{args:?}: {}", text(&o.stderr));
+        }
+    }
+    // An error with nowhere to say it: exit 1, not a panic's 101.
+    let full = || std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let o =
+        Command::new(env!("CARGO_BIN_EXE_xrl")).args(["rollout", "--env", "Nope-v0"]).stderr(full()).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    // Training with standard error full (warnings, progress) still trains to the end.
+    let run = d.join("run");
+    let o = Command::new(env!("CARGO_BIN_EXE_xrl"))
+        .args(["train", "--env", "CartPole-v1", "--steps", "3000", "--checkpoint-every", "1000", "--out"])
+        .arg(&run)
+        .stderr(full())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "exit {:?}", o.status.code());
+    let latest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("checkpoints/latest.json")).unwrap()).unwrap();
+    assert_eq!(latest["step"], 3000);
+    let _ = std::fs::remove_dir_all(&d);
 }

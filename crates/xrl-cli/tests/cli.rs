@@ -253,7 +253,7 @@ fn drqn_needs_at_least_two_frames() {
             "--out",
             "/tmp/xrl-never",
         ]),
-        "--frames must be at least 2",
+        "--frames must be between 2 and 1024",
     );
 }
 
@@ -297,7 +297,12 @@ fn explain_writes_pictures_maps_and_a_summary() {
     let npy = std::fs::read(out.join("grad.npy")).unwrap();
     assert!(String::from_utf8_lossy(&npy[..80]).contains("'shape': (3, 4, 10, 10)"));
     assert!(out.join("frame_0002.png").exists() && out.join("explain.gif").exists());
-    let bad = ["explain", "--run", run.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    let refused = dir.join("refused");
+    let bad = ["explain", "--run", run.to_str().unwrap(), "--out", refused.to_str().unwrap()];
+    // An --out that holds results already is refused, the results left as they were.
+    let before = std::fs::read(out.join("summary.json")).unwrap();
+    assert_clean_failure(&xrl(&[&bad[..3], &["--out", out.to_str().unwrap()]].concat()), "already holds results");
+    assert_eq!(std::fs::read(out.join("summary.json")).unwrap(), before);
     assert_clean_failure(&xrl(&[&bad[..], &["--methods", "gradcam:conv9"]].concat()), "no layer `conv9`");
     assert_clean_failure(&xrl(&[&bad[..], &["--methods", "lime"]].concat()), "unknown method");
     assert_clean_failure(&xrl(&[&bad[..], &["--target", "q:9"]].concat()), "out of range");
@@ -571,7 +576,8 @@ fn explain_takes_given_inputs_per_input_targets_and_saved_trajectories() {
         let all = npy_values(&per.join(format!("{m}.npy")));
         let per_map = all.len() / 4;
         for (i, a) in actions.iter().enumerate() {
-            let one = explain(&format!("action-{a}"), &[&inputs[..], &["--target", &format!("action:{a}")]].concat());
+            let one =
+                explain(&format!("{m}-{i}-action-{a}"), &[&inputs[..], &["--target", &format!("action:{a}")]].concat());
             let single = npy_values(&one.join(format!("{m}.npy")));
             assert_eq!(&all[i * per_map..(i + 1) * per_map], &single[i * per_map..(i + 1) * per_map], "{m} input {i}");
         }

@@ -186,6 +186,7 @@ pub fn default_methods(net: &xrl_nn::Net) -> Vec<MethodName> {
 
 /// Runs the job: explains every input with every method and writes the results into `job.out`.
 pub fn run(job: &Job) -> Result<Summary, ExplainError> {
+    refuse_results(&job.out, "summary.json")?;
     let dir = RunDir::new(&job.run);
     let card = dir.read_card()?;
     let (state, net) = dir.load_latest_online(&card, &job.device.clone().autodiff())?;
@@ -284,6 +285,13 @@ pub fn run(job: &Job) -> Result<Summary, ExplainError> {
     }
     let baselines = baseline(job, &p, &inputs, len, k)?;
     let frame = inputs.image().map(|[_, h, w]| [h, w]);
+    if frame.is_none() && job.video.is_some() {
+        return Err(ExplainError::Invalid(format!(
+            "--video shows pictures of frames, and {} has vector observations (no pictures are drawn for them): \
+             leave --video out; the maps are in summary.json (and .npy files with --save-maps)",
+            card.env.id
+        )));
+    }
     let built: Vec<Box<dyn Method>> = methods.iter().map(|m| job.options.build(m, frame, spec.head)).collect();
 
     ensure_dir(&job.out)?;
@@ -485,9 +493,28 @@ fn with_key(grid: &RgbImage, key: &RgbImage) -> RgbImage {
     out
 }
 
-fn ensure_dir(dir: &Path) -> Result<(), ExplainError> {
+pub(crate) fn ensure_dir(dir: &Path) -> Result<(), ExplainError> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(ExplainError::Invalid(format!(
+            "--out {} is a file, not a directory; choose a directory (it is created if missing)",
+            dir.display()
+        )));
+    }
     std::fs::create_dir_all(dir)
         .map_err(|e| ExplainError::Invalid(format!("cannot create {} ({e}); choose another --out", dir.display())))
+}
+
+/// Refuses an output directory that already holds results of an earlier job (`marker`: `summary.json` or
+/// `evaluate.json`): writing over them would leave a mix of old and new files that no summary describes.
+pub(crate) fn refuse_results(dir: &Path, marker: &str) -> Result<(), ExplainError> {
+    if dir.join(marker).exists() {
+        return Err(ExplainError::Invalid(format!(
+            "{} already holds results ({marker}); nothing was changed. Choose another --out (or move that directory \
+             away first)",
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Plays, reads or takes the inputs.

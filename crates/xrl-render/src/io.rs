@@ -6,8 +6,9 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum RenderError {
-    #[error("cannot write {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    // `err`, not `source`: the OS error is part of this message, not a cause to be printed again after it.
+    #[error("cannot write {path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
     #[error("cannot encode {path}: {message}")]
     Encode { path: PathBuf, message: String },
     #[error("nothing to write to {path}: no frames")]
@@ -43,6 +44,21 @@ fn special(path: &Path) -> Option<&'static str> {
     })
 }
 
+/// Checks that `path` names a regular file to read (following links): a FIFO would block the reader forever, and a
+/// directory or device is not data.
+pub fn check_input(path: &Path) -> Result<(), RenderError> {
+    match std::fs::metadata(path) {
+        Err(e) => Err(RenderError::Read { path: path.to_path_buf(), message: e.to_string() }),
+        Ok(_) => match special(path) {
+            None => Ok(()),
+            Some(what) => Err(RenderError::Read {
+                path: path.to_path_buf(),
+                message: format!("it is {what}, not a regular file; give the path of a file"),
+            }),
+        },
+    }
+}
+
 /// Writes `path` atomically: `fill` writes into a temporary file beside it, which is synced and then renamed over
 /// `path`. Missing parent directories are created. On any error the temporary file is removed.
 ///
@@ -69,7 +85,7 @@ where
     if let Some(what) = special(path) {
         return Err(RenderError::NotAFile { path: given.to_path_buf(), what });
     }
-    let io = |source| RenderError::Io { path: path.to_path_buf(), source };
+    let io = |source| RenderError::Io { path: path.to_path_buf(), err: source };
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(io)?;
     }
@@ -117,7 +133,7 @@ pub fn write_gif(path: &Path, frames: &[RgbImage], fps: f32) -> Result<(), Rende
             encoder.write_frame(&frame).map_err(enc)?;
         }
         drop(encoder);
-        out.flush().map_err(|source| RenderError::Io { path: path.to_path_buf(), source })
+        out.flush().map_err(|source| RenderError::Io { path: path.to_path_buf(), err: source })
     })
 }
 
@@ -191,7 +207,7 @@ pub fn write_npy(path: &Path, shape: &[usize], values: &[f32]) -> Result<(), Ren
     header.push_str(&" ".repeat(pad));
     header.push('\n');
     write_atomic(path, |w| {
-        let io = |source| RenderError::Io { path: path.to_path_buf(), source };
+        let io = |source| RenderError::Io { path: path.to_path_buf(), err: source };
         w.write_all(b"\x93NUMPY\x01\x00").map_err(io)?;
         w.write_all(&(header.len() as u16).to_le_bytes()).map_err(io)?;
         w.write_all(header.as_bytes()).map_err(io)?;
@@ -206,6 +222,7 @@ pub fn write_npy(path: &Path, shape: &[usize], values: &[f32]) -> Result<(), Ren
 /// (shape, values). Anything else is an error saying what the file holds and what would be read.
 pub fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f32>), RenderError> {
     let bad = |message: String| RenderError::Read { path: path.to_path_buf(), message };
+    check_input(path)?;
     let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err(bad("not a NumPy .npy file (save the array with numpy.save)".into()));
@@ -238,7 +255,10 @@ pub fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f32>), RenderError> {
         .filter(|d| !d.is_empty())
         .map(|d| d.parse().map_err(|_| bad(format!("bad shape `({shape_text})`"))))
         .collect::<Result<_, _>>()?;
-    let count: usize = shape.iter().product();
+    let count =
+        shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).filter(|&n| n <= bytes.len()).ok_or_else(|| {
+            bad(format!("shape {shape:?} needs more values than the file holds; the file is damaged"))
+        })?;
     let data = &bytes[start + header_len..];
     let values: Vec<f32> = match descr {
         "<f4" | "=f4" => {
@@ -299,7 +319,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("sub")).unwrap();
         let bytes = |b: &'static [u8]| {
-            move |w: &mut BufWriter<File>| w.write_all(b).map_err(|e| RenderError::Io { path: "x".into(), source: e })
+            move |w: &mut BufWriter<File>| w.write_all(b).map_err(|e| RenderError::Io { path: "x".into(), err: e })
         };
         let e = write_atomic(&dir.join("sub"), bytes(b"x")).unwrap_err().to_string();
         assert!(e.contains("a directory") && e.contains("choose a file name"), "{e}");

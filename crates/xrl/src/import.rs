@@ -126,6 +126,7 @@ pub fn import(
     actions: usize,
     device: &Device,
 ) -> Result<Net, RunError> {
+    xrl_render::check_input(file).map_err(|e| RunError::Invalid(e.to_string()))?;
     let spec = arch.spec(obs_shape, actions);
     spec.validate().map_err(|e| RunError::Invalid(format!("{} does not fit this environment: {e}", arch.name())))?;
     let mut net = Net::new(&spec, device).map_err(RunError::Invalid)?;

@@ -8,6 +8,10 @@ use crate::agents::dqn::DqnConfig;
 use crate::nn::{Core, CoreKind};
 use crate::run::{AgentCard, EnvCard, RunCard, RunError};
 
+/// The longest run a card may ask for: a trillion steps (a typo of a few zeros more is refused rather than run
+/// with checkpoints that never come).
+pub const MAX_STEPS: usize = 1_000_000_000_000;
+
 /// The agents xrl trains.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AgentKind {
@@ -44,8 +48,8 @@ pub struct NewRun {
     /// Default: a twentieth of the run, at least 1,000.
     pub checkpoint_every: Option<usize>,
     pub lr: Option<f64>,
-    /// MinAtar: probability that the previous action repeats.
-    pub sticky: f64,
+    /// MinAtar: probability that the previous action repeats (`None`: 0.1, the MinAtar paper's).
+    pub sticky: Option<f64>,
     pub difficulty_ramping: bool,
     /// DQN family.
     pub double: bool,
@@ -71,7 +75,7 @@ impl NewRun {
             seed: 0,
             checkpoint_every: None,
             lr: None,
-            sticky: 0.1,
+            sticky: None,
             difficulty_ramping: true,
             double: false,
             dueling: false,
@@ -110,20 +114,34 @@ impl NewRun {
             ));
         }
         let (frames, core_size) = (self.frames.unwrap_or(4), self.core_size.unwrap_or(128));
-        if core_size == 0 {
-            return bad("--core-size must be at least 1".into());
+        if !(1..=65_536).contains(&core_size) {
+            return bad(format!("--core-size must be between 1 and 65536 units (128 by default), got {core_size}"));
         }
-        if drqn && frames < 2 {
-            return bad("--frames must be at least 2 for drqn (it runs an LSTM over the last frames)".into());
+        if drqn && !(2..=1_024).contains(&frames) {
+            return bad(format!(
+                "--frames must be between 2 and 1024 for drqn (it runs an LSTM over the last frames; seed 002's 4), \
+                 got {frames}"
+            ));
         }
-        if self.steps == 0 || self.n_step == 0 {
-            return bad("--steps and --n-step must be at least 1".into());
+        if !(1..=MAX_STEPS).contains(&self.steps) {
+            return bad(format!("--steps must be between 1 and {MAX_STEPS}, got {}", self.steps));
+        }
+        if self.n_step == 0 {
+            return bad("--n-step must be at least 1 (1 is one-step Q-learning)".into());
         }
         if self.lr.is_some_and(|lr| !(lr > 0.0 && lr.is_finite())) {
             return bad("--lr must be a positive number, e.g. 2.5e-4".into());
         }
-        if !(0.0..=1.0).contains(&self.sticky) {
-            return bad(format!("--sticky is a probability in [0, 1], got {}", self.sticky));
+        let minatar = self.env.starts_with("MinAtar/");
+        if !minatar && (self.sticky.is_some() || !self.difficulty_ramping) {
+            return bad(format!(
+                "--sticky and --no-ramping are MinAtar options; {} has neither: leave them out",
+                self.env
+            ));
+        }
+        let sticky = self.sticky.unwrap_or(0.1);
+        if !(0.0..=1.0).contains(&sticky) {
+            return bad(format!("--sticky is a probability in [0, 1], got {sticky}"));
         }
         if self.checkpoint_every == Some(0) {
             return bad("--checkpoint-every must be at least 1 step".into());
@@ -131,7 +149,7 @@ impl NewRun {
         let frame_stack = if drqn { frames } else { 0 };
         let env_card = EnvCard {
             id: self.env.clone(),
-            sticky_action_prob: self.sticky,
+            sticky_action_prob: sticky,
             difficulty_ramping: self.difficulty_ramping,
             frame_stack,
         };
@@ -204,7 +222,8 @@ mod tests {
         };
         refused(NewRun { workers: Some(2), ..NewRun::new("CartPole-v1", AgentKind::A2c, 10) }, "--workers");
         refused(NewRun { double: true, ..NewRun::new("CartPole-v1", AgentKind::A3c, 10) }, "DQN options");
-        refused(NewRun { frames: Some(1), ..NewRun::new("CartPole-v1", AgentKind::Drqn, 10) }, "at least 2");
+        refused(NewRun { frames: Some(1), ..NewRun::new("CartPole-v1", AgentKind::Drqn, 10) }, "between 2 and 1024");
+        refused(NewRun { sticky: Some(0.5), ..NewRun::new("CartPole-v1", AgentKind::Dqn, 10) }, "MinAtar options");
         refused(NewRun { lr: Some(f64::NAN), ..NewRun::new("CartPole-v1", AgentKind::Dqn, 10) }, "--lr");
         refused(NewRun::new("Pendulum-v1", AgentKind::Dqn, 10), "continuous actions");
         refused(NewRun::new("Pong-v9", AgentKind::Dqn, 10), "known ids");

@@ -165,6 +165,18 @@ impl RunCard {
     /// action count (an edited env id or network would otherwise load weights into a network that reads the game
     /// wrongly, or fail deep inside a reshape).
     pub fn check_env(&self) -> Result<(), String> {
+        if self.checkpoint_every == 0 {
+            return Err("checkpoint_every = 0: it must be at least 1 step (a twentieth of the run by default)".into());
+        }
+        if self.total_steps > crate::new_run::MAX_STEPS {
+            return Err(format!("total_steps = {} is above {}", self.total_steps, crate::new_run::MAX_STEPS));
+        }
+        if !(0.0..=1.0).contains(&self.env.sticky_action_prob) {
+            return Err(format!(
+                "[env] sticky_action_prob = {} is outside [0, 1] (a probability; 0.1 by default)",
+                self.env.sticky_action_prob
+            ));
+        }
         self.net.validate().map_err(|e| format!("the network in the card does not hold together: {e}"))?;
         let agent = match &self.agent {
             AgentCard::Dqn(c) => c.validate(),
@@ -220,6 +232,18 @@ pub struct TrainerState {
 }
 
 impl TrainerState {
+    /// Whether the stem and the checksummed files are plain names of checkpoint files in `checkpoints/`
+    /// (`step-` and ten digits): an edited index must not make a run read files outside its directory.
+    pub fn names_its_own_files(&self) -> bool {
+        let stem_ok =
+            |s: &str| s.strip_prefix("step-").is_some_and(|d| d.len() == 10 && d.bytes().all(|b| b.is_ascii_digit()));
+        stem_ok(&self.stem)
+            && self
+                .checksums
+                .keys()
+                .all(|f| f.strip_prefix(&self.stem).is_some_and(|rest| rest.starts_with('.') && !rest.contains('/')))
+    }
+
     /// The state of a run that has not taken a step.
     pub fn fresh(seed: u64) -> Self {
         TrainerState {
@@ -250,6 +274,14 @@ impl RunDir {
     /// atomically, under the run's lock), and returns the card. Steps below the last checkpoint's are refused.
     pub fn amend(&self, lr: Option<f64>, total_steps: Option<usize>) -> Result<RunCard, RunError> {
         let _lock = self.lock()?;
+        self.amend_locked(lr, total_steps)
+    }
+
+    /// [`RunDir::amend`] by a process that holds the run's lock already.
+    pub(crate) fn amend_locked(&self, lr: Option<f64>, total_steps: Option<usize>) -> Result<RunCard, RunError> {
+        if lr.is_some_and(|lr| !(lr > 0.0 && lr.is_finite())) {
+            return Err(RunError::Invalid("--lr must be a positive number, e.g. 2.5e-4".into()));
+        }
         let mut card = self.read_card()?;
         if let Some(lr) = lr {
             card.agent.set_lr(lr);
@@ -360,6 +392,9 @@ impl RunDir {
 
     pub fn read_card(&self) -> Result<RunCard, RunError> {
         let path = self.card_path();
+        if path.exists() {
+            xrl_render::check_input(&path).map_err(|e| RunError::Invalid(e.to_string()))?;
+        }
         let text = std::fs::read_to_string(&path).map_err(|e| {
             file_err(&path, format!("cannot read the run card ({e}); is this a run directory made by `xrl train`?"))
         })?;
@@ -380,7 +415,11 @@ impl RunDir {
         let path = self.checkpoints().join("latest.json");
         let problem = match std::fs::read_to_string(&path) {
             Ok(text) => match serde_json::from_str::<TrainerState>(&text) {
-                Ok(state) => return Ok(Some((state, None))),
+                Ok(state) if state.names_its_own_files() => return Ok(Some((state, None))),
+                Ok(state) => format!(
+                    "damaged (it names files `{}` that are not this run's checkpoint files step-NNNNNNNNNN.*)",
+                    state.stem
+                ),
                 Err(e) => format!("damaged ({e})"),
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => "missing".to_string(),
@@ -425,6 +464,7 @@ impl RunDir {
             let text = std::fs::read_to_string(self.checkpoints().join(&name)).ok()?;
             let state: TrainerState = serde_json::from_str(&text).ok()?;
             let complete = !state.checksums.is_empty()
+                && state.names_its_own_files()
                 && name == format!("{}.state.json", state.stem)
                 && state.checksums.iter().all(|(file, &crc)| {
                     std::fs::read(self.checkpoints().join(file)).is_ok_and(|b| crc32fast::hash(&b) == crc)
@@ -484,6 +524,9 @@ impl RunDir {
 
     /// Reads a checkpoint file and checks it against the checksum recorded at the commit point.
     pub fn read_checked(&self, state: &TrainerState, path: &Path) -> Result<Vec<u8>, RunError> {
+        if path.exists() {
+            xrl_render::check_input(path).map_err(|e| RunError::Invalid(e.to_string()))?;
+        }
         let bytes = std::fs::read(path).map_err(|e| file_err(path, format!("cannot read checkpoint file: {e}")))?;
         match state.checksums.get(&file_name(path)) {
             Some(&crc) if crc == crc32fast::hash(&bytes) => Ok(bytes),
@@ -529,7 +572,7 @@ fn file_name(path: &Path) -> String {
 pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
     use std::io::Write;
     write_atomic(path, |w| {
-        w.write_all(bytes).map_err(|source| xrl_render::RenderError::Io { path: path.to_path_buf(), source })
+        w.write_all(bytes).map_err(|source| xrl_render::RenderError::Io { path: path.to_path_buf(), err: source })
     })
     .map_err(|e| file_err(path, e))
 }
@@ -563,7 +606,13 @@ pub fn load_weights(spec: &NetSpec, path: &Path, bytes: Vec<u8>, device: &Device
         store = store.with_key_remapping(old, new);
     }
     let result = net.load_from(&mut store).map_err(|e| {
-        file_err(path, format!("not a readable safetensors file ({e}); it may be truncated or damaged"))
+        file_err(
+            path,
+            format!(
+                "does not load into the network run.toml describes ({e}): the file is damaged, or run.toml's [net] \
+                 was edited — put back the values the run was trained with"
+            ),
+        )
     })?;
     check_applied(&result, path, "the network in run.toml", &[])?;
     crate::import::refuse_nonfinite(&net, path)?;

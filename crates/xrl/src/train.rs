@@ -45,24 +45,33 @@ pub struct Progress {
     pub recent_return: f64,
     pub steps_per_sec: f64,
     pub last_checkpoint: Option<usize>,
-    /// Something the user should know that training repaired on its way in (a rebuilt checkpoint index), in the
-    /// first report only.
-    pub note: Option<String>,
+    /// What the user should know about how training started (a rebuilt checkpoint index, a changed learning rate
+    /// or length), in the first report only.
+    pub notes: Vec<String>,
 }
 
 pub const METRICS_HEADER: &str = "step,episode,return,length,loss,epsilon,steps_per_sec";
 
 /// Trains the run in `dir` from scratch (its `run.toml` must exist) or from its last checkpoint, up to the card's
 /// `total_steps`, on `device` (with autodiff added; a resumed run loads its weights there).
-pub fn train(
+pub fn train(dir: &RunDir, device: &Device, on_progress: impl FnMut(&Progress)) -> Result<TrainerState, TrainError> {
+    resume(dir, device, None, None, on_progress)
+}
+
+/// [`train`], first changing the run's learning rate and total steps (`train --resume DIR --lr … --steps …`):
+/// recorded in `run.toml` only once the run has passed every check (its card, checkpoint and episode log), so a
+/// resume that is refused leaves the run exactly as it was.
+pub fn resume(
     dir: &RunDir,
     device: &Device,
+    lr: Option<f64>,
+    total_steps: Option<usize>,
     mut on_progress: impl FnMut(&Progress),
 ) -> Result<TrainerState, TrainError> {
     let device = device.clone().autodiff();
-    let card = dir.read_card()?;
     // Held until training ends: a second `train --resume` of this run is refused, naming this process.
     let _lock = dir.lock()?;
+    let card = dir.read_card()?;
     if let Some(imp) = &card.imported {
         return Err(TrainError::Agent(format!(
             "{} holds weights imported from {}; it has no training state to resume. Train a new run with \
@@ -74,9 +83,18 @@ pub fn train(
     }
     if let Some(state) = dir.latest()? {
         dir.verify_checkpoint(&state, &card, &device)?;
+        repaired_metrics(dir, &state)?;
     }
+    let mut notes = vec![];
+    let card = if lr.is_some() || total_steps.is_some() {
+        let card = dir.amend_locked(lr, total_steps)?;
+        notes.push(format!("run.toml now trains to step {} at learning rate {}", card.total_steps, card.agent.lr()));
+        card
+    } else {
+        card
+    };
     let agent = card.agent.clone();
-    let mut session = Session::open(dir, card, &device, &mut on_progress)?;
+    let mut session = Session::open(dir, card, &device, &mut on_progress, notes)?;
     match agent {
         AgentCard::Dqn(config) => dqn::train(&mut session, config)?,
         AgentCard::A2c(config) => a2c::train(&mut session, config)?,
@@ -113,8 +131,9 @@ impl<'a> Session<'a> {
         card: RunCard,
         device: &Device,
         on_progress: &'a mut dyn FnMut(&Progress),
+        mut notes: Vec<String>,
     ) -> Result<Self, TrainError> {
-        let note = dir.restore_index()?;
+        notes.extend(dir.restore_index()?);
         let (state, resumed) = match dir.latest()? {
             Some(mut s) => {
                 s.resumes += 1;
@@ -134,7 +153,7 @@ impl<'a> Session<'a> {
             .append(true)
             .open(dir.metrics_path())
             .map_err(|e| RunError::File { path: dir.metrics_path(), message: e.to_string() })?;
-        let progress = Progress { total_steps: card.total_steps, step: state.step, note, ..Progress::default() };
+        let progress = Progress { total_steps: card.total_steps, step: state.step, notes, ..Progress::default() };
         let curve = read_curve(dir);
         let tensorboard = EventWriter::create(&dir.root.join("tensorboard"))
             .map_err(|e| RunError::File { path: dir.root.join("tensorboard"), message: e.to_string() })?;
@@ -244,7 +263,7 @@ impl<'a> Session<'a> {
         self.progress.step = self.state.step;
         self.progress.steps_per_sec = self.steps_per_sec();
         (self.on_progress)(&self.progress);
-        self.progress.note = None;
+        self.progress.notes.clear();
     }
 
     /// Reads and checks a file of the checkpoint being resumed.
@@ -310,6 +329,14 @@ fn refuse_to_start_over(dir: &RunDir) -> Result<(), RunError> {
 /// row that does not parse, episode numbers that skip or repeat, fewer rows than the checkpoint's episodes — is
 /// refused with the line to fix, and the file is left as it was.
 fn truncate_metrics(dir: &RunDir, state: &TrainerState) -> Result<(), RunError> {
+    if let Some(text) = repaired_metrics(dir, state)? {
+        crate::run::write_bytes(&dir.metrics_path(), text.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// What `metrics.csv` becomes when cut back to `state` (`None`: it is right as it is), or why it cannot be.
+fn repaired_metrics(dir: &RunDir, state: &TrainerState) -> Result<Option<String>, RunError> {
     let path = dir.metrics_path();
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
@@ -369,10 +396,7 @@ fn truncate_metrics(dir: &RunDir, state: &TrainerState) -> Result<(), RunError> 
             format!("the log ends after {kept} episodes, but the checkpoint counts {}", state.episodes),
         ));
     }
-    if out != text {
-        crate::run::write_bytes(&path, out.as_bytes())?;
-    }
-    Ok(())
+    Ok((out != text).then_some(out))
 }
 
 /// Removes the replay buffers and optimiser states of older checkpoints (large, and only the newest is resumed

@@ -215,6 +215,7 @@ impl Trajectory {
     /// Reads a trajectory written by [`Trajectory::save`], checking every tensor's shape against the others.
     pub fn load(path: &Path) -> Result<Self, TrajectoryError> {
         let err = |message: String| TrajectoryError::File { path: path.display().to_string(), message };
+        xrl_render::check_input(path).map_err(|e| err(e.to_string()))?;
         let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read it ({e})")))?;
         let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| {
             err(format!("not a safetensors file ({e}); give a trajectory.safetensors written by xrl explain"))

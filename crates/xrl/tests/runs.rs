@@ -117,7 +117,7 @@ fn damaged_or_mismatched_checkpoints_are_refused_with_the_reason() {
     std::fs::write(&weights, &good[..good.len() / 3]).unwrap();
     assert!(dir.load_latest_online(&c, &device).err().unwrap().to_string().contains("checksum"));
     let err = load_weights(&c.net, &weights, good[..good.len() / 3].to_vec(), &device).err().unwrap().to_string();
-    assert!(err.contains("not a readable safetensors file"), "{err}");
+    assert!(err.contains("does not load into the network run.toml describes"), "{err}");
     // Weights of another architecture name the tensors that do not fit.
     let mut other = c.net.clone();
     other.torso = Torso::Mlp { hidden: vec![16, 16] };
@@ -258,7 +258,7 @@ fn a_lost_checkpoint_index_is_rebuilt_from_the_checkpoints_or_refused() {
     assert_eq!(dir.latest().unwrap().as_ref(), Some(&committed));
     dir.amend(None, Some(3_000)).unwrap();
     let mut notes = vec![];
-    let s = train(&dir, &flex, |p| notes.extend(p.note.clone())).unwrap();
+    let s = train(&dir, &flex, |p| notes.extend(p.notes.clone())).unwrap();
     assert_eq!(s.step, 3_000);
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert!(notes[0].contains("was missing; rebuilt it") && notes[0].contains("step-0000002000"), "{notes:?}");

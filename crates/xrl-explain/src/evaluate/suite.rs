@@ -115,6 +115,7 @@ pub fn run(job: &EvaluateJob) -> Result<Report, ExplainError> {
         ));
     }
     job.options.validate()?;
+    crate::job::refuse_results(&job.out, "evaluate.json")?;
     let len: usize = spec.obs_shape.iter().product();
     let mut notes = vec![];
     let (obs, frames, source, states) = match &job.source {
@@ -173,6 +174,7 @@ pub fn run(job: &EvaluateJob) -> Result<Report, ExplainError> {
         reports.push(evaluate_method(&subject, method.as_ref(), &config, env.as_mut(), world)?);
     }
     let random_map = evaluate_method(&subject, &RandomMap { seed: config.seed }, &config, env.as_mut(), world)?;
+    crate::job::ensure_dir(&job.out)?;
     let files = write_outputs(job, &reports, &random_map)?;
     let report = Report {
         version: REPORT_VERSION,

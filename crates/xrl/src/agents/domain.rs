@@ -64,8 +64,8 @@ impl DqnConfig {
             c.positive("loss.delta", delta.into(), "Huber's δ; 1");
         }
         if let Some(r) = &self.recurrent {
-            c.at_least("recurrent.frames", r.frames, 2, "DRQN needs at least two frames");
-            c.at_least("recurrent.core.hidden", r.core.hidden, 1, "units of the LSTM");
+            c.between("recurrent.frames", r.frames, 2, 1_024, "DRQN needs at least two frames; seed 002's 4");
+            c.between("recurrent.core.hidden", r.core.hidden, 1, 65_536, "units of the LSTM; 128 by default");
         }
         c.finish()
     }
@@ -84,7 +84,7 @@ impl A2cConfig {
         c.within("rmsprop_alpha", self.rmsprop_alpha.into(), 0.0, 1.0, false, "0.99");
         c.positive("rmsprop_epsilon", self.rmsprop_epsilon.into(), "1e-5");
         if let Some(core) = &self.core {
-            c.at_least("core.hidden", core.hidden, 1, "units of the core");
+            c.between("core.hidden", core.hidden, 1, 65_536, "units of the core; 128 by default");
         }
         c.finish()
     }
