@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 /// The trunk of a network.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Torso {
     /// Fully connected layers of the given widths, ReLU after each.
     Mlp { hidden: Vec<usize> },
@@ -51,6 +51,7 @@ pub enum CoreKind {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Core {
     pub kind: CoreKind,
     pub hidden: usize,
@@ -65,6 +66,7 @@ pub struct RecurrentState {
 
 /// Everything needed to rebuild a network (stored in `run.toml`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NetSpec {
     /// Observation shape, e.g. `[4]` or `[4, 10, 10]`.
     pub obs_shape: Vec<usize>,

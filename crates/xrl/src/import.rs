@@ -146,7 +146,15 @@ pub fn import(
             if let Some(k) = key {
                 store = store.with_top_level_key(k);
             }
-            net.load_from(&mut store).map_err(|e| invalid(file, format!("cannot read PyTorch weights: {e}")))?
+            net.load_from(&mut store).map_err(|e| {
+                invalid(
+                    file,
+                    format!(
+                        "cannot read PyTorch weights ({e}); give a `torch.save(model.state_dict())` file (.pt, .pth), \
+                         or --format safetensors / sb3 for those files"
+                    ),
+                )
+            })?
         }
         Format::Safetensors => {
             let mut store = SafetensorsStore::from_file(file)
@@ -156,7 +164,15 @@ pub fn import(
             for (from, to) in arch.renames() {
                 store = store.with_key_remapping(format!("^{}", regex_escape(from)), to.to_string());
             }
-            net.load_from(&mut store).map_err(|e| invalid(file, format!("cannot read safetensors weights: {e}")))?
+            net.load_from(&mut store).map_err(|e| {
+                invalid(
+                    file,
+                    format!(
+                        "cannot read safetensors weights ({e}); is it a safetensors file? A `torch.save` file is \
+                         --format pytorch"
+                    ),
+                )
+            })?
         }
     };
     // SB3 also saves its target network; only the online one is read.

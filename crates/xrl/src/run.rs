@@ -139,6 +139,15 @@ impl RunCard {
     /// random warm-up is the whole run never updates).
     pub fn warnings(&self) -> Vec<String> {
         let mut out = vec![];
+        let version = |v: &str| v.split('.').map(|p| p.parse::<u64>().unwrap_or(0)).collect::<Vec<_>>();
+        if version(&self.xrl_version) > version(env!("CARGO_PKG_VERSION")) {
+            out.push(format!(
+                "run.toml was written by xrl {}, newer than this xrl {}: settings it does not know would be refused; \
+                 use that version or newer",
+                self.xrl_version,
+                env!("CARGO_PKG_VERSION")
+            ));
+        }
         if let AgentCard::Dqn(c) = &self.agent {
             let steps = self.total_steps;
             if c.learning_starts >= steps {
@@ -238,6 +247,7 @@ impl TrainerState {
         let stem_ok =
             |s: &str| s.strip_prefix("step-").is_some_and(|d| d.len() == 10 && d.bytes().all(|b| b.is_ascii_digit()));
         stem_ok(&self.stem)
+            && self.stem == format!("step-{:010}", self.step)
             && self
                 .checksums
                 .keys()
@@ -530,7 +540,11 @@ impl RunDir {
         let bytes = std::fs::read(path).map_err(|e| file_err(path, format!("cannot read checkpoint file: {e}")))?;
         match state.checksums.get(&file_name(path)) {
             Some(&crc) if crc == crc32fast::hash(&bytes) => Ok(bytes),
-            Some(_) => Err(file_err(path, "checksum mismatch: the file was damaged after it was written")),
+            Some(_) => Err(file_err(
+                path,
+                "checksum mismatch: the file was damaged after it was written; restore it from a backup or another \
+                 copy of the run (nothing was changed)",
+            )),
             None => Err(file_err(path, "not listed in checkpoints/latest.json")),
         }
     }
@@ -628,7 +642,18 @@ pub fn check_applied(
     ignore: &[&str],
 ) -> Result<(), RunError> {
     if result.applied.is_empty() {
-        return Err(file_err(path, format!("the file holds no tensors of {what} (is it a state dict?)")));
+        let names: Vec<&str> = result.unused.iter().map(String::as_str).take(6).collect();
+        let nested = names.iter().any(|n| n.contains('.') && !n.starts_with("network") && !n.starts_with("q_net"));
+        let hint = if nested {
+            format!(
+                "; its tensors are named {} …: if they are nested under a key (e.g. `state_dict.` or `model.`), \
+                 pass --key with that key, or choose the --arch whose names these are",
+                names.join(", ")
+            )
+        } else {
+            " (is it a state dict of this --arch?)".to_string()
+        };
+        return Err(file_err(path, format!("the file holds no tensors of {what}{hint}")));
     }
     let unused: Vec<&str> =
         result.unused.iter().map(String::as_str).filter(|u| !ignore.iter().any(|i| u.starts_with(i))).collect();

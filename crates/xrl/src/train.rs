@@ -137,7 +137,7 @@ impl<'a> Session<'a> {
         let (state, resumed) = match dir.latest()? {
             Some(mut s) => {
                 s.resumes += 1;
-                truncate_metrics(dir, &s)?;
+                notes.extend(truncate_metrics(dir, &s)?);
                 (s, true)
             }
             None => {
@@ -315,6 +315,16 @@ fn refuse_to_start_over(dir: &RunDir) -> Result<(), RunError> {
     if checkpoints == 0 && rows == 0 {
         return Ok(());
     }
+    if checkpoints == 0 {
+        return Err(RunError::File {
+            path: dir.metrics_path(),
+            message: format!(
+                "the run has no checkpoint yet (it was stopped before its first), but {rows} episodes are logged here \
+                 and a fresh start would write over them; nothing was changed. Move metrics.csv aside to start the \
+                 run over, or train into a new --out"
+            ),
+        });
+    }
     Err(RunError::File {
         path: dir.checkpoints().join("latest.json"),
         message: format!(
@@ -328,11 +338,18 @@ fn refuse_to_start_over(dir: &RunDir) -> Result<(), RunError> {
 /// dropped (they are played again), and so is a half-written last line (a killed write). Any other damage — a
 /// row that does not parse, episode numbers that skip or repeat, fewer rows than the checkpoint's episodes — is
 /// refused with the line to fix, and the file is left as it was.
-fn truncate_metrics(dir: &RunDir, state: &TrainerState) -> Result<(), RunError> {
-    if let Some(text) = repaired_metrics(dir, state)? {
-        crate::run::write_bytes(&dir.metrics_path(), text.as_bytes())?;
-    }
-    Ok(())
+fn truncate_metrics(dir: &RunDir, state: &TrainerState) -> Result<Option<String>, RunError> {
+    let Some(text) = repaired_metrics(dir, state)? else { return Ok(None) };
+    let before = std::fs::read_to_string(dir.metrics_path()).map(|t| t.lines().count()).unwrap_or(0);
+    crate::run::write_bytes(&dir.metrics_path(), text.as_bytes())?;
+    let dropped = before.saturating_sub(text.lines().count());
+    Ok((dropped > 0).then(|| {
+        format!(
+            "metrics.csv: {dropped} line(s) after the checkpoint at step {} removed (episodes after it are played \
+             again; a half-written line is a killed write)",
+            state.step
+        )
+    }))
 }
 
 /// What `metrics.csv` becomes when cut back to `state` (`None`: it is right as it is), or why it cannot be.
