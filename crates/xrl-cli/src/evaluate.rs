@@ -39,6 +39,10 @@ pub struct EvaluateArgs {
     /// Where the network runs: cpu (default), or ndarray / cuda[:N] in a binary built with that cargo feature.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Action agreement removes cells by ROAD's noisy linear imputation (Rong et al. 2022; σ 0.01) instead of
+    /// zeroing them (on MinAtar, zero is "the object is gone").
+    #[arg(long)]
+    road: bool,
     #[command(flatten)]
     method: MethodArgs,
 }
@@ -67,6 +71,7 @@ pub fn evaluate(a: &EvaluateArgs) -> Result<()> {
         options_given: given,
         target: a.target.parse()?,
         config: None,
+        road_imputation: a.road,
         seed: a.seed,
         out: a.out.clone(),
     };

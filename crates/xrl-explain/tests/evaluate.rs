@@ -5,7 +5,7 @@
 use std::path::Path;
 use xrl::burn::tensor::Device;
 use xrl::nn::{HeadKind, Net, NetSpec, Torso};
-use xrl_explain::evaluate::deletion::{AgreementConfig, CurveScore, DeletionConfig, auc};
+use xrl_explain::evaluate::deletion::{AgreementConfig, CurveScore, DeletionConfig, Replacement, auc, impute};
 use xrl_explain::evaluate::faithfulness::FaithfulnessConfig;
 use xrl_explain::evaluate::similarity::pearson_f64 as pearson;
 use xrl_explain::evaluate::{Subject, cell_maps, ranked};
@@ -177,7 +177,7 @@ fn measures_and_ranks_on_hand_made_maps() {
     assert_eq!(cell_maps(&layer, [1, 4, 4])[..8], [1.0, 1.0, 2.0, 2.0, 1.0, 1.0, 2.0, 2.0]);
 }
 
-/// Quantus 0.6's FaithfulnessCorrelation and PixelFlipping, and Captum 0.8's infidelity (normalised) and sensitivity_max, on the
+/// Quantus 0.6's FaithfulnessCorrelation, PixelFlipping and ROAD (its imputation too), and Captum 0.8's infidelity (normalised) and sensitivity_max, on the
 /// same network, frames, maps and perturbations (fixtures/make_quantus_captum_eval_fixture.py).
 #[test]
 fn faithfulness_infidelity_and_sensitivity_agree_with_quantus_and_captum() {
@@ -232,6 +232,43 @@ fn faithfulness_infidelity_and_sensitivity_agree_with_quantus_and_captum() {
         let curve = deletion.run(&one, &map).unwrap().deletion.mean;
         close(&curve[1..], &f64s(&fx["pixel_flipping"][i]), "pixel flipping (Quantus)");
     }
+    // ROAD's noisy linear imputation (noise 0) value for value, then the ROAD curve on |maps| against the greedy
+    // actions: xrl's action agreement with that replacement.
+    let im = &fx["imputation"];
+    let frame2 = floats(&im["frame"]);
+    let gone: Vec<usize> = im["removed"].as_array().unwrap().iter().map(|i| i.as_u64().unwrap() as usize).collect();
+    let mut rng = <rand_xoshiro::Xoshiro256PlusPlus as rand::SeedableRng>::seed_from_u64(0);
+    let ours = impute(&frame2, [2, 10, 10], &gone, 0.0, &mut rng);
+    let theirs = floats(&im["values"]);
+    assert!(ours.iter().zip(&theirs).all(|(a, b)| (a - b).abs() < 1e-5), "imputation differs from Quantus'");
+    let greedy_targets: Vec<Target> =
+        fx["road"]["greedy"].as_array().unwrap().iter().map(|t| Target::Action(t.as_u64().unwrap() as usize)).collect();
+    let road_subject = Subject::new(&net, inputs, &greedy_targets).unwrap();
+    assert_eq!(
+        road_subject.greedy(&obs),
+        greedy_targets
+            .iter()
+            .map(|t| match t {
+                Target::Action(a) => *a,
+                _ => 0,
+            })
+            .collect::<Vec<_>>()
+    );
+    let abs_maps = Attribution { maps: maps.maps.iter().map(|v| v.abs()).collect(), ..maps.clone() };
+    let road = AgreementConfig {
+        percents: (1..100).step_by(2).collect(),
+        ks: vec![1],
+        replacement: Replacement::Imputed { noise: 0.0 },
+    }
+    .run(&road_subject, &abs_maps, 0)
+    .unwrap();
+    let quantus_road: Vec<f64> = fx["road"]["percentages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| fx["road"]["values"][p.as_u64().unwrap().to_string()].as_f64().unwrap())
+        .collect();
+    close(&road.top_percent, &quantus_road, "ROAD (Quantus)");
     let grad = Gradient { kind: GradientKind::Vanilla, budget: Default::default() };
     let own = subject.maps(&grad).unwrap();
     let sens = config.max_sensitivity_on(&subject, &grad, &own, &floats(&fx["sensitivity_max"]["noise"])).unwrap();

@@ -30,6 +30,114 @@ pub enum Replacement {
     Zero,
     /// The frame blurred (σ in cells; RISE's insertion start is a σ 5 blur of the image).
     Blur { sigma: f32 },
+    /// ROAD's noisy linear imputation (Rong et al. 2022; Quantus' `noisy_linear_imputation`): each removed cell
+    /// becomes the weighted mean of its eight neighbours (1/6 across, 1/12 diagonally; removed neighbours are
+    /// unknowns too, so the removed region is filled by one linear system), plus Gaussian noise of this σ. Removal
+    /// then leaves no "hole" for the network to notice, only missing information. Deletion and action agreement
+    /// only (there is nothing to impute from when every cell is gone).
+    Imputed { noise: f32 },
+}
+
+/// ROAD's noisy linear imputation of the cells `removed` (positions `y·W + x`) of one frame `[c, h, w]`: the
+/// system s_i·v_i − Σ_removed w_ij·v_j = Σ_kept w_ik·x_k per channel (s_i the weight of i's in-frame neighbours),
+/// symmetric and positive definite while one cell is kept, solved by conjugate gradients; then `noise`·N(0, 1)
+/// from `rng` on each imputed value.
+pub fn impute(
+    x: &[f32],
+    [c, h, w]: [usize; 3],
+    removed: &[usize],
+    noise: f32,
+    rng: &mut Xoshiro256PlusPlus,
+) -> Vec<f32> {
+    use rand_distr::{Distribution, StandardNormal};
+    const OFFSETS: [(isize, isize, f64); 8] = [
+        (1, 1, 1.0 / 12.0),
+        (0, 1, 1.0 / 6.0),
+        (-1, 1, 1.0 / 12.0),
+        (1, -1, 1.0 / 12.0),
+        (0, -1, 1.0 / 6.0),
+        (-1, -1, 1.0 / 12.0),
+        (1, 0, 1.0 / 6.0),
+        (-1, 0, 1.0 / 6.0),
+    ];
+    let cells = h * w;
+    let mut var = vec![usize::MAX; cells];
+    for (k, &j) in removed.iter().enumerate() {
+        var[j] = k;
+    }
+    let n = removed.len();
+    // Each unknown's in-frame neighbours: (cell, weight); s_i their total weight.
+    let neighbours: Vec<Vec<(usize, f64)>> = removed
+        .iter()
+        .map(|&j| {
+            let (y, x0) = ((j / w) as isize, (j % w) as isize);
+            OFFSETS
+                .iter()
+                .filter_map(|&(dy, dx, wt)| {
+                    let (yy, xx) = (y + dy, x0 + dx);
+                    (yy >= 0 && xx >= 0 && yy < h as isize && xx < w as isize)
+                        .then(|| (yy as usize * w + xx as usize, wt))
+                })
+                .collect()
+        })
+        .collect();
+    let diag: Vec<f64> = neighbours.iter().map(|nb| nb.iter().map(|(_, wt)| wt).sum()).collect();
+    let apply = |v: &[f64], out: &mut [f64]| {
+        for i in 0..n {
+            let mut acc = diag[i] * v[i];
+            for &(cell, wt) in &neighbours[i] {
+                if var[cell] != usize::MAX {
+                    acc -= wt * v[var[cell]];
+                }
+            }
+            out[i] = acc;
+        }
+    };
+    let mut out = x.to_vec();
+    for ch in 0..c {
+        let plane = &x[ch * cells..(ch + 1) * cells];
+        let b: Vec<f64> = neighbours
+            .iter()
+            .map(|nb| {
+                nb.iter()
+                    .filter(|(cell, _)| var[*cell] == usize::MAX)
+                    .map(|&(cell, wt)| wt * f64::from(plane[cell]))
+                    .sum()
+            })
+            .collect();
+        // Conjugate gradients from zero, to a residual of 1e-12 of the right-hand side (or n + 50 steps).
+        let (mut v, mut r) = (vec![0.0; n], b.clone());
+        let mut p = r.clone();
+        let mut ap = vec![0.0; n];
+        let b2: f64 = b.iter().map(|x| x * x).sum();
+        let mut rr: f64 = r.iter().map(|x| x * x).sum();
+        for _ in 0..n + 50 {
+            if rr <= 1e-24 * b2.max(1e-300) {
+                break;
+            }
+            apply(&p, &mut ap);
+            let pap: f64 = p.iter().zip(&ap).map(|(a, b)| a * b).sum();
+            if pap <= 0.0 {
+                break;
+            }
+            let alpha = rr / pap;
+            for i in 0..n {
+                v[i] += alpha * p[i];
+                r[i] -= alpha * ap[i];
+            }
+            let next: f64 = r.iter().map(|x| x * x).sum();
+            let beta = next / rr;
+            rr = next;
+            for i in 0..n {
+                p[i] = r[i] + beta * p[i];
+            }
+        }
+        for (k, &j) in removed.iter().enumerate() {
+            let e: f64 = if noise > 0.0 { StandardNormal.sample(rng) } else { 0.0 };
+            out[ch * cells + j] = (v[k] + f64::from(noise) * e) as f32;
+        }
+    }
+    out
 }
 
 impl Replacement {
@@ -38,8 +146,15 @@ impl Replacement {
         match self {
             Replacement::Zero => vec![0.0; frame_values.len()],
             Replacement::Blur { sigma } => crate::blur(frame_values, c, h, w, *sigma),
+            // Imputation depends on which cells are gone; its callers impute each row themselves.
+            Replacement::Imputed { .. } => frame_values.to_vec(),
         }
     }
+}
+
+/// The noise stream of row `r` (imputation noise does not depend on the order rows are made in).
+fn row_stream(seed: u64, r: usize) -> Xoshiro256PlusPlus {
+    Xoshiro256PlusPlus::seed_from_u64(seed ^ (r as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
 /// What a curve follows.
@@ -162,9 +277,22 @@ impl DeletionConfig {
         let n = subject.count();
         let x = subject.inputs.values;
         let replacement = if insert { self.insertion } else { self.deletion };
+        if insert && matches!(replacement, Replacement::Imputed { .. }) {
+            return Err(ExplainError::Invalid(
+                "insertion cannot start from an imputed frame (there is nothing left to impute from); use zero or \
+                 blur"
+                    .into(),
+            ));
+        }
         let fills: Vec<Vec<f32>> = (0..n).map(|i| replacement.of(&x[i * len..(i + 1) * len], frame)).collect();
         let fill = |r: usize, out: &mut [f32]| {
             let (i, p) = (r / points, r % points);
+            if let Replacement::Imputed { noise } = replacement {
+                let gone = &orders[i][..(p * step).min(cells)];
+                let mut rng = row_stream(self.seed, r);
+                out.copy_from_slice(&impute(&x[i * len..(i + 1) * len], frame, gone, noise, &mut rng));
+                return;
+            }
             let (original, replaced) = (&x[i * len..(i + 1) * len], fills[i].as_slice());
             // Deletion: the frame with the first p·step cells replaced; insertion: the replacement with them back.
             let (base, source) = if insert { (replaced, original) } else { (original, replaced) };
@@ -286,7 +414,7 @@ impl AgreementConfig {
             // sets(i): the cell sets removed from frame i, one per point.
             let per: Vec<Vec<Vec<usize>>> = (0..subject.count()).map(sets).collect();
             let points = per[0].len();
-            let changed = self.greedy_after(subject, &per)?;
+            let changed = self.greedy_after(subject, &per, seed)?;
             for p in 0..points {
                 let same = (0..subject.count()).filter(|&i| changed[i * points + p] == base[i]).count();
                 out.push(same as f64 / subject.count() as f64);
@@ -301,7 +429,7 @@ impl AgreementConfig {
     }
 
     /// The greedy action of every frame with each of its cell sets removed, frame-major.
-    fn greedy_after(&self, subject: &Subject, sets: &[Vec<Vec<usize>>]) -> Result<Vec<usize>, ExplainError> {
+    fn greedy_after(&self, subject: &Subject, sets: &[Vec<Vec<usize>>], seed: u64) -> Result<Vec<usize>, ExplainError> {
         let frame = subject.frame();
         let len = subject.inputs.len();
         let x = subject.inputs.values;
@@ -310,6 +438,11 @@ impl AgreementConfig {
         let fills: Vec<Vec<f32>> = (0..n).map(|i| self.replacement.of(&x[i * len..(i + 1) * len], frame)).collect();
         let fill = |r: usize, out: &mut [f32]| {
             let (i, p) = (r / points, r % points);
+            if let Replacement::Imputed { noise } = self.replacement {
+                let mut rng = row_stream(seed, r);
+                out.copy_from_slice(&impute(&x[i * len..(i + 1) * len], frame, &sets[i][p], noise, &mut rng));
+                return;
+            }
             out.copy_from_slice(&x[i * len..(i + 1) * len]);
             for &j in &sets[i][p] {
                 super::set_cell(out, frame, j, &fills[i]);

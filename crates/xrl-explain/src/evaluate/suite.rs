@@ -56,6 +56,9 @@ pub struct EvaluateJob {
     pub target: TargetSpec,
     /// `None`: [`SuiteConfig::for_frame`] with `seed`.
     pub config: Option<SuiteConfig>,
+    /// Action agreement removes cells by ROAD's noisy linear imputation (σ 0.01, Quantus' default) instead of
+    /// zeroing them (MinAtar's "object removed"); applied to the default config.
+    pub road_imputation: bool,
     pub seed: u64,
     pub out: PathBuf,
 }
@@ -153,7 +156,10 @@ pub fn run(job: &EvaluateJob) -> Result<Report, ExplainError> {
     let targets = job.target.resolve(&greedy);
     let subject = Subject::new(&net, inputs, &targets)?;
     let frame = subject.frame();
-    let config = job.config.clone().unwrap_or_else(|| SuiteConfig::for_frame(frame, job.seed));
+    let mut config = job.config.clone().unwrap_or_else(|| SuiteConfig::for_frame(frame, job.seed));
+    if job.road_imputation {
+        config.agreement.replacement = super::deletion::Replacement::Imputed { noise: 0.01 };
+    }
     let methods = if job.methods.is_empty() { crate::job::default_methods(&net) } else { job.methods.clone() };
     MethodOptions::refuse_unused(&methods, &job.options_given)?;
     let hw = inputs.image().map(|[_, h, w]| [h, w]);
