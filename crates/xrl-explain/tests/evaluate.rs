@@ -309,7 +309,8 @@ fn interventions_find_the_object_the_network_reads() {
     }
     expected.extend(["brick row 1 remove", "brick row 2 remove", "brick row 3 remove"].map(String::from));
     assert_eq!(names, expected);
-    assert!(interventions("MinAtar/Asterix-v0", &doc).unwrap_err().to_string().contains("Breakout"));
+    // Every MinAtar game has a list; other games have none.
+    assert!(interventions("CartPole-v1", &doc).unwrap_err().to_string().contains("MinAtar games"));
     // Q0 = Σ of the brick channel (3) over row 1 (10 at the start); Q1 = 5.
     let spec = NetSpec::new(vec![4, 10, 10], 2, Torso::Mlp { hidden: vec![1] }, HeadKind::Q);
     let net = net_with(&spec, |name, shape| {
@@ -343,4 +344,327 @@ fn interventions_find_the_object_the_network_reads() {
     assert_eq!((rows.count, rows.spearman, rows.p_value), (3, 1.0, 0.0));
     assert!((rows.slope - 1.0).abs() < 1e-12, "{rows:?}");
     assert_eq!(r.skipped, 0);
+}
+
+/// One intervention as the state predicts it: its name, the cells (row, column) it may change — the object's cells
+/// where it was and where it goes, trails included — and its main cell: (channel, old cell, new cell of a move).
+struct Predicted {
+    name: String,
+    row: i64,
+    cells: Vec<[i64; 2]>,
+    main: (usize, [i64; 2], Option<[i64; 2]>),
+}
+
+/// Resets `id` with `seed` and steps it with `actions` (cycled) until `ready` holds for its state document, for at
+/// most `steps` steps; None if the episode ends first or `ready` never holds.
+fn play_until(
+    id: &str,
+    seed: u64,
+    actions: &[usize],
+    steps: usize,
+    ready: impl Fn(&serde_json::Value) -> bool,
+) -> Option<Box<dyn xrl::env::Env>> {
+    let mut env = xrl::env::make(id).unwrap();
+    env.reset(Some(seed));
+    for t in 0..steps {
+        if ready(&env.state()) {
+            return Some(env);
+        }
+        if env.step(&xrl::env::Action::Discrete(actions[t % actions.len()])).unwrap().terminated {
+            return None;
+        }
+    }
+    None
+}
+
+/// The interventions' names are exactly the predicted ones, in order, and each edited document is accepted and
+/// changes the observation only on the object's predicted cells, its main cell emptied (or moved) on its channel.
+/// `shared(channel, cell)`: another object of the channel is on that cell, so it stays set.
+fn check_edits(
+    env: &mut dyn xrl::env::Env,
+    list: &[xrl_explain::evaluate::counterfactual::Intervention],
+    predicted: &[Predicted],
+    shared: impl Fn(usize, [i64; 2]) -> bool,
+) {
+    let names: Vec<String> = list.iter().map(|i| format!("{} {}", i.object, i.edit)).collect();
+    let expected: Vec<String> = predicted.iter().map(|p| p.name.clone()).collect();
+    assert_eq!(names, expected);
+    let before = env.obs().to_vec();
+    let channels = before.len() / 100;
+    let at = |o: &[f32], c: usize, [y, x]: [i64; 2]| o[c * 100 + (y * 10 + x) as usize];
+    for (iv, p) in list.iter().zip(predicted) {
+        env.set_state(&iv.doc).unwrap_or_else(|e| panic!("{}: {e}", p.name));
+        let after = env.obs();
+        let changed: Vec<[i64; 2]> = (0..100i64)
+            .map(|j| [j / 10, j % 10])
+            .filter(|&cell| (0..channels).any(|c| at(&before, c, cell) != at(after, c, cell)))
+            .collect();
+        assert!(!changed.is_empty(), "{}: nothing changed", p.name);
+        assert!(changed.iter().all(|c| p.cells.contains(c)), "{}: changed {changed:?}, object {:?}", p.name, p.cells);
+        let (c, old, new) = p.main;
+        assert_eq!(at(&before, c, old), 1.0, "{}: the object is not where the state says", p.name);
+        assert_eq!(at(after, c, old), if shared(c, old) { 1.0 } else { 0.0 }, "{}", p.name);
+        if let Some(new) = new {
+            assert_eq!(at(after, c, new), 1.0, "{}", p.name);
+        }
+    }
+}
+
+/// A Q network over `shape` frames: Q0 = Σ `weights` (cell index of the flat frame, weight) of the frame, Q1 = 0.5.
+fn reads(shape: &[usize], weights: &[(usize, f32)]) -> Net {
+    let spec = NetSpec::new(shape.to_vec(), 2, Torso::Mlp { hidden: vec![1] }, HeadKind::Q);
+    net_with(&spec, |name, s| {
+        let mut v = vec![0.0; s.iter().product()];
+        match name {
+            "torso.fc.0.weight" => weights.iter().for_each(|&(i, w)| v[i] = w),
+            "head.out.weight" => v[0] = 1.0,
+            "head.out.bias" => v[1] = 0.5,
+            _ => {}
+        }
+        v
+    })
+}
+
+fn int(v: &serde_json::Value) -> i64 {
+    v.as_i64().unwrap()
+}
+
+/// Asterix: the player moved ±2 columns, each enemy and gold piece removed (its slot emptied) and moved ±2 columns.
+/// A network that counts the gold on one row responds to that gold's removal only, and the gradient's mass is on
+/// that row.
+#[test]
+fn asterix_interventions_move_the_player_and_remove_or_move_each_entity() {
+    use xrl_explain::evaluate::counterfactual::{interventions, run};
+    let id = "MinAtar/Asterix-v0";
+    let slots = |d: &serde_json::Value| d["game"]["entities"].as_array().unwrap().clone();
+    let has = |d: &serde_json::Value, gold: bool| slots(d).iter().any(|e| !e.is_null() && e["gold"] == gold);
+    // Up and down on the player's column, so that both kinds appear.
+    let mut env = (0..40)
+        .find_map(|seed| play_until(id, seed, &[2, 0, 4, 0], 200, |d| has(d, true) && has(d, false)))
+        .expect("a frame with an enemy and a piece of gold");
+    let doc = env.state();
+    let g = &doc["game"];
+    let (px, py) = (int(&g["player_x"]), int(&g["player_y"]));
+    let mut predicted = vec![];
+    for dx in [-2i64, 2] {
+        if (0..10).contains(&(px + dx)) {
+            let cells = vec![[py, px], [py, px + dx]];
+            predicted.push(Predicted {
+                name: format!("player move {dx:+}"),
+                row: py,
+                cells,
+                main: (0, [py, px], Some([py, px + dx])),
+            });
+        }
+    }
+    for (i, e) in slots(&doc).iter().enumerate().filter(|(_, e)| !e.is_null()) {
+        let (r, x, right, gold) = (i as i64 + 1, int(&e["x"]), e["right"] == true, e["gold"] == true);
+        let (kind, c) = if gold { ("gold", 3) } else { ("enemy", 1) };
+        let trail = |x: i64| if right { x - 1 } else { x + 1 };
+        let here = vec![[r, x], [r, trail(x)]];
+        predicted.push(Predicted {
+            name: format!("{kind} ({r}, {x}) remove"),
+            row: r,
+            cells: here.clone(),
+            main: (c, [r, x], None),
+        });
+        for dx in [-2i64, 2] {
+            if (0..10).contains(&(x + dx)) {
+                predicted.push(Predicted {
+                    name: format!("{kind} ({r}, {x}) move {dx:+}"),
+                    row: r,
+                    cells: [here.clone(), vec![[r, x + dx], [r, trail(x + dx)]]].concat(),
+                    main: (c, [r, x], Some([r, x + dx])),
+                });
+            }
+        }
+    }
+    let list = interventions(id, &doc).unwrap();
+    // One entity a row: no two objects share a cell on one channel.
+    check_edits(env.as_mut(), &list, &predicted, |_, _| false);
+    for iv in list.iter().filter(|iv| iv.edit == "remove") {
+        let row: usize = iv.object.split(['(', ',']).nth(1).unwrap().trim().parse().unwrap();
+        assert!(iv.doc["game"]["entities"][row - 1].is_null(), "{}", iv.object);
+    }
+    // Q0 = the gold on the row of the first gold piece (1 there), Q1 = 0.5.
+    let r = slots(&doc).iter().position(|e| !e.is_null() && e["gold"] == true).unwrap() as i64 + 1;
+    let net = reads(&[4, 10, 10], &(0..10).map(|x| (3 * 100 + r as usize * 10 + x, 1.0)).collect::<Vec<_>>());
+    env.set_state(&doc).unwrap();
+    let obs = env.obs().to_vec();
+    let targets = [Target::Q(0)];
+    let subject = Subject::new(&net, Inputs::new(&obs, &[4, 10, 10]).unwrap(), &targets).unwrap();
+    let grad = Gradient { kind: GradientKind::Vanilla, budget: Default::default() };
+    let maps = subject.maps(&grad).unwrap();
+    let result = run(&subject, env.as_mut(), std::slice::from_ref(&doc), &grad, &maps).unwrap();
+    assert_eq!(result.skipped, 0);
+    assert_eq!(result.effects.len(), predicted.len());
+    for (e, p) in result.effects.iter().zip(&predicted) {
+        let reads = e.kind == "gold" && e.edit == "remove" && p.row == r;
+        assert_eq!(e.effect, if reads { 1.0 } else { 0.0 }, "{e:?}");
+        assert_eq!(e.flipped, reads, "{e:?}");
+        // The map is 1 on row r's ten cells: ten times the frame's mean there, 0 elsewhere.
+        assert_eq!(e.mass, if p.row == r { 10.0 } else { 0.0 }, "{e:?}");
+    }
+    let kinds: Vec<&str> = result.kinds.iter().map(|k| k.kind.as_str()).collect();
+    assert!(kinds.contains(&"gold") && kinds.contains(&"enemy"), "{kinds:?}");
+}
+
+/// Freeway: the chicken moved ±1 row within rows 1–9, each car moved ±2 columns around its ring; never a removed
+/// car. A network reading the chicken's row responds by exactly 1 to each chicken move and to no car.
+#[test]
+fn freeway_interventions_move_the_chicken_and_each_car() {
+    use xrl_explain::evaluate::counterfactual::{interventions, run};
+    let id = "MinAtar/Freeway-v0";
+    // Up until the chicken is on the road, away from both ends, so that both of its moves exist.
+    let mut env = (0..40)
+        .find_map(|seed| play_until(id, seed, &[2], 200, |d| (2..=8).contains(&int(&d["game"]["chicken_y"]))))
+        .expect("a frame with the chicken on the road");
+    let doc = env.state();
+    let g = &doc["game"];
+    let cy = int(&g["chicken_y"]);
+    let mut predicted = vec![];
+    for dy in [-1i64, 1] {
+        predicted.push(Predicted {
+            name: format!("chicken move {dy:+}"),
+            row: cy,
+            cells: vec![[cy, 4], [cy + dy, 4]],
+            main: (0, [cy, 4], Some([cy + dy, 4])),
+        });
+    }
+    let cars = g["cars"].as_array().unwrap();
+    assert_eq!(cars.len(), 8);
+    for (i, car) in cars.iter().enumerate() {
+        let (r, x, s) = (i as i64 + 1, int(&car["x"]), int(&car["speed"]).signum());
+        let trail = |x: i64| (x - s).rem_euclid(10);
+        for dx in [-2i64, 2] {
+            let nx = (x + dx).rem_euclid(10);
+            predicted.push(Predicted {
+                name: format!("car ({r}, {x}) move {dx:+}"),
+                row: r,
+                cells: vec![[r, x], [r, trail(x)], [r, nx], [r, trail(nx)]],
+                main: (1, [r, x], Some([r, nx])),
+            });
+        }
+    }
+    let list = interventions(id, &doc).unwrap();
+    check_edits(env.as_mut(), &list, &predicted, |_, _| false);
+    // At the edges: no move onto the goal row 0 nor off the bottom; a car at column 9 wraps to 1.
+    let mut edge = doc.clone();
+    edge["game"]["chicken_y"] = 9.into();
+    edge["game"]["cars"][0]["x"] = 9.into();
+    let moves: Vec<String> =
+        interventions(id, &edge).unwrap().iter().map(|i| format!("{} {}", i.object, i.edit)).collect();
+    assert_eq!(moves[..3], ["chicken move -1", "car (1, 9) move -2", "car (1, 9) move +2"]);
+    assert_eq!(interventions(id, &edge).unwrap()[2].doc["game"]["cars"][0]["x"], 1);
+    edge["game"]["chicken_y"] = 1.into();
+    assert_eq!(interventions(id, &edge).unwrap()[0].edit, "move +1");
+    assert_eq!(interventions(id, &edge).unwrap().len(), 17);
+    // Q0 = the chicken's row (Σ y · chicken[y][x]), Q1 = 0.5: never flipped, since the chicken stays on rows ≥ 1.
+    let weights: Vec<(usize, f32)> = (0..100).map(|j| (j, (j / 10) as f32)).collect();
+    let net = reads(&[7, 10, 10], &weights);
+    env.set_state(&doc).unwrap();
+    let obs = env.obs().to_vec();
+    let targets = [Target::Q(0)];
+    let subject = Subject::new(&net, Inputs::new(&obs, &[7, 10, 10]).unwrap(), &targets).unwrap();
+    let grad = Gradient { kind: GradientKind::Vanilla, budget: Default::default() };
+    let maps = subject.maps(&grad).unwrap();
+    let result = run(&subject, env.as_mut(), std::slice::from_ref(&doc), &grad, &maps).unwrap();
+    assert_eq!(result.skipped, 0);
+    assert_eq!(result.effects.len(), 18);
+    for (e, p) in result.effects.iter().zip(&predicted) {
+        assert_eq!(e.effect, if e.kind == "chicken" { 1.0 } else { 0.0 }, "{e:?}");
+        assert!(!e.flipped, "{e:?}");
+        // The map is y on every cell of row y (mean 4.5): an object on row y has mass y / 4.5.
+        assert!((e.mass - p.row as f64 / 4.5).abs() < 1e-12, "{e:?}");
+    }
+    // The map (the same on the moved frames: the network is linear there) follows the chicken by one row.
+    for e in result.effects.iter().filter(|e| e.kind == "chicken") {
+        let dy = if e.edit == "move +1" { 1.0 } else { -1.0 };
+        assert!((e.follows.unwrap() - dy / 4.5).abs() < 1e-12, "{e:?}");
+    }
+}
+
+/// Seaquest: the sub moved ±2 columns, each fish, enemy sub, diver, bullet and enemy bullet removed. A network
+/// counting the fish on one row responds to removing a fish there only.
+#[test]
+fn seaquest_interventions_move_the_sub_and_remove_each_object() {
+    use xrl_explain::evaluate::counterfactual::{interventions, run};
+    let id = "MinAtar/Seaquest-v0";
+    let lists = [("fish", "fish", 5), ("enemy_subs", "enemy-sub", 6), ("divers", "diver", 9)];
+    let shots = [("bullets", "bullet", 2), ("enemy_bullets", "enemy-bullet", 4)];
+    let ready = |d: &serde_json::Value| {
+        lists.iter().chain(&shots).all(|(k, _, _)| !d["game"][k].as_array().unwrap().is_empty())
+    };
+    // Down into the water, then fire left and right.
+    let actions = [4, 4, 4, 5, 1, 5, 0, 5, 3, 5, 0, 5];
+    let mut env =
+        (0..200).find_map(|seed| play_until(id, seed, &actions, 200, ready)).expect("a frame with every object");
+    let doc = env.state();
+    let g = &doc["game"];
+    let (sx, sy, right) = (int(&g["sub_x"]), int(&g["sub_y"]), g["sub_right"] == true);
+    let back = |x: i64| if right { x - 1 } else { x + 1 };
+    let mut predicted = vec![];
+    for dx in [-2i64, 2] {
+        if (0..10).contains(&(sx + dx)) {
+            predicted.push(Predicted {
+                name: format!("sub move {dx:+}"),
+                row: sy,
+                cells: vec![[sy, sx], [sy, back(sx)], [sy, sx + dx], [sy, back(sx + dx)]],
+                main: (0, [sy, sx], Some([sy, sx + dx])),
+            });
+        }
+    }
+    for (key, kind, c) in lists.iter().chain(&shots) {
+        for m in g[key].as_array().unwrap() {
+            let (x, y) = (int(&m["x"]), int(&m["y"]));
+            let mut cells = vec![[y, x]];
+            if *c != 2 && *c != 4 {
+                // Fish, enemy subs and divers leave a trail behind them; bullets do not.
+                cells.push([y, if m["right"] == true { x - 1 } else { x + 1 }]);
+            }
+            predicted.push(Predicted {
+                name: format!("{kind} ({y}, {x}) remove"),
+                row: y,
+                cells,
+                main: (*c, [y, x], None),
+            });
+        }
+    }
+    // Two objects of one list on one cell: removing one leaves the cell set.
+    let shared = |c: usize, [y, x]: [i64; 2]| {
+        // The sub (channel 0) is alone on its channel.
+        lists.iter().chain(&shots).find(|l| l.2 == c).is_some_and(|(key, _, _)| {
+            g[key].as_array().unwrap().iter().filter(|m| int(&m["x"]) == x && int(&m["y"]) == y).count() > 1
+        })
+    };
+    let list = interventions(id, &doc).unwrap();
+    check_edits(env.as_mut(), &list, &predicted, shared);
+    // A removal takes out one element and keeps the others as they were (enemy subs their shot timers).
+    for iv in list.iter().filter(|iv| iv.edit == "remove") {
+        let (key, _, _) = lists.iter().chain(&shots).find(|l| iv.kind == l.1).unwrap();
+        let (was, now) = (g[key].as_array().unwrap(), iv.doc["game"][key].as_array().unwrap());
+        assert_eq!(now.len() + 1, was.len(), "{}", iv.object);
+        assert!(now.iter().all(|m| was.contains(m)), "{}", iv.object);
+    }
+    // Q0 = the fish on the row of the first fish, Q1 = 0.5.
+    let r = int(&g["fish"][0]["y"]);
+    let on_r = g["fish"].as_array().unwrap().iter().filter(|f| int(&f["y"]) == r).count();
+    let net = reads(&[10, 10, 10], &(0..10).map(|x| (5 * 100 + r as usize * 10 + x, 1.0)).collect::<Vec<_>>());
+    env.set_state(&doc).unwrap();
+    let obs = env.obs().to_vec();
+    let targets = [Target::Q(0)];
+    let subject = Subject::new(&net, Inputs::new(&obs, &[10, 10, 10]).unwrap(), &targets).unwrap();
+    let grad = Gradient { kind: GradientKind::Vanilla, budget: Default::default() };
+    let maps = subject.maps(&grad).unwrap();
+    let result = run(&subject, env.as_mut(), std::slice::from_ref(&doc), &grad, &maps).unwrap();
+    assert_eq!(result.skipped, 0);
+    assert_eq!(result.effects.len(), predicted.len());
+    for (e, p) in result.effects.iter().zip(&predicted) {
+        let reads = e.kind == "fish" && p.row == r && !shared(5, p.main.1);
+        assert_eq!(e.effect, if reads { 1.0 } else { 0.0 }, "{e:?}");
+        assert_eq!(e.flipped, reads && on_r == 1, "{e:?}");
+        assert_eq!(e.mass, if p.row == r { 10.0 } else { 0.0 }, "{e:?}");
+    }
+    let kinds: Vec<&str> = result.kinds.iter().map(|k| k.kind.as_str()).collect();
+    assert_eq!(kinds, ["bullet", "diver", "enemy-bullet", "enemy-sub", "fish", "sub"]);
 }

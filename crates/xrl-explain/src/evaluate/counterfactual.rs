@@ -2,6 +2,13 @@
 //! a MinAtar frame through the game's state document, and ask whether the map's mass on an object predicts how much
 //! the agent cares about it.
 //!
+//! Every MinAtar game has a list ([`interventions`]), written from its state struct in `xrl-env` so that each edited
+//! document is one `set_state` accepts: Breakout moves the ball and the paddle and removes brick rows; Space
+//! Invaders moves the cannon and the alien block and removes aliens and bullets; Asterix moves the player and
+//! removes or moves each enemy and gold piece; Freeway moves the chicken and each car (cars cannot be removed: the
+//! game has one in each of its eight lanes); Seaquest moves the sub and removes each fish, enemy sub, diver and
+//! bullet.
+//!
 //! For every frame and every intervention of [`interventions`], the agent's response is the change of its scores,
 //! ‖s(x′) − s(x)‖₂ (Q values or logits), and whether its greedy action flips; the map's claim is its mean |saliency| on
 //! the object's cells in the original frame, relative to the frame's mean (1: no more than anywhere else). The object's cells are read off the observations (the
@@ -19,10 +26,11 @@ use statrs::distribution::{ContinuousCDF, StudentsT};
 /// One edit of a state document.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Intervention {
-    /// What is edited, e.g. `ball`, `brick row 2`, `alien (1, 4)`.
+    /// What is edited, e.g. `ball`, `brick row 2`, `alien (1, 4)`, `gold (3, 7)` (objects at a cell: row, column).
     pub object: String,
-    /// The object's kind, the unit the report correlates over: `ball`, `paddle`, `brick-row`, `cannon`, `alien`,
-    /// `alien-block`, `bullet`, `enemy-bullet`.
+    /// The object's kind, the unit the report correlates over: `ball`, `paddle`, `brick-row` (Breakout); `cannon`,
+    /// `alien`, `alien-block`, `bullet`, `enemy-bullet` (Space Invaders); `player`, `enemy`, `gold` (Asterix);
+    /// `chicken`, `car` (Freeway); `sub`, `fish`, `enemy-sub`, `diver`, `bullet`, `enemy-bullet` (Seaquest).
     pub kind: String,
     /// `move -2`, `move +2`, `remove`.
     pub edit: String,
@@ -40,8 +48,9 @@ fn to_cells(c: &[[i64; 2]]) -> Value {
     Value::from(c.iter().map(|[y, x]| Value::from(vec![*y, *x])).collect::<Vec<_>>())
 }
 
-/// The interventions of one frame of a MinAtar game, from its state document (`env.state()`); games without a
-/// list yet are an error naming those that have one.
+/// The interventions of one frame of a MinAtar game, from its state document (`env.state()`); ids outside MinAtar
+/// are an error. Moves stay where the game's rules can put the object (within the grid, the chicken off its goal
+/// row, cars around their ring), so that every edited document is a state the game accepts.
 pub fn interventions(env_id: &str, doc: &Value) -> Result<Vec<Intervention>, ExplainError> {
     let game = &doc["game"];
     let mut out = vec![];
@@ -97,9 +106,76 @@ pub fn interventions(env_id: &str, doc: &Value) -> Result<Vec<Intervention>, Exp
                 push(format!("{kind} ({}, {})", s[0], s[1]), kind, "remove", &|g| g[key] = to_cells(&kept));
             }
         }
+    } else if env_id.starts_with("MinAtar/Asterix") {
+        for dx in [-2i64, 2] {
+            if let Some(px) = game["player_x"].as_i64().map(|x| x + dx).filter(|x| (0..10).contains(x)) {
+                push("player".into(), "player", &format!("move {dx:+}"), &|g| g["player_x"] = px.into());
+            }
+        }
+        // Slot i is row i + 1, one entity a row; a removed one is the empty slot (`null`) the game leaves itself.
+        let slots = game["entities"].as_array().map(Vec::as_slice).unwrap_or_default();
+        for (i, e) in slots.iter().enumerate() {
+            let Some(x) = e.get("x").and_then(Value::as_i64) else { continue };
+            let kind = if e.get("gold").and_then(Value::as_bool).unwrap_or(false) { "gold" } else { "enemy" };
+            let object = format!("{kind} ({}, {x})", i + 1);
+            push(object.clone(), kind, "remove", &|g| g["entities"][i] = Value::Null);
+            for dx in [-2i64, 2] {
+                // Within the grid: the game removes an entity that leaves it, so a moved one must stay on it.
+                if (0..10).contains(&(x + dx)) {
+                    push(object.clone(), kind, &format!("move {dx:+}"), &|g| g["entities"][i]["x"] = (x + dx).into());
+                }
+            }
+        }
+    } else if env_id.starts_with("MinAtar/Freeway") {
+        // Rows 1..=9 only: the chicken is sent back to row 9 in the very step it reaches row 0, so no frame the agent
+        // sees has it there, and a move onto the goal row would be a frame from outside the game.
+        for dy in [-1i64, 1] {
+            if let Some(cy) = game["chicken_y"].as_i64().map(|y| y + dy).filter(|y| (1..10).contains(y)) {
+                push("chicken".into(), "chicken", &format!("move {dy:+}"), &|g| g["chicken_y"] = cy.into());
+            }
+        }
+        // Cars are moved, never removed: the game has exactly eight, one a lane (a fixed-size array), and no empty
+        // lane to leave. They wrap around the road (the game steps them modulo 10), so every shift of ±2 is a
+        // position the game itself produces, kept in 0..=9 the same way.
+        let cars = game["cars"].as_array().map(Vec::as_slice).unwrap_or_default();
+        for (i, c) in cars.iter().enumerate() {
+            let Some(x) = c.get("x").and_then(Value::as_i64) else { continue };
+            for dx in [-2i64, 2] {
+                let nx = (x + dx).rem_euclid(10);
+                push(format!("car ({}, {x})", i + 1), "car", &format!("move {dx:+}"), &|g| {
+                    g["cars"][i]["x"] = nx.into()
+                });
+            }
+        }
+    } else if env_id.starts_with("MinAtar/Seaquest") {
+        for dx in [-2i64, 2] {
+            if let Some(sx) = game["sub_x"].as_i64().map(|x| x + dx).filter(|x| (0..10).contains(x)) {
+                push("sub".into(), "sub", &format!("move {dx:+}"), &|g| g["sub_x"] = sx.into());
+            }
+        }
+        // Removing an element of a list leaves a valid game: `validate` only asks enemy subs (and no one else) for a
+        // shot timer, and the elements that stay keep theirs.
+        for (key, kind) in [
+            ("fish", "fish"),
+            ("enemy_subs", "enemy-sub"),
+            ("divers", "diver"),
+            ("bullets", "bullet"),
+            ("enemy_bullets", "enemy-bullet"),
+        ] {
+            let list = game[key].as_array().map(Vec::as_slice).unwrap_or_default();
+            for (k, m) in list.iter().enumerate() {
+                let (Some(x), Some(y)) = (m.get("x").and_then(Value::as_i64), m.get("y").and_then(Value::as_i64))
+                else {
+                    continue;
+                };
+                let kept: Vec<Value> =
+                    list.iter().enumerate().filter(|&(j, _)| j != k).map(|(_, v)| v.clone()).collect();
+                push(format!("{kind} ({y}, {x})"), kind, "remove", &|g| g[key] = Value::from(kept.clone()));
+            }
+        }
     } else {
         return Err(ExplainError::Invalid(format!(
-            "object interventions are defined for MinAtar/Breakout and MinAtar/SpaceInvaders so far, not {env_id}"
+            "object interventions are defined for the MinAtar games (MinAtar/<Game>-v0 and -v1), not {env_id}"
         )));
     }
     Ok(out)

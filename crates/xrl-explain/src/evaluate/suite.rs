@@ -77,7 +77,7 @@ pub struct MethodReport {
     pub faithfulness_correlation: Spread,
     pub infidelity: Spread,
     pub max_sensitivity: Spread,
-    /// Object interventions (MinAtar games with a list of them, frames with state documents).
+    /// Object interventions (MinAtar games, frames with state documents).
     pub counterfactual: Option<super::counterfactual::CounterfactualResult>,
     /// Seconds each test took, by name.
     pub seconds: Vec<(String, f64)>,
@@ -164,7 +164,7 @@ pub fn run(job: &EvaluateJob) -> Result<Report, ExplainError> {
     MethodOptions::refuse_unused(&methods, &job.options_given)?;
     let hw = inputs.image().map(|[_, h, w]| [h, w]);
     let built: Vec<Box<dyn Method>> = methods.iter().map(|m| job.options.build(m, hw, spec.head)).collect();
-    // Object interventions need each frame's state document and a game with a list of them.
+    // Object interventions need each frame's state document and a MinAtar game.
     let mut env = card.env.make()?;
     let world = if states.is_empty() {
         notes.push("object interventions skipped: the frames have no state documents (bare --inputs)".into());
