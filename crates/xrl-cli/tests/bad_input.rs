@@ -1043,11 +1043,11 @@ fn reports_demos_and_benchmarks() {
         c(s(&["report", "--run", mi, "--out", &dir_html]), &["dir.html", "a directory"]),
         c(
             s(&["report", "--run", mi, "--evaluation", "/nonexistent", "--out", &html]),
-            &["/nonexistent/evaluate.json", "run `xrl evaluate`"],
+            &["/nonexistent/evaluate.json", "written by `xrl evaluate`"],
         ),
         c(
             s(&["report", "--run", mi, "--evaluation", &broken, "--out", &html]),
-            &["evaluate.json", "run `xrl evaluate`"],
+            &["evaluate.json", "written by `xrl evaluate`"],
         ),
         c(s(&["report", "--run", mi, "--out", &format!("{a_file}/r.html")]), &["a-file"]),
         c(s(&["report", "--run", mi]), &["--out <OUT>", "required"]),

@@ -94,18 +94,22 @@ impl Setup {
         let f = || {
             m.attribute(&self.net, &inputs, &self.targets, None).expect("a valid call");
         };
-        warm_up(&f);
-        let frames = inputs.count();
-        // At least `runs` calls and at least 0.3 s of them: five calls of a 2 ms method are 10 ms, which one
-        // hiccup of this machine decides.
-        let (start, mut ms) = (Instant::now(), vec![]);
-        while ms.len() < runs || start.elapsed().as_secs_f64() < 0.3 {
-            let t = Instant::now();
-            f();
-            ms.push(t.elapsed().as_secs_f64() * 1e3 / frames as f64);
-        }
-        MethodTiming { net: self.name.clone(), method: method.into(), ms_per_frame: ms }
+        let ms_per_frame = timed_calls(&f, inputs.count(), runs);
+        MethodTiming { net: self.name.clone(), method: method.into(), ms_per_frame }
     }
+}
+
+/// Milliseconds per frame of each call of `f` (over `frames` frames), after a warm-up: at least `runs` calls and
+/// at least 0.3 s of them — five calls of a 2 ms method are 10 ms, which one hiccup of this machine decides.
+fn timed_calls(f: &dyn Fn(), frames: usize, runs: usize) -> Vec<f64> {
+    warm_up(f);
+    let (start, mut ms) = (Instant::now(), vec![]);
+    while ms.len() < runs || start.elapsed().as_secs_f64() < 0.3 {
+        let t = Instant::now();
+        f();
+        ms.push(t.elapsed().as_secs_f64() * 1e3 / frames as f64);
+    }
+    ms
 }
 
 /// Calls `f` for at least 0.3 s (once at least) before it is timed: short calls timed straight after the
@@ -261,15 +265,8 @@ impl Setup {
             "sensitivity-max" => drop(faith.max_sensitivity(&subject, &grad, &maps).expect("valid")),
             other => panic!("unknown test {other}"),
         };
-        warm_up(&f);
-        let frames = inputs.count();
-        let (start, mut ms) = (Instant::now(), vec![]);
-        while ms.len() < runs || start.elapsed().as_secs_f64() < 0.3 {
-            let t = Instant::now();
-            f();
-            ms.push(t.elapsed().as_secs_f64() * 1e3 / frames as f64);
-        }
-        MethodTiming { net: self.name.clone(), method: test.into(), ms_per_frame: ms }
+        let ms_per_frame = timed_calls(&f, inputs.count(), runs);
+        MethodTiming { net: self.name.clone(), method: test.into(), ms_per_frame }
     }
 }
 

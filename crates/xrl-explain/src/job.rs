@@ -137,27 +137,43 @@ pub struct FrameSummary {
 impl Summary {
     /// Reads `summary.json`, with an error that says how to make one.
     pub fn read(path: &Path) -> Result<Self, ExplainError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ExplainError::Invalid(format!(
-                "cannot read {} ({e}); is it a directory written by `xrl explain`?",
-                path.display()
-            ))
-        })?;
-        let summary: Summary = serde_json::from_str(&text).map_err(|e| {
-            ExplainError::Invalid(format!(
-                "{} is not a summary this xrl reads ({e}); run `xrl explain` again to rewrite it",
-                path.display()
-            ))
-        })?;
-        if summary.version != SUMMARY_VERSION {
-            return Err(ExplainError::Invalid(format!(
-                "{} is a version {} summary; this xrl reads version {SUMMARY_VERSION}: run `xrl explain` again",
-                path.display(),
-                summary.version
-            )));
-        }
-        Ok(summary)
+        read_versioned(path, "summary", "xrl explain", SUMMARY_VERSION, |s: &Summary| s.version)
     }
+}
+
+/// Reads a typed result file (`summary.json`, `evaluate.json`) that `command` writes, refusing another `version`
+/// with the command that rewrites it.
+pub(crate) fn read_versioned<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &str,
+    command: &str,
+    version: u32,
+    version_of: impl Fn(&T) -> u32,
+) -> Result<T, ExplainError> {
+    if path.exists() {
+        xrl_render::check_input(path)?;
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ExplainError::Invalid(format!(
+            "cannot read {} ({e}); is it a directory written by `{command}`?",
+            path.display()
+        ))
+    })?;
+    let value: T = serde_json::from_str(&text).map_err(|e| {
+        ExplainError::Invalid(format!(
+            "{} is not a{} {what} this xrl reads ({e}); run `{command}` again to rewrite it",
+            path.display(),
+            if what.starts_with(['a', 'e', 'i', 'o', 'u']) { "n" } else { "" }
+        ))
+    })?;
+    if version_of(&value) != version {
+        return Err(ExplainError::Invalid(format!(
+            "{} is a version {} {what}; this xrl reads version {version}: run `{command}` again",
+            path.display(),
+            version_of(&value)
+        )));
+    }
+    Ok(value)
 }
 
 /// The inputs of a job, with what is known about each.

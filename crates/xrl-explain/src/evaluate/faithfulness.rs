@@ -111,10 +111,29 @@ impl FaithfulnessConfig {
 
     /// Faithfulness correlation per frame, over random subsets.
     pub fn correlation(&self, subject: &Subject, attr: &Attribution) -> Result<Spread, ExplainError> {
+        let subsets = self.random_subsets(subject, self.runs, 0xFA17)?;
+        self.correlation_on(subject, attr, &subsets)
+    }
+
+    /// `count` random subsets of a `subset_fraction` of the cells per frame, from the stream of `salt`.
+    fn random_subsets(&self, subject: &Subject, count: usize, salt: u64) -> Result<Vec<Vec<usize>>, ExplainError> {
         let cells = subject.frame()[1] * subject.frame()[2];
         let k = self.check(cells)?;
-        let subsets = self.subsets(subject.count(), self.runs, cells, k, 0xFA17);
-        self.correlation_on(subject, attr, &subsets)
+        Ok(self.subsets(subject.count(), count, cells, k, salt))
+    }
+
+    /// The checks every measure on given subsets makes, then the target's fall for each: (subsets per frame,
+    /// falls, frame-major).
+    fn checked_falls(
+        subject: &Subject,
+        attr: &Attribution,
+        subsets: &[Vec<usize>],
+    ) -> Result<(usize, Vec<f64>), ExplainError> {
+        super::deletion::check_maps(subject, attr)?;
+        let (n, frame) = (subject.count(), subject.frame());
+        check_subsets(subsets, n, frame[1] * frame[2])?;
+        let count = subsets.len() / n;
+        Ok((count, Self::falls(subject, subsets, count)))
     }
 
     /// Faithfulness correlation on given subsets (`runs` per frame, frame-major): what the Quantus comparison
@@ -125,12 +144,9 @@ impl FaithfulnessConfig {
         attr: &Attribution,
         subsets: &[Vec<usize>],
     ) -> Result<Spread, ExplainError> {
-        super::deletion::check_maps(subject, attr)?;
+        let (runs, falls) = Self::checked_falls(subject, attr, subsets)?;
         let (n, frame) = (subject.count(), subject.frame());
         let cells = frame[1] * frame[2];
-        check_subsets(subsets, n, cells)?;
-        let runs = subsets.len() / n;
-        let falls = Self::falls(subject, subsets, runs);
         let maps = cell_maps(attr, frame);
         let values = (0..n)
             .map(|i| {
@@ -145,9 +161,7 @@ impl FaithfulnessConfig {
 
     /// Captum's normalised infidelity per frame, for perturbations that remove random subsets of cells.
     pub fn infidelity(&self, subject: &Subject, attr: &Attribution) -> Result<Spread, ExplainError> {
-        let cells = subject.frame()[1] * subject.frame()[2];
-        let k = self.check(cells)?;
-        let subsets = self.subsets(subject.count(), self.infidelity_samples, cells, k, 0x1AF1);
+        let subsets = self.random_subsets(subject, self.infidelity_samples, 0x1AF1)?;
         self.infidelity_on(subject, attr, &subsets)
     }
 
@@ -159,12 +173,9 @@ impl FaithfulnessConfig {
         attr: &Attribution,
         subsets: &[Vec<usize>],
     ) -> Result<Spread, ExplainError> {
-        super::deletion::check_maps(subject, attr)?;
+        let (count, falls) = Self::checked_falls(subject, attr, subsets)?;
         let (n, frame, len) = (subject.count(), subject.frame(), subject.inputs.len());
         let [c, h, w] = frame;
-        check_subsets(subsets, n, h * w)?;
-        let count = subsets.len() / n;
-        let falls = Self::falls(subject, subsets, count);
         let x = subject.inputs.values;
         // φ per input value: an input-resolution map as it is; a cell map for every channel of its cell.
         let cell = cell_maps(attr, frame);

@@ -336,23 +336,7 @@ fn write_outputs(
 impl Report {
     /// Reads `evaluate.json`, refusing another version (with the command that rewrites it).
     pub fn read(path: &std::path::Path) -> Result<Self, ExplainError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ExplainError::Invalid(format!("cannot read {} ({e}); run `xrl evaluate` to write it", path.display()))
-        })?;
-        let report: Report = serde_json::from_str(&text).map_err(|e| {
-            ExplainError::Invalid(format!(
-                "{} is not an evaluation this xrl reads ({e}); run `xrl evaluate` again to rewrite it",
-                path.display()
-            ))
-        })?;
-        if report.version != REPORT_VERSION {
-            return Err(ExplainError::Invalid(format!(
-                "{} is a version {} evaluation; this xrl reads version {REPORT_VERSION}: run `xrl evaluate` again",
-                path.display(),
-                report.version
-            )));
-        }
-        Ok(report)
+        crate::job::read_versioned(path, "evaluation", "xrl evaluate", REPORT_VERSION, |r: &Report| r.version)
     }
 
     /// The report page's evaluation section: every method × every test (mean ± spread over frames), the plots
