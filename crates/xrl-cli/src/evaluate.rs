@@ -124,8 +124,9 @@ pub fn evaluate(a: &EvaluateArgs) -> Result<()> {
         for m in &r.methods {
             let Some(rr) = &m.randomisation else { continue };
             let row: String = rr.cascading.iter().map(|v| format!("{:>16.3}", score(v, "spearman-abs"))).collect();
-            let ssim = rr.cascading.last().map_or(f64::NAN, |v| score(v, "ssim"));
-            say!("{:<24} {row} {ssim:>10.3}", m.method);
+            let ssim = rr.cascading.last().map(|v| score(v, "ssim")).filter(|s| s.is_finite());
+            let ssim = ssim.map_or("–".to_string(), |s| format!("{s:.3}"));
+            say!("{:<24} {row} {ssim:>10}", m.method);
         }
         let control =
             first.random_maps.iter().find(|s| s.measure.name() == "spearman-abs").map_or(f64::NAN, |s| s.mean);

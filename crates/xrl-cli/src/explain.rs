@@ -15,9 +15,9 @@ pub struct ExplainArgs {
     #[arg(long, help = xrl_explain::registry::METHODS_OPTION_HELP)]
     pub(crate) methods: Option<String>,
     /// The scalar explained: chosen (each input's greedy action), action:A (Q or logit of A), q:A, max-q, value,
-    /// advantage:A, logit:A, log-prob:A, contrast:A:B.
-    #[arg(long, default_value = "chosen")]
-    pub(crate) target: String,
+    /// advantage:A, logit:A, log-prob:A, contrast:A:B [default: chosen].
+    #[arg(long)]
+    pub(crate) target: Option<String>,
     /// One action per input (a `.npy` of N integers, or a text file with one action index per line): each input
     /// explains the score (Q or logit) of its own action. Overrides --target.
     #[arg(long)]
@@ -215,9 +215,12 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
         (None, Some(path)) => Source::Trajectory { path: path.clone(), frames },
         (None, None) => Source::Play { seed: a.seed, frames: frames.unwrap_or(0..20) },
     };
-    let targets = match &a.targets {
-        Some(path) => Targets::Actions(read_actions(path)?),
-        None => Targets::Spec(a.target.parse()?),
+    let targets = match (&a.targets, &a.target) {
+        (Some(_), Some(t)) => {
+            bail!("--targets gives each input its own action, so --target {t} would be ignored: give one of them")
+        }
+        (Some(path), None) => Targets::Actions(read_actions(path)?),
+        (None, t) => Targets::Spec(t.as_deref().unwrap_or("chosen").parse()?),
     };
     let job = Job {
         run: a.run.clone(),

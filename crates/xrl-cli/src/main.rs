@@ -130,6 +130,14 @@ fn parse_rng(s: &str) -> Result<RngKind, String> {
 }
 
 impl EnvArgs {
+    /// Python's `RandomState` takes seeds below 2³²; a larger one could not be compared draw for draw.
+    fn check_seed(&self, seed: u64) -> Result<()> {
+        if self.rng == RngKind::Numpy && seed > u64::from(u32::MAX) {
+            bail!("--rng numpy takes a --seed below 2^32 (as numpy's RandomState does), got {seed}");
+        }
+        Ok(())
+    }
+
     fn make(&self) -> Result<Box<dyn xrl_env::Env>> {
         if !self.id.starts_with("MinAtar/") && (self.sticky.is_some() || self.no_ramping || self.rng != RngKind::Fast) {
             bail!("--sticky, --no-ramping and --rng are MinAtar options; {} has none of them: leave them out", self.id);
@@ -183,6 +191,7 @@ fn run(cli: Cli) -> Result<()> {
             if policy != "random" {
                 bail!("unknown policy `{policy}`; the available policy is `random`");
             }
+            env.check_seed(seed)?;
             let mut e = env.make()?;
             let mut p = RandomPolicy::new(&e.spec().action, seed ^ 0x9E37_79B9_7F4A_7C15);
             let r = rollout::play(e.as_mut(), &mut p, episodes, seed, |_| {})?;
@@ -196,6 +205,7 @@ fn run(cli: Cli) -> Result<()> {
             if !(fps > 0.0 && fps <= 100.0) {
                 bail!("--fps must be in (0, 100], got {fps}");
             }
+            env.check_seed(seed)?;
             let mut e = env.make()?;
             let mut p = RandomPolicy::new(&e.spec().action, seed ^ 0x9E37_79B9_7F4A_7C15);
             let frames = rollout::frames(e.as_mut(), &mut p, steps, seed)?;
@@ -232,7 +242,21 @@ fn print_rollout(r: &rollout::Rollout, json: bool, detail: &str) -> Result<()> {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version go to standard output like every other answer: a failed write is an error there too.
+        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
+            use std::io::Write as _;
+            match write!(std::io::stdout().lock(), "{}", e.render()) {
+                Err(w) if w.kind() != std::io::ErrorKind::BrokenPipe => {
+                    tell!("error: cannot write to standard output: {w}");
+                    std::process::exit(1);
+                }
+                _ => std::process::exit(0),
+            }
+        }
+        Err(e) => e.exit(),
+    };
     if let Err(e) = run(cli) {
         // Whoever read the output has gone (`| head`): nothing is wrong, and nobody is left to tell.
         let closed = e

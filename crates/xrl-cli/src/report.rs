@@ -62,9 +62,7 @@ mod embedded {
 
 pub fn demo(a: &DemoArgs) -> Result<()> {
     let run = a.out.join("run");
-    if run.join("run.toml").exists() {
-        bail!("{} already holds a demo run; remove it or choose another --out", run.display());
-    }
+    let _claim = xrl_render::claim_dir(&a.out)?;
     if a.train {
         say!("training A2C on MinAtar/Breakout-v0 for 1M frames (seed 0) into {} …", run.display());
         crate::train::train(crate::train::TrainArgs::demo(&run))?;

@@ -216,6 +216,9 @@ pub fn play(a: PlayArgs) -> Result<()> {
     let dir = RunDir::new(&a.run);
     let card = dir.read_card()?;
     let (state, net) = dir.load_latest_online(&card, &a.device.device)?;
+    if let Some(note) = dir.index_note() {
+        tell!("note: {note}");
+    }
     let mut env = card.env.make()?;
     let mut policy = NetPolicy::new(net, a.epsilon, a.seed ^ 0x5EED);
     let mut frames = vec![];

@@ -234,6 +234,10 @@ fn envs_rollout_and_render() {
         ),
         case(&["rollout", "--env", "Acrobot-v1", "--no-ramping"], &["MinAtar options", "Acrobot-v1"]),
         case(&["rollout", "--env", "CartPole-v1", "--rng", "numpy"], &["MinAtar options"]),
+        case(
+            &["rollout", "--env", "MinAtar/Breakout-v0", "--rng", "numpy", "--seed", "4294967296"],
+            &["--rng numpy takes a --seed below 2^32", "4294967296"],
+        ),
         case(&["render", "--env", "CartPole-v1", "--out", "x.avi"], &[".gif or .mp4", "x.avi"]),
         case(&["render", "--env", "CartPole-v1", "--out", "noext"], &[".gif or .mp4", "noext"]),
         cs(r(&["--out", &under_file]), &["cannot write", "a-file"]),
@@ -352,6 +356,21 @@ fn new_training_runs() {
             &["--steps", "required"],
         ),
         c(vec!["train".into()], &["required"]),
+        c(t(&["--steps", "3000", "--checkpoint-every", "1"]), &["cannot be used multiple times"]),
+        c(
+            vec![
+                "train".into(),
+                "--env".into(),
+                "CartPole-v1".into(),
+                "--steps".into(),
+                "3000".into(),
+                "--checkpoint-every".into(),
+                "1".into(),
+                "--out".into(),
+                out.clone(),
+            ],
+            &["--checkpoint-every must be at least 3 steps", "at most 1000 checkpoints"],
+        ),
         c(
             vec![
                 "train".into(),
@@ -584,7 +603,7 @@ fn damaged_runs_are_refused_and_left_as_they_were() {
                     }
                 }
             }),
-            &["latest.json: damaged", "not this run's checkpoint files"],
+            &["latest.json: damaged", "do not belong together", "../../precious"],
             true,
         ),
         (
@@ -673,6 +692,10 @@ fn resuming_playing_and_importing() {
     }
     let nan_st = nan_st.display().to_string();
     let new = d.join("new").display().to_string();
+    let demo_dir = d.join("demo");
+    let o = xrl(&["demo", "--out", demo_dir.to_str().unwrap(), "--frames", "0..2"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let demo_run = demo_dir.join("run").display().to_string();
     let imp = |file: &str, format: &str, arch: &str, env: &str, out: &str| -> Vec<String> {
         ["import", file, "--format", format, "--arch", arch, "--env", env, "--out", out]
             .iter()
@@ -689,6 +712,7 @@ fn resuming_playing_and_importing() {
             s(&["train", "--resume", mi]),
             &["imported from", "no training state", "xrl train --env MinAtar/Breakout-v0"],
         ),
+        c(s(&["train", "--resume", &demo_run]), &["holds weights only", "xrl demo --train"]),
         c(
             s(&["train", "--resume", cp, "--steps", "1000"]),
             &["--steps 1000 is below the 2000 steps", "give 2000 or more"],
@@ -807,6 +831,11 @@ fn explaining() {
     let evaluated = d.join("evaluated").display().to_string();
     let o = xrl(&["evaluate", "--run", mi, "--frames", "0..2", "--methods", "grad", "--out", &evaluated]);
     assert!(o.status.success(), "{}", text(&o.stderr));
+    // A directory of the user's own files, which no job may write into.
+    let users = d.join("users");
+    std::fs::create_dir_all(&users).unwrap();
+    std::fs::write(users.join("mine.png"), b"the user's").unwrap();
+    let users = users.display().to_string();
     let bad_traj = d.join("bad.safetensors");
     std::fs::write(&bad_traj, b"\x08\x00\x00\x00\x00\x00\x00\x00{}").unwrap();
     let bad_traj = bad_traj.display().to_string();
@@ -901,7 +930,18 @@ fn explaining() {
             e(mi, &["--methods", "perturbation", "--perturbation-score", "loss"]),
             &["`loss`", "policy, value or target"],
         ),
-        c(e(mi, &["--methods", "perturbation", "--perturbation-score", "value"]), &["value"]),
+        // It fails while computing, after the output directory is claimed: give it a directory of its own.
+        c(
+            [
+                &["explain", "--run", mi, "--frames", "0..2", "--out", &format!("{out}-value")][..],
+                &["--methods", "perturbation", "--perturbation-score", "value"],
+            ]
+            .concat()
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            &["value"],
+        ),
         c(e(mi, &["--unroll", "2"]), &["--unroll needs a run whose network carries a recurrent state"]),
         c(e(mi, &["--layout", "mosaic"]), &["unknown layout `mosaic`", "grid, overlay, composite or greydanus"]),
         c(e(mi, &["--layout", "composite"]), &["actor and critic", "a2c, a3c"]),
@@ -943,6 +983,34 @@ fn explaining() {
         c(ei(&["--inputs", &overflow]), &["overflow.npy", "needs more values than the file holds"]),
         c(e(cp, &["--video", "gif"]), &["--video shows pictures of frames", "vector observations"]),
         c(
+            ei(&["--inputs", &obs2, "--targets", &ints, "--target", "value"]),
+            &["--targets gives each input its own action", "--target value"],
+        ),
+        c(
+            vec![
+                "explain".into(),
+                "--run".into(),
+                mi.into(),
+                "--frames".into(),
+                "0..2".into(),
+                "--out".into(),
+                users.clone(),
+            ],
+            &["not empty (it holds 1 entries, e.g. `mine.png`)", "nothing was changed"],
+        ),
+        c(
+            vec![
+                "evaluate".into(),
+                "--run".into(),
+                mi.into(),
+                "--frames".into(),
+                "0..2".into(),
+                "--out".into(),
+                users.clone(),
+            ],
+            &["not empty", "Choose a new or empty directory"],
+        ),
+        c(
             vec![
                 "explain".into(),
                 "--run".into(),
@@ -952,7 +1020,7 @@ fn explaining() {
                 "--out".into(),
                 explained.clone(),
             ],
-            &["already holds results (summary.json)", "nothing was changed", "Choose another --out"],
+            &["not empty (it holds", "nothing was changed", "Choose a new or empty directory"],
         ),
         c(
             vec![
@@ -964,7 +1032,7 @@ fn explaining() {
                 "--out".into(),
                 evaluated.clone(),
             ],
-            &["already holds results (evaluate.json)", "Choose another --out"],
+            &["not empty (it holds", "Choose a new or empty directory"],
         ),
         c(ev(&["--target", "value"]), &["target `value` does not fit this network", "Q values only"]),
         c(ev(&["--frames", "4..1"]), &["--frames must look like A..B with A < B"]),
@@ -981,6 +1049,7 @@ fn explaining() {
         ),
     ];
     check_all(cases);
+    assert_eq!(std::fs::read(Path::new(&users).join("mine.png")).unwrap(), b"the user's");
     assert!(!Path::new(&out).join("summary.json").exists(), "no results written by a refused explain");
     assert!(!Path::new(&out).join("evaluate.json").exists(), "nor by a refused evaluate");
     let _ = std::fs::remove_dir_all(&d);
@@ -1023,6 +1092,28 @@ fn reports_demos_and_benchmarks() {
     std::fs::write(&a_file, b"x").unwrap();
     let a_file = a_file.display().to_string();
     let html = d.join("r.html").display().to_string();
+    // Another run of the same game (the explanations above are of `mi`, at step 0 — this one was trained).
+    let other_run = d.join("other-run").display().to_string();
+    let o = xrl(&[
+        "train",
+        "--env",
+        "MinAtar/Breakout-v0",
+        "--agent",
+        "a2c",
+        "--steps",
+        "1000",
+        "--out",
+        &other_run,
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let explained_cp = d.join("explained-cp").display().to_string();
+    let o = xrl(&["explain", "--run", &r.cartpole, "--frames", "0..2", "--methods", "grad", "--out", &explained_cp]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let users = d.join("users");
+    std::fs::create_dir_all(&users).unwrap();
+    std::fs::write(users.join("mine.txt"), b"the user's").unwrap();
+    let users = users.display().to_string();
     let s = |v: &[&str]| -> Vec<String> { v.iter().map(|s| s.to_string()).collect() };
     let c = |args: Vec<String>, needles| Case { args, needles };
     let mut cases = vec![
@@ -1052,6 +1143,15 @@ fn reports_demos_and_benchmarks() {
         c(s(&["report", "--run", mi, "--out", &format!("{a_file}/r.html")]), &["a-file"]),
         c(s(&["report", "--run", mi]), &["--out <OUT>", "required"]),
         c(s(&["report", "--run", mi, "--out", &a_file]), &["--out must name an .html file", "a-file"]),
+        c(
+            s(&["report", "--run", &r.cartpole, "--explanations", &explained_cp, "--out", &html]),
+            &["has no frame pictures", "vector observations"],
+        ),
+        c(
+            s(&["report", "--run", &other_run, "--explanations", &explained, "--out", &html]),
+            &["was made from", "give the outputs of this run"],
+        ),
+        c(s(&["demo", "--out", &users]), &["not empty", "mine.txt"]),
         c(s(&["demo", "--frames", "5..2", "--out", &d.join("demo1").display().to_string()]), &["--frames", "5..2"]),
         c(s(&["demo", "--out", &a_file]), &["a-file"]),
         c(s(&["demo", "--frames", "0..x", "--out", &d.join("demo2").display().to_string()]), &["0..x"]),
@@ -1120,10 +1220,12 @@ fn a_broken_pipe_is_quiet_and_a_full_stdout_is_an_error() {
         assert!(o.status.success(), "{args:?}: {}", text(&o.stderr));
         assert!(o.stderr.is_empty(), "{args:?}: {}", text(&o.stderr));
     }
-    let full = std::fs::File::create("/dev/full").unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_xrl")).args(["envs"]).stdout(full).output().unwrap();
-    assert_eq!(o.status.code(), Some(1));
-    assert!(verdict(&o, &["No space left"]).is_ok(), "{}", text(&o.stderr));
+    for args in [&["envs"][..], &["--help"][..], &["explain", "--help"][..]] {
+        let full = std::fs::File::create("/dev/full").unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_xrl")).args(args).stdout(full).output().unwrap();
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert!(verdict(&o, &["cannot write to standard output", "No space left"]).is_ok(), "{}", text(&o.stderr));
+    }
 }
 
 /// Two `train --resume` of one run at once: one trains, the other is refused with the PID of the first, and the

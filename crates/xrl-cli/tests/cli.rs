@@ -301,7 +301,7 @@ fn explain_writes_pictures_maps_and_a_summary() {
     let bad = ["explain", "--run", run.to_str().unwrap(), "--out", refused.to_str().unwrap()];
     // An --out that holds results already is refused, the results left as they were.
     let before = std::fs::read(out.join("summary.json")).unwrap();
-    assert_clean_failure(&xrl(&[&bad[..3], &["--out", out.to_str().unwrap()]].concat()), "already holds results");
+    assert_clean_failure(&xrl(&[&bad[..3], &["--out", out.to_str().unwrap()]].concat()), "not empty");
     assert_eq!(std::fs::read(out.join("summary.json")).unwrap(), before);
     assert_clean_failure(&xrl(&[&bad[..], &["--methods", "gradcam:conv9"]].concat()), "no layer `conv9`");
     assert_clean_failure(&xrl(&[&bad[..], &["--methods", "lime"]].concat()), "unknown method");
@@ -534,7 +534,7 @@ fn demo_writes_a_report_with_every_method_and_frame() {
     }
     // The report needs nothing from the network.
     assert!(!html.contains("http://") && !html.contains("https://"));
-    assert_clean_failure(&xrl(&["demo", "--out", dir.to_str().unwrap()]), "already holds a demo run");
+    assert_clean_failure(&xrl(&["demo", "--out", dir.to_str().unwrap()]), "not empty");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -749,5 +749,25 @@ fn evaluate_writes_every_test_and_the_random_control() {
         v
     };
     assert_eq!(strip(&out.join("evaluate.json")), strip(&again.join("evaluate.json")));
+    // A vector-observation agent (CartPole): every test but the picture measures and object interventions, said so.
+    let fx = concat!(env!("CARGO_MANIFEST_DIR"), "/../xrl/tests/fixtures/");
+    let cp = dir.join("cartpole");
+    let zip = format!("{fx}sb3_dqn_cartpole.zip");
+    let o = xrl(&["import", &zip, "--format", "sb3", "--arch", "sb3-mlp-dqn", "--env", "CartPole-v1", "--out"]
+        .iter()
+        .copied()
+        .chain([cp.to_str().unwrap()])
+        .collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cp_out = dir.join("ev-cartpole");
+    let o = xrl(&["evaluate", "--run", cp.to_str().unwrap(), "--frames", "0..5", "--out", cp_out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Spearman only") && stderr(&o).contains("object interventions skipped"),
+        "{}",
+        stderr(&o)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(cp_out.join("evaluate.json")).unwrap()).unwrap();
+    assert_eq!(r["config"]["agreement"]["ks"], serde_json::json!([1, 2]), "k below CartPole's 4 features");
     std::fs::remove_dir_all(&dir).unwrap();
 }

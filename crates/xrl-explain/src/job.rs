@@ -202,10 +202,11 @@ pub fn default_methods(net: &xrl_nn::Net) -> Vec<MethodName> {
 
 /// Runs the job: explains every input with every method and writes the results into `job.out`.
 pub fn run(job: &Job) -> Result<Summary, ExplainError> {
-    refuse_results(&job.out, "summary.json")?;
+    xrl_render::check_dir_free(&job.out)?;
     let dir = RunDir::new(&job.run);
     let card = dir.read_card()?;
     let (state, net) = dir.load_latest_online(&card, &job.device.clone().autodiff())?;
+    let index_note = dir.index_note();
     let net = net.frozen();
     let spec = net.spec().clone();
     job.options.validate()?;
@@ -310,7 +311,9 @@ pub fn run(job: &Job) -> Result<Summary, ExplainError> {
     }
     let built: Vec<Box<dyn Method>> = methods.iter().map(|m| job.options.build(m, frame, spec.head)).collect();
 
-    ensure_dir(&job.out)?;
+    // The directory is this job's alone: new or empty, and claimed against a second job writing into it (after
+    // every check of the request, so a refused one leaves nothing behind).
+    let _claim = xrl_render::claim_dir(&job.out)?;
     let mut files = vec![];
     let mut method_summaries = vec![];
     let mut frame_shares: BTreeMap<String, Vec<Vec<f32>>> = BTreeMap::new();
@@ -463,7 +466,7 @@ pub fn run(job: &Job) -> Result<Summary, ExplainError> {
         baseline: job.baseline.clone(),
         unroll: job.unroll,
         frames,
-        notes: p.notes,
+        notes: index_note.into_iter().chain(p.notes).collect(),
         files: files.iter().map(|p| p.display().to_string()).collect(),
     };
     let text = serde_json::to_string_pretty(&summary).expect("a summary serialises");
@@ -507,30 +510,6 @@ fn with_key(grid: &RgbImage, key: &RgbImage) -> RgbImage {
     xrl_render::imageops::replace(&mut out, grid, 0, 0);
     xrl_render::imageops::replace(&mut out, key, 4, h as i64);
     out
-}
-
-pub(crate) fn ensure_dir(dir: &Path) -> Result<(), ExplainError> {
-    if dir.exists() && !dir.is_dir() {
-        return Err(ExplainError::Invalid(format!(
-            "--out {} is a file, not a directory; choose a directory (it is created if missing)",
-            dir.display()
-        )));
-    }
-    std::fs::create_dir_all(dir)
-        .map_err(|e| ExplainError::Invalid(format!("cannot create {} ({e}); choose another --out", dir.display())))
-}
-
-/// Refuses an output directory that already holds results of an earlier job (`marker`: `summary.json` or
-/// `evaluate.json`): writing over them would leave a mix of old and new files that no summary describes.
-pub(crate) fn refuse_results(dir: &Path, marker: &str) -> Result<(), ExplainError> {
-    if dir.join(marker).exists() {
-        return Err(ExplainError::Invalid(format!(
-            "{} already holds results ({marker}); nothing was changed. Choose another --out (or move that directory \
-             away first)",
-            dir.display()
-        )));
-    }
-    Ok(())
 }
 
 /// Plays, reads or takes the inputs.
@@ -594,7 +573,9 @@ fn prepare(job: &Job, card: &xrl::run::RunCard, net: &xrl_nn::Net, k: usize) -> 
     };
     if range.start + 1 < k {
         return Err(ExplainError::Invalid(format!(
-            "--unroll {k} needs {k} frames before each explained one: start --frames at {} or later",
+            "--unroll {k} attributes through {k} frames, the explained one and the {} before it: start --frames at \
+             {} or later (or lower --unroll)",
+            k - 1,
             k - 1
         )));
     }

@@ -29,6 +29,26 @@ pub fn write(
             card.env.id
         ))
     };
+    // Results of this run at its current checkpoint only: another run's (or an older checkpoint's) would be shown
+    // under this run's title.
+    let step = dir.latest()?.map(|s| s.step);
+    let canonical = |p: &Path| std::fs::canonicalize(p).ok();
+    let check_run = |what: &Path, recorded_run: &str, recorded_step: usize| -> Result<(), ExplainError> {
+        let other_dir = match (canonical(Path::new(recorded_run)), canonical(run)) {
+            (Some(a), Some(b)) => a != b,
+            _ => false,
+        };
+        if other_dir || step != Some(recorded_step) {
+            return Err(ExplainError::Invalid(format!(
+                "{} was made from {recorded_run} at checkpoint step {recorded_step}, but {} is at step {}: give the \
+                 outputs of this run (run `xrl explain` / `xrl evaluate` on it again)",
+                what.display(),
+                run.display(),
+                step.map_or("none".to_string(), |s| s.to_string())
+            )));
+        }
+        Ok(())
+    };
     let (mut frames, mut frames_json, mut timings_json, mut methods) =
         (vec![], "[]".to_string(), "{}".to_string(), vec![]);
     if let Some(ex) = explanations {
@@ -36,6 +56,7 @@ pub fn write(
         if summary.env != card.env.id {
             return Err(other_game(ex, &summary.env));
         }
+        check_run(ex, &summary.run, summary.checkpoint_step)?;
         for f in &summary.files {
             let name = Path::new(f).file_name().and_then(|n| n.to_str()).unwrap_or("");
             // One grid picture per frame: frame_0000.png, frame_0001.png, …
@@ -47,7 +68,8 @@ pub fn write(
         }
         if frames.is_empty() {
             return Err(ExplainError::Invalid(format!(
-                "{} has no frame pictures; run `xrl explain --layout grid` first",
+                "{} has no frame pictures: explanations of vector observations (CartPole, …) have none, and for \
+                 games the frame player needs `xrl explain --layout grid` (the default)",
                 ex.display()
             )));
         }
@@ -63,6 +85,7 @@ pub fn write(
             if report.env != card.env.id {
                 return Err(other_game(ev, &report.env));
             }
+            check_run(ev, &report.run, report.checkpoint_step)?;
             Some(report.section_html(ev))
         }
         None => None,

@@ -44,6 +44,64 @@ fn special(path: &Path) -> Option<&'static str> {
     })
 }
 
+/// A directory a job writes its results into, claimed for the job's lifetime (see [`claim_dir`]); the claim is
+/// released when dropped.
+#[derive(Debug)]
+pub struct DirClaim {
+    marker: PathBuf,
+}
+
+impl Drop for DirClaim {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.marker);
+    }
+}
+
+/// Claims `dir` for one job's outputs: created if missing, and refused when it holds anything already (a user's
+/// files would be overwritten, or an earlier job's results mixed with this one's) or when another process has
+/// claimed it (two jobs writing one directory). The claim is an exclusively created `.xrl-claim` file inside it.
+pub fn claim_dir(dir: &Path) -> Result<DirClaim, RenderError> {
+    let refuse = |message: String| RenderError::Read { path: dir.to_path_buf(), message };
+    check_dir_free(dir)?;
+    std::fs::create_dir_all(dir).map_err(|e| refuse(format!("cannot create it ({e}); choose another directory")))?;
+    let marker = dir.join(".xrl-claim");
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(&marker) {
+        Ok(_) => Ok(DirClaim { marker }),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(refuse("another xrl process is writing into it; wait for it, or choose another directory".into()))
+        }
+        Err(e) => Err(refuse(format!("cannot write into it ({e}); choose another directory"))),
+    }
+}
+
+/// What [`claim_dir`] refuses, checked without creating anything (so that a job can refuse before it works):
+/// `dir` must be absent or an empty directory (a claim file of another job aside, which `claim_dir` reports).
+pub fn check_dir_free(dir: &Path) -> Result<(), RenderError> {
+    let refuse = |message: String| RenderError::Read { path: dir.to_path_buf(), message };
+    if !dir.exists() {
+        return Ok(());
+    }
+    if !dir.is_dir() {
+        return Err(refuse(
+            "it is a file, not a directory; choose a new or empty directory (it is created if missing)".into(),
+        ));
+    }
+    let entries: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| refuse(format!("cannot list it ({e})")))?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != ".xrl-claim")
+        .collect();
+    if let Some(first) = entries.first() {
+        return Err(refuse(format!(
+            "not empty (it holds {} entries, e.g. `{first}`); nothing was changed. Choose a new or empty directory, \
+             so that nothing in it is overwritten",
+            entries.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Checks that `path` names a regular file to read (following links): a FIFO would block the reader forever, and a
 /// directory or device is not data.
 pub fn check_input(path: &Path) -> Result<(), RenderError> {

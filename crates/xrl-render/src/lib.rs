@@ -13,4 +13,7 @@ pub mod report;
 pub mod tensorboard;
 
 pub use image::{Rgb, RgbImage, imageops};
-pub use io::{RenderError, check_input, read_npy, write_atomic, write_gif, write_mp4, write_npy, write_png};
+pub use io::{
+    DirClaim, RenderError, check_dir_free, check_input, claim_dir, read_npy, write_atomic, write_gif, write_mp4,
+    write_npy, write_png,
+};

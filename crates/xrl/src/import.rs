@@ -176,7 +176,12 @@ pub fn import(
         }
     };
     // SB3 also saves its target network; only the online one is read.
-    check_applied(&result, file, &format!("the {} architecture", arch.name()), &["q_net_target."])?;
+    check_applied(&result, file, &format!("the {} architecture", arch.name()), &["q_net_target."]).map_err(|e| {
+        RunError::Invalid(format!(
+            "{e}. If the architecture is right, the weights may be for another environment: --env gives observations \
+             {obs_shape:?} and {actions} actions here"
+        ))
+    })?;
     refuse_nonfinite(&net, file)?;
     Ok(net)
 }

@@ -12,6 +12,9 @@ use crate::run::{AgentCard, EnvCard, RunCard, RunError};
 /// with checkpoints that never come).
 pub const MAX_STEPS: usize = 1_000_000_000_000;
 
+/// The most checkpoints a new run is set to write.
+pub const MAX_CHECKPOINTS: usize = 1_000;
+
 /// The agents xrl trains.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AgentKind {
@@ -143,8 +146,15 @@ impl NewRun {
         if !(0.0..=1.0).contains(&sticky) {
             return bad(format!("--sticky is a probability in [0, 1], got {sticky}"));
         }
-        if self.checkpoint_every == Some(0) {
-            return bad("--checkpoint-every must be at least 1 step".into());
+        // Every checkpoint keeps its weights (the replay and optimiser state of the newest only): at most 1,000 of
+        // them a run, so a run's disk use does not grow with a typo.
+        let least = self.steps.div_ceil(MAX_CHECKPOINTS).max(1);
+        if self.checkpoint_every.is_some_and(|e| e < least) {
+            return bad(format!(
+                "--checkpoint-every must be at least {least} steps for a {}-step run (at most {MAX_CHECKPOINTS} \
+                 checkpoints, each keeping its weights)",
+                self.steps
+            ));
         }
         let frame_stack = if drqn { frames } else { 0 };
         let env_card = EnvCard {

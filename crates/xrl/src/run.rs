@@ -334,13 +334,17 @@ impl RunDir {
     pub fn lock(&self) -> Result<RunLock, RunError> {
         use std::io::{Read, Seek, Write};
         let path = self.root.join("run.lock");
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| file_err(&path, format!("cannot open the run's lock file ({e})")))?;
+        let mut file =
+            std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(
+                |e| {
+                    file_err(
+                        &path,
+                        format!(
+                            "cannot open the run's lock file ({e}); it is xrl's own file: remove whatever is there"
+                        ),
+                    )
+                },
+            )?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -420,6 +424,19 @@ impl RunDir {
         Ok(self.latest_with_recovery()?.map(|(state, _)| state))
     }
 
+    /// What a reader should be told when `latest.json` is missing or damaged and the newest complete checkpoint is
+    /// used in its place (`None` when the index is fine or the run has no checkpoint).
+    pub fn index_note(&self) -> Option<String> {
+        let (state, problem) = self.latest_with_recovery().ok()??;
+        Some(format!(
+            "{} is {}; using the newest complete checkpoint, {} (step {}); `xrl train --resume` writes the index back",
+            self.checkpoints().join("latest.json").display(),
+            problem?,
+            state.stem,
+            state.step
+        ))
+    }
+
     /// [`RunDir::latest`], and whether the index had to be rebuilt (with what was wrong with it).
     fn latest_with_recovery(&self) -> Result<Option<(TrainerState, Option<String>)>, RunError> {
         let path = self.checkpoints().join("latest.json");
@@ -427,8 +444,9 @@ impl RunDir {
             Ok(text) => match serde_json::from_str::<TrainerState>(&text) {
                 Ok(state) if state.names_its_own_files() => return Ok(Some((state, None))),
                 Ok(state) => format!(
-                    "damaged (it names files `{}` that are not this run's checkpoint files step-NNNNNNNNNN.*)",
-                    state.stem
+                    "damaged (its step {} and the files it names, `{}`, do not belong together as an xrl checkpoint \
+                     step-NNNNNNNNNN.*)",
+                    state.step, state.stem
                 ),
                 Err(e) => format!("damaged ({e})"),
             },
@@ -537,7 +555,15 @@ impl RunDir {
         if path.exists() {
             xrl_render::check_input(path).map_err(|e| RunError::Invalid(e.to_string()))?;
         }
-        let bytes = std::fs::read(path).map_err(|e| file_err(path, format!("cannot read checkpoint file: {e}")))?;
+        let bytes = std::fs::read(path).map_err(|e| {
+            file_err(
+                path,
+                format!(
+                    "cannot read checkpoint file ({e}); nothing was changed. Put it back from a backup or another copy \
+                     of the run"
+                ),
+            )
+        })?;
         match state.checksums.get(&file_name(path)) {
             Some(&crc) if crc == crc32fast::hash(&bytes) => Ok(bytes),
             Some(_) => Err(file_err(
@@ -552,6 +578,14 @@ impl RunDir {
     /// Checks every file of the checkpoint `state` against its checksum, and that its networks load into `card`'s
     /// architecture — before a resume writes anything, so a damaged checkpoint leaves the run as it was.
     pub fn verify_checkpoint(&self, state: &TrainerState, card: &RunCard, device: &Device) -> Result<(), RunError> {
+        // A checkpoint of weights alone (an import, the demo's embedded agent) has no training state to go on from.
+        if !state.checksums.keys().any(|f| f.ends_with(".optim.bin")) {
+            return Err(RunError::Invalid(format!(
+                "{} holds weights only (no optimiser state: an import, or the agent `xrl demo` unpacks), so its \
+                 training cannot be resumed; train a new run (`xrl train …`, or `xrl demo --train`)",
+                self.root.display()
+            )));
+        }
         for file in state.checksums.keys() {
             let path = self.checkpoints().join(file);
             let bytes = self.read_checked(state, &path)?;

@@ -62,10 +62,12 @@ fn check_subsets(subsets: &[Vec<usize>], n: usize, cells: usize) -> Result<(), E
 
 impl FaithfulnessConfig {
     fn check(&self, cells: usize) -> Result<usize, ExplainError> {
-        let k = (self.subset_fraction * cells as f64).round() as usize;
-        if !(self.subset_fraction > 0.0 && self.subset_fraction < 1.0) || k == 0 {
+        // At least one cell a subset (CartPole's 4 features: one), and never all of them.
+        let k = ((self.subset_fraction * cells as f64).round() as usize).max(1);
+        if !(self.subset_fraction > 0.0 && self.subset_fraction < 1.0) || k >= cells {
             return Err(ExplainError::Invalid(format!(
-                "faithfulness: subset_fraction {} must leave at least one of {cells} cells in a subset and be below 1",
+                "faithfulness: subset_fraction {} must be in (0, 1) and leave some of the {cells} cells outside a \
+                 subset",
                 self.subset_fraction
             )));
         }

@@ -34,7 +34,12 @@ impl SuiteConfig {
                 ..Default::default()
             },
             deletion: DeletionConfig { seed, ..DeletionConfig::for_frame(frame) },
-            agreement: AgreementConfig::default(),
+            // k cells at most as many as a frame has (CartPole's 4 features: k = 1, 2).
+            agreement: {
+                let mut a = AgreementConfig::default();
+                a.ks.retain(|&k| k < frame[1] * frame[2]);
+                a
+            },
             faithfulness: FaithfulnessConfig { seed, ..FaithfulnessConfig::default() },
             seed,
         }
@@ -112,15 +117,16 @@ pub fn run(job: &EvaluateJob) -> Result<Report, ExplainError> {
     let spec = net.spec().clone();
     if spec.carries_state() {
         return Err(ExplainError::Invalid(
-            "xrl evaluate takes feed-forward agents for now; a recurrent agent's maps depend on the state it held, \
-             which these tests would have to carry through every perturbation"
+            "xrl evaluate takes feed-forward agents for now: a recurrent agent's maps depend on the state it held, \
+             which these tests would have to carry through every perturbation. Explain it with `xrl explain` (at its \
+             recorded states, or --unroll K)"
                 .into(),
         ));
     }
     job.options.validate()?;
-    crate::job::refuse_results(&job.out, "evaluate.json")?;
+    xrl_render::check_dir_free(&job.out)?;
     let len: usize = spec.obs_shape.iter().product();
-    let mut notes = vec![];
+    let mut notes: Vec<String> = dir.index_note().into_iter().collect();
     let (obs, frames, source, states) = match &job.source {
         Source::Inputs { values, shape } => {
             if shape.len() < 2 || shape[1..] != spec.obs_shape[..] {
@@ -157,6 +163,15 @@ pub fn run(job: &EvaluateJob) -> Result<Report, ExplainError> {
     let subject = Subject::new(&net, inputs, &targets)?;
     let frame = subject.frame();
     let mut config = job.config.clone().unwrap_or_else(|| SuiteConfig::for_frame(frame, job.seed));
+    if job.config.is_none() && (frame[1] < 6 || frame[2] < 6) {
+        // SSIM and HOG compare pictures; a feature vector (CartPole) is compared by ranks alone.
+        use super::similarity::Measure;
+        config.randomisation.measures = vec![Measure::SpearmanAbs, Measure::SpearmanSigned];
+        notes.push(format!(
+            "randomisation compares maps by Spearman only: {} observations are {}×{} cells, too small for SSIM and HOG",
+            card.env.id, frame[1], frame[2]
+        ));
+    }
     if job.road_imputation {
         config.agreement.replacement = super::deletion::Replacement::Imputed { noise: 0.01 };
     }
@@ -180,7 +195,9 @@ pub fn run(job: &EvaluateJob) -> Result<Report, ExplainError> {
         reports.push(evaluate_method(&subject, method.as_ref(), &config, env.as_mut(), world)?);
     }
     let random_map = evaluate_method(&subject, &RandomMap { seed: config.seed }, &config, env.as_mut(), world)?;
-    crate::job::ensure_dir(&job.out)?;
+    // A new or empty directory, claimed against another job writing into it (checked only now, after the work;
+    // claiming first would leave a directory behind for every refused request).
+    let _claim = xrl_render::claim_dir(&job.out)?;
     let files = write_outputs(job, &reports, &random_map)?;
     let report = Report {
         version: REPORT_VERSION,
@@ -361,10 +378,15 @@ impl Report {
                 k1(&m.agreement.bottom_k),
             ));
         }
+        // A plot that is gone or not a PNG any more is said, not silently left out.
         let plots: String = ["deletion.png", "insertion.png", "agreement.png"]
             .iter()
-            .filter_map(|f| std::fs::read(dir.join(f)).ok().map(|b| (f, b)))
-            .map(|(f, b)| format!("<img alt=\"{f}\" src=\"{}\" style=\"max-width:49%\">", data_uri(&b)))
+            .map(|f| match std::fs::read(dir.join(f)) {
+                Ok(b) if b.starts_with(b"\x89PNG\r\n\x1a\n") => {
+                    format!("<img alt=\"{f}\" src=\"{}\" style=\"max-width:49%\">", data_uri(&b))
+                }
+                _ => format!("<p>({f} is missing from {} or is not a PNG.)</p>", escape(&dir.display().to_string())),
+            })
             .collect();
         let randomisation = self.methods.iter().find_map(|m| m.randomisation.as_ref()).map_or(String::new(), |first| {
             let score = |v: &super::randomisation::Variant, m: &str| {
