@@ -579,25 +579,7 @@ fn prepare(job: &Job, card: &xrl::run::RunCard, net: &xrl_nn::Net, k: usize) -> 
             k - 1
         )));
     }
-    if range.start >= trajectory.len() {
-        return Err(ExplainError::Invalid(format!(
-            "the episode has {} frames, so frame {} does not exist; choose --frames within 0..{}",
-            trajectory.len(),
-            range.start,
-            trajectory.len()
-        )));
-    }
-    let end = range.end.min(trajectory.len());
-    if end < range.end {
-        notes.push(format!(
-            "--frames {}..{} was cut to {}..{end}: the episode ended after {} frames",
-            range.start,
-            range.end,
-            range.start,
-            trajectory.len()
-        ));
-    }
-    let rows: Vec<usize> = (range.start..end).collect();
+    let rows: Vec<usize> = frames_within(&range, trajectory.len(), &mut notes)?.collect();
     let obs: Vec<f32> = rows.iter().flat_map(|&t| trajectory.observation(t).to_vec()).collect();
     let mut env = card.env.make()?;
     env.reset(Some(trajectory.seed));
@@ -609,6 +591,29 @@ fn prepare(job: &Job, card: &xrl::run::RunCard, net: &xrl_nn::Net, k: usize) -> 
         })
         .collect::<Result<Vec<_>, ExplainError>>()?;
     Ok(Prepared { obs, frames: rows, pictures, trajectory: Some(trajectory), notes, source })
+}
+
+/// The frames of `range` an episode of `len` frames has: refused when it starts past the end, cut (with a note
+/// in `notes`) when it runs past it.
+pub(crate) fn frames_within(
+    range: &Range<usize>,
+    len: usize,
+    notes: &mut Vec<String>,
+) -> Result<Range<usize>, ExplainError> {
+    if range.start >= len {
+        return Err(ExplainError::Invalid(format!(
+            "the episode has {len} frames, so frame {} does not exist; choose --frames within 0..{len}",
+            range.start
+        )));
+    }
+    let end = range.end.min(len);
+    if end < range.end {
+        notes.push(format!(
+            "--frames {}..{} was cut to {}..{end}: the episode ended after {len} frames",
+            range.start, range.end, range.start
+        ));
+    }
+    Ok(range.start..end)
 }
 
 /// A picture of an observation with no game to render it: the mean over its channels in grey, each cell

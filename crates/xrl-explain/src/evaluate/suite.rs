@@ -229,22 +229,7 @@ fn pick(
     notes: &mut Vec<String>,
     source: String,
 ) -> Result<Frames, ExplainError> {
-    if range.start >= tr.len() {
-        return Err(ExplainError::Invalid(format!(
-            "the episode has {} frames, so frame {} does not exist; choose --frames within 0..{}",
-            tr.len(),
-            range.start,
-            tr.len()
-        )));
-    }
-    let end = range.end.min(tr.len());
-    if end < range.end {
-        notes.push(format!(
-            "--frames {}..{} was cut to {}..{end}: the episode ended",
-            range.start, range.end, range.start
-        ));
-    }
-    let frames: Vec<usize> = (range.start..end).collect();
+    let frames: Vec<usize> = crate::job::frames_within(&range, tr.len(), notes)?.collect();
     let states =
         if tr.states.len() == tr.len() { frames.iter().map(|&t| tr.states[t].clone()).collect() } else { vec![] };
     Ok((frames.iter().flat_map(|&t| tr.observation(t).to_vec()).collect(), frames, source, states))
