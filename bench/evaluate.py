@@ -8,7 +8,9 @@ side: the same number of forward passes per frame.
   of the 100 cells, all channels — 40 values);
 * pixel-flipping: quantus.PixelFlipping, 4 features a step (100 steps; xrl: one cell a step);
 * infidelity: captum.metrics.infidelity, 100 perturbations removing 10% of the features, normalize=True;
-* sensitivity-max: captum.metrics.sensitivity_max of Saliency, 10 perturbations in the L∞ ball of radius 0.02.
+* sensitivity-max: captum.metrics.sensitivity_max of Saliency, 10 perturbations in the L∞ ball of radius 0.02;
+* mprt: quantus.MPRT, cascading from the output down over the three layers, Saliency maps (Quantus' `explain`
+  with Captum), Spearman of |map| (xrl: the same, `--measures spearman-abs`).
 
 With `--serve`, reads lines `minatar-cnn TEST` from stdin and answers each with a JSON list of ms per frame (what
 `xrl bench evaluate` uses, so each of xrl's measures is timed right before its reference).
@@ -60,6 +62,9 @@ def tests_for(frames):
         "pixel-flipping": lambda: pf(model=net, x_batch=xn, y_batch=yn, a_batch=an, device="cpu", softmax=False),
         "infidelity": lambda: infidelity(net, remove, x, a, target=y, n_perturb_samples=100, normalize=True),
         "sensitivity-max": lambda: sensitivity_max(saliency, x, n_perturb_samples=10, target=y),
+        "mprt": lambda: quantus.MPRT(layer_order="top_down", disable_warnings=True)(
+            model=net, x_batch=xn, y_batch=yn, a_batch=None, device="cpu", explain_func=quantus.explain,
+            explain_func_kwargs={"method": "Saliency", "abs": True}),
     }
 
 

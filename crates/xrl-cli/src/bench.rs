@@ -215,8 +215,8 @@ fn evaluate(python: Option<PathBuf>, script: PathBuf, frames: usize, runs: usize
     say!("| measure | xrl ms/frame | reference | reference ms/frame | xrl ÷ reference | each round's ratio |");
     say!("|---|---:|---|---:|---:|---:|");
     for xrl_explain::bench::Row { method, ours, theirs, .. } in &rows {
-        let reference =
-            if method.starts_with("faithfulness") || method.starts_with("pixel") { "Quantus" } else { "Captum" };
+        let quantus = ["faithfulness-correlation", "pixel-flipping", "mprt"].contains(&method.as_str());
+        let reference = if quantus { "Quantus" } else { "Captum" };
         let (t, ratio, each) = if theirs.is_empty() {
             ("–".to_string(), "–".to_string(), "–".to_string())
         } else {

@@ -241,7 +241,7 @@ pub fn interleaved(
 }
 
 /// The evaluation measures `xrl bench evaluate` times beside Quantus and Captum (`bench/evaluate.py`).
-pub const TESTS: [&str; 4] = ["faithfulness-correlation", "pixel-flipping", "infidelity", "sensitivity-max"];
+pub const TESTS: [&str; 5] = ["faithfulness-correlation", "pixel-flipping", "infidelity", "sensitivity-max", "mprt"];
 
 impl Setup {
     /// Milliseconds per frame of each call of the evaluation measure `test` (one of [`TESTS`]) on the signed
@@ -257,12 +257,19 @@ impl Setup {
         let grad = crate::Gradient::new(crate::GradientKind::Vanilla);
         let maps = subject.maps(&grad).expect("a valid call");
         let faith = FaithfulnessConfig::default();
+        let mprt = crate::evaluate::randomisation::Randomisation {
+            measures: vec![crate::evaluate::similarity::Measure::SpearmanAbs],
+            independent: false,
+            ..Default::default()
+        };
         let deletion = DeletionConfig { cells_per_step: Some(1), ..DeletionConfig::for_frame(subject.frame()) };
         let f = || match test {
             "faithfulness-correlation" => drop(faith.correlation(&subject, &maps).expect("valid")),
             "pixel-flipping" => drop(deletion.saliency_curve(&subject, &maps, false).expect("valid")),
             "infidelity" => drop(faith.infidelity(&subject, &maps).expect("valid")),
             "sensitivity-max" => drop(faith.max_sensitivity(&subject, &grad, &maps).expect("valid")),
+            // Cascading only, Spearman of |map| only: what Quantus' MPRT computes.
+            "mprt" => drop(mprt.run(&subject, &grad).expect("valid")),
             other => panic!("unknown test {other}"),
         };
         let ms_per_frame = timed_calls(&f, inputs.count(), runs);

@@ -40,11 +40,14 @@ pub struct Randomisation {
     /// `None`: sized to the frame.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub params: Option<SimilarityParams>,
+    /// Also randomise each layer alone (Adebayo et al.'s independent test); `false`: cascading only (Quantus
+    /// MPRT's `top_down`).
+    pub independent: bool,
 }
 
 impl Default for Randomisation {
     fn default() -> Self {
-        Randomisation { seed: DEFAULT_SEED, measures: Measure::ALL.to_vec(), params: None }
+        Randomisation { seed: DEFAULT_SEED, measures: Measure::ALL.to_vec(), params: None, independent: true }
     }
 }
 
@@ -322,10 +325,9 @@ impl Randomisation {
         for k in 0..layers.len() {
             let top: Vec<usize> = (0..=k).collect();
             let scores = self.scores(&params, &original, &maps_of(&top)?, h, w)?;
-            if k == 0 {
-                independent.push(Variant { randomised: names(&top), scores: scores.clone() });
-            } else {
-                let alone = self.scores(&params, &original, &maps_of(&[k])?, h, w)?;
+            if self.independent {
+                let alone =
+                    if k == 0 { scores.clone() } else { self.scores(&params, &original, &maps_of(&[k])?, h, w)? };
                 independent.push(Variant { randomised: names(&[k]), scores: alone });
             }
             cascading.push(Variant { randomised: names(&top), scores });
