@@ -35,9 +35,9 @@ pub struct ExplainArgs {
     /// Write maps even where they are not finite (a diverged network); by default that is an error.
     #[arg(long)]
     pub(crate) allow_nonfinite: bool,
-    /// Seed of the episode played (its reset) and of SmoothGrad's noise.
-    #[arg(long, allow_negative_numbers = true, default_value_t = 0)]
-    pub(crate) seed: u64,
+    /// Seed of the episode played (its reset) and of SmoothGrad's noise [default: 0].
+    #[arg(long, allow_negative_numbers = true)]
+    pub(crate) seed: Option<u64>,
     /// Frames of the episode to explain, `A..B` (B excluded); default 0..20 when playing, all of a trajectory.
     #[arg(long)]
     pub(crate) frames: Option<String>,
@@ -199,7 +199,12 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
         Some("mp4") => Some(Video::Mp4),
         Some(v) => bail!("unknown video format `{v}`; use gif or mp4"),
     };
-    let (options, mut options_given) = a.method.options(a.seed)?;
+    let seed = a.seed.unwrap_or(0);
+    let (options, mut options_given) = a.method.options(seed)?;
+    // Without an episode to play, the seed only draws SmoothGrad's noise.
+    if a.seed.is_some() && (a.inputs.is_some() || a.trajectory.is_some()) {
+        options_given.push("--seed");
+    }
     if a.ig_baseline.is_some() {
         options_given.push("--ig-baseline");
     }
@@ -213,7 +218,7 @@ pub fn explain(a: ExplainArgs) -> Result<()> {
             Source::Inputs { values, shape }
         }
         (None, Some(path)) => Source::Trajectory { path: path.clone(), frames },
-        (None, None) => Source::Play { seed: a.seed, frames: frames.unwrap_or(0..20) },
+        (None, None) => Source::Play { seed, frames: frames.unwrap_or(0..20) },
     };
     let targets = match (&a.targets, &a.target) {
         (Some(_), Some(t)) => {

@@ -762,6 +762,19 @@ fn resuming_playing_and_importing() {
         c(imp(&garbage, "sb3", "sb3-mlp-dqn", "CartPole-v1", &new), &["garbage.pt"]),
         c(imp(&garbage, "safetensors", "mlp-dqn", "CartPole-v1", &new), &["garbage.pt", "safetensors"]),
         c(imp(&fx("minatar_dqn.pt"), "sb3", "sb3-mlp-dqn", "CartPole-v1", &new), &["minatar_dqn.pt"]),
+        c(
+            [imp(&fx("sb3_dqn_cartpole.zip"), "sb3", "sb3-mlp-dqn", "CartPole-v1", &new), s(&["--key", "model"])]
+                .concat(),
+            &["--key picks a state dict nested in a PyTorch file", "leave --key out"],
+        ),
+        c(
+            imp(&fx("minatar_dqn.pt"), "pytorch", "minatar-dqn", "MinAtar/Seaquest-v0", &new),
+            &["are they for another environment?", "[10, 10, 10]"],
+        ),
+        c(
+            imp(&fx("minatar_dqn.pt"), "pytorch", "minatar-dqn", "MinAtar/Breakout-v0", &a_file),
+            &["is not a directory", "choose a new directory"],
+        ),
         c(imp(&nan_st, "safetensors", "minatar-dqn", "MinAtar/Breakout-v0", &new), &["nan.safetensors", "NaN"]),
         c(imp(&d.display().to_string(), "pytorch", "mlp-dqn", "CartPole-v1", &new), &["xrl-bad-"]),
         c(
@@ -982,6 +995,10 @@ fn explaining() {
         c(ev(&["--methods", "bogus"]), &["unknown method `bogus`", "grad, grad-x-input"]),
         c(ei(&["--inputs", &overflow]), &["overflow.npy", "needs more values than the file holds"]),
         c(e(cp, &["--video", "gif"]), &["--video shows pictures of frames", "vector observations"]),
+        c(
+            ei(&["--inputs", &obs2, "--seed", "5", "--methods", "grad"]),
+            &["--seed is an option of smoothgrad", "no episode is played"],
+        ),
         c(
             ei(&["--inputs", &obs2, "--targets", &ints, "--target", "value"]),
             &["--targets gives each input its own action", "--target value"],
@@ -1466,6 +1483,43 @@ fn fifo_inputs_and_a_broken_stderr_are_handled() {
             assert!(verdict(&o, &["named pipe (FIFO), not a regular file"]).is_ok(), "{args:?}: {}", text(&o.stderr));
         }
     }
+    // A FIFO where a run's own file belongs (its checkpoint index, its episode log) is refused, not read forever.
+    if mkfifo(&d.join("probe-fifo")) {
+        for (rel, command) in [("checkpoints/latest.json", "play"), ("metrics.csv", "train")] {
+            let run = copy_run(&runs().cartpole, &d.join(rel.replace('/', "-")));
+            std::fs::remove_file(Path::new(&run).join(rel)).unwrap();
+            assert!(mkfifo(&Path::new(&run).join(rel)));
+            let args: Vec<&str> = if command == "play" {
+                vec!["play", "--run", &run, "--episodes", "1"]
+            } else {
+                vec!["train", "--resume", &run, "--steps", "2500", "--quiet"]
+            };
+            let mut child = Command::new(env!("CARGO_BIN_EXE_xrl"))
+                .args(&args)
+                .stderr(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            let start = std::time::Instant::now();
+            while child.try_wait().unwrap().is_none() {
+                if start.elapsed().as_secs() > 20 {
+                    let _ = child.kill();
+                    panic!("{args:?} blocked on the FIFO at {rel}");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            let o = child.wait_with_output().unwrap();
+            assert!(verdict(&o, &["named pipe (FIFO), not a regular file"]).is_ok(), "{rel}: {}", text(&o.stderr));
+        }
+    }
+    // A claim left by a killed job does not block the directory: the next job takes it over.
+    let stale = d.join("stale");
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(stale.join(".xrl-claim"), b"").unwrap();
+    let mi = runs().minatar.clone();
+    let o = xrl(&["explain", "--run", &mi, "--frames", "0..2", "--methods", "grad", "--out", stale.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(stale.join("summary.json").exists() && !stale.join(".xrl-claim").exists());
     // An error with nowhere to say it: exit 1, not a panic's 101.
     let full = || std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
     let o =

@@ -153,7 +153,7 @@ pub(crate) fn read_versioned<T: serde::de::DeserializeOwned>(
     if path.exists() {
         xrl_render::check_input(path)?;
     }
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = xrl_render::read_regular_string(path).map_err(|e| {
         ExplainError::Invalid(format!(
             "cannot read {} ({e}); is it a directory written by `{command}`?",
             path.display()

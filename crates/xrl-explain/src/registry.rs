@@ -163,7 +163,7 @@ impl Default for MethodOptions {
 pub const MAX_SAMPLES: usize = 10_000;
 
 /// The command-line names of the method options, each with the methods that read it.
-pub const METHOD_OPTION_USERS: [(&str, &str); 11] = [
+pub const METHOD_OPTION_USERS: [(&str, &str); 12] = [
     ("--ig-steps", "ig"),
     ("--ig-rule", "ig"),
     ("--ig-baseline", "ig"),
@@ -175,6 +175,8 @@ pub const METHOD_OPTION_USERS: [(&str, &str); 11] = [
     ("--occlusion-fill", "occlusion"),
     ("--gradcam-no-relu", "gradcam and guided-gradcam"),
     ("--perturbation-score", "perturbation"),
+    // Given with --inputs or --trajectory, where no episode is played.
+    ("--seed", "smoothgrad, smoothgrad2 and vargrad (no episode is played from given inputs or a trajectory)"),
 ];
 
 impl MethodOptions {
@@ -214,7 +216,7 @@ impl MethodOptions {
             let Some((_, users)) = METHOD_OPTION_USERS.iter().find(|(name, _)| name == option) else { continue };
             let used = methods.iter().any(|m| match *option {
                 o if o.starts_with("--ig-") => matches!(m, MethodName::Ig),
-                o if o.starts_with("--noise-") => matches!(m, MethodName::Smooth(..)),
+                o if o.starts_with("--noise-") || o == "--seed" => matches!(m, MethodName::Smooth(..)),
                 o if o.starts_with("--occlusion-") => matches!(m, MethodName::Occlusion),
                 "--gradcam-no-relu" => matches!(m, MethodName::GradCam { .. }),
                 _ => matches!(m, MethodName::Perturbation),

@@ -18,9 +18,9 @@ pub fn write(
 ) -> Result<(), ExplainError> {
     let dir = RunDir::new(run);
     let card = dir.read_card()?;
-    let run_card = std::fs::read_to_string(dir.card_path())
+    let run_card = xrl_render::read_regular_string(dir.card_path())
         .map_err(|e| ExplainError::Invalid(format!("cannot read {} ({e})", dir.card_path().display())))?;
-    let curve = std::fs::read(dir.curve_path()).ok();
+    let curve = xrl_render::read_regular(dir.curve_path()).ok();
     let other_game = |what: &Path, env: &str| {
         ExplainError::Invalid(format!(
             "{} is about an agent in {env}, but {} plays {}: give the outputs of this run",
@@ -61,8 +61,13 @@ pub fn write(
             let name = Path::new(f).file_name().and_then(|n| n.to_str()).unwrap_or("");
             // One grid picture per frame: frame_0000.png, frame_0001.png, …
             if name.starts_with("frame_") && name.ends_with(".png") && name.len() == "frame_0000.png".len() {
-                let bytes = std::fs::read(ex.join(name))
-                    .map_err(|e| ExplainError::Invalid(format!("cannot read {} ({e})", ex.join(name).display())))?;
+                let bytes = xrl_render::read_regular(ex.join(name)).map_err(|e| {
+                    ExplainError::Invalid(format!(
+                        "cannot read {} ({e}), a picture summary.json lists; run `xrl explain` again into a new \
+                         directory",
+                        ex.join(name).display()
+                    ))
+                })?;
                 frames.push(bytes);
             }
         }

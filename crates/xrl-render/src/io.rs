@@ -23,6 +23,8 @@ pub enum RenderError {
         "will not write {path}: it is {what}, not a regular file; choose a file name (its directory is created if missing)"
     )]
     NotAFile { path: PathBuf, what: &'static str },
+    #[error("cannot use {path} as the output directory: {message}")]
+    OutDir { path: PathBuf, message: String },
 }
 
 /// What `path` names if it is not a regular file xrl may replace (`None`: a regular file, or nothing yet).
@@ -49,6 +51,7 @@ fn special(path: &Path) -> Option<&'static str> {
 #[derive(Debug)]
 pub struct DirClaim {
     marker: PathBuf,
+    _lock: File,
 }
 
 impl Drop for DirClaim {
@@ -58,33 +61,46 @@ impl Drop for DirClaim {
 }
 
 /// Claims `dir` for one job's outputs: created if missing, and refused when it holds anything already (a user's
-/// files would be overwritten, or an earlier job's results mixed with this one's) or when another process has
-/// claimed it (two jobs writing one directory). The claim is an exclusively created `.xrl-claim` file inside it.
+/// files would be overwritten, or an earlier job's results mixed with this one's) or when another process holds
+/// the claim (two jobs writing one directory). The claim is an exclusive `flock` on `.xrl-claim` inside it: a job
+/// killed before it could remove the file leaves no lock behind, and the next job takes the file over.
 pub fn claim_dir(dir: &Path) -> Result<DirClaim, RenderError> {
-    let refuse = |message: String| RenderError::Read { path: dir.to_path_buf(), message };
+    let refuse = |message: String| RenderError::OutDir { path: dir.to_path_buf(), message };
     check_dir_free(dir)?;
     std::fs::create_dir_all(dir).map_err(|e| refuse(format!("cannot create it ({e}); choose another directory")))?;
     let marker = dir.join(".xrl-claim");
-    match std::fs::OpenOptions::new().write(true).create_new(true).open(&marker) {
-        Ok(_) => Ok(DirClaim { marker }),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            Err(refuse("another xrl process is writing into it; wait for it, or choose another directory".into()))
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&marker)
+        .map_err(|e| refuse(format!("cannot write into it ({e}); choose another directory")))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(refuse(
+                "another xrl process is writing into it; wait for it, or choose another directory".into(),
+            ));
         }
-        Err(e) => Err(refuse(format!("cannot write into it ({e}); choose another directory"))),
+        Err(std::fs::TryLockError::Error(e)) => return Err(refuse(format!("cannot lock it ({e})"))),
     }
+    // The lock is ours; what another job wrote before we got it is checked once more.
+    check_dir_free(dir)?;
+    Ok(DirClaim { marker, _lock: lock })
 }
 
 /// What [`claim_dir`] refuses, checked without creating anything (so that a job can refuse before it works):
 /// `dir` must be absent or an empty directory (a claim file of another job aside, which `claim_dir` reports).
 pub fn check_dir_free(dir: &Path) -> Result<(), RenderError> {
-    let refuse = |message: String| RenderError::Read { path: dir.to_path_buf(), message };
+    let refuse = |message: String| RenderError::OutDir { path: dir.to_path_buf(), message };
     if !dir.exists() {
         return Ok(());
     }
     if !dir.is_dir() {
-        return Err(refuse(
-            "it is a file, not a directory; choose a new or empty directory (it is created if missing)".into(),
-        ));
+        return Err(refuse(format!(
+            "it is {}, not a directory; choose a new or empty directory (it is created if missing)",
+            special(dir).unwrap_or("a file")
+        )));
     }
     let entries: Vec<String> = std::fs::read_dir(dir)
         .map_err(|e| refuse(format!("cannot list it ({e})")))?
@@ -100,6 +116,24 @@ pub fn check_dir_free(dir: &Path) -> Result<(), RenderError> {
         )));
     }
     Ok(())
+}
+
+/// `std::fs::read` for files a command finds in a run or an output directory: a FIFO (or device, or directory)
+/// there is an `InvalidInput` error naming what it is, not a read that blocks forever.
+pub fn read_regular(path: impl AsRef<Path>) -> std::io::Result<Vec<u8>> {
+    let path = path.as_ref();
+    if let Some(what) = special(path) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("it is {what}, not a regular file; put the file back (or remove what is there)"),
+        ));
+    }
+    std::fs::read(path)
+}
+
+/// [`read_regular`] as text.
+pub fn read_regular_string(path: impl AsRef<Path>) -> std::io::Result<String> {
+    String::from_utf8(read_regular(path)?).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 /// Checks that `path` names a regular file to read (following links): a FIFO would block the reader forever, and a

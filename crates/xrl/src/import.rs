@@ -127,6 +127,24 @@ pub fn import(
     device: &Device,
 ) -> Result<Net, RunError> {
     xrl_render::check_input(file).map_err(|e| RunError::Invalid(e.to_string()))?;
+    if key.is_some() && format == Format::Sb3 {
+        return Err(RunError::Invalid(
+            "--key picks a state dict nested in a PyTorch file; an SB3 zip's policy is found without it: leave --key \
+             out"
+            .into(),
+        ));
+    }
+    // A shape mismatch while loading usually means weights for another environment, not a damaged file.
+    let env_hint = |e: String| {
+        if e.contains("hape mismatch") {
+            format!(
+                "{e}. The weights do not fit the network for this --env, which takes observations {obs_shape:?} and \
+                 {actions} actions: are they for another environment?"
+            )
+        } else {
+            e
+        }
+    };
     let spec = arch.spec(obs_shape, actions);
     spec.validate().map_err(|e| RunError::Invalid(format!("{} does not fit this environment: {e}", arch.name())))?;
     let mut net = Net::new(&spec, device).map_err(RunError::Invalid)?;
@@ -147,6 +165,10 @@ pub fn import(
                 store = store.with_top_level_key(k);
             }
             net.load_from(&mut store).map_err(|e| {
+                let e = e.to_string();
+                if e.contains("hape mismatch") {
+                    return invalid(file, env_hint(format!("cannot load the PyTorch weights ({e})")));
+                }
                 invalid(
                     file,
                     format!(
@@ -165,6 +187,10 @@ pub fn import(
                 store = store.with_key_remapping(format!("^{}", regex_escape(from)), to.to_string());
             }
             net.load_from(&mut store).map_err(|e| {
+                let e = e.to_string();
+                if e.contains("hape mismatch") {
+                    return invalid(file, env_hint(format!("cannot load the safetensors weights ({e})")));
+                }
                 invalid(
                     file,
                     format!(

@@ -392,6 +392,12 @@ impl RunDir {
 
     /// Starts a new run directory; refuses to overwrite an existing run.
     pub fn create(&self, card: &RunCard) -> Result<(), RunError> {
+        if self.root.exists() && !self.root.is_dir() {
+            return Err(RunError::Invalid(format!(
+                "--out {} is not a directory (it is a file or a device); choose a new directory for the run",
+                self.root.display()
+            )));
+        }
         if self.card_path().exists() {
             return Err(RunError::Invalid(format!(
                 "{} already holds a run; continue it with `xrl train --resume {}` or choose another --out",
@@ -409,7 +415,7 @@ impl RunDir {
         if path.exists() {
             xrl_render::check_input(&path).map_err(|e| RunError::Invalid(e.to_string()))?;
         }
-        let text = std::fs::read_to_string(&path).map_err(|e| {
+        let text = xrl_render::read_regular_string(&path).map_err(|e| {
             file_err(&path, format!("cannot read the run card ({e}); is this a run directory made by `xrl train`?"))
         })?;
         let card: RunCard = toml::from_str(&text).map_err(|e| file_err(&path, format!("invalid run card: {e}")))?;
@@ -440,7 +446,7 @@ impl RunDir {
     /// [`RunDir::latest`], and whether the index had to be rebuilt (with what was wrong with it).
     fn latest_with_recovery(&self) -> Result<Option<(TrainerState, Option<String>)>, RunError> {
         let path = self.checkpoints().join("latest.json");
-        let problem = match std::fs::read_to_string(&path) {
+        let problem = match xrl_render::read_regular_string(&path) {
             Ok(text) => match serde_json::from_str::<TrainerState>(&text) {
                 Ok(state) if state.names_its_own_files() => return Ok(Some((state, None))),
                 Ok(state) => format!(
@@ -489,13 +495,13 @@ impl RunDir {
     fn newest_complete_checkpoint(&self) -> Option<TrainerState> {
         let records = self.checkpoint_files().into_iter().filter(|n| n.ends_with(".state.json"));
         records.rev().find_map(|name| {
-            let text = std::fs::read_to_string(self.checkpoints().join(&name)).ok()?;
+            let text = xrl_render::read_regular_string(self.checkpoints().join(&name)).ok()?;
             let state: TrainerState = serde_json::from_str(&text).ok()?;
             let complete = !state.checksums.is_empty()
                 && state.names_its_own_files()
                 && name == format!("{}.state.json", state.stem)
                 && state.checksums.iter().all(|(file, &crc)| {
-                    std::fs::read(self.checkpoints().join(file)).is_ok_and(|b| crc32fast::hash(&b) == crc)
+                    xrl_render::read_regular(self.checkpoints().join(file)).is_ok_and(|b| crc32fast::hash(&b) == crc)
                 });
             complete.then_some(state)
         })
@@ -555,7 +561,7 @@ impl RunDir {
         if path.exists() {
             xrl_render::check_input(path).map_err(|e| RunError::Invalid(e.to_string()))?;
         }
-        let bytes = std::fs::read(path).map_err(|e| {
+        let bytes = xrl_render::read_regular(path).map_err(|e| {
             file_err(
                 path,
                 format!(

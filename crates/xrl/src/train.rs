@@ -155,8 +155,13 @@ impl<'a> Session<'a> {
             .map_err(|e| RunError::File { path: dir.metrics_path(), message: e.to_string() })?;
         let progress = Progress { total_steps: card.total_steps, step: state.step, notes, ..Progress::default() };
         let curve = read_curve(dir);
-        let tensorboard = EventWriter::create(&dir.root.join("tensorboard"))
-            .map_err(|e| RunError::File { path: dir.root.join("tensorboard"), message: e.to_string() })?;
+        let tensorboard = EventWriter::create(&dir.root.join("tensorboard")).map_err(|e| RunError::File {
+            path: dir.root.join("tensorboard"),
+            message: format!(
+                "cannot open the run's TensorBoard directory ({e}); it is xrl's own: if something else is at that \
+                     path, move it away"
+            ),
+        })?;
         Ok(Session {
             curve,
             tensorboard,
@@ -291,7 +296,7 @@ impl<'a> Session<'a> {
 
 /// (step, return) of the episodes in `metrics.csv`.
 fn read_curve(dir: &RunDir) -> (Vec<f64>, Vec<f64>) {
-    let text = std::fs::read_to_string(dir.metrics_path()).unwrap_or_default();
+    let text = xrl_render::read_regular_string(dir.metrics_path()).unwrap_or_default();
     text.lines()
         .skip(1)
         .filter_map(|l| {
@@ -309,7 +314,7 @@ fn refuse_to_start_over(dir: &RunDir) -> Result<(), RunError> {
             entries.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with("step-")).count()
         })
         .unwrap_or(0);
-    let rows = std::fs::read_to_string(dir.metrics_path())
+    let rows = xrl_render::read_regular_string(dir.metrics_path())
         .map(|t| t.lines().skip(1).filter(|l| !l.is_empty()).count())
         .unwrap_or(0);
     if checkpoints == 0 && rows == 0 {
@@ -340,7 +345,7 @@ fn refuse_to_start_over(dir: &RunDir) -> Result<(), RunError> {
 /// refused with the line to fix, and the file is left as it was.
 fn truncate_metrics(dir: &RunDir, state: &TrainerState) -> Result<Option<String>, RunError> {
     let Some(text) = repaired_metrics(dir, state)? else { return Ok(None) };
-    let before = std::fs::read_to_string(dir.metrics_path()).map(|t| t.lines().count()).unwrap_or(0);
+    let before = xrl_render::read_regular_string(dir.metrics_path()).map(|t| t.lines().count()).unwrap_or(0);
     crate::run::write_bytes(&dir.metrics_path(), text.as_bytes())?;
     let dropped = before.saturating_sub(text.lines().count());
     Ok((dropped > 0).then(|| {
@@ -355,7 +360,7 @@ fn truncate_metrics(dir: &RunDir, state: &TrainerState) -> Result<Option<String>
 /// What `metrics.csv` becomes when cut back to `state` (`None`: it is right as it is), or why it cannot be.
 fn repaired_metrics(dir: &RunDir, state: &TrainerState) -> Result<Option<String>, RunError> {
     let path = dir.metrics_path();
-    let text = match std::fs::read_to_string(&path) {
+    let text = match xrl_render::read_regular_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && state.episodes == 0 => String::new(),
         Err(e) => {

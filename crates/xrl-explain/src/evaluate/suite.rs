@@ -366,7 +366,7 @@ impl Report {
         // A plot that is gone or not a PNG any more is said, not silently left out.
         let plots: String = ["deletion.png", "insertion.png", "agreement.png"]
             .iter()
-            .map(|f| match std::fs::read(dir.join(f)) {
+            .map(|f| match xrl_render::read_regular(dir.join(f)) {
                 Ok(b) if b.starts_with(b"\x89PNG\r\n\x1a\n") => {
                     format!("<img alt=\"{f}\" src=\"{}\" style=\"max-width:49%\">", data_uri(&b))
                 }
