@@ -192,6 +192,26 @@ fn write_npy(path: &Path, shape: &[usize], values: &[f32], dtype: &str) {
     std::fs::write(path, b).unwrap();
 }
 
+/// Runs xrl with `args`, failing the test (`what` says which case) if it has not finished after 20 s: a command
+/// that waits on a FIFO would never finish.
+fn within_20s(args: &[&str], what: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xrl"))
+        .args(args)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed().as_secs() > 20 {
+            let _ = child.kill();
+            panic!("{what}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
 fn mkfifo(path: &Path) -> bool {
     Command::new("mkfifo").arg(path).status().is_ok_and(|s| s.success())
 }
@@ -1465,21 +1485,7 @@ fn fifo_inputs_and_a_broken_stderr_are_handled() {
             ],
             vec!["explain", "--run", mi.as_str(), "--trajectory", f, "--out", out.as_str()],
         ] {
-            let mut child = Command::new(env!("CARGO_BIN_EXE_xrl"))
-                .args(&args)
-                .stderr(Stdio::piped())
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap();
-            let start = std::time::Instant::now();
-            while child.try_wait().unwrap().is_none() {
-                if start.elapsed().as_secs() > 20 {
-                    let _ = child.kill();
-                    panic!("{args:?} blocked on the FIFO");
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            let o = child.wait_with_output().unwrap();
+            let o = within_20s(&args, &format!("{args:?} blocked on the FIFO"));
             assert!(verdict(&o, &["named pipe (FIFO), not a regular file"]).is_ok(), "{args:?}: {}", text(&o.stderr));
         }
     }
@@ -1494,21 +1500,7 @@ fn fifo_inputs_and_a_broken_stderr_are_handled() {
             } else {
                 vec!["train", "--resume", &run, "--steps", "2500", "--quiet"]
             };
-            let mut child = Command::new(env!("CARGO_BIN_EXE_xrl"))
-                .args(&args)
-                .stderr(Stdio::piped())
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap();
-            let start = std::time::Instant::now();
-            while child.try_wait().unwrap().is_none() {
-                if start.elapsed().as_secs() > 20 {
-                    let _ = child.kill();
-                    panic!("{args:?} blocked on the FIFO at {rel}");
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            let o = child.wait_with_output().unwrap();
+            let o = within_20s(&args, &format!("{args:?} blocked on the FIFO at {rel}"));
             assert!(verdict(&o, &["named pipe (FIFO), not a regular file"]).is_ok(), "{rel}: {}", text(&o.stderr));
         }
     }
