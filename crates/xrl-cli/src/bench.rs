@@ -144,13 +144,33 @@ fn run_python(py: &PathBuf, script: &PathBuf, args: &[String]) -> Result<Value> 
     serde_json::from_slice(&out.stdout).context("the Python benchmark did not print JSON")
 }
 
-fn explain(python: Option<PathBuf>, script: PathBuf, frames: usize, runs: usize, rounds: usize) -> Result<()> {
-    use xrl_explain::bench::{NETS, Reference, interleaved};
-    let mut reference = python
-        .as_ref()
-        .map(|py| Reference::start(py, &script, frames, runs))
+/// The Python reference server (`script --serve`), when a Python is given.
+fn start_reference(
+    python: Option<&PathBuf>,
+    script: &std::path::Path,
+    frames: usize,
+    runs: usize,
+) -> Result<Option<xrl_explain::bench::Reference>> {
+    python
+        .map(|py| xrl_explain::bench::Reference::start(py, script, frames, runs))
         .transpose()
-        .map_err(anyhow::Error::msg)?;
+        .map_err(anyhow::Error::msg)
+}
+
+/// A table row's reference cells: the reference's median, the median of the rounds' ratios ours ÷ theirs, and
+/// each round's ratio (`decimals` places), or dashes without a reference.
+fn ratio_cells(ours: &[f64], theirs: &[f64], decimals: usize) -> (String, String, String) {
+    if theirs.is_empty() {
+        return ("–".into(), "–".into(), "–".into());
+    }
+    let ratios: Vec<f64> = ours.iter().zip(theirs).map(|(o, t)| o / t).collect();
+    let each: Vec<String> = ratios.iter().map(|r| format!("{r:.decimals$}")).collect();
+    (format!("{:.3}", median(theirs)), format!("{:.decimals$}×", median(&ratios)), each.join(", "))
+}
+
+fn explain(python: Option<PathBuf>, script: PathBuf, frames: usize, runs: usize, rounds: usize) -> Result<()> {
+    use xrl_explain::bench::{NETS, interleaved};
+    let mut reference = start_reference(python.as_ref(), &script, frames, runs)?;
     // On the CPU, like the Captum reference it is compared with (and where xrl's fast products run).
     let device = xrl_nn::device::parse("cpu").map_err(anyhow::Error::msg)?;
     let rows =
@@ -162,13 +182,7 @@ fn explain(python: Option<PathBuf>, script: PathBuf, frames: usize, runs: usize,
     say!("|---|---|---:|---:|---:|---:|");
     for xrl_explain::bench::Row { net, method, ours, theirs } in &rows {
         let reference = if method == "perturbation" { "original procedure" } else { "Captum" };
-        let (t, ratio, range) = if theirs.is_empty() {
-            ("–".to_string(), "–".to_string(), "–".to_string())
-        } else {
-            let ratios: Vec<f64> = ours.iter().zip(theirs).map(|(o, t)| o / t).collect();
-            let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
-            (format!("{:.3}", median(theirs)), format!("{:.2}×", median(&ratios)), each.join(", "))
-        };
+        let (t, ratio, range) = ratio_cells(ours, theirs, 2);
         let method = if method == "perturbation" { format!("{method} ({reference})") } else { method.to_string() };
         say!("| {net} | {method} | {:.3} | {t} | {ratio} | {range} |", median(ours));
     }
@@ -202,12 +216,8 @@ fn explain(python: Option<PathBuf>, script: PathBuf, frames: usize, runs: usize,
 }
 
 fn evaluate(python: Option<PathBuf>, script: PathBuf, frames: usize, runs: usize, rounds: usize) -> Result<()> {
-    use xrl_explain::bench::{Reference, evaluate_interleaved};
-    let mut reference = python
-        .as_ref()
-        .map(|py| Reference::start(py, &script, frames, runs))
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
+    use xrl_explain::bench::evaluate_interleaved;
+    let mut reference = start_reference(python.as_ref(), &script, frames, runs)?;
     let device = xrl_nn::device::parse("cpu").map_err(anyhow::Error::msg)?;
     let rows = evaluate_interleaved(&device, reference.as_mut(), frames, runs, rounds, |r| tell!("round {r}/{rounds}"))
         .map_err(anyhow::Error::msg)?;
@@ -217,13 +227,7 @@ fn evaluate(python: Option<PathBuf>, script: PathBuf, frames: usize, runs: usize
     for xrl_explain::bench::Row { method, ours, theirs, .. } in &rows {
         let quantus = ["faithfulness-correlation", "pixel-flipping", "mprt"].contains(&method.as_str());
         let reference = if quantus { "Quantus" } else { "Captum" };
-        let (t, ratio, each) = if theirs.is_empty() {
-            ("–".to_string(), "–".to_string(), "–".to_string())
-        } else {
-            let ratios: Vec<f64> = ours.iter().zip(theirs).map(|(o, t)| o / t).collect();
-            let each: Vec<String> = ratios.iter().map(|r| format!("{r:.3}")).collect();
-            (format!("{:.3}", median(theirs)), format!("{:.3}×", median(&ratios)), each.join(", "))
-        };
+        let (t, ratio, each) = ratio_cells(ours, theirs, 3);
         say!("| {method} | {:.4} | {reference} | {t} | {ratio} | {each} |", median(ours));
     }
     say!(
