@@ -42,6 +42,25 @@ pub fn moving_average(values: &[f64], window: usize) -> Vec<f64> {
         .collect()
 }
 
+/// Draws a 900×500 chart with `draw` (on a white canvas; errors as text) and writes it as a PNG.
+fn chart_png(
+    path: &Path,
+    draw: impl FnOnce(&DrawingArea<BitMapBackend, plotters::coord::Shift>) -> Result<(), String>,
+) -> Result<(), RenderError> {
+    register_font();
+    let (w, h) = (900u32, 500u32);
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    let enc = |e: String| RenderError::Encode { path: path.to_path_buf(), message: e };
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| enc(e.to_string()))?;
+        draw(&root).map_err(enc)?;
+        root.present().map_err(|e| enc(e.to_string()))?;
+    }
+    let img = RgbImage::from_raw(w, h, buf).expect("buffer matches the canvas");
+    write_png(path, &img)
+}
+
 /// Draws episode returns against environment steps: each episode as a faint point, the moving average of
 /// `window` episodes as a line. Writes a 900×500 PNG.
 pub fn learning_curve(
@@ -51,24 +70,18 @@ pub fn learning_curve(
     returns: &[f64],
     window: usize,
 ) -> Result<(), RenderError> {
-    register_font();
-    let (w, h) = (900u32, 500u32);
-    let mut buf = vec![255u8; (w * h * 3) as usize];
-    let enc = |e: String| RenderError::Encode { path: path.to_path_buf(), message: e };
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| enc(e.to_string()))?;
+    chart_png(path, |root| {
         let x_max = steps.iter().cloned().fold(1.0, f64::max);
         let (lo, hi) = returns.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &r| (a.min(r), b.max(r)));
         let (lo, hi) = if lo.is_finite() { (lo.min(0.0), hi.max(lo + 1.0)) } else { (0.0, 1.0) };
         let pad = (hi - lo) * 0.05;
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 22))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)
             .build_cartesian_2d(0.0..x_max, (lo - pad)..(hi + pad))
-            .map_err(|e| enc(e.to_string()))?;
+            .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
             .x_desc("environment steps")
@@ -77,15 +90,15 @@ pub fn learning_curve(
             .y_desc("episode return")
             .label_style(("sans-serif", 14))
             .draw()
-            .map_err(|e| enc(e.to_string()))?;
+            .map_err(|e| e.to_string())?;
         let faint = RGBColor(150, 170, 210);
         chart
             .draw_series(steps.iter().zip(returns).map(|(&x, &y)| Circle::new((x, y), 1, faint.filled())))
-            .map_err(|e| enc(e.to_string()))?;
+            .map_err(|e| e.to_string())?;
         let smooth = moving_average(returns, window);
         chart
             .draw_series(LineSeries::new(steps.iter().cloned().zip(smooth), RGBColor(200, 60, 40).stroke_width(2)))
-            .map_err(|e| enc(e.to_string()))?
+            .map_err(|e| e.to_string())?
             .label(format!("mean of last {window} episodes"))
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RGBColor(200, 60, 40).stroke_width(2)));
         chart
@@ -95,11 +108,9 @@ pub fn learning_curve(
             .label_font(("sans-serif", 14))
             .position(SeriesLabelPosition::UpperLeft)
             .draw()
-            .map_err(|e| enc(e.to_string()))?;
-        root.present().map_err(|e| enc(e.to_string()))?;
-    }
-    let img = RgbImage::from_raw(w, h, buf).expect("buffer matches the canvas");
-    write_png(path, &img)
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    })
 }
 
 /// Named curves on one chart (a legend in the corner): `series` are (name, x values, y values). Writes a 900×500
@@ -110,13 +121,7 @@ pub fn lines(
     axes: (&str, &str),
     series: &[(String, Vec<f64>, Vec<f64>)],
 ) -> Result<(), RenderError> {
-    register_font();
-    let (w, h) = (900u32, 500u32);
-    let mut buf = vec![255u8; (w * h * 3) as usize];
-    let enc = |e: String| RenderError::Encode { path: path.to_path_buf(), message: e };
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| enc(e.to_string()))?;
+    chart_png(path, |root| {
         let all_x = series.iter().flat_map(|s| s.1.iter().copied());
         let (x_lo, x_hi) = all_x.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
         let all_y = series.iter().flat_map(|s| s.2.iter().copied()).filter(|y| y.is_finite());
@@ -124,26 +129,26 @@ pub fn lines(
         let (x_lo, x_hi) = if x_lo.is_finite() && x_hi > x_lo { (x_lo, x_hi) } else { (0.0, 1.0) };
         let (y_lo, y_hi) = if y_lo.is_finite() { (y_lo, y_hi.max(y_lo + 1e-6)) } else { (0.0, 1.0) };
         let pad = (y_hi - y_lo) * 0.05;
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 22))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)
             .build_cartesian_2d(x_lo..x_hi, (y_lo - pad)..(y_hi + pad))
-            .map_err(|e| enc(e.to_string()))?;
+            .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
             .x_desc(axes.0)
             .y_desc(axes.1)
             .label_style(("sans-serif", 14))
             .draw()
-            .map_err(|e| enc(e.to_string()))?;
+            .map_err(|e| e.to_string())?;
         for (k, (name, xs, ys)) in series.iter().enumerate() {
             let colour = Palette99::pick(k).to_rgba();
             let style = colour.stroke_width(2);
             chart
                 .draw_series(LineSeries::new(xs.iter().copied().zip(ys.iter().copied()), style))
-                .map_err(|e| enc(e.to_string()))?
+                .map_err(|e| e.to_string())?
                 .label(name.as_str())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
         }
@@ -154,11 +159,9 @@ pub fn lines(
             .label_font(("sans-serif", 14))
             .position(SeriesLabelPosition::UpperRight)
             .draw()
-            .map_err(|e| enc(e.to_string()))?;
-        root.present().map_err(|e| enc(e.to_string()))?;
-    }
-    let img = RgbImage::from_raw(w, h, buf).expect("buffer matches the canvas");
-    write_png(path, &img)
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    })
 }
 
 /// The picture with `lines` of text in a dark strip above it (each line 14 px high): the label of a grid panel.
