@@ -94,14 +94,7 @@ impl Qbn {
 
     /// The codes of `x` (`[batch, input]` → `[batch, code]`, values in {−1, 0, 1}).
     pub fn encode(&self, x: Tensor<2>) -> Tensor<2> {
-        let last = self.encoder.len() - 1;
-        let mut h = x;
-        for (i, layer) in self.encoder.iter().enumerate() {
-            h = layer.forward(h);
-            if i < last {
-                h = h.tanh();
-            }
-        }
+        let h = tanh_between(&self.encoder, x);
         match self.quantiser {
             Quantiser::Ternary => ternary(h),
             Quantiser::Binary => binary(h),
@@ -110,14 +103,7 @@ impl Qbn {
 
     /// What the codes stand for (`[batch, code]` → `[batch, input]`).
     pub fn decode(&self, code: Tensor<2>) -> Tensor<2> {
-        let last = self.decoder.len() - 1;
-        let mut h = code;
-        for (i, layer) in self.decoder.iter().enumerate() {
-            h = layer.forward(h);
-            if i < last {
-                h = h.tanh();
-            }
-        }
+        let h = tanh_between(&self.decoder, code);
         match self.reconstruct {
             Reconstruct::Relu6 => relu(h).clamp_max(6.0),
             Reconstruct::Tanh => h.tanh(),
@@ -129,6 +115,15 @@ impl Qbn {
         let code = self.encode(x);
         (code.clone(), self.decode(code))
     }
+}
+
+/// The layers in turn, tanh between them (not after the last).
+fn tanh_between(layers: &[Linear], x: Tensor<2>) -> Tensor<2> {
+    let last = layers.len() - 1;
+    layers.iter().enumerate().fold(x, |h, (i, layer)| {
+        let h = layer.forward(h);
+        if i < last { h.tanh() } else { h }
+    })
 }
 
 #[cfg(test)]
