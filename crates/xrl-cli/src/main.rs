@@ -24,8 +24,10 @@ macro_rules! tell {
 }
 
 mod bench;
+mod diff_ig;
 mod evaluate;
 mod explain;
+mod fsm;
 mod report;
 mod train;
 
@@ -94,6 +96,12 @@ enum Command {
     /// Test the maps of each method against the network: deletion and insertion, action agreement, faithfulness
     /// correlation, infidelity and max sensitivity, beside a random-map control; writes evaluate.json and plots.
     Evaluate(Box<evaluate::EvaluateArgs>),
+    /// Extract a Moore machine from a GRU policy (quantised bottleneck networks, Koul et al. 2019): every stage
+    /// resumable; writes the machine as text, JSON, DOT and SVG. `xrl fsm play DIR` scores it.
+    Fsm(Box<fsm::FsmArgs>),
+    /// Differential integrated gradients (the Differential_IG seed) at a Moore machine's decision points: which
+    /// pixels or features changed the observation bits the machine branches on.
+    DiffIg(Box<diff_ig::DiffIgArgs>),
     /// Write a self-contained HTML report of a run and its explanations (viewable offline).
     Report(report::ReportArgs),
     /// The main job on the embedded default: an A2C agent on MinAtar Breakout, explained by every method, in a
@@ -222,6 +230,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Import(a) => train::import(a),
         Command::Explain(a) => explain::explain(*a),
         Command::Evaluate(a) => evaluate::evaluate(&a),
+        Command::Fsm(a) => fsm::fsm(*a),
+        Command::DiffIg(a) => diff_ig::diff_ig(*a),
         Command::Report(a) => report::report(&a),
         Command::Demo(a) => report::demo(&a),
         Command::Bench(cmd) => bench::run(cmd),

@@ -47,6 +47,10 @@ pub struct TrainArgs {
     /// DRQN and recurrent A2C: units of the LSTM or GRU (default 128).
     #[arg(long, allow_negative_numbers = true, conflicts_with = "resume")]
     core_size: Option<usize>,
+    /// A2C: the torso, `default` (an MLP 64-64, or the MinAtar CNN) or `mmn` (Koul et al. 2019's, for `xrl fsm`:
+    /// FC 16 → ELU → FC 8 → ReLU6, or the MinAtar CNN ending in ReLU6).
+    #[arg(long, conflicts_with = "resume")]
+    torso: Option<String>,
     /// DRQN: frames the LSTM runs over (default 4, seed 002's).
     #[arg(long, allow_negative_numbers = true, conflicts_with = "resume")]
     frames: Option<usize>,
@@ -130,6 +134,11 @@ pub fn train(a: TrainArgs) -> Result<()> {
                 core,
                 core_size: a.core_size,
                 frames: a.frames,
+                mmn_torso: match a.torso.as_deref() {
+                    None | Some("default") => false,
+                    Some("mmn") => true,
+                    Some(other) => bail!("unknown --torso `{other}`; use default or mmn"),
+                },
             }
             .card()?;
             let dir = RunDir::new(out);

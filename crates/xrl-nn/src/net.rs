@@ -28,6 +28,11 @@ pub enum Torso {
     MinatarCnn,
     /// Mnih et al. (2015): conv 32 8×8/4 → 64 4×4/2 → 64 3×3/1 → FC 512, for 4×84×84 frames.
     NatureCnn,
+    /// Koul et al. (2019)'s control torso for Moore machine networks: FC 16 → ELU → FC 8 → ReLU6. The features are
+    /// bounded so that an observation bottleneck, whose decoder ends in ReLU6, can reproduce them.
+    MmnMlp,
+    /// The MinAtar CNN with ReLU6 after its fully connected layer (bounded features, as [`Torso::MmnMlp`]).
+    MmnMinatarCnn,
 }
 
 /// What the network outputs.
@@ -211,8 +216,8 @@ impl NetSpec {
             );
         }
         match (&self.torso, self.frame_shape()) {
-            (Torso::Mlp { .. }, s) if !s.is_empty() => Ok(()),
-            (Torso::MinatarCnn, [_, 10, 10]) => Ok(()),
+            (Torso::Mlp { .. } | Torso::MmnMlp, s) if !s.is_empty() => Ok(()),
+            (Torso::MinatarCnn | Torso::MmnMinatarCnn, [_, 10, 10]) => Ok(()),
             (Torso::NatureCnn, [_, 84, 84]) => Ok(()),
             (torso, s) => Err(format!("torso {torso:?} does not fit observations of shape {s:?}")),
         }
@@ -356,6 +361,47 @@ impl Net {
         Heads { probe, state, ..self.head.forward(x, value_x) }
     }
 
+    /// The torso's output for one step, `[batch, features]`: what the recurrent core reads (a Moore machine network's
+    /// observation bottleneck goes here). Plain observations, one step per row.
+    pub fn features(&self, obs: Tensor<2>) -> Tensor<2> {
+        if !obs.is_autodiff() && self.takes_gradients() {
+            return self.valid().features(obs);
+        }
+        let pass = Pass::default();
+        let obs = if self.spec.input_scale == 1.0 { obs } else { obs.mul_scalar(self.spec.input_scale) };
+        let x = self.torso.conv_features(obs, self.spec.frame_shape(), &pass, &mut None);
+        self.torso.dense(x, &pass, &mut None)
+    }
+
+    /// One step of the recurrent core from `features` `[batch, features]` and the previous hidden state
+    /// `[batch, hidden]`: the new hidden state (the GRU's output; an LSTM's cell is started from zeros). `None` for
+    /// a network without a core.
+    pub fn core_step(&self, features: Tensor<2>, hidden: Tensor<2>) -> Option<Tensor<2>> {
+        let core = self.core.as_ref()?;
+        let [b, f] = features.dims();
+        let (_, s) = core.forward(features.reshape([b, 1, f]), Some(RecurrentState { hidden, cell: None }));
+        Some(s.hidden)
+    }
+
+    /// The heads read from the core's output `[batch, hidden]` (or from the torso's features without a core).
+    pub fn heads_from(&self, x: Tensor<2>) -> Heads {
+        self.head.forward(x, None)
+    }
+
+    /// The recurrent core's width (`None` without one).
+    pub fn hidden_size(&self) -> Option<usize> {
+        self.spec.core.map(|c| c.hidden)
+    }
+
+    /// The torso's output width (what [`Net::features`] returns per row).
+    pub fn feature_size(&self) -> usize {
+        let flat = match self.conv_geometries().last() {
+            Some(g) => g.cout * g.out_hw().0 * g.out_hw().1,
+            None => self.spec.frame_shape().iter().product(),
+        };
+        self.torso.out_len(flat)
+    }
+
     /// The first parameter that holds a NaN or an infinity, as (tensor index in visiting order, value index, value):
     /// imported or loaded weights are checked with it, since a diverged network explains nothing.
     pub fn first_nonfinite(&self) -> Option<(usize, usize, f32)> {
@@ -416,37 +462,43 @@ impl Net {
     /// norm is at most `max_norm` (PyTorch's `clip_grad_norm_`; burn's own clipping works per tensor). Returns the
     /// norm before clipping.
     pub fn clip_grad_norm(&self, grads: &mut burn::optim::GradientsParams, max_norm: f32) -> f32 {
-        use burn::module::{ModuleVisitor, Param};
-        struct SumSquares<'a> {
-            grads: &'a burn::optim::GradientsParams,
-            total: f32,
-        }
-        impl ModuleVisitor for SumSquares<'_> {
-            fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-                if let Some(g) = self.grads.get::<D>(p.id) {
-                    self.total += to_vec(g.powf_scalar(2.0).sum())[0];
-                }
-            }
-        }
-        struct Scale<'a> {
-            grads: &'a mut burn::optim::GradientsParams,
-            factor: f32,
-        }
-        impl ModuleVisitor for Scale<'_> {
-            fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-                if let Some(g) = self.grads.remove::<D>(p.id) {
-                    self.grads.register::<D>(p.id, g.mul_scalar(self.factor));
-                }
-            }
-        }
-        let mut sum = SumSquares { grads, total: 0.0 };
-        self.visit(&mut sum);
-        let norm = sum.total.sqrt();
-        if norm > max_norm {
-            self.visit(&mut Scale { grads, factor: max_norm / (norm + 1e-6) });
-        }
-        norm
+        clip_grad_norm(self, grads, max_norm)
     }
+}
+
+/// Scales the gradients of `module`'s parameters so that their global L2 norm is at most `max_norm` (PyTorch's
+/// `clip_grad_norm_`; burn's own clipping works per tensor). Returns the norm before clipping.
+pub fn clip_grad_norm<M: Module>(module: &M, grads: &mut burn::optim::GradientsParams, max_norm: f32) -> f32 {
+    use burn::module::{ModuleVisitor, Param};
+    struct SumSquares<'a> {
+        grads: &'a burn::optim::GradientsParams,
+        total: f32,
+    }
+    impl ModuleVisitor for SumSquares<'_> {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.get::<D>(p.id) {
+                self.total += to_vec(g.powf_scalar(2.0).sum())[0];
+            }
+        }
+    }
+    struct Scale<'a> {
+        grads: &'a mut burn::optim::GradientsParams,
+        factor: f32,
+    }
+    impl ModuleVisitor for Scale<'_> {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.remove::<D>(p.id) {
+                self.grads.register::<D>(p.id, g.mul_scalar(self.factor));
+            }
+        }
+    }
+    let mut sum = SumSquares { grads, total: 0.0 };
+    module.visit(&mut sum);
+    let norm = sum.total.sqrt();
+    if norm > max_norm {
+        module.visit(&mut Scale { grads, factor: max_norm / (norm + 1e-6) });
+    }
+    norm
 }
 
 /// A one-thread pool for acting at batch 1: waking worker threads costs more than the tiny kernels they would

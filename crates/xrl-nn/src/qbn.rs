@@ -92,13 +92,33 @@ impl Qbn {
         })
     }
 
+    /// The width of what it reconstructs.
+    pub fn input(&self) -> usize {
+        self.encoder[0].weight.dims()[0]
+    }
+
+    /// The code's width (bits).
+    pub fn code_len(&self) -> usize {
+        self.decoder[0].weight.dims()[0]
+    }
+
+    /// The encoder's output before the quantiser, `[batch, code]` (what differential integrated gradients
+    /// attribute: the code is its quantisation).
+    pub fn pre_code(&self, x: Tensor<2>) -> Tensor<2> {
+        tanh_between(&self.encoder, x)
+    }
+
+    /// The code of pre-quantisation values (see [`Qbn::pre_code`]).
+    pub fn quantise(&self, z: Tensor<2>) -> Tensor<2> {
+        match self.quantiser {
+            Quantiser::Ternary => ternary(z),
+            Quantiser::Binary => binary(z),
+        }
+    }
+
     /// The codes of `x` (`[batch, input]` → `[batch, code]`, values in {−1, 0, 1}).
     pub fn encode(&self, x: Tensor<2>) -> Tensor<2> {
-        let h = tanh_between(&self.encoder, x);
-        match self.quantiser {
-            Quantiser::Ternary => ternary(h),
-            Quantiser::Binary => binary(h),
-        }
+        self.quantise(self.pre_code(x))
     }
 
     /// What the codes stand for (`[batch, code]` → `[batch, input]`).

@@ -1,5 +1,6 @@
-//! The torso: convolutions (none for an MLP) then fully connected layers, ReLU after each; every layer's output
-//! and its ReLU's are probes (`convN`, `convN.relu`, `fcN`, `fcN.relu`).
+//! The torso: convolutions (none for an MLP) then fully connected layers, ReLU after each (Koul et al.'s torsos:
+//! ELU or ReLU6 where their paper has them); every layer's output and its activation's are probes (`convN`,
+//! `convN.relu`, `fcN`, `fcN.relu` whatever the activation).
 
 use crate::relu::relu_with;
 use crate::{NetSpec, Pass, Probe, Torso as TorsoKind};
@@ -12,6 +13,30 @@ use burn::tensor::{Device, Tensor};
 pub struct TorsoModule {
     convs: Vec<Conv2d>,
     fc: Vec<Linear>,
+    /// The fully connected layers' activations.
+    #[module(skip)]
+    acts: Vec<Activation>,
+}
+
+/// What follows a fully connected layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// ReLU, with the backward the pass asks for (guided, deconvnet).
+    Relu,
+    /// ELU (α = 1).
+    Elu,
+    /// min(ReLU, 6): the ReLU part with the pass's backward.
+    Relu6,
+}
+
+impl Activation {
+    fn apply(self, z: Tensor<2>, pass: &Pass) -> Tensor<2> {
+        match self {
+            Activation::Relu => relu_with(z, pass.relu),
+            Activation::Elu => burn::tensor::activation::elu(z, 1.0),
+            Activation::Relu6 => relu_with(z, pass.relu).clamp_max(6.0),
+        }
+    }
 }
 
 /// A stack of fully connected layers with ReLUs, named `{prefix}1`, `{prefix}2`, …: the torso's, or a two-stream
@@ -33,6 +58,18 @@ pub(crate) fn dense_stack(input: usize, widths: &[usize], device: &Device) -> Ve
 pub(crate) fn dense_forward(
     layers: &[Linear],
     prefix: &str,
+    x: Tensor<2>,
+    pass: &Pass,
+    probe: &mut Option<Probe>,
+) -> Tensor<2> {
+    dense_forward_with(layers, &[], prefix, x, pass, probe)
+}
+
+/// [`dense_forward`] with layer i followed by `acts[i]` (ReLU where `acts` is shorter).
+pub(crate) fn dense_forward_with(
+    layers: &[Linear],
+    acts: &[Activation],
+    prefix: &str,
     mut x: Tensor<2>,
     pass: &Pass,
     probe: &mut Option<Probe>,
@@ -42,7 +79,7 @@ pub(crate) fn dense_forward(
         let z = crate::fast::linear::linear(layer, x);
         let [b, f] = z.dims();
         let z = crate::tap(pass, probe, name.clone(), z.reshape([b, f, 1, 1])).reshape([b, f]);
-        let a = relu_with(z, pass.relu).reshape([b, f, 1, 1]);
+        let a = acts.get(i).copied().unwrap_or(Activation::Relu).apply(z, pass).reshape([b, f, 1, 1]);
         x = crate::tap(pass, probe, format!("{name}.relu"), a).reshape([b, f]);
     }
     x
@@ -70,8 +107,8 @@ impl TorsoKind {
     /// (out channels, kernel, stride) of each convolution.
     fn conv_layers(&self) -> Vec<(usize, usize, usize)> {
         match self {
-            TorsoKind::Mlp { .. } => vec![],
-            TorsoKind::MinatarCnn => vec![(16, 3, 1)],
+            TorsoKind::Mlp { .. } | TorsoKind::MmnMlp => vec![],
+            TorsoKind::MinatarCnn | TorsoKind::MmnMinatarCnn => vec![(16, 3, 1)],
             TorsoKind::NatureCnn => vec![(32, 8, 4), (64, 4, 2), (64, 3, 1)],
         }
     }
@@ -80,8 +117,18 @@ impl TorsoKind {
     pub(crate) fn hidden_widths(&self) -> Vec<usize> {
         match self {
             TorsoKind::Mlp { hidden } => hidden.clone(),
-            TorsoKind::MinatarCnn => vec![128],
+            TorsoKind::MinatarCnn | TorsoKind::MmnMinatarCnn => vec![128],
             TorsoKind::NatureCnn => vec![512],
+            TorsoKind::MmnMlp => vec![16, 8],
+        }
+    }
+
+    /// The fully connected layers' activations.
+    fn activations(&self) -> Vec<Activation> {
+        match self {
+            TorsoKind::MmnMlp => vec![Activation::Elu, Activation::Relu6],
+            TorsoKind::MmnMinatarCnn => vec![Activation::Relu6],
+            _ => vec![Activation::Relu; self.hidden_widths().len()],
         }
     }
 }
@@ -102,7 +149,8 @@ impl TorsoModule {
             }
             flat = c * h * w;
         }
-        (TorsoModule { convs, fc: dense_stack(flat, &spec.torso.hidden_widths(), device) }, flat)
+        let fc = dense_stack(flat, &spec.torso.hidden_widths(), device);
+        (TorsoModule { convs, fc, acts: spec.torso.activations() }, flat)
     }
 
     /// The features' width.
@@ -149,7 +197,7 @@ impl TorsoModule {
 
     /// The fully connected layers on the convolutions' flattened output.
     pub fn dense(&self, x: Tensor<2>, pass: &Pass, probe: &mut Option<Probe>) -> Tensor<2> {
-        dense_forward(&self.fc, "fc", x, pass, probe)
+        dense_forward_with(&self.fc, &self.acts, "fc", x, pass, probe)
     }
 
     /// Test access: the first fully connected layer.

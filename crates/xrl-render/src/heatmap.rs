@@ -69,6 +69,8 @@ pub enum Colormap {
     /// Diverging blue–white–red for signed maps.
     RedBlue,
     Greys,
+    /// matplotlib's `hot` (black → red → yellow → white): the differential-IG seed's.
+    Hot,
 }
 
 impl Colormap {
@@ -82,6 +84,10 @@ impl Colormap {
             Colormap::Turbo => colorous::TURBO.eval_continuous(t),
             Colormap::RedBlue => colorous::RED_BLUE.eval_continuous(1.0 - t),
             Colormap::Greys => colorous::GREYS.eval_continuous(1.0 - t),
+            Colormap::Hot => {
+                let ramp = |lo: f64| (((t - lo) * 3.0).clamp(0.0, 1.0) * 255.0).round() as u8;
+                return [ramp(0.0), ramp(1.0 / 3.0), ramp(2.0 / 3.0)];
+            }
         };
         [c.r, c.g, c.b]
     }

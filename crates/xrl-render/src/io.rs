@@ -89,6 +89,26 @@ pub fn claim_dir(dir: &Path) -> Result<DirClaim, RenderError> {
     Ok(DirClaim { marker, _lock: lock })
 }
 
+/// Claims `dir`, which holds an earlier run of the same job (the caller checked its card), to resume it: only
+/// the lock is taken, nothing in it is checked or removed.
+pub fn claim_own_dir(dir: &Path) -> Result<DirClaim, RenderError> {
+    let refuse = |message: String| RenderError::OutDir { path: dir.to_path_buf(), message };
+    let marker = dir.join(".xrl-claim");
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&marker)
+        .map_err(|e| refuse(format!("cannot write into it ({e}); choose another directory")))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(DirClaim { marker, _lock: lock }),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(refuse("another xrl process is writing into it; wait for it, or choose another directory".into()))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(refuse(format!("cannot lock it ({e})"))),
+    }
+}
+
 /// What [`claim_dir`] refuses, checked without creating anything (so that a job can refuse before it works):
 /// `dir` must be absent or an empty directory (a claim file of another job aside, which `claim_dir` reports).
 pub fn check_dir_free(dir: &Path) -> Result<(), RenderError> {

@@ -182,6 +182,29 @@ pub fn captioned(img: &RgbImage, lines: &[String]) -> RgbImage {
     out
 }
 
+/// A column of labelled feature cells coloured by their signed value (red positive, blue negative, scaled by the
+/// largest magnitude) with the value printed beside: an attribution over a vector observation.
+pub fn feature_column(names: &[String], values: &[f32], title: &str) -> RgbImage {
+    register_font();
+    let (w, row) = (380u32, 30u32);
+    let h = 24 + row * values.len() as u32 + 6;
+    let top = values.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(f32::MIN_POSITIVE);
+    let mut buf = vec![24u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        let style = ("sans-serif", 13).into_font().color(&WHITE);
+        let _ = root.draw_text(title, &style, (4, 4));
+        for (i, v) in values.iter().enumerate() {
+            let y = 24 + row as i32 * i as i32;
+            let [r, g, b] = crate::heatmap::Colormap::RedBlue.at((v / top + 1.0) / 2.0);
+            let _ = root.draw(&Rectangle::new([(4, y), (64, y + row as i32 - 4)], RGBColor(r, g, b).filled()));
+            let name = names.get(i).cloned().unwrap_or_else(|| format!("x{i}"));
+            let _ = root.draw_text(&format!("{name}: {v:+.4}"), &style, (72, y + 7));
+        }
+    }
+    RgbImage::from_raw(w, h, buf).expect("a buffer of the picture's size")
+}
+
 /// A horizontal colour scale `w` pixels wide with its two ends labelled: the key under a row of heat maps.
 pub fn colour_scale(w: u32, cmap: crate::heatmap::Colormap, low: &str, high: &str) -> RgbImage {
     let (bar_h, w) = (10u32, w.max(40));

@@ -5,7 +5,7 @@
 use crate::agents::a2c::A2cConfig;
 use crate::agents::a3c::A3cConfig;
 use crate::agents::dqn::DqnConfig;
-use crate::nn::{Core, CoreKind};
+use crate::nn::{Core, CoreKind, Torso};
 use crate::run::{AgentCard, EnvCard, RunCard, RunError};
 
 /// The longest run a card may ask for: a trillion steps (a typo of a few zeros more is refused rather than run
@@ -66,6 +66,10 @@ pub struct NewRun {
     pub core_size: Option<usize>,
     /// DRQN: frames the LSTM runs over (default 4).
     pub frames: Option<usize>,
+    /// A2C: Koul et al. (2019)'s torso for finite-state abstraction ([`Torso::MmnMlp`], or
+    /// [`Torso::MmnMinatarCnn`] on MinAtar): features bounded by ReLU6, which an observation bottleneck can
+    /// reproduce.
+    pub mmn_torso: bool,
 }
 
 impl NewRun {
@@ -87,6 +91,7 @@ impl NewRun {
             core: None,
             core_size: None,
             frames: None,
+            mmn_torso: false,
         }
     }
 
@@ -104,6 +109,11 @@ impl NewRun {
         }
         if self.core.is_some() && self.agent != AgentKind::A2c {
             return bad("--core is an A2C option; for a recurrent DQN use --agent drqn".into());
+        }
+        if self.mmn_torso && self.agent != AgentKind::A2c {
+            return bad(format!(
+                "--torso mmn is an A2C option (the torso of a finite-state abstraction); {name} does not use it"
+            ));
         }
         if self.core_size.is_some() && !drqn && self.core.is_none() {
             return bad(
@@ -175,7 +185,10 @@ impl NewRun {
         let core = self.core.map(|kind| Core { kind, hidden: core_size });
         let (net, mut agent) = match self.agent {
             AgentKind::A2c => {
-                let base = A2cConfig::for_env(&obs_shape);
+                let mut base = A2cConfig::for_env(&obs_shape);
+                if self.mmn_torso {
+                    base.torso = if obs_shape.len() == 1 { Torso::MmnMlp } else { Torso::MmnMinatarCnn };
+                }
                 let config = match core {
                     Some(core) => base.with_core(core),
                     None => base,

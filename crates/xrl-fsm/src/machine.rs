@@ -1,0 +1,354 @@
+//! Moore machines extracted from recurrent policies (Koul et al. 2019, "Learning Finite State Representations of
+//! Recurrent Policy Networks"): states are quantised hidden-state codes, each with the action the policy takes in
+//! it; inputs are quantised observation codes; transitions are what the policy was seen to do.
+//!
+//! A machine built from recorded traces ([`MooreMachine::from_traces`]) is *partial*: only the transitions seen
+//! are defined. [`MooreMachine::minimise`] merges states that no recorded observation sequence can tell apart and
+//! then observations that lead everywhere alike, so that the machine is small enough to read, while every recorded
+//! trace is reproduced exactly (the property the tests check on random machines).
+//!
+//! The seed code's minimisation (`minimize_partial_fsm`) merges greedy cliques of compatible states and takes each
+//! merged state's transition from "the first sub-state that defines it", which can send a trace into the wrong
+//! group; here the cliques are then split until every group's successors under every observation lie in one group
+//! (a closed partition), which is what makes the quotient reproduce the traces. For a complete machine the same
+//! refinement, started from the partition by action, is Moore's algorithm and gives the minimal machine.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum FsmError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{path}: {message}")]
+    File { path: std::path::PathBuf, message: String },
+    #[error(transparent)]
+    Run(#[from] xrl::run::RunError),
+}
+
+/// A quantised code (each entry −1, 0 or 1; binary codes use −1 and 1).
+pub type Code = Vec<i8>;
+
+/// One recorded step: the observation code the policy saw, and the state code it moved to, with that state's action.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    pub obs: Code,
+    pub next: Code,
+    pub action: usize,
+}
+
+/// One recorded episode: the start state's code and action, then its steps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Trace {
+    pub start: Code,
+    pub start_action: usize,
+    pub steps: Vec<Step>,
+}
+
+/// One move of a machine playing on its own (see [`MooreMachine::transition`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Move {
+    pub next: usize,
+    /// The observation class taken.
+    pub class: usize,
+    /// Hamming distance from the code to the class's nearest code (0: a code seen when the machine was built).
+    pub distance: usize,
+    /// Whether the state's transition on the class was recorded (false: the nearest recorded one was taken).
+    pub recorded: bool,
+}
+
+/// A (possibly partial) Moore machine over observation classes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MooreMachine {
+    /// Each state's action (the output of a Moore machine).
+    pub actions: Vec<usize>,
+    /// `next[state][obs]`: the state reached, or `None` where no trace went.
+    pub next: Vec<Vec<Option<usize>>>,
+    pub start: usize,
+    /// The codes behind each state (one for an extracted machine; the merged ones after minimisation).
+    pub state_codes: Vec<Vec<Code>>,
+    /// The codes behind each observation class.
+    pub obs_codes: Vec<Vec<Code>>,
+}
+
+impl MooreMachine {
+    /// The machine the traces describe: one state per distinct state code, one observation per distinct
+    /// observation code, every recorded transition. A state code seen with two actions, or a state and
+    /// observation seen leading to two states, is refused (the policy's quantised step is deterministic).
+    pub fn from_traces(traces: &[Trace]) -> Result<Self, FsmError> {
+        let bad = |m: String| Err(FsmError::Invalid(m));
+        if traces.is_empty() {
+            return bad("no traces to build a machine from: record at least one episode".into());
+        }
+        let (mut states, mut obs): (HashMap<Code, usize>, HashMap<Code, usize>) = (HashMap::new(), HashMap::new());
+        let mut m = MooreMachine { actions: vec![], next: vec![], start: 0, state_codes: vec![], obs_codes: vec![] };
+        let mut state_of = |m: &mut MooreMachine, code: &Code, action: usize| -> Result<usize, FsmError> {
+            if let Some(&s) = states.get(code) {
+                if m.actions[s] != action {
+                    return Err(FsmError::Invalid(format!(
+                        "state code {code:?} was seen with actions {} and {action}: a Moore state has one action",
+                        m.actions[s]
+                    )));
+                }
+                return Ok(s);
+            }
+            let s = m.actions.len();
+            states.insert(code.clone(), s);
+            m.actions.push(action);
+            m.state_codes.push(vec![code.clone()]);
+            let width = m.obs_codes.len();
+            m.next.push(vec![None; width]);
+            Ok(s)
+        };
+        let mut starts = vec![];
+        for t in traces {
+            let mut s = state_of(&mut m, &t.start, t.start_action)?;
+            starts.push(s);
+            for step in &t.steps {
+                let o = match obs.get(&step.obs) {
+                    Some(&o) => o,
+                    None => {
+                        let o = m.obs_codes.len();
+                        obs.insert(step.obs.clone(), o);
+                        m.obs_codes.push(vec![step.obs.clone()]);
+                        m.next.iter_mut().for_each(|row| row.push(None));
+                        o
+                    }
+                };
+                let n = state_of(&mut m, &step.next, step.action)?;
+                match m.next[s][o] {
+                    Some(prev) if prev != n => {
+                        return bad(format!(
+                            "state {:?} and observation {:?} were seen leading to two states: the traces do not come \
+                             from one deterministic machine",
+                            m.state_codes[s][0], step.obs
+                        ));
+                    }
+                    _ => m.next[s][o] = Some(n),
+                }
+                s = n;
+            }
+        }
+        if starts.iter().any(|&s| s != starts[0]) {
+            return bad("the traces start from different states: record them from the same initial state".into());
+        }
+        m.start = starts[0];
+        Ok(m)
+    }
+
+    pub fn states(&self) -> usize {
+        self.actions.len()
+    }
+
+    pub fn observations(&self) -> usize {
+        self.obs_codes.len()
+    }
+
+    /// The actions the machine takes from its start state along `obs` (observation indices): the start state's
+    /// action, then one per step; it stops early where a transition is undefined.
+    pub fn run(&self, obs: &[usize]) -> Vec<usize> {
+        let mut s = self.start;
+        let mut out = vec![self.actions[s]];
+        for &o in obs {
+            match self.next[s].get(o).copied().flatten() {
+                Some(n) => {
+                    s = n;
+                    out.push(self.actions[s]);
+                }
+                None => break,
+            }
+        }
+        out
+    }
+
+    /// The observation class of `code`, or the nearest known one by Hamming distance (an observation never seen
+    /// when the machine was built — the seed code crashed on these) with its distance.
+    pub fn classify(&self, code: &[i8]) -> (usize, usize) {
+        let mut best = (0, usize::MAX);
+        for (o, codes) in self.obs_codes.iter().enumerate() {
+            for c in codes {
+                let d = c.iter().zip(code).filter(|(a, b)| a != b).count() + c.len().abs_diff(code.len());
+                if d < best.1 {
+                    best = (o, d);
+                }
+            }
+        }
+        best
+    }
+
+    /// The machine's move from `state` on an observation code: the class of the code (the nearest known one by
+    /// Hamming distance when the code was never seen), then its transition; where `state` has no transition on
+    /// that class (never recorded), the nearest class by code among those `state` has one for. `None` only for a
+    /// state without any transition.
+    pub fn transition(&self, state: usize, code: &[i8]) -> Option<Move> {
+        let (class, distance) = self.classify(code);
+        if let Some(next) = self.next[state].get(class).copied().flatten() {
+            return Some(Move { next, class, distance, recorded: true });
+        }
+        let mut best: Option<Move> = None;
+        for (o, target) in self.next[state].iter().enumerate() {
+            let Some(next) = *target else { continue };
+            for c in &self.obs_codes[o] {
+                let d = c.iter().zip(code).filter(|(a, b)| a != b).count() + c.len().abs_diff(code.len());
+                if best.as_ref().is_none_or(|b| d < b.distance) {
+                    best = Some(Move { next, class: o, distance: d, recorded: false });
+                }
+            }
+        }
+        best
+    }
+
+    /// The smallest machine this procedure finds that reproduces every recorded trace: states merged (compatible
+    /// states, then split until closed; for a complete machine, Moore's partition refinement), then observations
+    /// merged whose transitions are the same from every state.
+    pub fn minimise(&self) -> MooreMachine {
+        let groups = self.closed_groups();
+        let merged = self.quotient(&groups);
+        merged.merge_observations()
+    }
+
+    /// Whether every transition is defined.
+    pub fn is_complete(&self) -> bool {
+        self.next.iter().all(|row| row.iter().all(Option::is_some))
+    }
+
+    /// Pairs of states that no observation sequence defined for both can tell apart (the greatest such relation):
+    /// start from "same action", and drop a pair when some observation both define leads to a dropped pair.
+    fn compatible(&self) -> Vec<Vec<bool>> {
+        let n = self.states();
+        let mut c: Vec<Vec<bool>> =
+            (0..n).map(|i| (0..n).map(|j| self.actions[i] == self.actions[j]).collect()).collect();
+        loop {
+            let mut changed = false;
+            for i in 0..n {
+                for j in i + 1..n {
+                    if !c[i][j] {
+                        continue;
+                    }
+                    let split = (0..self.observations())
+                        .any(|o| matches!((self.next[i][o], self.next[j][o]), (Some(a), Some(b)) if !c[a][b]));
+                    if split {
+                        c[i][j] = false;
+                        c[j][i] = false;
+                        changed = true;
+                    }
+                }
+            }
+            if !changed {
+                return c;
+            }
+        }
+    }
+
+    /// A partition of the states into groups of pairwise-compatible states (greedy cliques, each state joining
+    /// the first group it is compatible with), split until closed: every group's defined successors under each
+    /// observation lie in one group. For a complete machine, compatibility is equivalence, and this is the minimal
+    /// partition.
+    fn closed_groups(&self) -> Vec<usize> {
+        let n = self.states();
+        let c = self.compatible();
+        let mut group = vec![usize::MAX; n];
+        let mut members: Vec<Vec<usize>> = vec![];
+        for s in 0..n {
+            match members.iter().position(|g| g.iter().all(|&t| c[s][t])) {
+                Some(g) => {
+                    members[g].push(s);
+                    group[s] = g;
+                }
+                None => {
+                    group[s] = members.len();
+                    members.push(vec![s]);
+                }
+            }
+        }
+        // Split a group whose members' successors under one observation fall into different groups, by that
+        // successor group (members without the transition join the first part), until none does.
+        loop {
+            let mut split = None;
+            'search: for (g, ms) in members.iter().enumerate() {
+                for o in 0..self.observations() {
+                    let targets: Vec<usize> = ms.iter().filter_map(|&s| self.next[s][o].map(|t| group[t])).collect();
+                    if targets.iter().any(|&t| t != targets[0]) {
+                        split = Some((g, o));
+                        break 'search;
+                    }
+                }
+            }
+            let Some((g, o)) = split else { break };
+            let mut parts: BTreeMap<Option<usize>, Vec<usize>> = BTreeMap::new();
+            for &s in &members[g] {
+                parts.entry(self.next[s][o].map(|t| group[t])).or_default().push(s);
+            }
+            let mut parts: Vec<Vec<usize>> = parts.into_values().collect();
+            // Members without the transition (key None, first) stay with the first defined part.
+            if self.next[parts[0][0]][o].is_none() && parts.len() > 1 {
+                let undefined = parts.remove(0);
+                parts[0].extend(undefined);
+            }
+            let first = parts.remove(0);
+            for &s in &first {
+                group[s] = g;
+            }
+            members[g] = first;
+            for part in parts {
+                let id = members.len();
+                for &s in &part {
+                    group[s] = id;
+                }
+                members.push(part);
+            }
+        }
+        group
+    }
+
+    /// The machine over state groups: each group's action (its members agree) and transitions (its members'
+    /// defined ones agree, by closure).
+    fn quotient(&self, group: &[usize]) -> MooreMachine {
+        // Number the groups in order of first member, so the result does not depend on how groups were split.
+        let mut id: BTreeMap<usize, usize> = BTreeMap::new();
+        for &g in group {
+            let next = id.len();
+            id.entry(g).or_insert(next);
+        }
+        let k = id.len();
+        let g = |s: usize| id[&group[s]];
+        let mut m = MooreMachine {
+            actions: vec![0; k],
+            next: vec![vec![None; self.observations()]; k],
+            start: g(self.start),
+            state_codes: vec![vec![]; k],
+            obs_codes: self.obs_codes.clone(),
+        };
+        for s in 0..self.states() {
+            m.actions[g(s)] = self.actions[s];
+            m.state_codes[g(s)].extend(self.state_codes[s].iter().cloned());
+            for o in 0..self.observations() {
+                if let Some(t) = self.next[s][o] {
+                    m.next[g(s)][o] = Some(g(t));
+                }
+            }
+        }
+        m
+    }
+
+    /// Observations whose transition column is the same from every state become one class (the seed's observation
+    /// minimisation).
+    fn merge_observations(&self) -> MooreMachine {
+        let mut classes: Vec<Vec<usize>> = vec![];
+        let column = |o: usize| -> Vec<Option<usize>> { self.next.iter().map(|row| row[o]).collect() };
+        for o in 0..self.observations() {
+            match classes.iter().position(|c| column(c[0]) == column(o)) {
+                Some(c) => classes[c].push(o),
+                None => classes.push(vec![o]),
+            }
+        }
+        MooreMachine {
+            actions: self.actions.clone(),
+            next: self.next.iter().map(|row| classes.iter().map(|c| row[c[0]]).collect()).collect(),
+            start: self.start,
+            state_codes: self.state_codes.clone(),
+            obs_codes: classes.iter().map(|c| c.iter().flat_map(|&o| self.obs_codes[o].clone()).collect()).collect(),
+        }
+    }
+}
