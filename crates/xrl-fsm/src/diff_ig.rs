@@ -30,8 +30,10 @@ use xrl::nn::{batch, to_vec};
 pub enum Bits {
     /// The observation code (the seed's): the torso and the observation encoder only.
     Observation,
-    /// The hidden-state code after one step from a given state: torso, observation bottleneck (its straight-through
-    /// gradient), GRU, hidden-state encoder.
+    /// The hidden-state code after one step from a given state: torso, observation bottleneck, GRU, hidden-state
+    /// encoder. The observation bottleneck is passed through its smooth surrogate (the ternary staircase before
+    /// rounding, which its straight-through gradient differentiates): through the rounded code the hidden value
+    /// would be constant between code changes and jump at them, and every path gradient would be zero.
     Hidden,
 }
 
@@ -126,7 +128,7 @@ fn pre_code(mmn: &Mmn, bits: Bits, u: Tensor<2>, hidden: Option<Tensor<2>>) -> R
                 mmn.hx.as_ref().ok_or_else(|| FsmError::Invalid("the MMN has no hidden-state bottleneck".into()))?;
             let rows = c.dims()[0];
             let h = hidden.unwrap_or_else(|| Tensor::zeros([rows, hx.input()], &c.device()));
-            let raw = mmn.net.core_step(ox.forward(c).1, h).expect("an MMN has a core");
+            let raw = mmn.net.core_step(ox.smooth_forward(c), h).expect("an MMN has a core");
             Ok(hx.pre_code(raw))
         }
     }
@@ -177,7 +179,14 @@ pub fn diff_ig(
         Bits::Hidden => plain.hx.as_ref(),
     }
     .expect("checked by pre_code");
-    let codes = crate::mmn::codes(quantiser.quantise(z_plain.clone()));
+    let codes = match config.bits {
+        Bits::Observation => crate::mmn::codes(quantiser.quantise(z_plain.clone())),
+        // The codes the MMN itself reaches (through the rounded observation code), not the surrogate's.
+        Bits::Hidden => {
+            let step = plain.step(batch(&both, n, &pd), h_plain(2).expect("a state for hidden bits"));
+            crate::mmn::codes(step.state_code.expect("checked by pre_code"))
+        }
+    };
     let z = to_vec(z_plain);
     let bits = z.len() / 2;
     let (zx, zb) = (&z[..bits], &z[bits..]);

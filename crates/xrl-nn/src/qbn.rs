@@ -3,7 +3,7 @@
 //! between its torso and core (observations) or after its core (hidden states) so that the policy runs on finitely
 //! many codes — the states and observation classes of its Moore machine.
 
-use crate::quantise::{binary, ternary};
+use crate::quantise::{binary, ternary, ternary_surrogate};
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::relu;
@@ -114,6 +114,16 @@ impl Qbn {
             Quantiser::Ternary => ternary(z),
             Quantiser::Binary => binary(z),
         }
+    }
+
+    /// The reconstruction through the quantiser's smooth surrogate instead of its code (the unrounded staircase,
+    /// or tanh for binary codes): a function of `x` without jumps, whose gradient is the straight-through one.
+    pub fn smooth_forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let z = self.pre_code(x);
+        self.decode(match self.quantiser {
+            Quantiser::Ternary => ternary_surrogate(z),
+            Quantiser::Binary => z.tanh(),
+        })
     }
 
     /// The codes of `x` (`[batch, input]` → `[batch, code]`, values in {−1, 0, 1}).

@@ -8,8 +8,13 @@ use burn::tensor::Tensor;
 /// estimator for the rounding and ordinary autodiff through the smooth staircase inside it, so
 /// d/dx = 1.5·sech²(x) − 1.5·sech²(3x) (zero at 0, which keeps codes near 0 from flickering).
 pub fn ternary<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    let inner = x.clone().tanh().mul_scalar(1.5) + x.mul_scalar(-3.0).tanh().mul_scalar(0.5);
-    straight_through(inner)
+    straight_through(ternary_surrogate(x))
+}
+
+/// The smooth staircase inside [`ternary`], 1.5·tanh(x) + 0.5·tanh(−3x), unrounded: what its straight-through
+/// gradient differentiates.
+pub fn ternary_surrogate<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    x.clone().tanh().mul_scalar(1.5) + x.mul_scalar(-3.0).tanh().mul_scalar(0.5)
 }
 
 /// The binary bottleneck: forward sign(tanh(x)) ∈ {−1, 1} (0 maps to 1), backward through tanh (sech²(x)) with
