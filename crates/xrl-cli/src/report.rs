@@ -16,6 +16,12 @@ pub struct ReportArgs {
     /// A directory written by `xrl evaluate` (its evaluate.json and plots make the report's evaluation section).
     #[arg(long)]
     evaluation: Option<PathBuf>,
+    /// A directory written by `xrl fsm` for this run (the machine's graph, a walk through an episode, its classes).
+    #[arg(long)]
+    fsm: Option<PathBuf>,
+    /// With --fsm: a directory written by `xrl diff-ig` for that machine (its pictures at the decision points).
+    #[arg(long, requires = "fsm")]
+    diff_ig: Option<PathBuf>,
     /// The HTML file to write.
     #[arg(long)]
     out: PathBuf,
@@ -26,7 +32,15 @@ pub fn report(a: &ReportArgs) -> Result<()> {
     if !a.out.extension().is_some_and(|e| e == "html" || e == "htm") {
         bail!("--out must name an .html file (the report is one HTML page), got {}", a.out.display());
     }
-    xrl_explain::report::write(&a.run, a.explanations.as_deref(), a.evaluation.as_deref(), &a.out)?;
+    let fsm = match &a.fsm {
+        Some(f) => {
+            let card = RunDir::new(&a.run).read_card()?;
+            let names = xrl_fsm::play::action_names(card.env.make()?.as_ref());
+            xrl_fsm::report::section_html(&a.run, f, a.diff_ig.as_deref(), &names)?
+        }
+        None => String::new(),
+    };
+    xrl_explain::report::write(&a.run, a.explanations.as_deref(), a.evaluation.as_deref(), &fsm, &a.out)?;
     say!("wrote {} — open it in a browser (it needs no network)", a.out.display());
     Ok(())
 }
@@ -108,7 +122,7 @@ pub fn demo(a: &DemoArgs) -> Result<()> {
     let parsed = <Evaluate as clap::Parser>::try_parse_from(argv).map_err(|e| anyhow::anyhow!("{e}"))?;
     crate::evaluate::evaluate(&parsed.args)?;
     let report = a.out.join("report.html");
-    xrl_explain::report::write(&run, Some(&explain_dir), Some(&evaluate_dir), &report)?;
+    xrl_explain::report::write(&run, Some(&explain_dir), Some(&evaluate_dir), "", &report)?;
     say!("wrote:");
     say!("  {}  the run (run.toml, checkpoint, metrics.csv, learning_curve.png)", run.display());
     say!("  {}  one picture per frame, explain.gif, summary.json", explain_dir.display());

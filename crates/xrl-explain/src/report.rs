@@ -9,11 +9,13 @@ use xrl::run::RunDir;
 
 /// Writes the self-contained report of the run in `run` to `out`, with the explanations in `explanations` (a
 /// directory written by `xrl explain --layout grid`) and the evaluation in `evaluation` (one written by
-/// `xrl evaluate`); each is refused when it belongs to another game.
+/// `xrl evaluate`); each is refused when it belongs to another game. `extra_html`: further sections, already
+/// HTML and checked by their makers (the finite-state section).
 pub fn write(
     run: &Path,
     explanations: Option<&Path>,
     evaluation: Option<&Path>,
+    extra_html: &str,
     out: &Path,
 ) -> Result<(), ExplainError> {
     let dir = RunDir::new(run);
@@ -105,6 +107,7 @@ pub fn write(
         timings_json: &timings_json,
         methods: &methods,
         evaluation_html: evaluation_html.as_deref(),
+        extra_html,
     });
     xrl::run::write_bytes(out, html.as_bytes())?;
     Ok(())

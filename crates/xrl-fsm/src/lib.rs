@@ -16,5 +16,6 @@ pub mod mmn;
 pub mod output;
 pub mod pipeline;
 pub mod play;
+pub mod report;
 
 pub use machine::*;

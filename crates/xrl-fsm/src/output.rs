@@ -10,6 +10,16 @@ fn code_text(c: &Code) -> String {
     format!("[{}]", parts.join(", "))
 }
 
+/// A state's or class's codes: the one code, or (merged by minimisation) how many and the first (every code is in
+/// the JSON file).
+fn codes_text(codes: &[Code]) -> String {
+    match codes {
+        [one] => code_text(one),
+        [first, ..] => format!("{} codes, e.g. {}", codes.len(), code_text(first)),
+        [] => String::new(),
+    }
+}
+
 /// A table with a header row, boxed like PrettyTable (the seed's output).
 fn table(header: &[String], rows: &[Vec<String>]) -> String {
     let widths: Vec<usize> = (0..header.len())
@@ -49,20 +59,12 @@ pub fn text(m: &MooreMachine, action_names: &[String]) -> String {
     let _ = writeln!(out, "Total Unique Observations:{}", m.observations());
     let _ = writeln!(out, "Start State: s{}\n", m.start);
     let _ = writeln!(out, "Observation Description");
-    let rows: Vec<Vec<String>> = m
-        .obs_codes
-        .iter()
-        .enumerate()
-        .map(|(o, codes)| vec![format!("o{o}"), codes.iter().map(code_text).collect::<Vec<_>>().join(" ")])
-        .collect();
+    let rows: Vec<Vec<String>> =
+        m.obs_codes.iter().enumerate().map(|(o, codes)| vec![format!("o{o}"), codes_text(codes)]).collect();
     out.push_str(&table(&["Index".into(), "Features".into()], &rows));
     let _ = writeln!(out, "\nStates Description");
-    let rows: Vec<Vec<String>> = (0..m.states())
-        .map(|s| {
-            let codes: Vec<String> = m.state_codes[s].iter().map(code_text).collect();
-            vec![format!("s{s}"), action(m.actions[s]), codes.join(" ")]
-        })
-        .collect();
+    let rows: Vec<Vec<String>> =
+        (0..m.states()).map(|s| vec![format!("s{s}"), action(m.actions[s]), codes_text(&m.state_codes[s])]).collect();
     out.push_str(&table(&["Name".into(), "Action".into(), "Description".into()], &rows));
     let _ = writeln!(out, "\nTransaction Matrix: (StateIndex_ObservationIndex x StateIndex)");
     let header: Vec<String> =

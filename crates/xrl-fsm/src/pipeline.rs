@@ -166,7 +166,7 @@ pub struct FsmCard {
     pub format: String,
     pub version: u32,
     pub xrl_version: String,
-    /// The run directory, as given.
+    /// The run directory (absolute).
     pub run: PathBuf,
     /// The run's checkpoint the policy was read from.
     pub checkpoint_step: usize,
@@ -321,7 +321,8 @@ pub fn run(run: &Path, out: &Path, config: &FsmConfig, device: &Device, notes: N
         format: FORMAT.into(),
         version: VERSION,
         xrl_version: env!("CARGO_PKG_VERSION").into(),
-        run: run.to_path_buf(),
+        // Absolute, so that the card names the run from wherever it is read.
+        run: std::fs::canonicalize(run).unwrap_or_else(|_| run.to_path_buf()),
         checkpoint_step: step,
         env: run_card.env.id.clone(),
         config: config.clone(),
@@ -363,7 +364,8 @@ fn claim(dir: &FsmDir, card: &FsmCard) -> Result<xrl_render::DirClaim, FsmError>
     let out = |e: xrl_render::RenderError| FsmError::Invalid(e.to_string());
     if dir.card().exists() {
         let there = dir.read_card()?;
-        if there.run != card.run || there.checkpoint_step != card.checkpoint_step || there.config != card.config {
+        let same_run = std::fs::canonicalize(&there.run).unwrap_or(there.run.clone()) == card.run;
+        if !same_run || there.checkpoint_step != card.checkpoint_step || there.config != card.config {
             return Err(FsmError::File {
                 path: dir.card(),
                 message: format!(

@@ -20,6 +20,8 @@ pub struct ReportInput<'a> {
     pub methods: &'a [String],
     /// An evaluation section, already HTML (`xrl_explain::evaluate::suite::section_html`), or `None`.
     pub evaluation_html: Option<&'a str>,
+    /// Further sections, already HTML (the finite-state section: `xrl_fsm::report::section_html`).
+    pub extra_html: &'a str,
 }
 
 /// `s` with HTML's special characters escaped.
@@ -69,6 +71,7 @@ table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ddd; padding
 </section>
 <section id="timings"><h2>Time per frame</h2><div id="timing-table"></div></section>
 {evaluation}
+{extra}
 <section id="curve"><h2>Learning curve</h2>{curve}</section>
 <section id="card"><h2>Run card (run.toml)</h2><pre>{card}</pre></section>
 <script>
@@ -120,6 +123,7 @@ show(start);
         info = r.frames_json,
         timings = r.timings_json,
         evaluation = r.evaluation_html.unwrap_or(""),
+        extra = r.extra_html,
     )
 }
 
@@ -140,6 +144,7 @@ mod tests {
             timings_json: r#"{"grad":0.5}"#,
             methods: &["grad".to_string()],
             evaluation_html: Some("<section id=\"evaluation\"></section>"),
+            extra_html: "",
         });
         assert!(html.contains("<section id=\"evaluation\"></section>"));
         assert_eq!(html.matches("data:image/png;base64,iVBORw").count(), 3);
