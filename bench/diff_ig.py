@@ -7,10 +7,14 @@ bottleneck's encoder in PyTorch from the same safetensors files and runs on the 
 
 * `torch_seed`: the original procedure (modanesh/Differential_IG, SEEDS_DETAILED.md §1a): batch 1, one forward
   pass per path point and one backward pass per bit per point (`retain_graph=True`), (steps + 1)·B backward passes;
-* `torch_batched`: the same attribution with every (point, bit) pair one row of a batch (xrl's structure).
+* `torch_batched`: the same, every (point, bit) pair one row of a batch;
+* `torch_objective`: xrl's structure — the masked and unmasked maps are IG and the mean path gradient of the one
+  objective mean_{j∈D} F_j, so one row per path point.
 
-It checks that both give xrl's averaged path gradients, and prints JSON with the median seconds of each over the
-rounds (xrl, then the references, alternating) and the ratios.
+xrl runs twice per round: as `xrl diff-ig` does by default (the maps, plus a map of each differing bit) and with
+`--per-bit none` (the maps only, what the seed's picture shows). The script checks that every reference gives
+xrl's masked and unmasked maps, and prints JSON with the median seconds of each over the rounds (xrl, then the
+references, alternating) and the ratios.
 
     ~/xrl-ref/bin/pip install torch safetensors
     python bench/diff_ig.py --fsm runs/fsm-breakout --xrl target/release/xrl
@@ -102,6 +106,23 @@ def torch_batched(net, x, b, steps):
     return u.grad.reshape(steps + 1, bits, -1).mean(0)
 
 
+def torch_objective(net, x, b, steps, differing):
+    """One row per path point: the gradient of mean_{j∈D} F_j (the maps need nothing else)."""
+    with torch.no_grad():
+        zx = net(x[None])[0]
+    alphas = torch.arange(steps + 1, dtype=torch.float32) / steps
+    u = (b[None] + alphas[:, None] * (x - b)[None]).requires_grad_(True)
+    z = net(u)
+    f = ((z[:, differing] - zx[None, differing]) ** 2).mean(1).sum()
+    f.backward()
+    return u.grad.mean(0)
+
+
+def maps(per_bit_mean_gradient, x, b, differing):
+    unmasked = per_bit_mean_gradient[differing].mean(0)
+    return (x - b).double().numpy() * unmasked.double().numpy(), unmasked.double().numpy()
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--fsm", required=True, type=Path)
@@ -111,32 +132,54 @@ def main():
     a = p.parse_args()
     torch.set_num_threads(torch.get_num_threads())
     net = model(a.fsm)
-    times = {"xrl": [], "torch_seed": [], "torch_batched": []}
-    worst = {"torch_seed": 0.0, "torch_batched": 0.0}
+    times = {"xrl": [], "xrl_maps_only": [], "torch_seed": [], "torch_batched": [], "torch_objective": []}
+    worst = {"torch_seed": 0.0, "torch_batched": 0.0, "torch_objective": 0.0, "xrl_maps_only": 0.0}
     for _ in range(a.rounds):
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / "dig"
-            subprocess.run([a.xrl, "diff-ig", "--fsm", str(a.fsm), "--out", str(out), "--points", "1",
-                            "--quadrature", "seed", "--steps", str(a.steps)], check=True, stdout=subprocess.DEVNULL)
-            doc = json.loads((out / "diff_ig.json").read_text())["points"][0]
-        times["xrl"].append(doc["seconds"])
+        docs = {}
+        for name, extra in [("xrl", []), ("xrl_maps_only", ["--per-bit", "none"])]:
+            with tempfile.TemporaryDirectory() as tmp:
+                out = Path(tmp) / "dig"
+                subprocess.run([a.xrl, "diff-ig", "--fsm", str(a.fsm), "--out", str(out), "--points", "1",
+                                "--quadrature", "seed", "--steps", str(a.steps), *extra], check=True,
+                               stdout=subprocess.DEVNULL)
+                docs[name] = json.loads((out / "diff_ig.json").read_text())["points"][0]
+            times[name].append(docs[name]["seconds"])
+        doc = docs["xrl"]
         x = torch.tensor(doc["point"]["input"]["obs"], dtype=torch.float32)
         b = torch.tensor(doc["point"]["baseline"]["obs"], dtype=torch.float32)
-        ours = np.array(doc["diff_ig"]["mean_gradient"], dtype=np.float64)
+        differing = doc["diff_ig"]["differing"]
+        if not differing:
+            sys.exit("no bits differ at the decision point: nothing to compare")
+        masked = np.array(doc["diff_ig"]["masked"], dtype=np.float64)
+        unmasked = np.array(doc["diff_ig"]["unmasked"], dtype=np.float64)
+
+        def compare(name, m, u):
+            for ours, theirs in [(masked, m), (unmasked, u)]:
+                scale = max(1e-12, float(np.abs(theirs).max()))
+                worst[name] = max(worst[name], float(np.abs(theirs - ours).max()) / scale)
+
+        compare("xrl_maps_only", np.array(docs["xrl_maps_only"]["diff_ig"]["masked"]),
+                np.array(docs["xrl_maps_only"]["diff_ig"]["unmasked"]))
         for name, fn in [("torch_seed", torch_seed), ("torch_batched", torch_batched)]:
             t = time.perf_counter()
-            g = fn(net, x, b, a.steps).double().numpy()
+            g = fn(net, x, b, a.steps)
             times[name].append(time.perf_counter() - t)
-            scale = max(1e-12, float(np.abs(g).max()))
-            worst[name] = max(worst[name], float(np.abs(g - ours).max()) / scale)
+            compare(name, *maps(g, x, b, differing))
+        t = time.perf_counter()
+        u = torch_objective(net, x, b, a.steps, differing)
+        times["torch_objective"].append(time.perf_counter() - t)
+        compare("torch_objective", (x - b).double().numpy() * u.double().numpy(), u.double().numpy())
     med = {k: statistics.median(v) for k, v in times.items()}
     print(json.dumps({
         "fsm": str(a.fsm), "steps": a.steps, "rounds": a.rounds, "obs_len": int(x.shape[0]),
-        "bits": int(ours.shape[0]), "backward_passes_seed": (a.steps + 1) * int(ours.shape[0]),
+        "bits": len(doc["diff_ig"]["input_code"]), "differing_bits": len(differing),
+        "backward_passes_seed": (a.steps + 1) * len(doc["diff_ig"]["input_code"]),
         "median_seconds": med, "all_seconds": times,
         "speedup_vs_torch_seed": med["torch_seed"] / med["xrl"],
+        "speedup_maps_only_vs_torch_seed": med["torch_seed"] / med["xrl_maps_only"],
         "speedup_vs_torch_batched": med["torch_batched"] / med["xrl"],
-        "max_relative_difference_from_xrl": worst,
+        "speedup_maps_only_vs_torch_objective": med["torch_objective"] / med["xrl_maps_only"],
+        "max_relative_difference_of_maps_from_xrl": worst,
         "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
     }, indent=2))
 

@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use std::path::PathBuf;
 use xrl_fsm::decisions::{self, DecisionPoint, Sample};
-use xrl_fsm::diff_ig::{Bits, DiffIgConfig, Quadrature};
+use xrl_fsm::diff_ig::{Bits, DiffIgConfig, PerBit, Quadrature};
 use xrl_fsm::pipeline::FsmDir;
 
 #[derive(Args)]
@@ -34,6 +34,10 @@ pub struct DiffIgArgs {
     /// input's state).
     #[arg(long, default_value = "observation")]
     bits: String,
+    /// Which bits also get a map of their own: `differing` (those the per-bit panels show), `all` (as the seed
+    /// computed) or `none` (only the masked, unmasked and all-bit maps: one gradient per path point).
+    #[arg(long, default_value = "differing")]
+    per_bit: String,
     /// Path points of the integral.
     #[arg(long, allow_negative_numbers = true, default_value_t = 50)]
     steps: usize,
@@ -61,7 +65,13 @@ pub fn diff_ig(a: DiffIgArgs) -> Result<()> {
         "seed" => Quadrature::SeedMean,
         other => bail!("unknown --quadrature `{other}`; use gauss-legendre or seed"),
     };
-    let config = DiffIgConfig { bits, quadrature, steps: a.steps, chunk: a.chunk };
+    let per_bit = match a.per_bit.as_str() {
+        "none" => PerBit::None,
+        "differing" => PerBit::Differing,
+        "all" => PerBit::All,
+        other => bail!("unknown --per-bit `{other}`; use none, differing or all"),
+    };
+    let config = DiffIgConfig { bits, per_bit, quadrature, steps: a.steps, chunk: a.chunk };
     if !(1..=1000).contains(&a.points) {
         bail!("--points must be between 1 and 1000, got {}", a.points);
     }

@@ -167,11 +167,12 @@ pub fn bit_panels(
     names: &[String],
     max_bits: usize,
 ) -> Option<RgbImage> {
-    let bits: Vec<usize> = d.differing.iter().copied().take(max_bits).collect();
+    let bits: Vec<usize> = d.differing.iter().copied().filter(|&j| d.bit(j).is_some()).take(max_bits).collect();
     if bits.is_empty() {
         return None;
     }
-    let maps: Vec<(Vec<f32>, u32, u32)> = bits.iter().map(|&j| spatial(&d.per_bit[j], shape)).collect();
+    let maps: Vec<(Vec<f32>, u32, u32)> =
+        bits.iter().map(|&j| spatial(&d.bit(j).expect("filtered above").ig, shape)).collect();
     let refs: Vec<&[f32]> = maps.iter().map(|m| m.0.as_slice()).collect();
     let s = scale(&refs, Sign::Signed, 100.0);
     let label = |j: usize| format!("bit {j}: {} → {}", d.baseline_code[j], d.input_code[j]);
@@ -186,7 +187,7 @@ pub fn bit_panels(
                 let intensity: Vec<f32> = v.iter().map(|x| x.abs()).collect();
                 xrl_render::plot::captioned(&overlay(&frame, &heat, &intensity, 0.8), &[label(j)])
             } else {
-                xrl_render::plot::feature_column(names, &d.per_bit[j], &label(j))
+                xrl_render::plot::feature_column(names, &d.bit(j).expect("filtered above").ig, &label(j))
             }
         })
         .collect();

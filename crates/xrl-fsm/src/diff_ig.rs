@@ -13,8 +13,12 @@
 //! the averaged path gradients over the same bits, without the (x − b) factor (the seed's names). When no bit
 //! differs both are absent and [`DiffIg::differing`] is empty (the seed divided by zero and drew NaN).
 //!
-//! The seed took one backward pass per bit per path point; here every (point, bit) pair is one row of a batch,
-//! each row's output the one F_j its row stands for, so one backward pass per chunk of rows gives them all.
+//! The seed took one backward pass per bit per path point, (m + 1)·B in all. Here the gradient's linearity does
+//! most of the work: the masked and unmasked maps are the mean over the differing bits of IG_j and ḡ_j, which are
+//! IG and ḡ of the one objective mean_{j∈D} F_j — one gradient per path point, not |D|. (The seed's control
+//! picture, the mean over all bits, is another such objective.) Per-bit maps, where asked for ([`PerBit`]), add
+//! one row per bit; every (point, objective) pair is one row of a batch, each row's output its own objective, so
+//! one backward pass per chunk of rows gives them all.
 //! The seed's baseline bug (b = x, so every attribution was zero) is not reproduced: the baseline is used.
 
 use crate::FsmError;
@@ -47,10 +51,22 @@ pub enum Quadrature {
     SeedMean,
 }
 
+/// Which bits get a map of their own (the masked, unmasked and all-bit maps are always made).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PerBit {
+    None,
+    /// The bits whose code differs between input and baseline (what the per-bit panels show).
+    Differing,
+    /// Every bit (what the seed computed before averaging).
+    All,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiffIgConfig {
     pub bits: Bits,
+    pub per_bit: PerBit,
     pub quadrature: Quadrature,
     /// Path points (the seed's m: 50 for Atari, 10 for control tasks).
     pub steps: usize,
@@ -60,7 +76,13 @@ pub struct DiffIgConfig {
 
 impl Default for DiffIgConfig {
     fn default() -> Self {
-        DiffIgConfig { bits: Bits::Observation, quadrature: Quadrature::GaussLegendre, steps: 50, chunk: 2048 }
+        DiffIgConfig {
+            bits: Bits::Observation,
+            per_bit: PerBit::Differing,
+            quadrature: Quadrature::GaussLegendre,
+            steps: 50,
+            chunk: 2048,
+        }
     }
 }
 
@@ -87,6 +109,19 @@ impl DiffIgConfig {
     }
 }
 
+/// One bit's attribution.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BitMap {
+    pub bit: usize,
+    /// IG_j, of the observation's length.
+    pub ig: Vec<f32>,
+    /// The averaged path gradient ḡ_j.
+    pub mean_gradient: Vec<f32>,
+    /// Σ IG_j, and what completeness says it is: −(z_j(b) − z_j(x))².
+    pub sum: f64,
+    pub target: f64,
+}
+
 /// The attribution of one input against one baseline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DiffIg {
@@ -96,24 +131,35 @@ pub struct DiffIg {
     pub baseline_code: Vec<i8>,
     /// The bits whose quantised value differs.
     pub differing: Vec<usize>,
-    /// IG_j per bit, each of the observation's length.
-    pub per_bit: Vec<Vec<f32>>,
-    /// The averaged path gradient ḡ_j per bit.
-    pub mean_gradient: Vec<Vec<f32>>,
-    /// Σ IG_j and what completeness says it should be, −(z_j(b) − z_j(x))², per bit.
-    pub completeness: Vec<(f64, f64)>,
     /// Mean of IG_j over the differing bits (`None` when none differs).
     pub masked: Option<Vec<f32>>,
     /// Mean of ḡ_j over the differing bits (`None` when none differs).
     pub unmasked: Option<Vec<f32>>,
-    /// Mean of IG_j over every bit (the seed's picture for control tasks).
+    /// Σ masked and its completeness target, mean_{j∈D} −(z_j(b) − z_j(x))².
+    pub masked_completeness: Option<(f64, f64)>,
+    /// Mean of IG_j over every bit (the seed's picture for control tasks), and its completeness.
     pub all_bits: Vec<f32>,
+    pub all_bits_completeness: (f64, f64),
+    /// Maps of single bits, as [`DiffIgConfig::per_bit`] asks.
+    pub per_bit: Vec<BitMap>,
 }
 
 impl DiffIg {
-    /// The largest relative completeness error over the bits whose target is not negligible.
+    /// The largest relative completeness error over the maps made whose target is not negligible.
     pub fn completeness_error(&self) -> f64 {
-        self.completeness.iter().filter(|(_, t)| t.abs() > 1e-6).map(|(s, t)| ((s - t) / t).abs()).fold(0.0, f64::max)
+        self.per_bit
+            .iter()
+            .map(|b| (b.sum, b.target))
+            .chain(self.masked_completeness)
+            .chain([self.all_bits_completeness])
+            .filter(|(_, t)| t.abs() > 1e-12)
+            .map(|(s, t)| ((s - t) / t).abs())
+            .fold(0.0, f64::max)
+    }
+
+    /// The map of bit `j`, where it was made.
+    pub fn bit(&self, j: usize) -> Option<&BitMap> {
+        self.per_bit.iter().find(|b| b.bit == j)
     }
 }
 
@@ -191,68 +237,97 @@ pub fn diff_ig(
     let bits = z.len() / 2;
     let (zx, zb) = (&z[..bits], &z[bits..]);
     let points = config.points();
-    // Rows: every (point k, bit j) pair; row r = k·bits + j.
-    let total = points.len() * bits;
+    let differing: Vec<usize> = (0..bits).filter(|&j| codes[0][j] != codes[1][j]).collect();
+    let singles: Vec<usize> = match config.per_bit {
+        PerBit::None => vec![],
+        PerBit::Differing => differing.clone(),
+        PerBit::All => (0..bits).collect(),
+    };
+    // The objectives, as weights over the bits: the mean over the differing bits (when any), the mean over all
+    // bits, then one per single bit.
+    let mut objectives: Vec<Vec<f32>> = vec![];
+    if !differing.is_empty() {
+        let mut w = vec![0.0; bits];
+        differing.iter().for_each(|&j| w[j] = 1.0 / differing.len() as f32);
+        objectives.push(w);
+    }
+    objectives.push(vec![1.0 / bits as f32; bits]);
+    for &j in &singles {
+        let mut w = vec![0.0; bits];
+        w[j] = 1.0;
+        objectives.push(w);
+    }
+    let kinds = objectives.len();
+    // Rows: every (point k, objective o) pair; row r = k·kinds + o.
+    let total = points.len() * kinds;
     let diff: Vec<f32> = input.iter().zip(baseline).map(|(x, b)| x - b).collect();
-    let mut mean_gradient = vec![vec![0.0f64; n]; bits];
+    let mut mean_gradient = vec![vec![0.0f64; n]; kinds];
     let chunk = config.chunk.max(1);
     let mut r0 = 0;
     while r0 < total {
         let r1 = (r0 + chunk).min(total);
         let rows = r1 - r0;
         let mut u = Vec::with_capacity(rows * n);
-        let mut onehot = vec![0.0f32; rows * bits];
-        let mut target = Vec::with_capacity(rows);
-        for (i, r) in (r0..r1).enumerate() {
-            let (k, j) = (r / bits, r % bits);
+        let mut weights = Vec::with_capacity(rows * bits);
+        let mut target = Vec::with_capacity(rows * bits);
+        for r in r0..r1 {
+            let (k, o) = (r / kinds, r % kinds);
             let a = points[k].0 as f32;
             u.extend(baseline.iter().zip(&diff).map(|(b, d)| b + a * d));
-            onehot[i * bits + j] = 1.0;
-            target.push(zx[j]);
+            weights.extend_from_slice(&objectives[o]);
+            target.extend_from_slice(zx);
         }
         let u = Tensor::<2>::from_data(TensorData::new(u, [rows, n]), &device).require_grad();
         let h = h_row.as_ref().map(|h| batch(&h.repeat(rows), h_len, &device));
         let zu = pre_code(mmn, config.bits, u.clone(), h)?;
-        let pick = Tensor::<2>::from_data(TensorData::new(onehot, [rows, bits]), &device);
-        let zj = (zu * pick).sum_dim(1);
-        let f = (zj - batch(&target, 1, &device)).powi_scalar(2).sum();
+        let w = Tensor::<2>::from_data(TensorData::new(weights, [rows, bits]), &device);
+        let f = ((zu - batch(&target, bits, &device)).powi_scalar(2) * w).sum();
         let grads = f.backward();
         let g = to_vec(u.grad(&grads).ok_or_else(|| FsmError::Invalid("no input gradient".into()))?);
         for (i, r) in (r0..r1).enumerate() {
-            let (k, j) = (r / bits, r % bits);
+            let (k, o) = (r / kinds, r % kinds);
             let w = points[k].1;
-            for (acc, gi) in mean_gradient[j].iter_mut().zip(&g[i * n..(i + 1) * n]) {
+            for (acc, gi) in mean_gradient[o].iter_mut().zip(&g[i * n..(i + 1) * n]) {
                 *acc += w * *gi as f64;
             }
         }
         r0 = r1;
     }
-    let per_bit: Vec<Vec<f32>> =
-        mean_gradient.iter().map(|g| g.iter().zip(&diff).map(|(g, d)| (g * *d as f64) as f32).collect()).collect();
-    let completeness = (0..bits)
-        .map(|j| {
-            let sum: f64 = per_bit[j].iter().map(|&v| v as f64).sum();
-            (sum, -((zb[j] - zx[j]) as f64).powi(2))
+    // The completeness target of an objective: Σ_j w_j (F_j(x) − F_j(b)) = −Σ_j w_j (z_j(b) − z_j(x))².
+    let target = |w: &[f32]| -> f64 { -(0..bits).map(|j| w[j] as f64 * ((zb[j] - zx[j]) as f64).powi(2)).sum::<f64>() };
+    let made = |o: usize| -> (Vec<f32>, Vec<f32>, f64, f64) {
+        let g: Vec<f32> = mean_gradient[o].iter().map(|&v| v as f32).collect();
+        let ig: Vec<f32> = mean_gradient[o].iter().zip(&diff).map(|(g, d)| (g * *d as f64) as f32).collect();
+        let sum = mean_gradient[o].iter().zip(&diff).map(|(g, d)| g * *d as f64).sum();
+        (ig, g, sum, target(&objectives[o]))
+    };
+    let first_single = kinds - singles.len();
+    let (masked, unmasked, masked_completeness) = if differing.is_empty() {
+        (None, None, None)
+    } else {
+        let (ig, g, sum, t) = made(0);
+        (Some(ig), Some(g), Some((sum, t)))
+    };
+    let (all_bits, _, all_sum, all_target) = made(first_single - 1);
+    let per_bit = singles
+        .iter()
+        .enumerate()
+        .map(|(i, &bit)| {
+            let (ig, mean_gradient, sum, target) = made(first_single + i);
+            BitMap { bit, ig, mean_gradient, sum, target }
         })
         .collect();
-    let differing: Vec<usize> = (0..bits).filter(|&j| codes[0][j] != codes[1][j]).collect();
-    let mean_of = |maps: &[Vec<f32>], which: &[usize]| -> Option<Vec<f32>> {
-        (!which.is_empty())
-            .then(|| (0..n).map(|p| which.iter().map(|&j| maps[j][p]).sum::<f32>() / which.len() as f32).collect())
-    };
-    let mean_gradient: Vec<Vec<f32>> = mean_gradient.iter().map(|g| g.iter().map(|&v| v as f32).collect()).collect();
-    let all: Vec<usize> = (0..bits).collect();
     Ok(DiffIg {
         bits: config.bits,
         input_code: codes[0].clone(),
         baseline_code: codes[1].clone(),
-        masked: mean_of(&per_bit, &differing),
-        unmasked: mean_of(&mean_gradient, &differing),
-        all_bits: mean_of(&per_bit, &all).unwrap_or_default(),
         differing,
+        masked,
+        unmasked,
+        masked_completeness,
+        all_bits,
+        all_bits_completeness: (all_sum, all_target),
         per_bit,
-        mean_gradient,
-        completeness,
     })
 }
 

@@ -36,8 +36,12 @@ fn table(header: &[String], rows: &[Vec<String>]) -> String {
     };
     let row = |cells: &[String]| {
         let mut s = String::from("|");
+        // Padded by hand: a format width is limited to 65535, and a wide machine's row can exceed it.
         for (c, w) in cells.iter().zip(&widths) {
-            let _ = write!(s, " {c:<w$} |");
+            s.push(' ');
+            s.push_str(c);
+            s.push_str(&" ".repeat(w - c.chars().count()));
+            s.push_str(" |");
         }
         s.push('\n');
         s
