@@ -58,21 +58,64 @@ pub struct Move {
     pub recorded: bool,
 }
 
-/// A (possibly partial) Moore machine over observation classes.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A (possibly partial) Moore machine over observation classes. Transitions are stored per state, only where a
+/// trace went: an extracted machine has thousands of states and observation classes and few transitions each.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MooreMachine {
     /// Each state's action (the output of a Moore machine).
     pub actions: Vec<usize>,
-    /// `next[state][obs]`: the state reached, or `None` where no trace went.
-    pub next: Vec<Vec<Option<usize>>>,
+    /// `next[state]`: observation class → the state reached (classes no trace took from it are absent).
+    pub next: Vec<BTreeMap<usize, usize>>,
     pub start: usize,
     /// The codes behind each state (one for an extracted machine; the merged ones after minimisation).
     pub state_codes: Vec<Vec<Code>>,
     /// The codes behind each observation class.
     pub obs_codes: Vec<Vec<Code>>,
+    /// Code → class, built on first use.
+    #[serde(skip)]
+    index: std::sync::OnceLock<HashMap<Code, usize>>,
+}
+
+impl PartialEq for MooreMachine {
+    fn eq(&self, o: &Self) -> bool {
+        (&self.actions, &self.next, self.start, &self.state_codes, &self.obs_codes)
+            == (&o.actions, &o.next, o.start, &o.state_codes, &o.obs_codes)
+    }
+}
+
+/// Whether two states may be merged: same action, and no observation both define leads to a pair that may not.
+struct Compatibility {
+    n: usize,
+    /// Pairs marked incompatible by their successors (i·n + j, i < j).
+    marked: Vec<u64>,
+}
+
+impl Compatibility {
+    fn key(&self, i: usize, j: usize) -> usize {
+        let (i, j) = if i < j { (i, j) } else { (j, i) };
+        i * self.n + j
+    }
+    fn is_marked(&self, i: usize, j: usize) -> bool {
+        let k = self.key(i, j);
+        self.marked[k / 64] >> (k % 64) & 1 == 1
+    }
+    fn mark(&mut self, i: usize, j: usize) {
+        let k = self.key(i, j);
+        self.marked[k / 64] |= 1 << (k % 64);
+    }
 }
 
 impl MooreMachine {
+    pub fn new(
+        actions: Vec<usize>,
+        next: Vec<BTreeMap<usize, usize>>,
+        start: usize,
+        state_codes: Vec<Vec<Code>>,
+        obs_codes: Vec<Vec<Code>>,
+    ) -> Self {
+        MooreMachine { actions, next, start, state_codes, obs_codes, index: Default::default() }
+    }
+
     /// The machine the traces describe: one state per distinct state code, one observation per distinct
     /// observation code, every recorded transition. A state code seen with two actions, or a state and
     /// observation seen leading to two states, is refused (the policy's quantised step is deterministic).
@@ -82,7 +125,7 @@ impl MooreMachine {
             return bad("no traces to build a machine from: record at least one episode".into());
         }
         let (mut states, mut obs): (HashMap<Code, usize>, HashMap<Code, usize>) = (HashMap::new(), HashMap::new());
-        let mut m = MooreMachine { actions: vec![], next: vec![], start: 0, state_codes: vec![], obs_codes: vec![] };
+        let mut m = MooreMachine::new(vec![], vec![], 0, vec![], vec![]);
         let mut state_of = |m: &mut MooreMachine, code: &Code, action: usize| -> Result<usize, FsmError> {
             if let Some(&s) = states.get(code) {
                 if m.actions[s] != action {
@@ -97,8 +140,7 @@ impl MooreMachine {
             states.insert(code.clone(), s);
             m.actions.push(action);
             m.state_codes.push(vec![code.clone()]);
-            let width = m.obs_codes.len();
-            m.next.push(vec![None; width]);
+            m.next.push(BTreeMap::new());
             Ok(s)
         };
         let mut starts = vec![];
@@ -112,20 +154,21 @@ impl MooreMachine {
                         let o = m.obs_codes.len();
                         obs.insert(step.obs.clone(), o);
                         m.obs_codes.push(vec![step.obs.clone()]);
-                        m.next.iter_mut().for_each(|row| row.push(None));
                         o
                     }
                 };
                 let n = state_of(&mut m, &step.next, step.action)?;
-                match m.next[s][o] {
-                    Some(prev) if prev != n => {
+                match m.next[s].get(&o) {
+                    Some(&prev) if prev != n => {
                         return bad(format!(
                             "state {:?} and observation {:?} were seen leading to two states: the traces do not come \
                              from one deterministic machine",
                             m.state_codes[s][0], step.obs
                         ));
                     }
-                    _ => m.next[s][o] = Some(n),
+                    _ => {
+                        m.next[s].insert(o, n);
+                    }
                 }
                 s = n;
             }
@@ -145,13 +188,23 @@ impl MooreMachine {
         self.obs_codes.len()
     }
 
+    /// The state reached from `state` on class `obs`, where recorded.
+    pub fn next_of(&self, state: usize, obs: usize) -> Option<usize> {
+        self.next.get(state)?.get(&obs).copied()
+    }
+
+    /// How many transitions are recorded.
+    pub fn transitions(&self) -> usize {
+        self.next.iter().map(BTreeMap::len).sum()
+    }
+
     /// The actions the machine takes from its start state along `obs` (observation indices): the start state's
     /// action, then one per step; it stops early where a transition is undefined.
     pub fn run(&self, obs: &[usize]) -> Vec<usize> {
         let mut s = self.start;
         let mut out = vec![self.actions[s]];
         for &o in obs {
-            match self.next[s].get(o).copied().flatten() {
+            match self.next_of(s, o) {
                 Some(n) => {
                     s = n;
                     out.push(self.actions[s]);
@@ -165,10 +218,22 @@ impl MooreMachine {
     /// The observation class of `code`, or the nearest known one by Hamming distance (an observation never seen
     /// when the machine was built — the seed code crashed on these) with its distance.
     pub fn classify(&self, code: &[i8]) -> (usize, usize) {
+        let index = self.index.get_or_init(|| {
+            let mut index = HashMap::new();
+            for (o, codes) in self.obs_codes.iter().enumerate() {
+                for c in codes {
+                    index.entry(c.clone()).or_insert(o);
+                }
+            }
+            index
+        });
+        if let Some(&o) = index.get(code) {
+            return (o, 0);
+        }
         let mut best = (0, usize::MAX);
         for (o, codes) in self.obs_codes.iter().enumerate() {
             for c in codes {
-                let d = c.iter().zip(code).filter(|(a, b)| a != b).count() + c.len().abs_diff(code.len());
+                let d = hamming(c, code);
                 if d < best.1 {
                     best = (o, d);
                 }
@@ -183,14 +248,13 @@ impl MooreMachine {
     /// state without any transition.
     pub fn transition(&self, state: usize, code: &[i8]) -> Option<Move> {
         let (class, distance) = self.classify(code);
-        if let Some(next) = self.next[state].get(class).copied().flatten() {
+        if let Some(next) = self.next_of(state, class) {
             return Some(Move { next, class, distance, recorded: true });
         }
         let mut best: Option<Move> = None;
-        for (o, target) in self.next[state].iter().enumerate() {
-            let Some(next) = *target else { continue };
+        for (&o, &next) in &self.next[state] {
             for c in &self.obs_codes[o] {
-                let d = c.iter().zip(code).filter(|(a, b)| a != b).count() + c.len().abs_diff(code.len());
+                let d = hamming(c, code);
                 if best.as_ref().is_none_or(|b| d < b.distance) {
                     best = Some(Move { next, class: o, distance: d, recorded: false });
                 }
@@ -210,54 +274,84 @@ impl MooreMachine {
 
     /// Whether every transition is defined.
     pub fn is_complete(&self) -> bool {
-        self.next.iter().all(|row| row.iter().all(Option::is_some))
+        self.next.iter().all(|row| row.len() == self.observations())
     }
 
     /// Pairs of states that no observation sequence defined for both can tell apart (the greatest such relation):
-    /// start from "same action", and drop a pair when some observation both define leads to a dropped pair.
-    fn compatible(&self) -> Vec<Vec<bool>> {
+    /// states with different actions are incompatible, and so is a pair some observation both define sends to an
+    /// incompatible pair. Computed backwards from the pairs with different actions through the predecessors
+    /// under each observation (the table-filling algorithm), so that its cost follows the transitions recorded,
+    /// not states² × observations.
+    fn compatible(&self) -> Compatibility {
         let n = self.states();
-        let mut c: Vec<Vec<bool>> =
-            (0..n).map(|i| (0..n).map(|j| self.actions[i] == self.actions[j]).collect()).collect();
-        loop {
-            let mut changed = false;
-            for i in 0..n {
-                for j in i + 1..n {
-                    if !c[i][j] {
-                        continue;
-                    }
-                    let split = (0..self.observations())
-                        .any(|o| matches!((self.next[i][o], self.next[j][o]), (Some(a), Some(b)) if !c[a][b]));
-                    if split {
-                        c[i][j] = false;
-                        c[j][i] = false;
-                        changed = true;
+        let mut c = Compatibility { n, marked: vec![0; (n * n).div_ceil(64)] };
+        // pred[t]: observation → the states that go to t on it.
+        let mut pred: Vec<BTreeMap<usize, Vec<usize>>> = vec![BTreeMap::new(); n];
+        // by_obs[o]: the targets reached on o.
+        let mut by_obs: Vec<Vec<usize>> = vec![vec![]; self.observations()];
+        for (s, row) in self.next.iter().enumerate() {
+            for (&o, &t) in row {
+                let preds = pred[t].entry(o).or_default();
+                if preds.is_empty() {
+                    by_obs[o].push(t);
+                }
+                preds.push(s);
+            }
+        }
+        let incompatible =
+            |c: &Compatibility, i: usize, j: usize| self.actions[i] != self.actions[j] || c.is_marked(i, j);
+        let mut queue = vec![];
+        let mark_preds = |c: &mut Compatibility, queue: &mut Vec<(usize, usize)>, pa: &[usize], pb: &[usize]| {
+            for &p in pa {
+                for &q in pb {
+                    if p != q && !incompatible(c, p, q) {
+                        c.mark(p, q);
+                        queue.push((p, q));
                     }
                 }
             }
-            if !changed {
-                return c;
+        };
+        // The pairs incompatible by action, through every observation that reaches both.
+        for (o, targets) in by_obs.iter().enumerate() {
+            for (x, &a) in targets.iter().enumerate() {
+                for &b in &targets[x + 1..] {
+                    if self.actions[a] != self.actions[b] {
+                        mark_preds(&mut c, &mut queue, &pred[a][&o], &pred[b][&o]);
+                    }
+                }
             }
         }
+        // Then the pairs marked since, until none is new.
+        while let Some((a, b)) = queue.pop() {
+            for (o, pa) in &pred[a] {
+                if let Some(pb) = pred[b].get(o) {
+                    mark_preds(&mut c, &mut queue, pa, pb);
+                }
+            }
+        }
+        c
     }
 
     /// A partition of the states into groups of pairwise-compatible states (greedy cliques, each state joining
-    /// the first group it is compatible with), split until closed: every group's defined successors under each
-    /// observation lie in one group. For a complete machine, compatibility is equivalence, and this is the minimal
-    /// partition.
+    /// the first group of its action it is compatible with), split until closed: every group's defined successors
+    /// under each observation lie in one group. For a complete machine, compatibility is equivalence, and this is
+    /// the minimal partition.
     fn closed_groups(&self) -> Vec<usize> {
         let n = self.states();
         let c = self.compatible();
         let mut group = vec![usize::MAX; n];
         let mut members: Vec<Vec<usize>> = vec![];
+        let mut by_action: HashMap<usize, Vec<usize>> = HashMap::new();
         for s in 0..n {
-            match members.iter().position(|g| g.iter().all(|&t| c[s][t])) {
-                Some(g) => {
+            let candidates = by_action.entry(self.actions[s]).or_default();
+            match candidates.iter().find(|&&g| members[g].iter().all(|&t| !c.is_marked(s, t))) {
+                Some(&g) => {
                     members[g].push(s);
                     group[s] = g;
                 }
                 None => {
                     group[s] = members.len();
+                    candidates.push(members.len());
                     members.push(vec![s]);
                 }
             }
@@ -267,22 +361,24 @@ impl MooreMachine {
         loop {
             let mut split = None;
             'search: for (g, ms) in members.iter().enumerate() {
-                for o in 0..self.observations() {
-                    let targets: Vec<usize> = ms.iter().filter_map(|&s| self.next[s][o].map(|t| group[t])).collect();
-                    if targets.iter().any(|&t| t != targets[0]) {
-                        split = Some((g, o));
-                        break 'search;
+                let mut seen: HashMap<usize, usize> = HashMap::new();
+                for &s in ms {
+                    for (&o, &t) in &self.next[s] {
+                        if *seen.entry(o).or_insert(group[t]) != group[t] {
+                            split = Some((g, o));
+                            break 'search;
+                        }
                     }
                 }
             }
             let Some((g, o)) = split else { break };
             let mut parts: BTreeMap<Option<usize>, Vec<usize>> = BTreeMap::new();
             for &s in &members[g] {
-                parts.entry(self.next[s][o].map(|t| group[t])).or_default().push(s);
+                parts.entry(self.next_of(s, o).map(|t| group[t])).or_default().push(s);
             }
             let mut parts: Vec<Vec<usize>> = parts.into_values().collect();
             // Members without the transition (key None, first) stay with the first defined part.
-            if self.next[parts[0][0]][o].is_none() && parts.len() > 1 {
+            if self.next_of(parts[0][0], o).is_none() && parts.len() > 1 {
                 let undefined = parts.remove(0);
                 parts[0].extend(undefined);
             }
@@ -313,42 +409,49 @@ impl MooreMachine {
         }
         let k = id.len();
         let g = |s: usize| id[&group[s]];
-        let mut m = MooreMachine {
-            actions: vec![0; k],
-            next: vec![vec![None; self.observations()]; k],
-            start: g(self.start),
-            state_codes: vec![vec![]; k],
-            obs_codes: self.obs_codes.clone(),
-        };
+        let mut m = MooreMachine::new(
+            vec![0; k],
+            vec![BTreeMap::new(); k],
+            g(self.start),
+            vec![vec![]; k],
+            self.obs_codes.clone(),
+        );
         for s in 0..self.states() {
             m.actions[g(s)] = self.actions[s];
             m.state_codes[g(s)].extend(self.state_codes[s].iter().cloned());
-            for o in 0..self.observations() {
-                if let Some(t) = self.next[s][o] {
-                    m.next[g(s)][o] = Some(g(t));
-                }
+            for (&o, &t) in &self.next[s] {
+                m.next[g(s)].insert(o, g(t));
             }
         }
         m
     }
 
-    /// Observations whose transition column is the same from every state become one class (the seed's observation
-    /// minimisation).
+    /// Observations whose transition column is the same from every state (defined from the same states, to the
+    /// same states) become one class (the seed's observation minimisation).
     fn merge_observations(&self) -> MooreMachine {
-        let mut classes: Vec<Vec<usize>> = vec![];
-        let column = |o: usize| -> Vec<Option<usize>> { self.next.iter().map(|row| row[o]).collect() };
-        for o in 0..self.observations() {
-            match classes.iter().position(|c| column(c[0]) == column(o)) {
-                Some(c) => classes[c].push(o),
-                None => classes.push(vec![o]),
+        let mut columns: Vec<Vec<(usize, usize)>> = vec![vec![]; self.observations()];
+        for (s, row) in self.next.iter().enumerate() {
+            for (&o, &t) in row {
+                columns[o].push((s, t));
             }
         }
-        MooreMachine {
-            actions: self.actions.clone(),
-            next: self.next.iter().map(|row| classes.iter().map(|c| row[c[0]]).collect()).collect(),
-            start: self.start,
-            state_codes: self.state_codes.clone(),
-            obs_codes: classes.iter().map(|c| c.iter().flat_map(|&o| self.obs_codes[o].clone()).collect()).collect(),
+        let mut class_of_column: HashMap<&[(usize, usize)], usize> = HashMap::new();
+        let mut classes: Vec<Vec<usize>> = vec![];
+        let mut class = vec![0; self.observations()];
+        for (o, col) in columns.iter().enumerate() {
+            let c = *class_of_column.entry(col.as_slice()).or_insert_with(|| {
+                classes.push(vec![]);
+                classes.len() - 1
+            });
+            classes[c].push(o);
+            class[o] = c;
         }
+        let next = self.next.iter().map(|row| row.iter().map(|(&o, &t)| (class[o], t)).collect()).collect();
+        let obs_codes = classes.iter().map(|c| c.iter().flat_map(|&o| self.obs_codes[o].clone()).collect()).collect();
+        MooreMachine::new(self.actions.clone(), next, self.start, self.state_codes.clone(), obs_codes)
     }
+}
+
+fn hamming(a: &[i8], b: &[i8]) -> usize {
+    a.iter().zip(b).filter(|(x, y)| x != y).count() + a.len().abs_diff(b.len())
 }

@@ -70,17 +70,28 @@ pub fn text(m: &MooreMachine, action_names: &[String]) -> String {
     let rows: Vec<Vec<String>> =
         (0..m.states()).map(|s| vec![format!("s{s}"), action(m.actions[s]), codes_text(&m.state_codes[s])]).collect();
     out.push_str(&table(&["Name".into(), "Action".into(), "Description".into()], &rows));
-    let _ = writeln!(out, "\nTransaction Matrix: (StateIndex_ObservationIndex x StateIndex)");
-    let header: Vec<String> =
-        std::iter::once(String::new()).chain((0..m.observations()).map(|o| format!("o{o}"))).collect();
-    let rows: Vec<Vec<String>> = (0..m.states())
-        .map(|s| {
-            std::iter::once(format!("s{s}"))
-                .chain(m.next[s].iter().map(|n| n.map_or("None".into(), |n| format!("s{n}"))))
-                .collect()
-        })
-        .collect();
-    out.push_str(&table(&header, &rows));
+    // The seed's matrix for machines narrow enough to read; a wide one (an unminimised Atari machine has
+    // thousands of classes) as one line per recorded transition.
+    if m.observations() <= 64 {
+        let _ = writeln!(out, "\nTransaction Matrix: (StateIndex_ObservationIndex x StateIndex)");
+        let header: Vec<String> =
+            std::iter::once(String::new()).chain((0..m.observations()).map(|o| format!("o{o}"))).collect();
+        let rows: Vec<Vec<String>> = (0..m.states())
+            .map(|s| {
+                std::iter::once(format!("s{s}"))
+                    .chain((0..m.observations()).map(|o| m.next_of(s, o).map_or("None".into(), |n| format!("s{n}"))))
+                    .collect()
+            })
+            .collect();
+        out.push_str(&table(&header, &rows));
+    } else {
+        let _ = writeln!(out, "\nTransitions ({} recorded; state --observation--> next state):", m.transitions());
+        for (s, row) in m.next.iter().enumerate() {
+            for (o, n) in row {
+                let _ = writeln!(out, "s{s} --o{o}--> s{n}");
+            }
+        }
+    }
     out
 }
 
@@ -88,10 +99,8 @@ pub fn text(m: &MooreMachine, action_names: &[String]) -> String {
 fn edges(m: &MooreMachine) -> BTreeMap<(usize, usize), Vec<usize>> {
     let mut e: BTreeMap<(usize, usize), Vec<usize>> = BTreeMap::new();
     for (s, row) in m.next.iter().enumerate() {
-        for (o, n) in row.iter().enumerate() {
-            if let Some(n) = n {
-                e.entry((s, *n)).or_default().push(o);
-            }
+        for (&o, &n) in row {
+            e.entry((s, n)).or_default().push(o);
         }
     }
     e

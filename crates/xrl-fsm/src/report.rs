@@ -81,7 +81,7 @@ pub fn section_html(
         let mut state = min.start;
         for (t, step) in trace.steps.iter().take(WALK_STEPS).enumerate() {
             let Some(mv) = min.transition(state, &step.obs) else { break };
-            let branch = if min.next[state].iter().flatten().any(|&n| n != mv.next) { " (decision point)" } else { "" };
+            let branch = if min.next[state].values().any(|&n| n != mv.next) { " (decision point)" } else { "" };
             let _ = writeln!(
                 h,
                 "<tr><td>{t}</td><td>s{state}{branch}</td><td>o{}</td><td>s{}</td><td>{}</td></tr>",

@@ -156,13 +156,13 @@ fn complete_machines_minimise_to_their_number_of_equivalence_classes() {
         let (n, k, a) = (rng.random_range(1..7), rng.random_range(1..3), rng.random_range(1..3));
         let actions: Vec<usize> = (0..n).map(|_| rng.random_range(0..a)).collect();
         let next: Vec<Vec<usize>> = (0..n).map(|_| (0..k).map(|_| rng.random_range(0..n)).collect()).collect();
-        let m = MooreMachine {
-            actions: actions.clone(),
-            next: next.iter().map(|r| r.iter().map(|&t| Some(t)).collect()).collect(),
-            start: 0,
-            state_codes: (0..n).map(|s| vec![code(s)]).collect(),
-            obs_codes: (0..k).map(|o| vec![code(o)]).collect(),
-        };
+        let m = MooreMachine::new(
+            actions.clone(),
+            next.iter().map(|r| r.iter().copied().enumerate().collect()).collect(),
+            0,
+            (0..n).map(|s| vec![code(s)]).collect(),
+            (0..k).map(|o| vec![code(o)]).collect(),
+        );
         let outputs = |s: usize, seq: &[usize]| -> Vec<usize> {
             let mut s = s;
             let mut out = vec![actions[s]];

@@ -129,7 +129,7 @@ fn the_minimised_machine_replays_the_mmns_episodes_and_every_stage_resumes() {
             .next
             .iter()
             .map(|r| {
-                let mut t: Vec<usize> = r.iter().flatten().copied().collect();
+                let mut t: Vec<usize> = r.values().copied().collect();
                 t.sort();
                 t.dedup();
                 t.len()
