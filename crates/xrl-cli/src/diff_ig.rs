@@ -75,6 +75,9 @@ pub fn diff_ig(a: DiffIgArgs) -> Result<()> {
     if !(1..=1000).contains(&a.points) {
         bail!("--points must be between 1 and 1000, got {}", a.points);
     }
+    // Refused before any work: settings, then the output directory.
+    config.validate()?;
+    xrl_render::check_dir_free(&a.out)?;
     let dir = FsmDir::new(&a.fsm);
     let card = dir.read_card()?;
     let ad = a.device.device.clone().autodiff();

@@ -1096,6 +1096,144 @@ fn s_explain_no_out(run: &str) -> Vec<String> {
     vec!["explain".into(), "--run".into(), run.into()]
 }
 
+/// `xrl fsm`, `xrl fsm play`, `xrl diff-ig` and `report --fsm`: a small machine of a briefly trained GRU policy,
+/// then every way of asking for one wrongly.
+#[test]
+fn finite_state_machines() {
+    let root = scratch("fsm");
+    let gru = root.join("gru").display().to_string();
+    let o = xrl(&[
+        "train",
+        "--env",
+        "CartPole-v1",
+        "--agent",
+        "a2c",
+        "--core",
+        "gru",
+        "--core-size",
+        "8",
+        "--torso",
+        "mmn",
+        "--steps",
+        "3000",
+        "--out",
+        &gru,
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let fsm = root.join("fsm").display().to_string();
+    let small = [
+        "--data-episodes",
+        "2",
+        "--qbn-epochs",
+        "2",
+        "--patience",
+        "2",
+        "--finetune-epochs",
+        "1",
+        "--extract-episodes",
+        "2",
+        "--max-steps",
+        "100",
+    ];
+    let build = |run: &str, out: &str, extra: &[&str]| -> Vec<String> {
+        [&["fsm", "--run", run, "--hx", "4", "--ox", "4", "--out", out][..], &small[..], extra]
+            .concat()
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let args = build(&gru, &fsm, &[]);
+    let o = xrl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let foreign = root.join("foreign");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("mine.txt"), "keep").unwrap();
+    let foreign = foreign.display().to_string();
+    // A copy whose files are damaged, one at a time.
+    let damaged = |name: &str, with: &[u8]| -> String {
+        let d = root.join(format!("damaged-{name}"));
+        Command::new("cp").args(["-r", &fsm]).arg(&d).status().unwrap();
+        std::fs::write(d.join(name), with).unwrap();
+        d.display().to_string()
+    };
+    let (bad_ox, bad_ex, bad_card) =
+        (damaged("ox.safetensors", b"not safetensors"), damaged("extraction.json", b"{"), damaged("fsm.json", b"[]"));
+    let out = |n: &str| root.join(n).display().to_string();
+    let r = runs();
+    check_all(vec![
+        cs(build(&r.cartpole, &out("o1"), &[]), &["GRU core", "--core gru"]),
+        cs(build(&r.a2c, &out("o2"), &[]), &["GRU core", "--torso mmn"]),
+        cs(build("/nonexistent/run", &out("o3"), &[]), &["/nonexistent/run", "run card"]),
+        cs(build(&gru, &out("o4"), &["--quantiser", "quad"]), &["unknown --quantiser `quad`", "ternary or binary"]),
+        case(
+            &["fsm", "--run", &gru, "--hx", "4", "--ox", "4", "--out", &out("o5"), "--data-episodes", "0"],
+            &["--data-episodes must be between 1"],
+        ),
+        case(&["fsm", "--run", &gru, "--hx", "0", "--ox", "4", "--out", &out("o6")], &["--hx must be between 1"]),
+        cs(build(&gru, &foreign, &[]), &["not empty", "new or empty directory"]),
+        cs(build(&gru, &fsm, &["--seed", "5"]), &["other settings", "new --out"]),
+        cs(build(&gru, &bad_card, &[]), &["fsm.json"]),
+        cs(build(&gru, &bad_ox, &[]), &["ox.safetensors", "remove it and rerun"]),
+        cs(build(&gru, &bad_ex, &[]), &["extraction.json", "remove it and rerun"]),
+        case(&["fsm", "play", "/nonexistent/fsm"], &["/nonexistent/fsm", "fsm.json"]),
+        case(&["fsm", "play", &fsm, "--episodes", "0"], &["--episodes must be between 1"]),
+        case(&["fsm", "play", &fsm, "--video-frames", "100000"], &["--video-frames must be at most"]),
+        case(&["fsm", "play", &bad_ex], &["extraction.json", "damaged"]),
+        case(&["fsm", "play", &bad_ox], &["ox.safetensors"]),
+        case(&["fsm", "--run", &gru, "--out", &out("o7")], &["--hx"]),
+        case(&["diff-ig", "--fsm", &fsm, "--out", &out("d1"), "--bits", "cells"], &["unknown --bits `cells`"]),
+        case(&["diff-ig", "--fsm", &fsm, "--out", &out("d2"), "--per-bit", "some"], &["unknown --per-bit `some`"]),
+        case(&["diff-ig", "--fsm", &fsm, "--out", &out("d3"), "--quadrature", "simpson"], &["unknown --quadrature"]),
+        case(&["diff-ig", "--fsm", &fsm, "--out", &out("d4"), "--steps", "0"], &["--steps must be between 1"]),
+        case(&["diff-ig", "--fsm", &fsm, "--out", &out("d5"), "--points", "0"], &["--points must be between 1"]),
+        case(&["diff-ig", "--fsm", &fsm, "--out", &foreign], &["not empty"]),
+        case(&["diff-ig", "--fsm", "/nonexistent/fsm", "--out", &out("d6")], &["/nonexistent/fsm"]),
+        case(&["diff-ig", "--fsm", &bad_ex, "--out", &out("d7")], &["extraction.json"]),
+        case(&["report", "--run", &r.a2c, "--fsm", &fsm, "--out", &out("r.html")], &["not of", "this run"]),
+        case(
+            &[
+                "train",
+                "--env",
+                "CartPole-v1",
+                "--agent",
+                "a2c",
+                "--torso",
+                "tiny",
+                "--steps",
+                "10",
+                "--out",
+                &out("t1"),
+            ],
+            &["unknown --torso `tiny`", "default or mmn"],
+        ),
+        case(
+            &[
+                "train",
+                "--env",
+                "CartPole-v1",
+                "--agent",
+                "dqn",
+                "--torso",
+                "mmn",
+                "--steps",
+                "10",
+                "--out",
+                &out("t2"),
+            ],
+            &["--torso mmn is an A2C option"],
+        ),
+    ]);
+    // What was there is unchanged: the foreign directory, the machine's card.
+    assert_eq!(std::fs::read_to_string(Path::new(&foreign).join("mine.txt")).unwrap(), "keep");
+    assert_eq!(std::fs::read_dir(&foreign).unwrap().count(), 1);
+    // The good directory still plays, and a rerun keeps every stage.
+    let o = xrl(&["fsm", "play", &fsm, "--episodes", "2", "--video-frames", "5"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = xrl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(text(&o.stderr).matches("kept from").count() >= 5, "{}", text(&o.stderr));
+}
+
 #[test]
 fn reports_demos_and_benchmarks() {
     let d = scratch("report");
