@@ -159,7 +159,7 @@ pub fn diff_ig(a: DiffIgArgs) -> Result<()> {
                 p.baseline.t
             ),
             n => say!(
-                "point {k}: state s{} (visited {}): input o{} → s{} (episode {} step {}), baseline o{} → s{} (episode {} step {}); {n} of {} bits differ; completeness error {:.1e} ({secs:.2} s)",
+                "point {k}: state s{} (visited {}): input o{} → s{} (episode {} step {}), baseline o{} → s{} (episode {} step {}); {n} of {} bits differ; completeness error {:.1e} (per-bit maps {:.1e}) ({secs:.2} s)",
                 p.state,
                 p.visits,
                 p.input.class,
@@ -171,7 +171,8 @@ pub fn diff_ig(a: DiffIgArgs) -> Result<()> {
                 p.baseline.episode,
                 p.baseline.t,
                 d.input_code.len(),
-                d.completeness_error()
+                d.completeness_error(),
+                d.per_bit_completeness_error()
             ),
         }
         if let Some(img) = decisions::seed_picture(&d, p, &shape, &names) {

@@ -238,7 +238,8 @@ pub fn svg(m: &MooreMachine, action_names: &[String]) -> String {
     }
     let _ = writeln!(
         out,
-        "<text x=\"8\" y=\"18\" font-size=\"13\">{} states, {} observation classes; start s{} (double ring)</text>",
+        "<text x=\"8\" y=\"{:.0}\" font-size=\"13\">{} states, {} observation classes; start s{} (double ring)</text>",
+        size - 8.0,
         m.states(),
         m.observations(),
         m.start

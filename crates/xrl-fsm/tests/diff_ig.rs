@@ -176,7 +176,7 @@ fn identical_codes_give_a_clear_no_bits_differ_result() {
         "the baseline is the input: nothing to attribute"
     );
     assert!(d.all_bits.iter().all(|v| v.is_finite()));
-    assert_eq!(d.completeness_error(), 0.0);
+    assert_eq!((d.completeness_error(), d.per_bit_completeness_error()), (0.0, 0.0));
     // Mismatched lengths are refused.
     let err = diff_ig(&mmn, &x, &[0.0; 3], None, &DiffIgConfig::default()).unwrap_err().to_string();
     assert!(err.contains("same environment"), "{err}");
