@@ -146,7 +146,7 @@ fn xml(s: &str) -> String {
 pub fn svg(m: &MooreMachine, action_names: &[String]) -> String {
     let n = m.states().max(1);
     let radius = if n == 1 { 0.0 } else { (70.0 * n as f64 / std::f64::consts::PI).max(120.0) };
-    let (node, margin) = (34.0, 110.0);
+    let (node, margin) = (34.0, 135.0);
     let size = 2.0 * (radius + margin);
     let c = size / 2.0;
     // The start state first, at the top, the others clockwise.
@@ -158,7 +158,9 @@ pub fn svg(m: &MooreMachine, action_names: &[String]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{size:.0}\" height=\"{size:.0}\" viewBox=\"0 0 {size:.0} {size:.0}\" font-family=\"sans-serif\">"
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{size:.0}\" height=\"{:.0}\" viewBox=\"0 0 {size:.0} {:.0}\" font-family=\"sans-serif\">",
+        size + 24.0,
+        size + 24.0
     );
     out.push_str(
         "<defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" \
@@ -239,7 +241,7 @@ pub fn svg(m: &MooreMachine, action_names: &[String]) -> String {
     let _ = writeln!(
         out,
         "<text x=\"8\" y=\"{:.0}\" font-size=\"13\">{} states, {} observation classes; start s{} (double ring)</text>",
-        size - 8.0,
+        size + 16.0,
         m.states(),
         m.observations(),
         m.start

@@ -105,7 +105,10 @@ pub fn section_html(
             } else {
                 data_uri(&bytes)
             };
-            let _ = writeln!(h, "<figure><img alt=\"{alt}\" src=\"{uri}\"><figcaption>{alt}</figcaption></figure>");
+            let _ = writeln!(
+                h,
+                "<figure><img alt=\"{alt}\" src=\"{uri}\" style=\"max-width: 720px\"><figcaption>{alt}</figcaption></figure>"
+            );
         }
     }
     if let Some(d) = diff_ig {

@@ -163,3 +163,35 @@ fn a_policy_without_a_gru_is_refused_with_what_to_train() {
     assert!(bad.validate().unwrap_err().to_string().contains("--test-fraction"));
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// Fine-tuning moves the whole MMN towards the policy's action distribution: with untrained bottlenecks inserted
+/// (an MMN far from the policy) the softmax MSE over the policy's episodes falls epoch by epoch.
+#[test]
+fn fine_tuning_brings_the_mmn_towards_the_policys_action_distribution() {
+    use xrl::nn::qbn::{Qbn, QbnSpec};
+    let root = tmp("finetune");
+    let run = policy_run(&root);
+    let device = xrl::burn::tensor::Device::flex();
+    let ad = device.clone().autodiff();
+    let (_, net) = pipeline::load_policy(&run.root, None, &ad).unwrap();
+    ad.seed(11);
+    let ox = Qbn::new(&QbnSpec::observations(8, 8), &ad).unwrap();
+    let hx = Qbn::new(&QbnSpec::hidden_states(16, 8), &ad).unwrap();
+    let mmn = xrl_fsm::mmn::Mmn::new(net.clone(), Some(ox), Some(hx)).unwrap();
+    let config = FsmConfig {
+        finetune_epochs: 25,
+        finetune_lr: 3e-3,
+        patience: 1000,
+        finetune_episodes: 4,
+        finetune_batch: 2,
+        max_steps: 100,
+        ..FsmConfig::new(8, 8)
+    };
+    let mut env = xrl_env::make("CartPole-v1").unwrap();
+    // A target no MMN reaches, so that every epoch runs.
+    let (_, log) = pipeline::finetune(mmn, &net, env.as_mut(), &config, 1e9, &device, &mut |_| {}).unwrap();
+    assert_eq!(log.epochs.len(), 25, "{}", log.stopped);
+    let (first, last) = (log.epochs[0].train_loss, log.epochs[24].train_loss);
+    assert!(last < 0.7 * first, "softmax MSE {first} → {last}");
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -53,11 +53,12 @@ pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 0.85em; }
 #frame {{ max-width: 100%; image-rendering: pixelated; border: 1px solid #ccc; }}
 .controls {{ display: flex; gap: 0.6em; align-items: center; margin: 0.6em 0; }}
 #slider {{ flex: 1; }}
+section img, section svg {{ max-width: 100%; height: auto; }}
 table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; }}
 </style></head>
 <body>
 <h1>xrl report — {title}</h1>
-<section id="player"><h2>Frames</h2>
+<section id="player"{hidden}><h2>Frames</h2>
 <p>Each picture: the frame, then each method's map over it ({methods}).</p>
 <div class="controls">
 <button id="prev" title="previous frame">◀</button>
@@ -69,7 +70,7 @@ table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ddd; padding
 <img id="frame" alt="explained frame">
 <div id="values"></div>
 </section>
-<section id="timings"><h2>Time per frame</h2><div id="timing-table"></div></section>
+<section id="timings"{hidden}><h2>Time per frame</h2><div id="timing-table"></div></section>
 {evaluation}
 {extra}
 <section id="curve"><h2>Learning curve</h2>{curve}</section>
@@ -110,13 +111,15 @@ document.getElementById("timing-table").innerHTML = "<table><tr><th>method</th><
   + Object.entries(timings).map(([k, v]) => "<tr><td>" + k + "</td><td>" + v.toFixed(2) + "</td></tr>").join("") + "</table>";
 // `report.html#frame=N` opens at frame N (also how the browser test moves the player).
 const start = parseInt((location.hash.match(/frame=(\d+)/) || [0, 0])[1]);
-show(start);
+if (frames.length) show(start);
 </script>
 </body></html>
 "##,
         title = escape(r.title),
         methods = methods,
         last = n.saturating_sub(1),
+        // A report without explanations (a machine's, say) has no frames to play.
+        hidden = if n == 0 { " hidden" } else { "" },
         curve = curve,
         card = escape(r.run_card),
         frames = frames.join(","),
