@@ -11,10 +11,12 @@ bottleneck's encoder in PyTorch from the same safetensors files and runs on the 
 * `torch_objective`: xrl's structure — the masked and unmasked maps are IG and the mean path gradient of the one
   objective mean_{j∈D} F_j, so one row per path point.
 
-xrl runs twice per round: as `xrl diff-ig` does by default (the maps, plus a map of each differing bit) and with
+xrl runs twice per round: as `xrl diff-ig` does by default (the maps, plus maps of the 12 differing bits that
+changed most, its per-bit panels) and with
 `--per-bit none` (the maps only, what the seed's picture shows). The script checks that every reference gives
 xrl's masked and unmasked maps, and prints JSON with the median seconds of each over the rounds (xrl, then the
-references, alternating) and the ratios.
+references, alternating) and the ratios; xrl's time of a round is the median of five calls in one process (its
+first call also pays for the process's first allocations and threads), as the references run in a warm process.
 
     ~/xrl-ref/bin/pip install torch safetensors
     python bench/diff_ig.py --fsm runs/fsm-breakout --xrl target/release/xrl
@@ -140,7 +142,8 @@ def main():
             with tempfile.TemporaryDirectory() as tmp:
                 out = Path(tmp) / "dig"
                 subprocess.run([a.xrl, "diff-ig", "--fsm", str(a.fsm), "--out", str(out), "--points", "1",
-                                "--quadrature", "seed", "--steps", str(a.steps), *extra], check=True,
+                                "--quadrature", "seed", "--steps", str(a.steps), "--repeat", "5", *extra],
+                               check=True,
                                stdout=subprocess.DEVNULL)
                 docs[name] = json.loads((out / "diff_ig.json").read_text())["points"][0]
             times[name].append(docs[name]["seconds"])

@@ -34,9 +34,10 @@ pub struct DiffIgArgs {
     /// input's state).
     #[arg(long, default_value = "observation")]
     bits: String,
-    /// Which bits also get a map of their own: `differing` (those the per-bit panels show), `all` (as the seed
-    /// computed) or `none` (only the masked, unmasked and all-bit maps: one gradient per path point).
-    #[arg(long, default_value = "differing")]
+    /// Which bits also get a map of their own: `largest` (the --max-bits differing bits whose value changed most:
+    /// the per-bit panels), `differing` (every differing bit), `all` (as the seed computed) or `none` (only the
+    /// masked, unmasked and all-bit maps: one gradient per path point).
+    #[arg(long, default_value = "largest")]
     per_bit: String,
     /// Path points of the integral.
     #[arg(long, allow_negative_numbers = true, default_value_t = 50)]
@@ -47,7 +48,11 @@ pub struct DiffIgArgs {
     /// Rows (path point × bit) per backward pass: lower it if memory is short.
     #[arg(long, allow_negative_numbers = true, default_value_t = 2048)]
     chunk: usize,
-    /// Most bit panels per point in point-K-bits.png.
+    /// Explain each point this many times and report the median time (for timing: the maps are the same each
+    /// time; `bench/diff_ig.py` uses it).
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1)]
+    repeat: usize,
+    /// Most bit panels per point in point-K-bits.png (and bits mapped with `--per-bit largest`).
     #[arg(long, allow_negative_numbers = true, default_value_t = 12)]
     max_bits: usize,
     #[command(flatten)]
@@ -67,13 +72,17 @@ pub fn diff_ig(a: DiffIgArgs) -> Result<()> {
     };
     let per_bit = match a.per_bit.as_str() {
         "none" => PerBit::None,
+        "largest" => PerBit::Largest(a.max_bits),
         "differing" => PerBit::Differing,
         "all" => PerBit::All,
-        other => bail!("unknown --per-bit `{other}`; use none, differing or all"),
+        other => bail!("unknown --per-bit `{other}`; use largest, differing, all or none"),
     };
     let config = DiffIgConfig { bits, per_bit, quadrature, steps: a.steps, chunk: a.chunk };
     if !(1..=1000).contains(&a.points) {
         bail!("--points must be between 1 and 1000, got {}", a.points);
+    }
+    if !(1..=1000).contains(&a.repeat) {
+        bail!("--repeat must be between 1 and 1000, got {}", a.repeat);
     }
     // Refused before any work: settings, then the output directory.
     config.validate()?;
@@ -145,9 +154,16 @@ pub fn diff_ig(a: DiffIgArgs) -> Result<()> {
     let _claim = xrl_render::claim_dir(&a.out)?;
     let mut summary = vec![];
     for (k, p) in points.iter().enumerate() {
-        let started = std::time::Instant::now();
-        let d = decisions::explain_point(&mmn, p, &config)?;
-        let secs = started.elapsed().as_secs_f64();
+        let mut times = vec![];
+        let mut d = None;
+        for _ in 0..a.repeat {
+            let started = std::time::Instant::now();
+            d = Some(decisions::explain_point(&mmn, p, &config)?);
+            times.push(started.elapsed().as_secs_f64());
+        }
+        let d = d.expect("at least one repeat (checked above)");
+        times.sort_by(f64::total_cmp);
+        let secs = times[times.len() / 2];
         match d.differing.len() {
             0 => say!(
                 "point {k}: state s{} — no {} bits differ between input (episode {} step {}) and baseline (episode {} step {}): nothing to attribute",
@@ -185,7 +201,7 @@ pub fn diff_ig(a: DiffIgArgs) -> Result<()> {
             xrl_render::write_png(&path, &img)?;
             say!("wrote {}", path.display());
         }
-        summary.push(serde_json::json!({ "point": p, "diff_ig": d, "seconds": secs }));
+        summary.push(serde_json::json!({ "point": p, "diff_ig": d, "seconds": secs, "all_seconds": times }));
     }
     let path = a.out.join("diff_ig.json");
     let body = serde_json::to_vec_pretty(

@@ -56,7 +56,9 @@ pub enum Quadrature {
 #[serde(rename_all = "kebab-case")]
 pub enum PerBit {
     None,
-    /// The bits whose code differs between input and baseline (what the per-bit panels show).
+    /// The `n` differing bits whose value changed most, |z_j(b) − z_j(x)| (what the per-bit panels show).
+    Largest(usize),
+    /// The bits whose code differs between input and baseline.
     Differing,
     /// Every bit (what the seed computed before averaging).
     All,
@@ -78,7 +80,7 @@ impl Default for DiffIgConfig {
     fn default() -> Self {
         DiffIgConfig {
             bits: Bits::Observation,
-            per_bit: PerBit::Differing,
+            per_bit: PerBit::Largest(12),
             quadrature: Quadrature::GaussLegendre,
             steps: 50,
             chunk: 2048,
@@ -206,6 +208,9 @@ pub fn diff_ig(
     }
     let plain = mmn.valid();
     let pd = plain.device();
+    // Input gradients only: the weights' would be computed and thrown away.
+    let frozen = xrl::nn::frozen(mmn);
+    let mmn = &frozen;
     let start_hidden = || -> Vec<f32> {
         match hidden {
             Some(h) => h.to_vec(),
@@ -244,6 +249,13 @@ pub fn diff_ig(
     let singles: Vec<usize> = match config.per_bit {
         PerBit::None => vec![],
         PerBit::Differing => differing.clone(),
+        PerBit::Largest(most) => {
+            let mut by_change = differing.clone();
+            by_change.sort_by(|&a, &b| (zb[b] - zx[b]).abs().total_cmp(&(zb[a] - zx[a]).abs()).then(a.cmp(&b)));
+            by_change.truncate(most);
+            by_change.sort();
+            by_change
+        }
         PerBit::All => (0..bits).collect(),
     };
     // The objectives, as weights over the bits: the mean over the differing bits (when any), the mean over all

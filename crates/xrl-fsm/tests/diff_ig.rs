@@ -86,8 +86,17 @@ fn completeness_holds_per_bit_at_fifty_gauss_legendre_points() {
                 let mean = d.per_bit.iter().map(|bm| bm.ig[p]).sum::<f32>() / 16.0;
                 assert!((d.all_bits[p] - mean).abs() < 1e-6 * (1.0 + mean.abs()));
             }
-            // The default makes maps of the differing bits only, the same ones.
-            let only = diff_ig(&mmn, &x, &b, None, &DiffIgConfig::default()).unwrap();
+            // Maps of the differing bits only are the same ones; the default makes those of the 12 that changed
+            // most.
+            let only =
+                diff_ig(&mmn, &x, &b, None, &DiffIgConfig { per_bit: PerBit::Differing, ..all.clone() }).unwrap();
+            let largest =
+                diff_ig(&mmn, &x, &b, None, &DiffIgConfig { per_bit: PerBit::Largest(3), ..all.clone() }).unwrap();
+            let mut by_change = differing.clone();
+            by_change.sort_by(|&i, &j| d.per_bit[j].target.abs().total_cmp(&d.per_bit[i].target.abs()));
+            by_change.truncate(3);
+            by_change.sort();
+            assert_eq!(largest.per_bit.iter().map(|bm| bm.bit).collect::<Vec<_>>(), by_change);
             assert_eq!(only.per_bit.iter().map(|bm| bm.bit).collect::<Vec<_>>(), differing);
             assert_eq!(
                 (only.masked.clone(), only.bit(differing.first().copied().unwrap_or(99)).map(|bm| bm.ig.clone())),

@@ -455,7 +455,7 @@ impl Net {
     /// A copy whose parameters take no gradients, for explanations: a backward pass then computes input (and
     /// probe) gradients only, not the weight gradients training needs.
     pub fn frozen(&self) -> Net {
-        self.clone().map(&mut FreshLeaves { frozen: true })
+        frozen(self)
     }
 
     /// Scales the gradients of all the network's parameters (recurrent cores included) so that their global L2
@@ -464,6 +464,11 @@ impl Net {
     pub fn clip_grad_norm(&self, grads: &mut burn::optim::GradientsParams, max_norm: f32) -> f32 {
         clip_grad_norm(self, grads, max_norm)
     }
+}
+
+/// A copy of any module whose parameters take no gradients (see [`Net::frozen`]).
+pub fn frozen<M: Module>(m: &M) -> M {
+    m.clone().map(&mut FreshLeaves { frozen: true })
 }
 
 /// Scales the gradients of `module`'s parameters so that their global L2 norm is at most `max_norm` (PyTorch's
