@@ -35,7 +35,7 @@ trap 'rm -f "$log"; rm -rf "$out"' EXIT
 # Keep going after a failure so that the summary says what failed.
 echo "== tests on $device (XRL_TEST_DEVICE=$device)"
 set +e
-XRL_TEST_DEVICE=$device cargo test --release -p xrl-nn -p xrl-explain --features xrl-nn/cuda --no-fail-fast 2>&1 |
+XRL_TEST_DEVICE=$device cargo test --release -p xrl-nn -p xrl-explain -p xrl-fsm --features xrl-nn/cuda --no-fail-fast 2>&1 |
   tee "$log"
 tests_rc=${PIPESTATUS[0]}
 

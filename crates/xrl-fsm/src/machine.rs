@@ -342,15 +342,15 @@ impl MooreMachine {
         let mut group = vec![usize::MAX; n];
         let mut members: Vec<Vec<usize>> = vec![];
         let mut by_action: HashMap<usize, Vec<usize>> = HashMap::new();
-        for s in 0..n {
-            let candidates = by_action.entry(self.actions[s]).or_default();
+        for (s, (g_of_s, &action)) in group.iter_mut().zip(&self.actions).enumerate() {
+            let candidates = by_action.entry(action).or_default();
             match candidates.iter().find(|&&g| members[g].iter().all(|&t| !c.is_marked(s, t))) {
                 Some(&g) => {
                     members[g].push(s);
-                    group[s] = g;
+                    *g_of_s = g;
                 }
                 None => {
-                    group[s] = members.len();
+                    *g_of_s = members.len();
                     candidates.push(members.len());
                     members.push(vec![s]);
                 }

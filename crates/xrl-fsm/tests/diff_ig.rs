@@ -77,14 +77,14 @@ fn completeness_holds_per_bit_at_fifty_gauss_legendre_points() {
             assert_eq!(d.differing, differing);
             assert_eq!(d.per_bit.len(), 16);
             if let Some(m) = &d.masked {
-                for p in 0..4 {
+                for (p, mp) in m.iter().enumerate() {
                     let mean = differing.iter().map(|&j| d.per_bit[j].ig[p]).sum::<f32>() / differing.len() as f32;
-                    assert!((m[p] - mean).abs() < 1e-6 * (1.0 + mean.abs()), "{} vs {mean}", m[p]);
+                    assert!((mp - mean).abs() < 1e-6 * (1.0 + mean.abs()), "{mp} vs {mean}");
                 }
             }
-            for p in 0..4 {
+            for (p, ap) in d.all_bits.iter().enumerate() {
                 let mean = d.per_bit.iter().map(|bm| bm.ig[p]).sum::<f32>() / 16.0;
-                assert!((d.all_bits[p] - mean).abs() < 1e-6 * (1.0 + mean.abs()));
+                assert!((ap - mean).abs() < 1e-6 * (1.0 + mean.abs()));
             }
             // Maps of the differing bits only are the same ones; the default makes those of the 12 that changed
             // most.

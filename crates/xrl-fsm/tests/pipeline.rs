@@ -45,7 +45,8 @@ fn the_minimised_machine_replays_the_mmns_episodes_and_every_stage_resumes() {
     let root = tmp("pipeline");
     let run = policy_run(&root);
     let out = root.join("fsm");
-    let device = xrl::burn::tensor::Device::flex();
+    // The pipeline on the tests' device (Flex, or XRL_TEST_DEVICE's); the policy was trained on Flex.
+    let device = xrl::nn::device::for_tests();
     let config = small(FsmConfig::new(8, 8));
     let mut notes = vec![];
     let ex = pipeline::run(&run.root, &out, &config, &device, &mut |n| notes.push(n.to_string())).unwrap();
@@ -171,7 +172,7 @@ fn fine_tuning_brings_the_mmn_towards_the_policys_action_distribution() {
     use xrl::nn::qbn::{Qbn, QbnSpec};
     let root = tmp("finetune");
     let run = policy_run(&root);
-    let device = xrl::burn::tensor::Device::flex();
+    let device = xrl::nn::device::for_tests();
     let ad = device.clone().autodiff();
     let (_, net) = pipeline::load_policy(&run.root, None, &ad).unwrap();
     ad.seed(11);
