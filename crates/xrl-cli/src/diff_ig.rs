@@ -164,32 +164,46 @@ pub fn diff_ig(a: DiffIgArgs) -> Result<()> {
         let d = d.expect("at least one repeat (checked above)");
         times.sort_by(f64::total_cmp);
         let secs = times[times.len() / 2];
-        match d.differing.len() {
-            0 => say!(
-                "point {k}: state s{} — no {} bits differ between input (episode {} step {}) and baseline (episode {} step {}): nothing to attribute",
-                p.state,
-                a.bits,
-                p.input.episode,
+        if let Some(t) = &a.trajectory {
+            say!(
+                "steps {} (input) and {} (baseline) of {}: {} of {} {} bits differ; completeness error {:.1e} (per-bit maps {:.1e}) ({secs:.2} s)",
                 p.input.t,
-                p.baseline.episode,
-                p.baseline.t
-            ),
-            n => say!(
-                "point {k}: state s{} (visited {}): input o{} → s{} (episode {} step {}), baseline o{} → s{} (episode {} step {}); {n} of {} bits differ; completeness error {:.1e} (per-bit maps {:.1e}) ({secs:.2} s)",
-                p.state,
-                p.visits,
-                p.input.class,
-                p.input.next,
-                p.input.episode,
-                p.input.t,
-                p.baseline.class,
-                p.baseline.next,
-                p.baseline.episode,
                 p.baseline.t,
+                t.display(),
+                d.differing.len(),
                 d.input_code.len(),
+                a.bits,
                 d.completeness_error(),
                 d.per_bit_completeness_error()
-            ),
+            );
+        } else {
+            match d.differing.len() {
+                0 => say!(
+                    "point {k}: state s{} — no {} bits differ between input (episode {} step {}) and baseline (episode {} step {}): nothing to attribute",
+                    p.state,
+                    a.bits,
+                    p.input.episode,
+                    p.input.t,
+                    p.baseline.episode,
+                    p.baseline.t
+                ),
+                n => say!(
+                    "point {k}: state s{} (visited {}): input o{} → s{} (episode {} step {}), baseline o{} → s{} (episode {} step {}); {n} of {} bits differ; completeness error {:.1e} (per-bit maps {:.1e}) ({secs:.2} s)",
+                    p.state,
+                    p.visits,
+                    p.input.class,
+                    p.input.next,
+                    p.input.episode,
+                    p.input.t,
+                    p.baseline.class,
+                    p.baseline.next,
+                    p.baseline.episode,
+                    p.baseline.t,
+                    d.input_code.len(),
+                    d.completeness_error(),
+                    d.per_bit_completeness_error()
+                ),
+            }
         }
         if let Some(img) = decisions::seed_picture(&d, p, &shape, &names) {
             let path = a.out.join(format!("point-{k}.png"));

@@ -1160,8 +1160,22 @@ fn finite_state_machines() {
     let (bad_ox, bad_ex, bad_card) =
         (damaged("ox.safetensors", b"not safetensors"), damaged("extraction.json", b"{"), damaged("fsm.json", b"[]"));
     let out = |n: &str| root.join(n).display().to_string();
+    // A trajectory of the GRU policy, for diff-IG between two of its steps.
+    let o = xrl(&["explain", "--run", &gru, "--methods", "grad", "--frames", "0..6", "--out", &out("ex")]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let traj = root.join("ex").join("trajectory.safetensors").display().to_string();
+    let o =
+        xrl(&["diff-ig", "--fsm", &fsm, "--trajectory", &traj, "--input", "5", "--baseline", "0", "--out", &out("dt")]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("steps 5 (input) and 0 (baseline)"), "{}", text(&o.stdout));
+    assert!(root.join("dt").join("diff_ig.json").is_file());
     let r = runs();
     check_all(vec![
+        case(
+            &["diff-ig", "--fsm", &fsm, "--trajectory", &traj, "--input", "99", "--baseline", "0", "--out", &out("d8")],
+            &["--input 99 is past the trajectory's last step"],
+        ),
+        case(&["diff-ig", "--fsm", &fsm, "--trajectory", &traj, "--out", &out("d9")], &["--input"]),
         cs(build(&r.cartpole, &out("o1"), &[]), &["GRU core", "--core gru"]),
         cs(build(&r.a2c, &out("o2"), &[]), &["GRU core", "--torso mmn"]),
         cs(build("/nonexistent/run", &out("o3"), &[]), &["/nonexistent/run", "run card"]),
