@@ -25,7 +25,7 @@ pub struct TrainArgs {
     #[arg(long = "env", required_unless_present = "resume")]
     id: Option<String>,
     /// The agent: `dqn` (with --double, --dueling, --n-step), `drqn` (--frames, --core-size; DQN options apply
-    /// too), `a2c` or `a3c` (--workers).
+    /// too), `a2c`, `a3c` (--workers) or `ppo` (CleanRL's PPO; gymnax's MinAtar settings on MinAtar).
     #[arg(long, default_value = "dqn", conflicts_with = "resume")]
     agent: String,
     /// Double DQN targets.

@@ -5,6 +5,7 @@
 use crate::agents::a2c::A2cConfig;
 use crate::agents::a3c::A3cConfig;
 use crate::agents::dqn::DqnConfig;
+use crate::agents::ppo::PpoConfig;
 use crate::nn::{Core, CoreKind, Torso};
 use crate::run::{AgentCard, EnvCard, RunCard, RunError};
 
@@ -23,6 +24,8 @@ pub enum AgentKind {
     Drqn,
     A2c,
     A3c,
+    /// PPO with CleanRL's semantics (feed-forward).
+    Ppo,
 }
 
 impl std::str::FromStr for AgentKind {
@@ -33,8 +36,9 @@ impl std::str::FromStr for AgentKind {
             "drqn" => Ok(AgentKind::Drqn),
             "a2c" => Ok(AgentKind::A2c),
             "a3c" => Ok(AgentKind::A3c),
+            "ppo" => Ok(AgentKind::Ppo),
             _ => Err(RunError::Invalid(format!(
-                "unknown agent `{s}`; the available agents are `dqn`, `drqn`, `a2c` and `a3c`"
+                "unknown agent `{s}`; the available agents are `dqn`, `drqn`, `a2c`, `a3c` and `ppo`"
             ))),
         }
     }
@@ -195,6 +199,10 @@ impl NewRun {
                 };
                 (config.net_spec(&obs_shape, actions), AgentCard::A2c(config))
             }
+            AgentKind::Ppo => {
+                let config = PpoConfig::for_env(&obs_shape);
+                (config.net_spec(&obs_shape, actions), AgentCard::Ppo(config))
+            }
             AgentKind::A3c => {
                 let config = A3cConfig { workers: self.workers.unwrap_or(0), ..A3cConfig::for_env(&obs_shape) };
                 (config.net_spec(&obs_shape, actions), AgentCard::A3c(config))
@@ -254,6 +262,9 @@ mod tests {
             NewRun { frames: Some(3), ..NewRun::new("MinAtar/Breakout-v0", AgentKind::Drqn, 10) }.card().unwrap();
         assert_eq!((drqn.env.frame_stack, drqn.net.obs_shape.clone()), (3, vec![3, 4, 10, 10]));
         assert_eq!("a3c".parse::<AgentKind>().unwrap(), AgentKind::A3c);
-        assert!("ppo".parse::<AgentKind>().unwrap_err().to_string().contains("`a2c` and `a3c`"));
+        assert!("sac".parse::<AgentKind>().unwrap_err().to_string().contains("`a3c` and `ppo`"));
+        let ppo = NewRun::new("MinAtar/Breakout-v1", AgentKind::Ppo, 10).card().unwrap();
+        assert_eq!((ppo.agent.name(), ppo.net.actions), ("PPO", 3));
+        refused(NewRun { core: Some(CoreKind::Gru), ..NewRun::new("CartPole-v1", AgentKind::Ppo, 10) }, "--core");
     }
 }

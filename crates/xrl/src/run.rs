@@ -20,6 +20,7 @@
 use crate::agents::a2c::A2cConfig;
 use crate::agents::a3c::A3cConfig;
 use crate::agents::dqn::DqnConfig;
+use crate::agents::ppo::PpoConfig;
 use crate::nn::{Net, NetSpec};
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::Device;
@@ -75,6 +76,7 @@ pub enum AgentCard {
     Dqn(DqnConfig),
     A2c(A2cConfig),
     A3c(A3cConfig),
+    Ppo(PpoConfig),
 }
 
 impl AgentCard {
@@ -87,6 +89,7 @@ impl AgentCard {
             },
             AgentCard::A2c(c) => c.lr,
             AgentCard::A3c(c) => c.lr,
+            AgentCard::Ppo(c) => c.lr,
         }
     }
 
@@ -98,6 +101,7 @@ impl AgentCard {
             },
             AgentCard::A2c(c) => c.lr = value,
             AgentCard::A3c(c) => c.lr = value,
+            AgentCard::Ppo(c) => c.lr = value,
         }
     }
 
@@ -112,6 +116,7 @@ impl AgentCard {
             },
             AgentCard::A2c(_) => "A2C",
             AgentCard::A3c(_) => "A3C",
+            AgentCard::Ppo(_) => "PPO",
         }
     }
 }
@@ -191,6 +196,7 @@ impl RunCard {
             AgentCard::Dqn(c) => c.validate(),
             AgentCard::A2c(c) => c.validate(),
             AgentCard::A3c(c) => c.validate(),
+            AgentCard::Ppo(c) => c.validate(),
         };
         agent.map_err(|e| format!("[agent] {e}: put each value back in its domain"))?;
         let env = self.env.make().map_err(|e| format!("env `{}`: {e}", self.env.id))?;

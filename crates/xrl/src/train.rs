@@ -8,7 +8,7 @@
 //! checkpoint's step, and a fresh episode starts (the environment is reseeded with `seed + resumes`, since
 //! episodes in flight are not part of a checkpoint).
 
-use crate::agents::{a2c, a3c, dqn};
+use crate::agents::{a2c, a3c, dqn, ppo};
 use crate::nn::Net;
 use crate::run::{AgentCard, RunCard, RunDir, RunError, TrainerState, load_weights};
 use burn::tensor::Device;
@@ -99,6 +99,7 @@ pub fn resume(
         AgentCard::Dqn(config) => dqn::train(&mut session, config)?,
         AgentCard::A2c(config) => a2c::train(&mut session, config)?,
         AgentCard::A3c(config) => a3c::train(&mut session, config)?,
+        AgentCard::Ppo(config) => ppo::train(&mut session, config)?,
     }
     Ok(session.state)
 }

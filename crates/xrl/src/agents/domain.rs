@@ -90,6 +90,25 @@ impl A2cConfig {
     }
 }
 
+impl crate::agents::ppo::PpoConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        let mut c = Checks(vec![]);
+        c.between("n_envs", self.n_envs, 1, 4_096, "environment copies; 8 for Atari");
+        c.between("n_steps", self.n_steps, 1, 100_000, "steps per rollout; 128");
+        c.between("n_minibatches", self.n_minibatches, 1, self.n_envs * self.n_steps, "at most one per sample; 4");
+        c.between("update_epochs", self.update_epochs, 1, 1_000, "passes over each rollout; 4");
+        c.within("gamma", self.gamma.into(), 0.0, 1.0, false, "a discount; 0.99");
+        c.within("gae_lambda", self.gae_lambda.into(), 0.0, 1.0, false, "GAE's λ; 0.95");
+        c.positive("clip_coef", self.clip_coef.into(), "0.1 (Atari), 0.2");
+        c.within("entropy_coef", self.entropy_coef.into(), 0.0, f64::MAX, false, "≥ 0; 0.01");
+        c.within("value_coef", self.value_coef.into(), 0.0, f64::MAX, false, "≥ 0; 0.5");
+        c.positive("max_grad_norm", self.max_grad_norm.into(), "0.5");
+        c.positive("lr", self.lr, "2.5e-4");
+        c.positive("adam_epsilon", self.adam_epsilon.into(), "1e-5");
+        c.finish()
+    }
+}
+
 impl A3cConfig {
     pub fn validate(&self) -> Result<(), String> {
         let mut c = Checks(vec![]);

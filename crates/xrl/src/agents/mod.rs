@@ -7,3 +7,4 @@ pub mod a3c;
 pub mod actor_critic;
 mod domain;
 pub mod dqn;
+pub mod ppo;
