@@ -64,6 +64,22 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 50)]
         iters: usize,
     },
+    /// Seconds per PPO update (GAE and every epoch's minibatch steps, no environment) of the MinAtar preset
+    /// (MLP 256-256, 64 × 128 samples, 8 minibatches × 4 epochs) beside the same update in PyTorch
+    /// (`bench/ppo.py`), alternating rounds; prints a Markdown table.
+    Ppo {
+        /// Python with torch installed (a venv outside the repo). Without it only xrl is measured.
+        #[arg(long)]
+        python: Option<PathBuf>,
+        #[arg(long, default_value = "bench/ppo.py")]
+        script: PathBuf,
+        /// Timed updates per round and side (after a warm-up update).
+        #[arg(long, default_value_t = 3)]
+        updates: usize,
+        /// xrl and PyTorch take turns this many times.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
     /// Steps per second of each environment (observation included), single and vectorised, beside Gymnasium and
     /// Python minatar run by `bench/envs.py`; prints a Markdown table of medians and ratios.
     Envs {
@@ -113,6 +129,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             evaluate(python, script, frames, runs, rounds)
         }
         BenchCommand::Nets { python, script, batch, runs, iters } => nets(python, script, batch, runs, iters),
+        BenchCommand::Ppo { python, script, updates, rounds } => ppo(python, script, updates, rounds),
         BenchCommand::Envs { python, script, envs, steps, python_steps, runs, copies, json } => {
             envs_bench(python, script, envs, steps, python_steps, runs, copies, json)
         }
@@ -272,6 +289,43 @@ fn nets(python: Option<PathBuf>, script: PathBuf, batch: usize, runs: usize, ite
         let (p, ratio) = compare(reference_median(&reference, &t.net, &t.what), t.median(), 3, 2);
         say!("| {} | {} | {} | {:.3} | {p} | {ratio} |", t.net, t.what, t.batch, t.median());
     }
+    Ok(())
+}
+
+fn ppo(python: Option<PathBuf>, script: PathBuf, updates: usize, rounds: usize) -> Result<()> {
+    if updates == 0 || rounds == 0 {
+        bail!("--updates and --rounds must be at least 1");
+    }
+    let device = xrl_nn::device::parse("cpu").map_err(anyhow::Error::msg)?;
+    let config = xrl::agents::ppo::PpoConfig::minatar();
+    let (mut ours, mut theirs, mut ratios) = (vec![], vec![], vec![]);
+    for round in 0..rounds {
+        tell!("round {}: xrl", round + 1);
+        let t =
+            xrl::bench::ppo_update_seconds(&config, &[4, 10, 10], 3, updates, &device).map_err(anyhow::Error::msg)?;
+        let ours_round = median(&t);
+        ours.push(ours_round);
+        if let Some(py) = &python {
+            tell!("round {}: PyTorch", round + 1);
+            let args = ["--updates".to_string(), updates.to_string()];
+            let v = run_python(py, &script, &args)?;
+            let secs: Vec<f64> =
+                v["seconds"].as_array().map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
+            let theirs_round = median(&secs);
+            theirs.push(theirs_round);
+            ratios.push(format!("{:.2}", ours_round / theirs_round));
+        }
+    }
+    say!(
+        "| update (MinAtar preset: MLP 256-256, 8192 samples, 8 × 4 minibatch steps) | xrl s (median) | PyTorch s (median) | xrl ÷ PyTorch per round |"
+    );
+    say!("|---|---:|---:|---|");
+    let theirs_cell = if theirs.is_empty() { "–".to_string() } else { format!("{:.3}", median(&theirs)) };
+    say!(
+        "| PPO update | {:.3} | {theirs_cell} | {} |",
+        median(&ours),
+        if ratios.is_empty() { "–".into() } else { ratios.join(", ") }
+    );
     Ok(())
 }
 

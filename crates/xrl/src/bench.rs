@@ -185,3 +185,43 @@ pub mod nets {
         NetTiming { net: name.into(), what: "act".into(), batch: 1, ms }
     }
 }
+
+/// Seconds per PPO update (GAE, then every epoch's minibatch steps) on a random rollout of `config`'s size for
+/// observations of `obs_shape` and `actions` actions: what `xrl bench ppo` times beside `bench/ppo.py`. The first
+/// update warms up and is not counted.
+pub fn ppo_update_seconds(
+    config: &crate::agents::ppo::PpoConfig,
+    obs_shape: &[usize],
+    actions: usize,
+    updates: usize,
+    device: &burn::tensor::Device,
+) -> Result<Vec<f64>, String> {
+    use crate::agents::ppo::{Ppo, PpoRollout};
+    use rand::{Rng, SeedableRng};
+    let spec = config.net_spec(obs_shape, actions);
+    let mut ppo = Ppo::new(config.clone(), &spec, 0, device)?;
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(7);
+    let (rows, len) = (config.batch(), obs_shape.iter().product::<usize>());
+    let obs: Vec<f32> = (0..rows * len).map(|_| f32::from(rng.random::<bool>())).collect();
+    let (acts, logp, values) = ppo.act(&obs);
+    let r = PpoRollout {
+        obs,
+        actions: acts,
+        logp,
+        values,
+        rewards: (0..rows).map(|_| rng.random_range(0.0..1.0)).collect(),
+        terminated: (0..rows).map(|_| rng.random::<f64>() < 0.01).collect(),
+        truncated_value: vec![None; rows],
+        done: vec![false; rows],
+    };
+    let last = vec![0.0; config.n_envs];
+    let mut times = vec![];
+    for u in 0..=updates {
+        let t = Instant::now();
+        ppo.update(&r, &last, updates + 1);
+        if u > 0 {
+            times.push(t.elapsed().as_secs_f64());
+        }
+    }
+    Ok(times)
+}
