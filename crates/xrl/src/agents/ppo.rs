@@ -131,11 +131,11 @@ pub fn gae(
     let n = last_values.len();
     let steps = rewards.len() / n.max(1);
     let mut adv = vec![0.0f32; rewards.len()];
-    for i in 0..n {
+    for (i, &last) in last_values.iter().enumerate() {
         let mut next_adv = 0.0f32;
         for t in (0..steps).rev() {
             let k = t * n + i;
-            let next_value = if t + 1 < steps { values[k + n] } else { last_values[i] };
+            let next_value = if t + 1 < steps { values[k + n] } else { last };
             let bootstrap = if terminated[k] { 0.0 } else { truncated_value[k].unwrap_or(next_value) };
             let delta = rewards[k] + gamma * bootstrap - values[k];
             // An episode's end cuts the λ-chain: the next row belongs to a new episode.
