@@ -351,3 +351,48 @@ fn a_resumed_run_takes_a_new_learning_rate_and_step_count() {
     assert_eq!(xrl::optim::Optimizer::from_bytes(&optim).unwrap().lr, old_lr / 4.0);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// A PPO run interrupted after its first checkpoint resumes from it: its update count (and with it the learning
+/// rate's annealing) and Adam's step count and moments come back, so it ends where the uninterrupted run ends —
+/// the same number of updates and Adam steps, at the same final learning rate — with a consecutive episode log.
+/// (The weights differ: like every agent's, the environments restart at a resume.)
+#[test]
+fn an_interrupted_ppo_run_resumes_its_updates_annealing_and_adam_state() {
+    use xrl::agents::ppo::PpoConfig;
+    let root = tmp("ppo");
+    let config = PpoConfig { torso: Torso::Mlp { hidden: vec![16] }, ..PpoConfig::cartpole() };
+    let mut c = card(4_096, 2_048, small());
+    c.net = config.net_spec(&[4], 2);
+    c.agent = AgentCard::Ppo(config);
+    let straight = RunDir::new(root.join("straight"));
+    straight.create(&c).unwrap();
+    // The interrupted copy: the run's directory as it was right after its first checkpoint (a kill then).
+    let cut = root.join("cut");
+    let mut copied = false;
+    let s = train(&straight, &xrl::burn::tensor::Device::flex(), |p| {
+        if p.last_checkpoint == Some(2_048) && !copied {
+            let ok = std::process::Command::new("cp").arg("-r").arg(straight.root.as_path()).arg(&cut).status();
+            assert!(ok.unwrap().success());
+            copied = true;
+        }
+    })
+    .unwrap();
+    assert_eq!((s.step, s.updates), (4_096, 8));
+    assert!(copied);
+    let cut = RunDir::new(cut);
+    let _ = std::fs::remove_file(cut.root.join("run.lock"));
+    let s = train(&cut, &xrl::burn::tensor::Device::flex(), |_| {}).unwrap();
+    assert_eq!((s.step, s.updates, s.resumes), (4_096, 8, 1));
+    let header = |d: &RunDir| -> serde_json::Value {
+        let bytes = std::fs::read(d.checkpoints().join("step-0000004096.optim.bin")).unwrap();
+        let line = bytes.split(|&b| b == b'\n').next().unwrap().to_vec();
+        serde_json::from_slice(&line).unwrap()
+    };
+    let (a, b) = (header(&straight), header(&cut));
+    assert_eq!((&a["t"], &a["lr"]), (&b["t"], &b["lr"]), "Adam steps and the final learning rate");
+    assert_eq!(a["t"], 8 * 16, "8 updates × 4 epochs × 4 minibatches");
+    assert!((a["lr"].as_f64().unwrap() - 2.5e-4 / 8.0).abs() < 1e-12, "the last update's rate: 2.5e-4 × (1 − 7/8)");
+    let rows = metrics_steps(&cut);
+    assert!(rows.iter().enumerate().all(|(i, r)| r.1 == i + 1), "episodes are consecutive");
+    std::fs::remove_dir_all(&root).unwrap();
+}
