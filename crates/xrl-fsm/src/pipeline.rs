@@ -213,6 +213,33 @@ pub struct TrainingLog {
     pub seconds: f64,
 }
 
+impl TrainingLog {
+    fn new() -> Self {
+        TrainingLog {
+            epochs: vec![],
+            best_epoch: None,
+            best_score: f64::NEG_INFINITY,
+            stopped: String::new(),
+            seconds: 0.0,
+        }
+    }
+
+    /// Closes the log (why it stopped, when no earlier reason was given; how long it took) and says so.
+    fn finish(&mut self, epochs: usize, started: std::time::Instant, notes: Notes) {
+        if self.stopped.is_empty() {
+            self.stopped = format!("{epochs} epochs");
+        }
+        self.seconds = started.elapsed().as_secs_f64();
+        notes(&format!(
+            "  kept epoch {} (score {:.2}); stopped: {} ({:.1} s)",
+            self.best_epoch.map_or("none".into(), |e| e.to_string()),
+            self.best_score,
+            self.stopped,
+            self.seconds
+        ));
+    }
+}
+
 /// Everything extraction recorded: the traces, and the machines before and after minimisation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Extraction {
@@ -515,13 +542,7 @@ pub fn train_qbn(
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(config.seed ^ if observations { 0x0B51 } else { 0x41D1 });
     let rows = train.len() / width;
     let test_x = (!test.is_empty()).then(|| batch(test, width, device));
-    let mut log = TrainingLog {
-        epochs: vec![],
-        best_epoch: None,
-        best_score: f64::NEG_INFINITY,
-        stopped: String::new(),
-        seconds: 0.0,
-    };
+    let mut log = TrainingLog::new();
     let (mut best, mut best_test, mut since_better) = (q.valid(), f64::INFINITY, 0);
     let insert =
         |q: Qbn| if observations { Mmn::new(net.clone(), Some(q), None) } else { Mmn::new(net.clone(), None, Some(q)) };
@@ -579,17 +600,7 @@ pub fn train_qbn(
             break;
         }
     }
-    if log.stopped.is_empty() {
-        log.stopped = format!("{} epochs", config.qbn_epochs);
-    }
-    log.seconds = started.elapsed().as_secs_f64();
-    notes(&format!(
-        "  kept epoch {} (score {:.2}); stopped: {} ({:.1} s)",
-        log.best_epoch.map_or("none".into(), |e| e.to_string()),
-        log.best_score,
-        log.stopped,
-        log.seconds
-    ));
+    log.finish(config.qbn_epochs, started, notes);
     if log.best_epoch.is_none() {
         return Err(FsmError::Invalid(format!(
             "the bottleneck did not finish one epoch ({}); try a smaller --qbn-lr",
@@ -633,13 +644,7 @@ pub fn finetune(
     let ad = device.clone().autodiff();
     let mut model = mmn.train();
     let mut adam = AdamConfig::new().init();
-    let mut log = TrainingLog {
-        epochs: vec![],
-        best_epoch: None,
-        best_score: f64::NEG_INFINITY,
-        stopped: String::new(),
-        seconds: 0.0,
-    };
+    let mut log = TrainingLog::new();
     let mut best = model.valid();
     let mut since_better = 0;
     for epoch in 0..config.finetune_epochs {
@@ -711,17 +716,7 @@ pub fn finetune(
             break;
         }
     }
-    if log.stopped.is_empty() {
-        log.stopped = format!("{} epochs", config.finetune_epochs);
-    }
-    log.seconds = started.elapsed().as_secs_f64();
-    notes(&format!(
-        "  kept epoch {} (score {:.2}); stopped: {} ({:.1} s)",
-        log.best_epoch.map_or("none".into(), |e| e.to_string()),
-        log.best_score,
-        log.stopped,
-        log.seconds
-    ));
+    log.finish(config.finetune_epochs, started, notes);
     Ok((best, log))
 }
 

@@ -68,25 +68,10 @@ pub fn claim_dir(dir: &Path) -> Result<DirClaim, RenderError> {
     let refuse = |message: String| RenderError::OutDir { path: dir.to_path_buf(), message };
     check_dir_free(dir)?;
     std::fs::create_dir_all(dir).map_err(|e| refuse(format!("cannot create it ({e}); choose another directory")))?;
-    let marker = dir.join(".xrl-claim");
-    let lock = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&marker)
-        .map_err(|e| refuse(format!("cannot write into it ({e}); choose another directory")))?;
-    match lock.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            return Err(refuse(
-                "another xrl process is writing into it; wait for it, or choose another directory".into(),
-            ));
-        }
-        Err(std::fs::TryLockError::Error(e)) => return Err(refuse(format!("cannot lock it ({e})"))),
-    }
+    let claim = claim_own_dir(dir)?;
     // The lock is ours; what another job wrote before we got it is checked once more.
     check_dir_free(dir)?;
-    Ok(DirClaim { marker, _lock: lock })
+    Ok(claim)
 }
 
 /// Claims `dir`, which holds an earlier run of the same job (the caller checked its card), to resume it: only
