@@ -265,6 +265,29 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
+    /// What follows an on-policy update (A2C, PPO): its loss checked, the episodes that ended during its rollout
+    /// logged with it, a checkpoint when one is due (its files made only then), progress reported.
+    pub(crate) fn after_update(
+        &mut self,
+        before: usize,
+        loss: f32,
+        finished: Vec<(f64, usize)>,
+        updates: usize,
+        rng: &Xoshiro256PlusPlus,
+        files: impl FnOnce() -> Result<Vec<(&'static str, Vec<u8>)>, RunError>,
+    ) -> Result<(), TrainError> {
+        self.check_loss(loss)?;
+        for (ret, len) in finished {
+            self.episode(ret, len, loss, 0.0)?;
+        }
+        if self.checkpoint_due(before) {
+            let files = files()?;
+            self.checkpoint(updates, rng, &files)?;
+        }
+        self.report();
+        Ok(())
+    }
+
     pub(crate) fn report(&mut self) {
         self.progress.step = self.state.step;
         self.progress.steps_per_sec = self.steps_per_sec();

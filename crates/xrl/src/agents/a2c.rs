@@ -292,19 +292,11 @@ pub(crate) fn train(s: &mut Session, config: A2cConfig) -> Result<(), TrainError
         // Update: bootstrap from the values of the observations after the rollout.
         let last_values = agent.values(&obs);
         let loss = agent.update(&r, &last_values).0;
-        s.check_loss(loss)?;
 
-        // Log the episodes that ended during the rollout.
-        for (ret, len) in finished {
-            s.episode(ret, len, loss, 0.0)?;
-        }
-
-        // Checkpoint.
-        if s.checkpoint_due(before) {
-            let files = [("online.safetensors", weights_bytes(&agent.net)?), ("optim.bin", agent.optim.to_bytes())];
-            s.checkpoint(agent.updates, &agent.rng, &files)?;
-        }
-        s.report();
+        // Log the episodes that ended during the rollout; checkpoint when one is due.
+        s.after_update(before, loss, finished, agent.updates, &agent.rng, || {
+            Ok(vec![("online.safetensors", weights_bytes(&agent.net)?), ("optim.bin", agent.optim.to_bytes())])
+        })?;
     }
     Ok(())
 }

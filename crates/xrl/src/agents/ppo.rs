@@ -404,15 +404,9 @@ pub(crate) fn train(s: &mut Session, config: PpoConfig) -> Result<(), TrainError
         }
         let last_values = agent.values(&obs);
         let stats = agent.update(&r, &last_values, total_updates);
-        s.check_loss(stats.loss)?;
-        for (ret, len) in finished {
-            s.episode(ret, len, stats.loss, 0.0)?;
-        }
-        if s.checkpoint_due(before) {
-            let files = [("online.safetensors", weights_bytes(&agent.net)?), ("optim.bin", agent.optim.to_bytes())];
-            s.checkpoint(agent.updates, &agent.rng, &files)?;
-        }
-        s.report();
+        s.after_update(before, stats.loss, finished, agent.updates, &agent.rng, || {
+            Ok(vec![("online.safetensors", weights_bytes(&agent.net)?), ("optim.bin", agent.optim.to_bytes())])
+        })?;
     }
     Ok(())
 }
