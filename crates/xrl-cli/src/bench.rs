@@ -293,8 +293,8 @@ fn nets(python: Option<PathBuf>, script: PathBuf, batch: usize, runs: usize, ite
 }
 
 fn ppo(python: Option<PathBuf>, script: PathBuf, updates: usize, rounds: usize) -> Result<()> {
-    if updates == 0 || rounds == 0 {
-        bail!("--updates and --rounds must be at least 1");
+    if !(1..=1_000).contains(&updates) || !(1..=100).contains(&rounds) {
+        bail!("--updates must be between 1 and 1000 and --rounds between 1 and 100, got {updates} and {rounds}");
     }
     let device = xrl_nn::device::parse("cpu").map_err(anyhow::Error::msg)?;
     let config = xrl::agents::ppo::PpoConfig::minatar();

@@ -218,9 +218,12 @@ pub fn diff_ig(a: DiffIgArgs) -> Result<()> {
         summary.push(serde_json::json!({ "point": p, "diff_ig": d, "seconds": secs, "all_seconds": times }));
     }
     let path = a.out.join("diff_ig.json");
-    let body = serde_json::to_vec_pretty(
-        &serde_json::json!({ "config": config, "fsm": std::fs::canonicalize(&a.fsm)?, "points": summary }),
-    )?;
+    let body = serde_json::to_vec_pretty(&serde_json::json!({
+        "config": config,
+        "fsm": std::fs::canonicalize(&a.fsm)?,
+        "machine": xrl_fsm::pipeline::fingerprint(&dir.extraction()?.minimised),
+        "points": summary
+    }))?;
     xrl::run::write_bytes(&path, &body)?;
     say!("wrote {}", path.display());
     Ok(())

@@ -301,7 +301,7 @@ fn new_training_runs() {
     };
     let c = |args: Vec<String>, needles| Case { args, needles };
     let cases = vec![
-        c(t(&["--agent", "ppo"]), &["unknown agent `ppo`", "`dqn`, `drqn`, `a2c` and `a3c`"]),
+        c(t(&["--agent", "sac"]), &["unknown agent `sac`", "`a2c`, `a3c` and `ppo`"]),
         c(t(&["--agent", ""]), &["unknown agent ``"]),
         c(t(&["--n-step", "0"]), &["--n-step", "at least 1"]),
         c(t(&["--n-step", "5000"]), &["n_step = 5000", "between 1 and 1000"]),
@@ -541,8 +541,8 @@ fn damaged_runs_are_refused_and_left_as_they_were() {
         ),
         (
             "card-agent-kind",
-            edit_card("kind = \"dqn\"", "kind = \"ppo\""),
-            &["run.toml", "unknown variant `ppo`"],
+            edit_card("kind = \"dqn\"", "kind = \"sac\""),
+            &["run.toml", "unknown variant `sac`"],
             true,
         ),
         ("card-hidden", edit_card("hidden = [", "hidden = [7, "), &["online.safetensors"], true),
@@ -1159,6 +1159,27 @@ fn finite_state_machines() {
     };
     let (bad_ox, bad_ex, bad_card) =
         (damaged("ox.safetensors", b"not safetensors"), damaged("extraction.json", b"{"), damaged("fsm.json", b"[]"));
+    // A machine whose indices point outside it (valid JSON, edited): refused, not a panic.
+    let edited = {
+        let d = root.join("edited");
+        Command::new("cp").args(["-r", &fsm]).arg(&d).status().unwrap();
+        let mut ex: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.join("extraction.json")).unwrap()).unwrap();
+        ex["minimised"]["start"] = 99.into();
+        std::fs::write(d.join("extraction.json"), serde_json::to_vec(&ex).unwrap()).unwrap();
+        d.display().to_string()
+    };
+    // An unfinished directory: the fine-tuned MMN and the machine are missing.
+    let unfinished = {
+        let d = root.join("unfinished");
+        Command::new("cp").args(["-r", &fsm]).arg(&d).status().unwrap();
+        std::fs::remove_file(d.join("mmn.safetensors")).unwrap();
+        std::fs::remove_file(d.join("extraction.json")).unwrap();
+        d.display().to_string()
+    };
+    let mine = root.join("mine.html");
+    std::fs::write(&mine, "<p>my own notes</p>").unwrap();
+    let mine = mine.display().to_string();
     let out = |n: &str| root.join(n).display().to_string();
     // A trajectory of the GRU policy, for diff-IG between two of its steps.
     let o = xrl(&["explain", "--run", &gru, "--methods", "grad", "--frames", "0..6", "--out", &out("ex")]);
@@ -1186,7 +1207,7 @@ fn finite_state_machines() {
         ),
         case(&["fsm", "--run", &gru, "--hx", "0", "--ox", "4", "--out", &out("o6")], &["--hx must be between 1"]),
         cs(build(&gru, &foreign, &[]), &["not empty", "new or empty directory"]),
-        cs(build(&gru, &fsm, &["--seed", "5"]), &["other settings", "new --out"]),
+        cs(build(&gru, &fsm, &["--seed", "5"]), &["other settings", "seed 0 there, 5 now", "new --out"]),
         cs(build(&gru, &bad_card, &[]), &["fsm.json"]),
         cs(build(&gru, &bad_ox, &[]), &["ox.safetensors", "remove it and rerun"]),
         cs(build(&gru, &bad_ex, &[]), &["extraction.json", "remove it and rerun"]),
@@ -1205,6 +1226,15 @@ fn finite_state_machines() {
         case(&["diff-ig", "--fsm", "/nonexistent/fsm", "--out", &out("d6")], &["/nonexistent/fsm"]),
         case(&["diff-ig", "--fsm", &bad_ex, "--out", &out("d7")], &["extraction.json"]),
         case(&["report", "--run", &r.a2c, "--fsm", &fsm, "--out", &out("r.html")], &["not of", "this run"]),
+        case(&["report", "--run", &gru, "--fsm", &fsm, "--out", &mine], &["not an xrl report", "nothing was changed"]),
+        case(&["fsm", "play", &edited], &["extraction.json", "damaged", "start state 99"]),
+        case(&["diff-ig", "--fsm", &edited, "--out", &out("d10")], &["extraction.json", "damaged"]),
+        case(&["report", "--run", &gru, "--fsm", &edited, "--out", &out("r2.html")], &["damaged"]),
+        case(&["fsm", "play", &unfinished], &["has not finished", "resumes"]),
+        case(&["diff-ig", "--fsm", &unfinished, "--out", &out("d11")], &["has not finished"]),
+        case(&["fsm", "play", &gru], &["not a directory `xrl fsm` wrote"]),
+        case(&["train", "--env", "CartPole-v1", "--agent", "ppo", "--steps", "10", "--out", &foreign], &["not empty"]),
+        case(&["bench", "ppo", "--updates", "1000000000"], &["--updates must be between 1 and 1000"]),
         case(
             &[
                 "train",
@@ -1238,7 +1268,8 @@ fn finite_state_machines() {
             &["--torso mmn is an A2C option"],
         ),
     ]);
-    // What was there is unchanged: the foreign directory, the machine's card.
+    // What was there is unchanged: the foreign directory, the user's page, the machine's card.
+    assert_eq!(std::fs::read_to_string(&mine).unwrap(), "<p>my own notes</p>");
     assert_eq!(std::fs::read_to_string(Path::new(&foreign).join("mine.txt")).unwrap(), "keep");
     assert_eq!(std::fs::read_dir(&foreign).unwrap().count(), 1);
     // The good directory still plays, and a rerun keeps every stage.

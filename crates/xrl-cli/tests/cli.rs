@@ -181,8 +181,8 @@ fn a_killed_training_run_resumes_from_its_last_checkpoint() {
 #[test]
 fn train_and_play_refuse_bad_input_cleanly() {
     assert_clean_failure(
-        &xrl(&["train", "--env", "CartPole-v1", "--steps", "10", "--out", "/tmp/x", "--agent", "ppo"]),
-        "available agents are `dqn`, `drqn`, `a2c` and `a3c`",
+        &xrl(&["train", "--env", "CartPole-v1", "--steps", "10", "--out", "/tmp/x", "--agent", "sac"]),
+        "available agents are `dqn`, `drqn`, `a2c`, `a3c` and `ppo`",
     );
     assert_clean_failure(
         &xrl(&["train", "--env", "Pendulum-v1", "--steps", "10", "--out", "/tmp/xrl-never"]),

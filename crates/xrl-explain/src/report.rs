@@ -7,6 +7,31 @@ use crate::job::Summary;
 use std::path::Path;
 use xrl::run::RunDir;
 
+/// An existing `out` may be replaced only when it is an earlier xrl report (regenerating one is the point of the
+/// command); any other file there is the user's.
+fn refuse_foreign_file(out: &Path) -> Result<(), ExplainError> {
+    // Only a regular file is read here (a FIFO would block); anything else is refused when the report is written.
+    if !std::fs::metadata(out).is_ok_and(|m| m.is_file()) {
+        return Ok(());
+    }
+    let head = std::fs::File::open(out).and_then(|f| {
+        use std::io::Read;
+        let mut buf = vec![0u8; 160];
+        let n = f.take(160).read(&mut buf)?;
+        buf.truncate(n);
+        Ok(buf)
+    });
+    let ours = head.is_ok_and(|h| h.starts_with(xrl_render::report::HEAD.as_bytes()));
+    if ours {
+        return Ok(());
+    }
+    Err(ExplainError::Invalid(format!(
+        "{} exists and is not an xrl report; nothing was changed. Choose another --out (an earlier xrl report there is \
+         replaced)",
+        out.display()
+    )))
+}
+
 /// Writes the self-contained report of the run in `run` to `out`, with the explanations in `explanations` (a
 /// directory written by `xrl explain --layout grid`) and the evaluation in `evaluation` (one written by
 /// `xrl evaluate`); each is refused when it belongs to another game. `extra_html`: further sections, already
@@ -18,6 +43,7 @@ pub fn write(
     extra_html: &str,
     out: &Path,
 ) -> Result<(), ExplainError> {
+    refuse_foreign_file(out)?;
     let dir = RunDir::new(run);
     let card = dir.read_card()?;
     let run_card = xrl_render::read_regular_string(dir.card_path())

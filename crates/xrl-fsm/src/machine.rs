@@ -184,6 +184,43 @@ impl MooreMachine {
         self.actions.len()
     }
 
+    /// Checks that the machine is whole (a machine read from a file may have been edited or damaged): at least
+    /// one state, a start state, codes for every state and class, every transition between known states on a known
+    /// class, every action below `actions`, every code of `code_len` values in {−1, 0, 1}.
+    pub fn validate(&self, actions: usize, state_code_len: usize, obs_code_len: usize) -> Result<(), String> {
+        let n = self.states();
+        if n == 0 || self.start >= n {
+            return Err(format!("it has {n} states and start state {}", self.start));
+        }
+        if self.next.len() != n || self.state_codes.len() != n {
+            return Err(format!(
+                "{n} states but {} transition rows and {} state descriptions",
+                self.next.len(),
+                self.state_codes.len()
+            ));
+        }
+        if let Some(a) = self.actions.iter().find(|&&a| a >= actions) {
+            return Err(format!("a state's action is {a}, but the environment has {actions} actions"));
+        }
+        for (s, row) in self.next.iter().enumerate() {
+            if let Some((o, t)) = row.iter().find(|&(&o, &t)| o >= self.observations() || t >= n) {
+                return Err(format!("state s{s} has a transition on o{o} to s{t}, outside the machine"));
+            }
+        }
+        let bad_code = |c: &Code, len: usize| c.len() != len || c.iter().any(|v| !(-1..=1).contains(v));
+        if self.state_codes.iter().flatten().any(|c| bad_code(c, state_code_len))
+            || self.state_codes.iter().any(Vec::is_empty)
+        {
+            return Err(format!("a state's code is not {state_code_len} values in {{−1, 0, 1}}"));
+        }
+        if self.obs_codes.iter().flatten().any(|c| bad_code(c, obs_code_len))
+            || self.obs_codes.iter().any(Vec::is_empty)
+        {
+            return Err(format!("an observation class's code is not {obs_code_len} values in {{−1, 0, 1}}"));
+        }
+        Ok(())
+    }
+
     pub fn observations(&self) -> usize {
         self.obs_codes.len()
     }

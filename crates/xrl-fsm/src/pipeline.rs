@@ -250,6 +250,26 @@ pub struct Extraction {
     pub seconds: f64,
 }
 
+impl Extraction {
+    /// Both machines whole, and every trace's codes of the card's widths.
+    pub fn check(&self, actions: usize, hx_bits: usize, ox_bits: usize) -> Result<(), String> {
+        self.machine.validate(actions, hx_bits, ox_bits).map_err(|m| format!("the extracted machine: {m}"))?;
+        self.minimised.validate(actions, hx_bits, ox_bits).map_err(|m| format!("the minimised machine: {m}"))?;
+        if self
+            .traces
+            .iter()
+            .flat_map(|t| &t.steps)
+            .any(|s| s.obs.len() != ox_bits || s.next.len() != hx_bits || s.action >= actions)
+        {
+            return Err("a trace's codes or actions do not fit the machine's settings".into());
+        }
+        if self.episode_scores.len() != self.traces.len() {
+            return Err(format!("{} traces but {} episode scores", self.traces.len(), self.episode_scores.len()));
+        }
+        Ok(())
+    }
+}
+
 /// The files of an output directory.
 #[derive(Clone, Debug)]
 pub struct FsmDir {
@@ -268,7 +288,20 @@ impl FsmDir {
     }
 
     pub fn read_card(&self) -> Result<FsmCard, FsmError> {
-        let card: FsmCard = read_json(&self.card())?;
+        if !self.card().is_file() {
+            return Err(FsmError::Invalid(format!(
+                "{} is not a directory `xrl fsm` wrote (it has no fsm.json); give the --out of an `xrl fsm` run",
+                self.root.display()
+            )));
+        }
+        let text = xrl_render::read_regular(self.card()).map_err(|e| file_err(&self.card(), e))?;
+        let card: FsmCard = serde_json::from_slice(&text).map_err(|e| FsmError::File {
+            path: self.card(),
+            message: format!(
+                "is not the card of an `xrl fsm` output ({e}); without it the files beside it cannot be matched to a \
+                 run: choose a new --out"
+            ),
+        })?;
         if card.format != FORMAT || card.version > VERSION {
             return Err(FsmError::File {
                 path: self.card(),
@@ -294,15 +327,50 @@ impl FsmDir {
         let (ox_spec, hx_spec) = specs(&card.config, &net);
         let inserted = Mmn::new(
             net,
-            Some(load_module(Qbn::new(&ox_spec, device).map_err(FsmError::Invalid)?, &self.path("ox.safetensors"))?),
-            Some(load_module(Qbn::new(&hx_spec, device).map_err(FsmError::Invalid)?, &self.path("hx.safetensors"))?),
+            Some(load_module(
+                Qbn::new(&ox_spec, device).map_err(FsmError::Invalid)?,
+                &self.stage_file("ox.safetensors")?,
+            )?),
+            Some(load_module(
+                Qbn::new(&hx_spec, device).map_err(FsmError::Invalid)?,
+                &self.stage_file("hx.safetensors")?,
+            )?),
         )?;
-        let tuned = self.path("mmn.safetensors");
-        if tuned.exists() { load_module(inserted, &tuned) } else { Ok(inserted) }
+        if card.config.finetune_epochs == 0 {
+            return Ok(inserted);
+        }
+        load_module(inserted, &self.stage_file("mmn.safetensors")?)
     }
 
+    /// The path of a stage's file, or the error that says the pipeline has not made it yet.
+    fn stage_file(&self, name: &str) -> Result<PathBuf, FsmError> {
+        let path = self.path(name);
+        if path.exists() {
+            return Ok(path);
+        }
+        Err(FsmError::File {
+            path,
+            message: format!(
+                "missing: `xrl fsm` has not finished in {}; rerun the `xrl fsm` command that made it (its settings are \
+                 in fsm.json) and it resumes where it stopped",
+                self.root.display()
+            ),
+        })
+    }
+
+    /// The extraction, checked against the card (a machine whose indices or codes do not fit is damaged).
     pub fn extraction(&self) -> Result<Extraction, FsmError> {
-        read_json(&self.path("extraction.json"))
+        let path = self.stage_file("extraction.json")?;
+        let ex: Extraction = read_json(&path)?;
+        let card = self.read_card()?;
+        let actions = RunDir::new(&card.run).read_card()?.net.actions;
+        ex.check(actions, card.config.hx_bits, card.config.ox_bits).map_err(|m| FsmError::File {
+            path: path.clone(),
+            message: format!(
+                "is damaged ({m}); remove it and rerun `xrl fsm` with the same settings to extract the machine again"
+            ),
+        })?;
+        Ok(ex)
     }
 }
 
@@ -380,9 +448,16 @@ pub fn run(run: &Path, out: &Path, config: &FsmConfig, device: &Device, notes: N
             tuned
         }
     };
-    stage(&dir.path("extraction.json"), notes, "extracting and minimising the Moore machine", |notes| {
-        extract(&mmn, env, config, notes)
-    })
+    let path = dir.path("extraction.json");
+    let ex =
+        stage(&path, notes, "extracting and minimising the Moore machine", |notes| extract(&mmn, env, config, notes))?;
+    ex.check(run_card.net.actions, config.hx_bits, config.ox_bits).map_err(|m| FsmError::File {
+        path,
+        message: format!(
+            "is damaged ({m}); remove it and rerun `xrl fsm` with the same settings to extract the machine again"
+        ),
+    })?;
+    Ok(ex)
 }
 
 /// Claims `out` for this job: a new or empty directory, or one holding this very card (an earlier run of the same
@@ -392,16 +467,32 @@ fn claim(dir: &FsmDir, card: &FsmCard) -> Result<xrl_render::DirClaim, FsmError>
     if dir.card().exists() {
         let there = dir.read_card()?;
         let same_run = std::fs::canonicalize(&there.run).unwrap_or(there.run.clone()) == card.run;
-        if !same_run || there.checkpoint_step != card.checkpoint_step || there.config != card.config {
-            return Err(FsmError::File {
+        let refuse = |why: String| {
+            Err(FsmError::File {
                 path: dir.card(),
-                message: format!(
-                    "was made from {} (step {}) with other settings; rerun with the same --run and options to \
-                     resume it, or choose a new --out",
-                    there.run.display(),
-                    there.checkpoint_step
-                ),
-            });
+                message: format!("{why}; rerun with the settings it records to resume it, or choose a new --out"),
+            })
+        };
+        if !same_run {
+            return refuse(format!("was made from the run {}, not {}", there.run.display(), card.run.display()));
+        }
+        if there.checkpoint_step != card.checkpoint_step {
+            return refuse(format!(
+                "was made from the run's checkpoint at step {}, and the run is now at step {}",
+                there.checkpoint_step, card.checkpoint_step
+            ));
+        }
+        if there.config != card.config {
+            let (a, b) = (serde_json::to_value(&there.config), serde_json::to_value(&card.config));
+            let differ: Vec<String> = match (a, b) {
+                (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) => a
+                    .iter()
+                    .filter(|(k, v)| b.get(*k) != Some(v))
+                    .map(|(k, v)| format!("{k} {v} there, {} now", b.get(k).map_or("–".into(), |x| x.to_string())))
+                    .collect(),
+                _ => vec![],
+            };
+            return refuse(format!("was made with other settings ({})", differ.join("; ")));
         }
         xrl_render::claim_own_dir(&dir.root).map_err(out)
     } else {
@@ -754,6 +845,14 @@ pub fn extract(mmn: &Mmn, env: &mut dyn Env, config: &FsmConfig, notes: Notes) -
     Ok(Extraction { traces, episode_scores: scores, machine, minimised, seconds: started.elapsed().as_secs_f64() })
 }
 
+/// A fingerprint of a machine (FNV-1a over its JSON): what a diff-IG result records, so that a report can tell
+/// whether the machine beside it is still the one it explained.
+pub fn fingerprint(m: &MooreMachine) -> String {
+    let bytes = serde_json::to_vec(m).unwrap_or_default();
+    let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3));
+    format!("{h:016x}")
+}
+
 /// The environment seed of extraction episode `e` (each episode reset with its own, so that any one can be replayed).
 pub fn extraction_seed(config: &FsmConfig, e: usize) -> u64 {
     config.seed.wrapping_add(30_000 + e as u64)
@@ -898,7 +997,7 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), FsmError> 
 pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, FsmError> {
     let text = xrl_render::read_regular(path).map_err(|e| file_err(path, e))?;
     serde_json::from_slice(&text).map_err(|e| {
-        file_err(path, format!("cannot be read ({e}): it is damaged; remove it and rerun `xrl fsm` to make it again"))
+        file_err(path, format!("cannot be read ({e}): it is damaged; remove it and rerun the command that wrote it"))
     })
 }
 

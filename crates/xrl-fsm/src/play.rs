@@ -101,15 +101,7 @@ pub fn play(
         )));
     }
     let card: FsmCard = dir.read_card()?;
-    let extraction = dir.extraction().map_err(|e| match e {
-        FsmError::File { path, .. } if !path.exists() => FsmError::Invalid(format!(
-            "{} holds no extracted machine yet; run `xrl fsm --run {} --out {}` first (it resumes where it stopped)",
-            dir.root.display(),
-            card.run.display(),
-            dir.root.display()
-        )),
-        e => e,
-    })?;
+    let extraction = dir.extraction()?;
     let mmn = dir.mmn(&card, device)?;
     let (run_card, _) = dir.policy(&card, device)?;
     let mut env = run_card.env.make().map_err(|e| FsmError::Invalid(e.to_string()))?;

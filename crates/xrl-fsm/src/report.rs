@@ -34,12 +34,7 @@ pub fn section_html(
             run.display()
         )));
     }
-    let ex = dir.extraction().map_err(|_| {
-        FsmError::Invalid(format!(
-            "{} holds no extracted machine yet; let `xrl fsm` finish (it resumes)",
-            fsm.display()
-        ))
-    })?;
+    let ex = dir.extraction()?;
     let (m, min) = (&ex.machine, &ex.minimised);
     let action = |a: usize| action_names.get(a).cloned().unwrap_or_else(|| a.to_string());
     let mut h = String::from("<section id=\"finite-state\">\n<h2>Finite-state abstraction</h2>\n");
@@ -113,10 +108,17 @@ pub fn section_html(
     }
     if let Some(d) = diff_ig {
         let doc: serde_json::Value = read_json(&d.join("diff_ig.json"))?;
-        let fsm_there = doc.get("fsm").and_then(|v| v.as_str()).map(Path::new);
-        if !fsm_there.is_some_and(|f| same(f, fsm)) {
+        if !doc.get("points").is_some_and(serde_json::Value::is_array) {
+            return Err(FsmError::File {
+                path: d.join("diff_ig.json"),
+                message: "is not a result of `xrl diff-ig` (it has no points); give the --out of `xrl diff-ig`".into(),
+            });
+        }
+        // The machine it explained, by content: a directory copied elsewhere is still the same machine, one
+        // extracted again is not.
+        if doc.get("machine").and_then(|v| v.as_str()) != Some(crate::pipeline::fingerprint(min).as_str()) {
             return Err(FsmError::Invalid(format!(
-                "{} was made from another machine than {}: run `xrl diff-ig --fsm {}` again",
+                "{} explains another machine than the one now in {}: run `xrl diff-ig --fsm {}` again",
                 d.display(),
                 fsm.display(),
                 fsm.display()

@@ -106,7 +106,10 @@ fn the_minimised_machine_replays_the_mmns_episodes_and_every_stage_resumes() {
     let err = pipeline::run(&run.root, &out, &FsmConfig { ox_bits: 9, ..config.clone() }, &device, &mut |_| {})
         .unwrap_err()
         .to_string();
-    assert!(err.contains("other settings") && err.contains("new --out"), "{err}");
+    assert!(
+        err.contains("other settings") && err.contains("ox_bits 8 there, 9 now") && err.contains("new --out"),
+        "{err}"
+    );
     assert_eq!(std::fs::read(out.join("fsm.json")).unwrap(), before);
     // A directory of someone else's files is refused.
     let foreign = root.join("foreign");

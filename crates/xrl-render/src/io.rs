@@ -111,7 +111,7 @@ pub fn check_dir_free(dir: &Path) -> Result<(), RenderError> {
         .map_err(|e| refuse(format!("cannot list it ({e})")))?
         .filter_map(Result::ok)
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != ".xrl-claim")
+        .filter(|n| n != ".xrl-claim" && !is_own_temp(n))
         .collect();
     if let Some(first) = entries.first() {
         return Err(refuse(format!(
@@ -121,6 +121,13 @@ pub fn check_dir_free(dir: &Path) -> Result<(), RenderError> {
         )));
     }
     Ok(())
+}
+
+/// Whether `name` is a temporary file [`write_atomic`] leaves when its process is killed mid-write
+/// (`.NAME.tmp-PID`): never the user's, and never read.
+pub fn is_own_temp(name: &str) -> bool {
+    name.starts_with('.')
+        && name.rsplit_once(".tmp-").is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// `std::fs::read` for files a command finds in a run or an output directory: a FIFO (or device, or directory)
@@ -407,6 +414,22 @@ fn too_big(path: &Path) -> RenderError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A killed writer's temporary file (`.NAME.tmp-PID`) leaves the directory free for the job to start again;
+    /// anything else in it is the user's.
+    #[test]
+    fn a_killed_writers_temporary_file_is_not_the_users() {
+        assert!(is_own_temp(".fsm.json.tmp-15440") && is_own_temp(".a.tmp-1"));
+        assert!(!is_own_temp("fsm.json.tmp-1") && !is_own_temp(".notes.tmp-") && !is_own_temp(".x.tmp-12a"));
+        let d = std::env::temp_dir().join(format!("xrl-own-temp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(".fsm.json.tmp-99"), "half").unwrap();
+        assert!(check_dir_free(&d).is_ok());
+        std::fs::write(d.join(".mine.tmp"), "mine").unwrap();
+        assert!(check_dir_free(&d).unwrap_err().to_string().contains("not empty"));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 
     /// Only regular files are replaced: a directory, a FIFO and a device are refused and left as they were; a
     /// symbolic link is written through (the link stays, its target gets the new bytes).

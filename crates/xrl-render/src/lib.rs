@@ -14,6 +14,6 @@ pub mod tensorboard;
 
 pub use image::{Rgb, RgbImage, imageops};
 pub use io::{
-    DirClaim, RenderError, check_dir_free, check_input, claim_dir, claim_own_dir, read_npy, read_regular,
+    DirClaim, RenderError, check_dir_free, check_input, claim_dir, claim_own_dir, is_own_temp, read_npy, read_regular,
     read_regular_string, write_atomic, write_gif, write_mp4, write_npy, write_png,
 };

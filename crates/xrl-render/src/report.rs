@@ -34,6 +34,9 @@ pub fn data_uri(png: &[u8]) -> String {
     format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png))
 }
 
+/// How every report begins (how `xrl report` knows a file it may replace).
+pub const HEAD: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>xrl — ";
+
 /// The report as one HTML document.
 pub fn report_html(r: &ReportInput) -> String {
     let frames: Vec<String> = r.frames_png.iter().map(|p| format!("\"{}\"", data_uri(p))).collect();
@@ -149,6 +152,7 @@ mod tests {
             evaluation_html: Some("<section id=\"evaluation\"></section>"),
             extra_html: "",
         });
+        assert!(html.starts_with(HEAD), "xrl report recognises its own reports by their start");
         assert!(html.contains("<section id=\"evaluation\"></section>"));
         assert_eq!(html.matches("data:image/png;base64,iVBORw").count(), 3);
         assert!(html.contains(r#"max="2""#));

@@ -411,6 +411,9 @@ impl RunDir {
                 self.root.display()
             )));
         }
+        // A run's files would replace the user's own (metrics.csv, learning_curve.png, …): a new run goes into a
+        // new or empty directory only.
+        xrl_render::check_dir_free(&self.root).map_err(|e| RunError::Invalid(e.to_string()))?;
         let text =
             toml::to_string_pretty(card).map_err(|e| RunError::Invalid(format!("cannot write the run card: {e}")))?;
         write_bytes(&self.card_path(), text.as_bytes())

