@@ -26,6 +26,8 @@ def main():
     p.add_argument("--minibatches", type=int, default=8)
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--updates", type=int, default=3)
+    p.add_argument("--shared", action="store_true", help="actor and critic share the torso (default: separate "
+                   "towers, as xrl's MinAtar preset)")
     a = p.parse_args()
     torch.manual_seed(0)
     widths = [a.obs] + [int(w) for w in a.hidden.split(",")]
@@ -33,8 +35,18 @@ def main():
     for i, o in zip(widths, widths[1:]):
         layers += [nn.Linear(i, o), nn.ReLU()]
     torso = nn.Sequential(*layers)
+
+    def tower():
+        ls = []
+        for i, o in zip(widths, widths[1:]):
+            ls += [nn.Linear(i, o), nn.ReLU()]
+        return nn.Sequential(*ls)
+
+    critic_torso = torso if a.shared else tower()
     actor, critic = nn.Linear(widths[-1], a.actions), nn.Linear(widths[-1], 1)
     params = list(torso.parameters()) + list(actor.parameters()) + list(critic.parameters())
+    if not a.shared:
+        params += list(critic_torso.parameters())
     opt = torch.optim.Adam(params, lr=5e-4, eps=1e-5)
     rows = a.envs * a.steps
     rng = np.random.default_rng(7)
@@ -46,7 +58,7 @@ def main():
         dist = torch.distributions.Categorical(logits=actor(h))
         actions = dist.sample()
         logp = dist.log_prob(actions)
-        values = critic(h).squeeze(1)
+        values = critic(critic_torso(obs)).squeeze(1)
     gamma, lam, clip, ent_coef, vf_coef = 0.999, 0.95, 0.2, 0.01, 0.5
     size = rows // a.minibatches
     times = []
@@ -77,7 +89,7 @@ def main():
                 mb_adv = adv[idx]
                 mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
                 pg = torch.max(-mb_adv * ratio, -mb_adv * ratio.clamp(1 - clip, 1 + clip)).mean()
-                nv = critic(h).squeeze(1)
+                nv = critic(h if a.shared else critic_torso(obs[idx])).squeeze(1)
                 v_clipped = values[idx] + (nv - values[idx]).clamp(-clip, clip)
                 v_loss = 0.5 * torch.max((nv - ret[idx]) ** 2, (v_clipped - ret[idx]) ** 2).mean()
                 loss = pg - ent_coef * entropy + vf_coef * v_loss
