@@ -43,6 +43,17 @@ impl HeadModule {
         HeadModule { value_fc, out: LinearConfig::new(features, spec.actions).init(device), value, kind: spec.head }
     }
 
+    /// CleanRL's `layer_init`: the value stream's layers orthogonal with `hidden_gain`, the outputs with
+    /// `out_gain`, the value with gain 1; biases 0.
+    pub(crate) fn orthogonal(&mut self, hidden_gain: f64, out_gain: f64, device: &Device) {
+        use crate::torso::orthogonal_linears;
+        orthogonal_linears(&mut self.value_fc, hidden_gain, device);
+        orthogonal_linears(std::slice::from_mut(&mut self.out), out_gain, device);
+        if let Some(v) = &mut self.value {
+            orthogonal_linears(std::slice::from_mut(v), 1.0, device);
+        }
+    }
+
     pub fn out(&self) -> &Linear {
         &self.out
     }

@@ -243,6 +243,17 @@ impl Net {
         &self.spec
     }
 
+    /// The same network re-initialised as CleanRL's `layer_init` does for PPO: every weight orthogonal — gain √2
+    /// in the torso (and a two-stream value copy of it), `out_gain` for the logits or Q values (0.01 in CleanRL's
+    /// actor), 1 for the value head — and every bias 0. A recurrent core keeps its own initialisation.
+    pub fn orthogonal_init(mut self, out_gain: f64) -> Net {
+        let device = self.device();
+        let root2 = std::f64::consts::SQRT_2;
+        self.torso.orthogonal(root2, &device);
+        self.head.orthogonal(root2, out_gain, &device);
+        self
+    }
+
     pub fn torso(&self) -> &TorsoModule {
         &self.torso
     }
@@ -597,6 +608,38 @@ mod tests {
                 }
             }
         });
+    }
+
+    /// CleanRL's `layer_init`: torso weights orthogonal with gain √2 (fc1 is [8 in, 16 out]: its 8 rows orthogonal,
+    /// each of squared norm 2), the actor's with gain 0.01, biases zero.
+    #[test]
+    fn orthogonal_init_gives_orthogonal_weights_of_the_gains_and_zero_biases() {
+        let d = cpu();
+        d.seed(1);
+        let spec = NetSpec::new(vec![8], 3, Torso::Mlp { hidden: vec![16] }, HeadKind::ActorCritic);
+        let net = Net::new(&spec, &d).unwrap().orthogonal_init(0.01);
+        let gram = |w: Tensor<2>, rows: bool| {
+            let w = if rows { w } else { w.transpose() };
+            to_vec(w.clone().matmul(w.transpose()))
+        };
+        // fc1: [8 in, 16 out] — its 8 rows orthogonal, each of squared norm 2.
+        let fc = &net.torso.fc()[0];
+        let g = gram(fc.weight.val(), true);
+        for i in 0..8 {
+            for j in 0..8 {
+                let want = if i == j { 2.0 } else { 0.0 };
+                assert!((g[i * 8 + j] - want).abs() < 1e-4, "fc1 gram[{i}][{j}] = {}", g[i * 8 + j]);
+            }
+        }
+        assert!(to_vec(fc.bias.as_ref().unwrap().val()).iter().all(|&b| b == 0.0));
+        // The actor: [16 in, 3 out] — its 3 columns orthogonal of squared norm 1e-4.
+        let g = gram(net.head.out().weight.val(), false);
+        for i in 0..3 {
+            for j in 0..3 {
+                let want = if i == j { 1e-4 } else { 0.0 };
+                assert!((g[i * 3 + j] - want).abs() < 1e-7, "actor gram[{i}][{j}] = {}", g[i * 3 + j]);
+            }
+        }
     }
 
     #[test]

@@ -200,9 +200,39 @@ impl TorsoModule {
         dense_forward_with(&self.fc, &self.acts, "fc", x, pass, probe)
     }
 
+    /// Every weight orthogonal with `gain`, every bias 0 (CleanRL's `layer_init`).
+    pub(crate) fn orthogonal(&mut self, gain: f64, device: &Device) {
+        for conv in &mut self.convs {
+            conv.weight = orthogonal_param(conv.weight.dims(), gain, device);
+            if let Some(b) = &mut conv.bias {
+                *b = burn::nn::Initializer::Zeros.init(b.dims(), device);
+            }
+        }
+        orthogonal_linears(&mut self.fc, gain, device);
+    }
+
     /// Test access: the first fully connected layer.
     #[cfg(test)]
     pub(crate) fn fc(&self) -> &[Linear] {
         &self.fc
+    }
+}
+
+/// An orthogonal weight of `dims` (flattened past the first axis, as PyTorch's `orthogonal_`), scaled by `gain`.
+pub(crate) fn orthogonal_param<const D: usize>(
+    dims: [usize; D],
+    gain: f64,
+    device: &Device,
+) -> burn::module::Param<Tensor<D>> {
+    burn::nn::Initializer::Orthogonal { gain }.init(dims, device)
+}
+
+/// Orthogonal weights and zero biases for each layer.
+pub(crate) fn orthogonal_linears(layers: &mut [Linear], gain: f64, device: &Device) {
+    for l in layers {
+        l.weight = orthogonal_param(l.weight.dims(), gain, device);
+        if let Some(b) = &mut l.bias {
+            *b = burn::nn::Initializer::Zeros.init(b.dims(), device);
+        }
     }
 }
