@@ -120,7 +120,8 @@ fn demo_fsm(out: &std::path::Path) -> Result<std::path::PathBuf> {
     say!("unpacked the embedded GRU A2C CartPole agent into {}; extracting its Moore machine …", run.display());
     let fsm = out.join("fsm");
     let config = FsmConfig { qbn_epochs: 80, patience: 20, ..FsmConfig::new(64, 64) };
-    let device = xrl::burn::tensor::Device::flex();
+    // The demo runs where `--device cpu` would (as its explanations do).
+    let device = xrl_nn::device::parse("cpu").map_err(anyhow::Error::msg)?;
     let extraction = xrl_fsm::pipeline::run(&run, &fsm, &config, &device, &mut |note| tell!("{note}"))?;
     let dir = FsmDir::new(&fsm);
     let names = xrl_fsm::play::action_names(xrl_env::make("CartPole-v1")?.as_ref());
