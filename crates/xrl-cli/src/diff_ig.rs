@@ -18,8 +18,8 @@ pub struct DiffIgArgs {
     /// point-K-bits.png (signed, one panel per differing bit).
     #[arg(long)]
     out: PathBuf,
-    /// Decision points to explain, the most visited states first.
-    #[arg(long, allow_negative_numbers = true, default_value_t = 4)]
+    /// Decision points to explain, the most visited states first (not with --trajectory).
+    #[arg(long, allow_negative_numbers = true, default_value_t = 4, conflicts_with = "trajectory")]
     points: usize,
     /// Instead of decision points: a trajectory (`xrl explain --save-trajectory`) and two of its steps.
     #[arg(long, requires_all = ["input", "baseline"])]

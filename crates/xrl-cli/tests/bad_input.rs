@@ -1177,6 +1177,8 @@ fn finite_state_machines() {
         std::fs::remove_file(d.join("extraction.json")).unwrap();
         d.display().to_string()
     };
+    // A played machine whose scores were damaged, and a diff-IG directory whose picture was.
+    let bad_scores = damaged("scores.json", b"{\"episodes\": ");
     let mine = root.join("mine.html");
     std::fs::write(&mine, "<p>my own notes</p>").unwrap();
     let mine = mine.display().to_string();
@@ -1190,6 +1192,9 @@ fn finite_state_machines() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(text(&o.stdout).contains("steps 5 (input) and 0 (baseline)"), "{}", text(&o.stdout));
     assert!(root.join("dt").join("diff_ig.json").is_file());
+    let bad_pic = out("dt-bad");
+    Command::new("cp").args(["-r", &out("dt"), &bad_pic]).status().unwrap();
+    std::fs::write(Path::new(&bad_pic).join("point-0.png"), b"not a picture").unwrap();
     let r = runs();
     check_all(vec![
         case(
@@ -1233,6 +1238,29 @@ fn finite_state_machines() {
         case(&["fsm", "play", &unfinished], &["has not finished", "resumes"]),
         case(&["diff-ig", "--fsm", &unfinished, "--out", &out("d11")], &["has not finished"]),
         case(&["fsm", "play", &gru], &["not a directory `xrl fsm` wrote"]),
+        case(&["report", "--run", &gru, "--fsm", &bad_scores, "--out", &out("r3.html")], &["scores.json"]),
+        case(
+            &["report", "--run", &gru, "--fsm", &fsm, "--diff-ig", &bad_pic, "--out", &out("r4.html")],
+            &["point-0.png", "not a PNG"],
+        ),
+        case(
+            &[
+                "diff-ig",
+                "--fsm",
+                &fsm,
+                "--trajectory",
+                &traj,
+                "--input",
+                "1",
+                "--baseline",
+                "0",
+                "--points",
+                "3",
+                "--out",
+                &out("d12"),
+            ],
+            &["--points", "cannot be used with"],
+        ),
         case(&["train", "--env", "CartPole-v1", "--agent", "ppo", "--steps", "10", "--out", &foreign], &["not empty"]),
         case(&["bench", "ppo", "--updates", "1000000000"], &["--updates must be between 1 and 1000"]),
         case(

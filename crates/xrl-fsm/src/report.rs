@@ -52,7 +52,11 @@ pub fn section_html(
         min.states(),
         min.observations()
     );
-    if let Ok(scores) = read_json::<PlayReport>(&dir.path("scores.json")) {
+    // What `xrl fsm play` and `xrl diff-ig` wrote is optional; what is there but damaged is an error, not a
+    // section silently left out.
+    let scores_path = dir.path("scores.json");
+    if scores_path.exists() {
+        let scores: PlayReport = read_json(&scores_path)?;
         let _ = writeln!(
             h,
             "<p>Mean score over {} episodes: policy {:.2}, Moore machine network {:.2}, minimised machine playing \
@@ -94,7 +98,7 @@ pub fn section_html(
     for (file, alt) in
         [("classes.png", "sample frames per observation class"), ("machine-episode.gif", "the machine playing alone")]
     {
-        if let Ok(bytes) = xrl_render::read_regular(dir.path(file)) {
+        if let Some(bytes) = picture(&dir.path(file))? {
             let uri = if file.ends_with(".gif") {
                 data_uri(&bytes).replacen("image/png", "image/gif", 1)
             } else {
@@ -140,7 +144,7 @@ pub fn section_html(
                 get(&["point", "baseline", "next"])
             );
             for file in [format!("point-{k}.png"), format!("point-{k}-bits.png")] {
-                if let Ok(bytes) = xrl_render::read_regular(d.join(&file)) {
+                if let Some(bytes) = picture(&d.join(&file))? {
                     let _ = writeln!(h, "<img alt=\"{file}\" src=\"{}\">", data_uri(&bytes));
                 }
             }
@@ -148,4 +152,21 @@ pub fn section_html(
     }
     h.push_str("</section>\n");
     Ok(h)
+}
+
+/// A picture's bytes, `None` when the file is absent; a file that is not a PNG or GIF (or cannot be read) is an
+/// error naming it.
+fn picture(path: &Path) -> Result<Option<Vec<u8>>, FsmError> {
+    if std::fs::symlink_metadata(path).is_err() {
+        return Ok(None);
+    }
+    let bad = |why: String| FsmError::File {
+        path: path.to_path_buf(),
+        message: format!("{why}; remove it and rerun the command that wrote it"),
+    };
+    let bytes = xrl_render::read_regular(path).map_err(|e| bad(format!("cannot be read ({e})")))?;
+    if !(bytes.starts_with(b"\x89PNG\r\n\x1a\n") || bytes.starts_with(b"GIF8")) {
+        return Err(bad("is not a PNG or GIF picture".into()));
+    }
+    Ok(Some(bytes))
 }
