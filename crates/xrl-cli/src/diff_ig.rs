@@ -21,7 +21,8 @@ pub struct DiffIgArgs {
     /// Decision points to explain, the most visited states first (not with --trajectory).
     #[arg(long, allow_negative_numbers = true, default_value_t = 4, conflicts_with = "trajectory")]
     points: usize,
-    /// Instead of decision points: a trajectory (`xrl explain --save-trajectory`) and two of its steps.
+    /// Instead of decision points: a trajectory (the `trajectory.safetensors` every `xrl explain` writes) and two of
+    /// its steps.
     #[arg(long, requires_all = ["input", "baseline"])]
     trajectory: Option<PathBuf>,
     /// With --trajectory: the step of the input frame.
@@ -89,9 +90,8 @@ pub fn diff_ig(a: DiffIgArgs) -> Result<()> {
     xrl_render::check_dir_free(&a.out)?;
     let dir = FsmDir::new(&a.fsm);
     let card = dir.read_card()?;
-    let ad = a.device.device.clone().autodiff();
     let mmn = dir.mmn(&card, &a.device.device)?;
-    let (run_card, _) = dir.policy(&card, &ad)?;
+    let run_card = dir.run_card(&card)?;
     let mut env = run_card.env.make()?;
     let shape = env.spec().observation.shape().to_vec();
     let names = decisions::feature_names(&card.env, shape.iter().product());

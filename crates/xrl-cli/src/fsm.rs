@@ -121,7 +121,7 @@ fn build(b: BuildArgs) -> Result<()> {
     let extraction = pipeline::run(&run, &out, &config, &b.device.device, &mut |note| tell!("{note}"))?;
     let dir = FsmDir::new(&out);
     let card = dir.read_card()?;
-    let (run_card, _) = dir.policy(&card, &b.device.device)?;
+    let run_card = dir.run_card(&card)?;
     let env = run_card.env.make()?;
     let names = xrl_fsm::play::action_names(env.as_ref());
     let written = xrl_fsm::play::write_machine_files(&dir, &extraction, &names)?;

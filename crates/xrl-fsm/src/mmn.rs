@@ -118,7 +118,8 @@ impl Mmn {
         MmnStep { features, obs_code, raw_hidden, state_code, hidden, logits }
     }
 
-    /// The observation code of one observation, from a zero-information torso pass (no state is involved).
+    /// The observation code of one observation: the torso and the observation encoder only (the code does not
+    /// depend on the recurrent state).
     pub fn obs_code(&self, obs: &[f32]) -> Option<Vec<i8>> {
         let q = self.ox.as_ref()?;
         let x = batch(obs, obs.len(), &self.device());

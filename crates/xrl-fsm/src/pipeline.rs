@@ -18,7 +18,7 @@
 
 use crate::FsmError;
 use crate::machine::{MooreMachine, Step, Trace};
-use crate::mmn::{Acting, Mmn, codes, play_episode, score};
+use crate::mmn::{Acting, Mmn, play_episode, score};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::store::{ModuleSnapshot, SafetensorsStore};
@@ -268,6 +268,17 @@ impl Extraction {
         }
         Ok(())
     }
+
+    /// Itself when [`Extraction::check`] passes; read from `path`, it is damaged otherwise.
+    fn checked(self, path: &Path, actions: usize, config: &FsmConfig) -> Result<Self, FsmError> {
+        self.check(actions, config.hx_bits, config.ox_bits).map_err(|m| FsmError::File {
+            path: path.to_path_buf(),
+            message: format!(
+                "is damaged ({m}); remove it and rerun `xrl fsm` with the same settings to extract the machine again"
+            ),
+        })?;
+        Ok(self)
+    }
 }
 
 /// The files of an output directory.
@@ -363,14 +374,12 @@ impl FsmDir {
         let path = self.stage_file("extraction.json")?;
         let ex: Extraction = read_json(&path)?;
         let card = self.read_card()?;
-        let actions = RunDir::new(&card.run).read_card()?.net.actions;
-        ex.check(actions, card.config.hx_bits, card.config.ox_bits).map_err(|m| FsmError::File {
-            path: path.clone(),
-            message: format!(
-                "is damaged ({m}); remove it and rerun `xrl fsm` with the same settings to extract the machine again"
-            ),
-        })?;
-        Ok(ex)
+        ex.checked(&path, self.run_card(&card)?.net.actions, &card.config)
+    }
+
+    /// The card of the run the machine was extracted from (without loading its network).
+    pub fn run_card(&self, card: &FsmCard) -> Result<RunCard, FsmError> {
+        Ok(RunDir::new(&card.run).read_card()?)
     }
 }
 
@@ -451,13 +460,7 @@ pub fn run(run: &Path, out: &Path, config: &FsmConfig, device: &Device, notes: N
     let path = dir.path("extraction.json");
     let ex =
         stage(&path, notes, "extracting and minimising the Moore machine", |notes| extract(&mmn, env, config, notes))?;
-    ex.check(run_card.net.actions, config.hx_bits, config.ox_bits).map_err(|m| FsmError::File {
-        path,
-        message: format!(
-            "is damaged ({m}); remove it and rerun `xrl fsm` with the same settings to extract the machine again"
-        ),
-    })?;
-    Ok(ex)
+    ex.checked(&path, run_card.net.actions, config)
 }
 
 /// Claims `out` for this job: a new or empty directory, or one holding this very card (an earlier run of the same
@@ -999,9 +1002,4 @@ pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, FsmErro
     serde_json::from_slice(&text).map_err(|e| {
         file_err(path, format!("cannot be read ({e}): it is damaged; remove it and rerun the command that wrote it"))
     })
-}
-
-/// Codes of a batch, re-exported for the CLI's per-frame annotations.
-pub fn code_rows(t: Tensor<2>) -> Vec<Vec<i8>> {
-    codes(t)
 }

@@ -103,7 +103,7 @@ pub fn play(
     let card: FsmCard = dir.read_card()?;
     let extraction = dir.extraction()?;
     let mmn = dir.mmn(&card, device)?;
-    let (run_card, _) = dir.policy(&card, device)?;
+    let run_card = dir.run_card(&card)?;
     let mut env = run_card.env.make().map_err(|e| FsmError::Invalid(e.to_string()))?;
     let names = action_names(env.as_ref());
     let policy = crate::mmn::Mmn::new(mmn.net.clone(), None, None)?;
