@@ -27,6 +27,8 @@
 //! # }
 //! ```
 
+#[cfg(feature = "atari")]
+pub mod atari;
 pub mod classic;
 mod error;
 pub mod minatar;
@@ -114,6 +116,8 @@ impl Default for MakeOptions {
 pub fn ids() -> Vec<String> {
     let mut ids: Vec<String> = classic::IDS.iter().map(|s| s.to_string()).collect();
     ids.extend(minatar::ids());
+    #[cfg(feature = "atari")]
+    ids.extend(atari::ids());
     ids
 }
 
@@ -128,6 +132,8 @@ pub fn make_with(id: &str, options: &MakeOptions) -> Result<Box<dyn Env>, EnvErr
         env
     } else if let Some(env) = minatar::make(id, options)? {
         env
+    } else if let Some(env) = make_atari(id)? {
+        env
     } else {
         return Err(EnvError::UnknownId { id: id.to_string(), known: ids() });
     };
@@ -135,6 +141,32 @@ pub fn make_with(id: &str, options: &MakeOptions) -> Result<Box<dyn Env>, EnvErr
         Some(limit) if options.time_limit => Ok(Box::new(wrappers::TimeLimit::new(env, limit))),
         _ => Ok(env),
     }
+}
+
+/// Whether `id` names an Atari game (`ALE/<Game>-v5`, `<Game>NoFrameskip-v4`), built or not.
+pub fn is_atari_id(id: &str) -> bool {
+    id.starts_with("ALE/") || id.ends_with("NoFrameskip-v4")
+}
+
+#[cfg(feature = "atari")]
+fn make_atari(id: &str) -> Result<Option<Box<dyn Env>>, EnvError> {
+    match atari::config_for(id) {
+        Some(config) => Ok(Some(Box::new(atari::AtariEnv::new(id, config)?))),
+        None => Ok(None),
+    }
+}
+
+#[cfg(not(feature = "atari"))]
+fn make_atari(id: &str) -> Result<Option<Box<dyn Env>>, EnvError> {
+    if is_atari_id(id) {
+        return Err(EnvError::InvalidOption {
+            id: id.into(),
+            message: "Atari games need a build with the `atari` feature: run `python3 scripts/atari-setup.py`, \
+                      then `cargo build --release --features atari` (the binary is then GPL-2.0, as ALE)"
+                .into(),
+        });
+    }
+    Ok(None)
 }
 
 /// Checks a discrete action against the spec, with the error a user needs.

@@ -66,7 +66,9 @@ fn stepping_a_finished_episode_is_refused_until_reset() {
 
 #[test]
 fn equal_seeds_give_equal_episodes_for_every_id() {
-    for id in xrl_env::ids() {
+    // Atari ids are covered step for step against ale-py in tests/atari.rs (NoFrameskip-v4 games are
+    // deterministic whatever the seed, as in ale-py).
+    for id in xrl_env::ids().into_iter().filter(|id| !xrl_env::is_atari_id(id)) {
         let trace = |seed: u64| {
             let mut env = make(&id).unwrap();
             // History before the seeded reset must not matter.
