@@ -10,6 +10,7 @@ use std::io::Read;
 use xrl_env::atari::{AtariConfig, AtariEnv, AtariPreprocessing, PreprocessConfig, config_for};
 use xrl_env::{Action, Env};
 
+#[allow(clippy::large_enum_variant)] // two test-local values
 enum Game {
     Raw(AtariEnv),
     Pre(AtariPreprocessing),
@@ -45,9 +46,9 @@ fn make(game: &str, kind: &str) -> Game {
         "v5-truncated" => {
             Game::Raw(AtariEnv::new("v5", AtariConfig { max_num_frames_per_episode: Some(400), ..v5 }).unwrap())
         }
-        "AtariPreprocessing" => Game::Pre(
-            AtariPreprocessing::new(AtariEnv::new("v4", v4).unwrap(), PreprocessConfig::default()).unwrap(),
-        ),
+        "AtariPreprocessing" => {
+            Game::Pre(AtariPreprocessing::new(AtariEnv::new("v4", v4).unwrap(), PreprocessConfig::default()).unwrap())
+        }
         "AtariPreprocessing-v5-life" => Game::Pre(
             AtariPreprocessing::new(
                 AtariEnv::new("v5", AtariConfig { frameskip: 1, ..v5 }).unwrap(),
@@ -96,9 +97,8 @@ fn check_case(case: &Value) -> (usize, usize) {
     for e in case["lives"].as_array().unwrap() {
         lives_after.insert((e[0].as_u64().unwrap() as usize, e.get(2).is_some()), e[1].as_i64().unwrap());
     }
-    let set = |k: &str| -> Vec<usize> {
-        case[k].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect()
-    };
+    let set =
+        |k: &str| -> Vec<usize> { case[k].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect() };
     let (terms, truncs) = (set("terminated"), set("truncated"));
     let chains = case["chain"].as_object().unwrap();
     let frames = case["frames"].as_object().unwrap();
@@ -149,7 +149,8 @@ fn check_case(case: &Value) -> (usize, usize) {
 }
 
 fn cases() -> Vec<Value> {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/atari_parity.json")).unwrap();
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/atari_parity.json")).unwrap();
     let v: Value = serde_json::from_str(&text).unwrap();
     v["cases"].as_array().unwrap().clone()
 }

@@ -43,7 +43,10 @@ impl Roms {
         let table: std::collections::BTreeMap<String, String> =
             serde_json::from_str(&text).map_err(|e| EnvError::InvalidOption {
                 id: "ALE".into(),
-                message: format!("{} is damaged ({e}); run `python3 scripts/atari-setup.py --dir NEW_DIR`", list.display()),
+                message: format!(
+                    "{} is damaged ({e}); run `python3 scripts/atari-setup.py --dir NEW_DIR`",
+                    list.display()
+                ),
             })?;
         let md5 = table
             .into_iter()

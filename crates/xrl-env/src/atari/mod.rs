@@ -59,14 +59,68 @@ const MULTIPLAYER_ONLY: [&str; 4] = ["combat", "joust", "maze_craze", "warlords"
 
 /// The games ale-py 0.12.1 registers `NoFrameskip-v4` ids for.
 const LEGACY_GAMES: [&str; 62] = [
-    "adventure", "air_raid", "alien", "amidar", "assault", "asterix", "asteroids", "atlantis", "bank_heist",
-    "battle_zone", "beam_rider", "berzerk", "bowling", "boxing", "breakout", "carnival", "centipede",
-    "chopper_command", "crazy_climber", "defender", "demon_attack", "double_dunk", "elevator_action", "enduro",
-    "fishing_derby", "freeway", "frostbite", "gopher", "gravitar", "hero", "ice_hockey", "jamesbond",
-    "journey_escape", "kangaroo", "krull", "kung_fu_master", "montezuma_revenge", "ms_pacman", "name_this_game",
-    "phoenix", "pitfall", "pong", "pooyan", "private_eye", "qbert", "riverraid", "road_runner", "robotank",
-    "seaquest", "skiing", "solaris", "space_invaders", "star_gunner", "tennis", "time_pilot", "tutankham",
-    "up_n_down", "venture", "video_pinball", "wizard_of_wor", "yars_revenge", "zaxxon",
+    "adventure",
+    "air_raid",
+    "alien",
+    "amidar",
+    "assault",
+    "asterix",
+    "asteroids",
+    "atlantis",
+    "bank_heist",
+    "battle_zone",
+    "beam_rider",
+    "berzerk",
+    "bowling",
+    "boxing",
+    "breakout",
+    "carnival",
+    "centipede",
+    "chopper_command",
+    "crazy_climber",
+    "defender",
+    "demon_attack",
+    "double_dunk",
+    "elevator_action",
+    "enduro",
+    "fishing_derby",
+    "freeway",
+    "frostbite",
+    "gopher",
+    "gravitar",
+    "hero",
+    "ice_hockey",
+    "jamesbond",
+    "journey_escape",
+    "kangaroo",
+    "krull",
+    "kung_fu_master",
+    "montezuma_revenge",
+    "ms_pacman",
+    "name_this_game",
+    "phoenix",
+    "pitfall",
+    "pong",
+    "pooyan",
+    "private_eye",
+    "qbert",
+    "riverraid",
+    "road_runner",
+    "robotank",
+    "seaquest",
+    "skiing",
+    "solaris",
+    "space_invaders",
+    "star_gunner",
+    "tennis",
+    "time_pilot",
+    "tutankham",
+    "up_n_down",
+    "venture",
+    "video_pinball",
+    "wizard_of_wor",
+    "yars_revenge",
+    "zaxxon",
 ];
 
 /// ale-py's `rom_id_to_name`: Python's `str.title()` without underscores (`tic_tac_toe_3d` → `TicTacToe3D`).
@@ -195,7 +249,11 @@ impl AtariEnv {
         let (h, w) = ale.dims();
         let spec = EnvSpec {
             id: id.into(),
-            observation: ObsSpace::Box { shape: vec![3, h, w], low: vec![0.0; 3 * h * w], high: vec![255.0; 3 * h * w] },
+            observation: ObsSpace::Box {
+                shape: vec![3, h, w],
+                low: vec![0.0; 3 * h * w],
+                high: vec![255.0; 3 * h * w],
+            },
             action: ActionSpace::discrete(&meanings),
             max_episode_steps: None,
             reward_threshold: None,
@@ -282,8 +340,8 @@ impl AtariEnv {
         self.ale.screen_rgb(&mut self.rgb);
         let plane = self.rgb.len() / 3;
         for (i, px) in self.rgb.chunks_exact(3).enumerate() {
-            for c in 0..3 {
-                self.obs[c * plane + i] = px[c] as f32;
+            for (c, &v) in px.iter().enumerate() {
+                self.obs[c * plane + i] = v as f32;
             }
         }
     }

@@ -266,7 +266,11 @@ impl Env for AtariPreprocessing {
     fn reset(&mut self, seed: Option<u64>) -> &[f32] {
         self.seed = seed;
         self.reset_inner(seed);
-        let noops = if self.config.noop_max > 0 { self.env.np_random().integers(1, self.config.noop_max as i64 + 1) } else { 0 };
+        let noops = if self.config.noop_max > 0 {
+            self.env.np_random().integers(1, self.config.noop_max as i64 + 1)
+        } else {
+            0
+        };
         for _ in 0..noops {
             let (_, terminated, truncated) = self.env.step_raw(0).expect("NOOP is action 0 of a live episode");
             if terminated || truncated {
