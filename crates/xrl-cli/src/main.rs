@@ -68,7 +68,18 @@ enum Command {
         /// Print a JSON object with arrays `returns` and `lengths`.
         #[arg(long)]
         json: bool,
+        /// Play this action sequence instead of a policy (one action index per line; `#` comments allowed),
+        /// resetting without a seed whenever an episode ends.
+        #[arg(long)]
+        actions: Option<PathBuf>,
+        /// With --actions: write per step the reward, lives (Atari), terminated/truncated and the SHA-256 of the
+        /// observation and (Atari) of the raw RGB screen, as JSON, to check parity with another implementation.
+        #[arg(long, requires = "actions")]
+        record: Option<PathBuf>,
     },
+    /// Atari setup: `xrl atari setup` downloads ale-py 0.12.1's ALE source and ROMs from PyPI (needs python3).
+    #[command(subcommand)]
+    Atari(AtariCommand),
     /// Write an animated GIF (or an MP4) of a random rollout.
     Render {
         #[command(flatten)]
@@ -112,6 +123,41 @@ enum Command {
     Bench(bench::BenchCommand),
 }
 
+#[derive(Subcommand)]
+enum AtariCommand {
+    /// Download ale-py 0.12.1's source distribution from PyPI, check its SHA-256, unpack ALE's C++ source and the
+    /// ROMs (MD5 checked) into a cache directory; then build with `cargo build --release --features atari`.
+    Setup {
+        /// Where to unpack [default: $XRL_ALE_DIR, else ~/.cache/xrl/ale-0.12.1].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Use this ale_py-0.12.1.tar.gz instead of downloading it.
+        #[arg(long)]
+        sdist: Option<PathBuf>,
+    },
+}
+
+/// The setup script, embedded so the command works from an installed binary.
+const ATARI_SETUP: &str = include_str!("../../../scripts/atari-setup.py");
+
+fn atari_setup(dir: Option<PathBuf>, sdist: Option<PathBuf>) -> Result<()> {
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg("-c").arg(ATARI_SETUP).arg("--");
+    if let Some(d) = dir {
+        cmd.arg("--dir").arg(d);
+    }
+    if let Some(f) = sdist {
+        cmd.arg("--sdist").arg(f);
+    }
+    let status = cmd.status().map_err(|e| {
+        anyhow::anyhow!("cannot run python3 ({e}); install Python 3, or run scripts/atari-setup.py with your Python")
+    })?;
+    if !status.success() {
+        bail!("the Atari setup failed (its message is above)");
+    }
+    Ok(())
+}
+
 /// Which environment, and its options.
 #[derive(Args, Clone)]
 struct EnvArgs {
@@ -127,6 +173,19 @@ struct EnvArgs {
     /// Random generator: `fast` (default) or `numpy` (draw-for-draw with Python minatar's RandomState).
     #[arg(long, default_value = "fast", value_parser = parse_rng)]
     rng: RngKind,
+    /// Atari: Gymnasium's AtariPreprocessing (1–30 no-ops, frame skip 4 with max-pooling, grey 84×84 INTER_AREA)
+    /// over the game with frameskip 1.
+    #[arg(long)]
+    atari_preprocessing: bool,
+    /// Atari, with --atari-preprocessing: a lost life ends the episode.
+    #[arg(long)]
+    terminal_on_life_loss: bool,
+    /// Atari: press FIRE after each reset (games that wait for it).
+    #[arg(long)]
+    fire_reset: bool,
+    /// Atari: clip rewards to [−1, 1].
+    #[arg(long)]
+    clip_rewards: bool,
 }
 
 fn parse_rng(s: &str) -> Result<RngKind, String> {
@@ -150,10 +209,24 @@ impl EnvArgs {
         if !self.id.starts_with("MinAtar/") && (self.sticky.is_some() || self.no_ramping || self.rng != RngKind::Fast) {
             bail!("--sticky, --no-ramping and --rng are MinAtar options; {} has none of them: leave them out", self.id);
         }
+        let atari = xrl_env::AtariOptions {
+            preprocess: self.atari_preprocessing,
+            terminal_on_life_loss: self.terminal_on_life_loss,
+            fire_reset: self.fire_reset,
+            clip_rewards: self.clip_rewards,
+        };
+        if !xrl_env::is_atari_id(&self.id) && !atari.is_default() {
+            bail!(
+                "--atari-preprocessing, --terminal-on-life-loss, --fire-reset and --clip-rewards are Atari options; \
+                 {} is not an Atari game: leave them out",
+                self.id
+            );
+        }
         let options = MakeOptions {
             sticky_action_prob: self.sticky.unwrap_or(MakeOptions::default().sticky_action_prob),
             difficulty_ramping: !self.no_ramping,
             rng: self.rng,
+            atari,
             ..MakeOptions::default()
         };
         Ok(xrl_env::make_with(&self.id, &options)?)
@@ -195,7 +268,36 @@ fn envs(json: bool) -> Result<()> {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Envs { json } => envs(json),
-        Command::Rollout { env, policy, episodes, seed, json } => {
+        Command::Rollout { env, policy, episodes, seed, json, actions: Some(file), record } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read the action file {}: {e}", file.display()))?;
+            let actions = rollout::read_actions(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            if policy != "random" || episodes != 10 {
+                bail!("--actions plays the given actions: leave out --policy and --episodes");
+            }
+            env.check_seed(seed)?;
+            let mut e = env.make()?;
+            let r = rollout::replay(e.as_mut(), seed, &actions)?;
+            let (ret, ends) =
+                (r.steps.iter().map(|s| s.reward).sum::<f64>(), r.steps.iter().filter(|s| s.reset_after).count());
+            if let Some(out) = record {
+                xrl_render::write_atomic(&out, |w| {
+                    serde_json::to_writer_pretty(w, &r)
+                        .map_err(|e| xrl_render::RenderError::Encode { path: out.clone(), message: e.to_string() })
+                })?;
+                say!("wrote {} ({} steps)", out.display(), r.steps.len());
+            }
+            if json {
+                say!(
+                    "{}",
+                    serde_json::json!({"env": r.env, "seed": seed, "steps": r.steps.len(), "return": ret, "episode_ends": ends})
+                );
+            } else {
+                say!("{}: {} actions, total reward {ret}, {ends} episode end(s)", r.env, r.steps.len());
+            }
+            Ok(())
+        }
+        Command::Rollout { env, policy, episodes, seed, json, actions: None, .. } => {
             if policy != "random" {
                 bail!("unknown policy `{policy}`; the available policy is `random`");
             }
@@ -205,6 +307,7 @@ fn run(cli: Cli) -> Result<()> {
             let r = rollout::play(e.as_mut(), &mut p, episodes, seed, |_| {})?;
             print_rollout(&r, json, &format!("mean length {:.1}", r.mean_length()))
         }
+        Command::Atari(AtariCommand::Setup { dir, sdist }) => atari_setup(dir, sdist),
         Command::Render { env, seed, steps, fps, out } => {
             let ext = out.extension().and_then(|e| e.to_str());
             if ext != Some("gif") && ext != Some("mp4") {

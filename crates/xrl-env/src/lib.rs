@@ -104,11 +104,44 @@ pub struct MakeOptions {
     pub rng: RngKind,
     /// Wrap in a [`wrappers::TimeLimit`] of the registered length, as `gym.make` does (default on).
     pub time_limit: bool,
+    /// Atari wrappers (ignored by other games; refused there by the CLI).
+    pub atari: AtariOptions,
+}
+
+/// The wrappers an Atari agent is usually trained behind (all off by default: the plain Gymnasium id).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AtariOptions {
+    /// Gymnasium's `AtariPreprocessing` (1–30 no-ops at reset, frame skip 4 with the maximum of the last two
+    /// frames, grey, 84 × 84 `INTER_AREA`) over the game with frameskip 1.
+    #[serde(default)]
+    pub preprocess: bool,
+    /// With `preprocess`: a lost life ends the episode.
+    #[serde(default)]
+    pub terminal_on_life_loss: bool,
+    /// Press FIRE after each reset where the game has FIRE (SB3's `FireResetEnv`, as CleanRL).
+    #[serde(default)]
+    pub fire_reset: bool,
+    /// Clip rewards to their sign's range [−1, 1] (the DQN convention).
+    #[serde(default)]
+    pub clip_rewards: bool,
+}
+
+impl AtariOptions {
+    pub fn is_default(&self) -> bool {
+        *self == AtariOptions::default()
+    }
 }
 
 impl Default for MakeOptions {
     fn default() -> Self {
-        MakeOptions { sticky_action_prob: 0.1, difficulty_ramping: true, rng: RngKind::Fast, time_limit: true }
+        MakeOptions {
+            sticky_action_prob: 0.1,
+            difficulty_ramping: true,
+            rng: RngKind::Fast,
+            time_limit: true,
+            atari: AtariOptions::default(),
+        }
     }
 }
 
@@ -132,7 +165,7 @@ pub fn make_with(id: &str, options: &MakeOptions) -> Result<Box<dyn Env>, EnvErr
         env
     } else if let Some(env) = minatar::make(id, options)? {
         env
-    } else if let Some(env) = make_atari(id)? {
+    } else if let Some(env) = make_atari(id, &options.atari)? {
         env
     } else {
         return Err(EnvError::UnknownId { id: id.to_string(), known: ids() });
@@ -149,15 +182,34 @@ pub fn is_atari_id(id: &str) -> bool {
 }
 
 #[cfg(feature = "atari")]
-fn make_atari(id: &str) -> Result<Option<Box<dyn Env>>, EnvError> {
-    match atari::config_for(id) {
-        Some(config) => Ok(Some(Box::new(atari::AtariEnv::new(id, config)?))),
-        None => Ok(None),
+fn make_atari(id: &str, options: &AtariOptions) -> Result<Option<Box<dyn Env>>, EnvError> {
+    let Some(config) = atari::config_for(id) else { return Ok(None) };
+    if options.terminal_on_life_loss && !options.preprocess {
+        return Err(EnvError::InvalidOption {
+            id: id.into(),
+            message: "terminal on life loss is an option of the preprocessing; turn the preprocessing on too".into(),
+        });
     }
+    let mut env: Box<dyn Env> = if options.preprocess {
+        let pre = atari::PreprocessConfig {
+            terminal_on_life_loss: options.terminal_on_life_loss,
+            ..atari::PreprocessConfig::default()
+        };
+        Box::new(atari::AtariPreprocessing::make(id, pre)?)
+    } else {
+        Box::new(atari::AtariEnv::new(id, config)?)
+    };
+    if options.fire_reset && atari::FireReset::applies(env.as_ref()) {
+        env = Box::new(atari::FireReset::new(env)?);
+    }
+    if options.clip_rewards {
+        env = Box::new(wrappers::ClipReward::new(env, -1.0, 1.0)?);
+    }
+    Ok(Some(env))
 }
 
 #[cfg(not(feature = "atari"))]
-fn make_atari(id: &str) -> Result<Option<Box<dyn Env>>, EnvError> {
+fn make_atari(id: &str, _options: &AtariOptions) -> Result<Option<Box<dyn Env>>, EnvError> {
     if is_atari_id(id) {
         return Err(EnvError::InvalidOption {
             id: id.into(),

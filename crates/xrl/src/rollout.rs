@@ -176,11 +176,143 @@ pub fn frames(env: &mut dyn Env, policy: &mut dyn Policy, steps: usize, seed: u6
     Ok(frames)
 }
 
+/// One step of [`replay`], as `xrl rollout --record` writes it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StepRecord {
+    pub t: usize,
+    pub action: usize,
+    pub reward: f64,
+    pub terminated: bool,
+    pub truncated: bool,
+    /// Atari: lives after the step (from the state document); other games: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lives: Option<i64>,
+    /// SHA-256 of the observation: of its values as bytes when every value is an integer in 0–255 (Atari frames,
+    /// MinAtar's 0/1 planes; in xrl's channels-first layout), otherwise of its little-endian f32 bytes.
+    pub obs_sha256: String,
+    /// Atari: SHA-256 of the raw RGB screen, height × width × 3 bytes row-major, as ale-py's `getScreenRGB()`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub screen_sha256: Option<String>,
+    /// The episode ended here and the environment was reset (unseeded) before the next action.
+    pub reset_after: bool,
+}
+
+/// What `xrl rollout --record` writes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Replay {
+    pub env: String,
+    pub seed: u64,
+    /// The first observation's hash (see [`StepRecord::obs_sha256`]) and, for Atari, the first screen's.
+    pub first_obs_sha256: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_screen_sha256: Option<String>,
+    pub steps: Vec<StepRecord>,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// [`StepRecord::obs_sha256`]'s rule.
+pub fn obs_sha256(obs: &[f32]) -> String {
+    if obs.iter().all(|&v| v.fract() == 0.0 && (0.0..=255.0).contains(&v)) {
+        sha256_hex(&obs.iter().map(|&v| v as u8).collect::<Vec<_>>())
+    } else {
+        sha256_hex(&obs.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>())
+    }
+}
+
+/// Plays a given action sequence from `reset(Some(seed))`, resetting (unseeded) whenever an episode ends, and
+/// records every step — for checking parity with another implementation step by step. An action out of range is
+/// an error naming its position.
+pub fn replay(env: &mut dyn Env, seed: u64, actions: &[usize]) -> Result<Replay, EnvError> {
+    let atari = xrl_env::is_atari_id(&env.spec().id);
+    let screen = |env: &dyn Env| atari.then(|| sha256_hex(env.render().as_raw()));
+    let first_obs_sha256 = obs_sha256(env.reset(Some(seed)));
+    let mut out = Replay {
+        env: env.spec().id.clone(),
+        seed,
+        first_obs_sha256,
+        first_screen_sha256: screen(env),
+        steps: Vec::with_capacity(actions.len()),
+    };
+    for (t, &action) in actions.iter().enumerate() {
+        let s = env.step(&Action::Discrete(action)).map_err(|e| match e {
+            EnvError::ActionOutOfRange { id, n, .. } => EnvError::InvalidOption {
+                id,
+                message: format!("action {action} at position {} (line {}) is out of range 0..{n}", t, t + 1),
+            },
+            other => other,
+        })?;
+        let (reward, terminated, truncated, obs) = (s.reward, s.terminated, s.truncated, obs_sha256(s.obs));
+        let lives = if atari { env.state()["lives"].as_i64() } else { None };
+        let record = StepRecord {
+            t,
+            action,
+            reward,
+            terminated,
+            truncated,
+            lives,
+            obs_sha256: obs,
+            screen_sha256: screen(env),
+            reset_after: terminated || truncated,
+        };
+        if record.reset_after {
+            env.reset(None);
+        }
+        out.steps.push(record);
+    }
+    Ok(out)
+}
+
+/// Reads an action file: one action index per line; blank lines and `#` comments are skipped.
+pub fn read_actions(text: &str) -> Result<Vec<usize>, String> {
+    let mut out = vec![];
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        out.push(line.parse().map_err(|_| format!("line {}: `{line}` is not an action index (0, 1, 2, …)", i + 1))?);
+    }
+    if out.is_empty() {
+        return Err("the action file has no actions (one action index per line)".into());
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// A recurrent policy's state follows every observation, also those it answered with a random action.
+    #[test]
+    fn replay_records_every_step_and_resets_after_episode_ends() {
+        let mut env = xrl_env::make("CartPole-v1").unwrap();
+        let actions = vec![1usize; 40]; // always right: CartPole falls within 40 steps
+        let r = replay(env.as_mut(), 3, &actions).unwrap();
+        assert_eq!(r.steps.len(), 40);
+        let end = r.steps.iter().position(|s| s.terminated).expect("pushing right ends an episode");
+        assert!(r.steps[end].reset_after && !r.steps[end - 1].reset_after);
+        // The same seed and actions give the same hashes; another seed other ones.
+        assert_eq!(replay(env.as_mut(), 3, &actions).unwrap(), r);
+        assert_ne!(replay(env.as_mut(), 4, &actions).unwrap().first_obs_sha256, r.first_obs_sha256);
+        assert!(r.steps.iter().all(|s| s.lives.is_none() && s.screen_sha256.is_none()));
+        let err = replay(env.as_mut(), 3, &[0, 1, 7]).unwrap_err().to_string();
+        assert!(err.contains("position 2 (line 3)"), "{err}");
+    }
+
+    #[test]
+    fn obs_hash_uses_bytes_for_byte_valued_frames() {
+        use sha2::Digest;
+        let expect: String = sha2::Sha256::digest([0u8, 1, 255]).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(obs_sha256(&[0.0, 1.0, 255.0]), expect);
+        assert_ne!(obs_sha256(&[0.0, 1.0, 0.5]), obs_sha256(&[0.0, 1.0, 0.0]));
+        assert_eq!(read_actions("1\n# c\n\n2 # x\n").unwrap(), vec![1, 2]);
+        assert!(read_actions("1\nleft\n").unwrap_err().contains("line 2"));
+    }
+
     #[test]
     fn random_actions_still_advance_a_recurrent_state() {
         use crate::nn::{Core, CoreKind, HeadKind, Net, NetSpec, Torso};

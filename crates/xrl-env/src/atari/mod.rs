@@ -221,6 +221,8 @@ pub struct AtariEnv {
     rgb: Vec<u8>,
     obs: Vec<f32>,
     needs_reset: bool,
+    /// Lives after the last reset or step (ALE's `lives()` needs mutable access, `state()` has none).
+    lives: i32,
 }
 
 impl AtariEnv {
@@ -269,7 +271,9 @@ impl AtariEnv {
             rgb: vec![0; h * w * 3],
             obs: vec![0.0; 3 * h * w],
             needs_reset: false,
+            lives: 0,
         };
+        env.lives = env.ale.lives();
         env.fill_obs();
         Ok(env)
     }
@@ -296,8 +300,8 @@ impl AtariEnv {
     pub fn np_random(&mut self) -> &mut Pcg64 {
         &mut self.np_random
     }
-    pub fn lives(&mut self) -> i32 {
-        self.ale.lives()
+    pub fn lives(&self) -> i32 {
+        self.lives
     }
 
     /// ale-py's `reset`: a seed first reseeds (ALE's stream and `np_random`) and reloads the ROM.
@@ -309,6 +313,7 @@ impl AtariEnv {
         }
         self.ale.reset_game();
         self.needs_reset = false;
+        self.lives = self.ale.lives();
         Ok(())
     }
 
@@ -327,6 +332,7 @@ impl AtariEnv {
             reward += self.ale.act(ale_action) as f64;
         }
         let (terminated, truncated) = (self.ale.game_over(), self.ale.game_truncated());
+        self.lives = self.ale.lives();
         self.needs_reset = terminated || truncated;
         Ok((reward, terminated, truncated))
     }
@@ -379,16 +385,17 @@ impl Env for AtariEnv {
         RgbImage::from_raw(w as u32, h as u32, self.screen_rgb()).expect("screen buffer matches its dimensions")
     }
     fn state(&self) -> Value {
-        atari_state(&self.config.game, &self.ale)
+        atari_state(&self.config.game, &self.ale, self.lives)
     }
     fn set_state(&mut self, _doc: &Value) -> Result<(), EnvError> {
         Err(not_editable(&self.spec.id))
     }
 }
 
-fn atari_state(game: &str, ale: &Ale) -> Value {
+fn atari_state(game: &str, ale: &Ale, lives: i32) -> Value {
     json!({
         "game": game,
+        "lives": lives,
         "frame_number": ale.frame_number(),
         "episode_frame_number": ale.episode_frame_number(),
         "ram": ale.ram(),
