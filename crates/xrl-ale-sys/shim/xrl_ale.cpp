@@ -96,6 +96,22 @@ void xrl_ale_screen_rgb(const ale::ALEInterface* ale, uint8_t* out) {
   ale->theOSystem->colourPalette().applyPaletteRGB(out, screen.getArray(), screen.width() * screen.height());
 }
 
+// `out` holds 3 × height × width bytes: the R, G and B planes one after the other (channels first, for networks).
+void xrl_ale_screen_rgb_planar(const ale::ALEInterface* ale, uint8_t* out) {
+  const ale::ALEScreen& screen = ale->environment->getScreen();
+  const size_t n = screen.width() * screen.height();
+  const uint8_t* idx = screen.getArray();
+  const ale::ColourPalette& palette = ale->theOSystem->colourPalette();
+  uint32_t rgb[256];
+  for (int v = 0; v < 256; v++) rgb[v] = palette.getRGB(v);
+  for (size_t i = 0; i < n; i++) {
+    uint32_t c = rgb[idx[i]];
+    out[i] = static_cast<uint8_t>(c >> 16);
+    out[n + i] = static_cast<uint8_t>(c >> 8);
+    out[2 * n + i] = static_cast<uint8_t>(c);
+  }
+}
+
 // `out` holds height × width bytes (ALE's grey palette, as ale-py's getScreenGrayscale()).
 void xrl_ale_screen_grayscale(const ale::ALEInterface* ale, uint8_t* out) {
   const ale::ALEScreen& screen = ale->environment->getScreen();

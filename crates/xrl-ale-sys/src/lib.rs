@@ -63,6 +63,8 @@ unsafe extern "C" {
     pub fn xrl_ale_screen_dims(ale: *const ALEInterface, height: *mut usize, width: *mut usize);
     /// `out` must hold height × width × 3 bytes.
     pub fn xrl_ale_screen_rgb(ale: *const ALEInterface, out: *mut u8);
+    /// `out` must hold 3 × height × width bytes (R, G, B planes).
+    pub fn xrl_ale_screen_rgb_planar(ale: *const ALEInterface, out: *mut u8);
     /// `out` must hold height × width bytes.
     pub fn xrl_ale_screen_grayscale(ale: *const ALEInterface, out: *mut u8);
     pub fn xrl_ale_ram(ale: *const ALEInterface, out: *mut u8, cap: usize) -> usize;

@@ -225,3 +225,105 @@ pub fn ppo_update_seconds(
     }
     Ok(times)
 }
+
+/// Atari throughput beside ale-py and Gymnasium (`xrl bench atari`; `bench/atari.py` is the Python side).
+#[cfg(feature = "atari")]
+pub mod atari {
+    use rand::{Rng, SeedableRng};
+    use rand_xoshiro::Xoshiro256PlusPlus;
+    use serde::Serialize;
+    use std::time::Instant;
+    use xrl_env::atari::{AtariEnv, AtariPreprocessing, AtariVecEnv, PreprocessConfig, config_for};
+    use xrl_env::wrappers::FrameStack;
+    use xrl_env::{Action, Env, EnvError};
+
+    /// One round of every measurement.
+    #[derive(Clone, Debug, Default, Serialize)]
+    pub struct Round {
+        /// Emulator frames per second of `Ale::act`, one frame per call (ale-py's own act loop).
+        pub act: f64,
+        /// Frames per second of `ALE/<Game>-v5` steps, the RGB observation included.
+        pub v5_step: f64,
+        /// Steps per second of AtariPreprocessing + a stack of 4 over `<Game>NoFrameskip-v4`.
+        pub preprocessed_stack: f64,
+        /// Steps per second of the u8 vector environment: one copy on one thread, and `copies` on `threads`.
+        pub vector_one: f64,
+        pub vector_many: f64,
+        pub copies: usize,
+        pub threads: usize,
+    }
+
+    fn draws(n: usize, count: usize) -> Vec<usize> {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
+        (0..count).map(|_| rng.random_range(0..n)).collect()
+    }
+
+    /// One round on `game` (e.g. `Pong`): `frames` emulator frames for the raw measurements, `steps` agent steps for
+    /// the preprocessed ones.
+    pub fn round(game: &str, frames: usize, steps: usize, copies: usize, threads: usize) -> Result<Round, EnvError> {
+        let v5 = format!("ALE/{game}-v5");
+        let v4 = format!("{game}NoFrameskip-v4");
+        let mut out = Round { copies, threads, ..Round::default() };
+
+        let mut env = AtariEnv::new(
+            &v5,
+            config_for(&v5).ok_or_else(|| EnvError::UnknownId { id: v5.clone(), known: xrl_env::atari::ids() })?,
+        )?;
+        env.reset(Some(0));
+        let set = env.action_set().to_vec();
+        let idx = draws(set.len(), 4096);
+        let t = Instant::now();
+        for i in 0..frames {
+            env.ale_mut().act(set[idx[i % 4096]]);
+            if env.ale().game_over() {
+                env.ale_mut().reset_game();
+            }
+        }
+        out.act = frames as f64 / t.elapsed().as_secs_f64();
+
+        env.reset(Some(0));
+        let t = Instant::now();
+        let mut sink = 0.0f32;
+        for i in 0..frames / 4 {
+            let s = env.step(&Action::Discrete(idx[i % 4096]))?;
+            sink += s.obs[0];
+            if s.done() {
+                env.reset(None);
+            }
+        }
+        std::hint::black_box(sink);
+        out.v5_step = (frames / 4 * 4) as f64 / t.elapsed().as_secs_f64();
+
+        let pre = AtariPreprocessing::make(&v4, PreprocessConfig::default())?;
+        let mut stacked = FrameStack::new(Box::new(pre), 4)?;
+        stacked.reset(Some(0));
+        let t = Instant::now();
+        for i in 0..steps {
+            let s = stacked.step(&Action::Discrete(idx[i % 4096]))?;
+            sink += s.obs[0];
+            if s.done() {
+                stacked.reset(None);
+            }
+        }
+        std::hint::black_box(sink);
+        out.preprocessed_stack = steps as f64 / t.elapsed().as_secs_f64();
+
+        for (n, th) in [(1, 1), (copies, threads)] {
+            let mut venv = AtariVecEnv::new(&v4, n, &PreprocessConfig::default(), 4, false, th, 0)?;
+            let batches = (steps / n).max(1);
+            let t = Instant::now();
+            for b in 0..batches {
+                let acts: Vec<usize> = (0..n).map(|c| idx[(b * n + c) % 4096]).collect();
+                venv.step(&acts)?;
+                std::hint::black_box(venv.obs());
+            }
+            let rate = (batches * n) as f64 / t.elapsed().as_secs_f64();
+            if n == 1 && th == 1 {
+                out.vector_one = rate;
+            } else {
+                out.vector_many = rate;
+            }
+        }
+        Ok(out)
+    }
+}

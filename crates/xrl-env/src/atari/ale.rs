@@ -221,6 +221,12 @@ impl Ale {
         // SAFETY: valid pointer; `out` has the size the shim writes.
         unsafe { sys::xrl_ale_screen_rgb(self.ptr, out.as_mut_ptr()) }
     }
+    /// The screen as three planes R, G, B (3 × height × width bytes, channels first).
+    pub fn screen_rgb_planar(&self, out: &mut [u8]) {
+        assert_eq!(out.len(), self.height * self.width * 3, "RGB buffer must hold 3 × height × width bytes");
+        // SAFETY: valid pointer; `out` has the size the shim writes.
+        unsafe { sys::xrl_ale_screen_rgb_planar(self.ptr, out.as_mut_ptr()) }
+    }
     /// The screen in ALE's grey palette, height × width bytes (ale-py's `getScreenGrayscale()`).
     pub fn screen_grayscale(&self, out: &mut [u8]) {
         assert_eq!(out.len(), self.height * self.width, "grey buffer must hold height × width bytes");
