@@ -6,6 +6,7 @@ pub mod bench;
 pub mod import;
 pub mod new_run;
 pub mod optim;
+pub mod pixel_replay;
 pub mod replay;
 pub mod rollout;
 pub mod run;
