@@ -245,7 +245,7 @@ pub fn import_run(
 ) -> Result<crate::run::RunCard, RunError> {
     use crate::run::{AgentCard, EnvCard, ImportCard, RunCard, TrainerState};
     let env_card =
-        EnvCard { id: env_id.to_string(), sticky_action_prob: 0.1, difficulty_ramping: true, frame_stack: 0 };
+        EnvCard { id: env_id.to_string(), sticky_action_prob: 0.1, difficulty_ramping: true, ..EnvCard::default() };
     let env = env_card.make().map_err(|e| RunError::Invalid(e.to_string()))?;
     let Some(actions) = env.spec().action.n() else {
         return Err(RunError::Invalid(format!(

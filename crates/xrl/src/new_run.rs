@@ -170,12 +170,33 @@ impl NewRun {
                 self.steps
             ));
         }
-        let frame_stack = if drqn { frames } else { 0 };
+        let atari = xrl_env::is_atari_id(&self.env);
+        if atari && dqn_family {
+            return bad(format!(
+                "{name} on Atari needs the pixel replay in its training loop, which is not wired yet (a float \
+                 replay would hold 226 KB per transition); train `--agent ppo` or `a2c` on Atari for now"
+            ));
+        }
+        // Atari runs play behind CleanRL's wrappers: Gymnasium's AtariPreprocessing (84 × 84 grey, frame skip 4
+        // with max-pooling, up to 30 no-ops), FIRE after resets, a stack of 4 (rewards are clipped by the agent,
+        // so the logged returns stay the game's scores).
+        let frame_stack = if drqn {
+            frames
+        } else if atari {
+            4
+        } else {
+            0
+        };
         let env_card = EnvCard {
             id: self.env.clone(),
             sticky_action_prob: sticky,
             difficulty_ramping: self.difficulty_ramping,
             frame_stack,
+            atari: if atari {
+                xrl_env::AtariOptions { preprocess: true, fire_reset: true, ..xrl_env::AtariOptions::default() }
+            } else {
+                xrl_env::AtariOptions::default()
+            },
         };
         let env = env_card.make().map_err(|e| RunError::Invalid(e.to_string()))?;
         let spec = env.spec();
@@ -219,6 +240,8 @@ impl NewRun {
                 (config.net_spec(&obs_shape, actions), AgentCard::Dqn(config))
             }
         };
+        // Atari frames are grey levels 0–255; the networks see them ÷ 255, as CleanRL's and the Nature DQN's.
+        let net = if atari { crate::nn::NetSpec { input_scale: 1.0 / 255.0, ..net } } else { net };
         net.validate().map_err(RunError::Invalid)?;
         if let Some(lr) = self.lr {
             agent.set_lr(lr);
@@ -266,5 +289,6 @@ mod tests {
         let ppo = NewRun::new("MinAtar/Breakout-v1", AgentKind::Ppo, 10).card().unwrap();
         assert_eq!((ppo.agent.name(), ppo.net.actions), ("PPO", 3));
         refused(NewRun { core: Some(CoreKind::Gru), ..NewRun::new("CartPole-v1", AgentKind::Ppo, 10) }, "--core");
+        refused(NewRun::new("PongNoFrameskip-v4", AgentKind::Dqn, 10), "pixel replay");
     }
 }

@@ -52,6 +52,21 @@ pub struct EnvCard {
     /// Observations are the last `frame_stack` frames (oldest first); 0 or 1 = the plain observation.
     #[serde(default, skip_serializing_if = "crate::nn::is_zero")]
     pub frame_stack: usize,
+    /// Atari: the wrappers the game is played behind (Gymnasium's AtariPreprocessing, fire reset, …).
+    #[serde(default, skip_serializing_if = "xrl_env::AtariOptions::is_default")]
+    pub atari: xrl_env::AtariOptions,
+}
+
+impl Default for EnvCard {
+    fn default() -> Self {
+        EnvCard {
+            id: String::new(),
+            sticky_action_prob: 0.1,
+            difficulty_ramping: true,
+            frame_stack: 0,
+            atari: xrl_env::AtariOptions::default(),
+        }
+    }
 }
 
 impl EnvCard {
@@ -59,6 +74,7 @@ impl EnvCard {
         let options = xrl_env::MakeOptions {
             sticky_action_prob: self.sticky_action_prob,
             difficulty_ramping: self.difficulty_ramping,
+            atari: self.atari.clone(),
             ..xrl_env::MakeOptions::default()
         };
         let env = xrl_env::make_with(&self.id, &options)?;

@@ -18,7 +18,7 @@ fn card(total: usize, every: usize, config: DqnConfig) -> RunCard {
         seed: 3,
         total_steps: total,
         checkpoint_every: every,
-        env: EnvCard { id: "CartPole-v1".into(), sticky_action_prob: 0.0, difficulty_ramping: true, frame_stack: 0 },
+        env: EnvCard { id: "CartPole-v1".into(), sticky_action_prob: 0.0, ..EnvCard::default() },
         net: config.net_spec(&[4], 2),
         agent: AgentCard::Dqn(config),
         imported: None,

@@ -243,6 +243,8 @@ pub(crate) fn train(s: &mut Session, config: A2cConfig) -> Result<(), TrainError
     let n = config.n_envs;
     let env_card = s.card.env.clone();
     let mut venv = VecEnv::new(n, Autoreset::SameStep, |_| env_card.make())?;
+    // An Atari step (4 emulated frames and the preprocessing) is worth a thread; a MinAtar step is not.
+    venv.set_parallel(xrl_env::is_atari_id(&env_card.id));
     let mut agent = A2c::new(config, &s.card.net, s.card.seed, &s.device).map_err(TrainError::Agent)?;
     if s.resumed {
         agent.set_net(s.resume_net("online.safetensors")?);

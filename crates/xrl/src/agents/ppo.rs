@@ -53,6 +53,10 @@ pub struct PpoConfig {
     /// the value), zero biases; PyTorch's default initialisation otherwise.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub orthogonal_init: bool,
+    /// Learn from the sign of each reward (CleanRL's `ClipRewardEnv`, Atari preset); the logged returns stay the
+    /// game's scores.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub clip_rewards: bool,
 }
 
 impl Default for PpoConfig {
@@ -79,6 +83,7 @@ impl Default for PpoConfig {
             torso: Torso::NatureCnn,
             separate_critic: false,
             orthogonal_init: true,
+            clip_rewards: true,
         }
     }
 }
@@ -86,7 +91,13 @@ impl Default for PpoConfig {
 impl PpoConfig {
     /// CleanRL `ppo.py` (classic control): 4 copies, clip 0.2, an MLP 64-64.
     pub fn cartpole() -> Self {
-        PpoConfig { n_envs: 4, clip_coef: 0.2, torso: Torso::Mlp { hidden: vec![64, 64] }, ..PpoConfig::default() }
+        PpoConfig {
+            n_envs: 4,
+            clip_coef: 0.2,
+            torso: Torso::Mlp { hidden: vec![64, 64] },
+            clip_rewards: false,
+            ..PpoConfig::default()
+        }
     }
 
     /// gymnax-blines' MinAtar PPO: 64 copies × 128 steps, 8 minibatches × 4 epochs, Adam 5e-4 annealed, γ 0.999,
@@ -102,6 +113,7 @@ impl PpoConfig {
             lr: 5e-4,
             torso: Torso::Mlp { hidden: vec![256, 256] },
             separate_critic: true,
+            clip_rewards: false,
             ..PpoConfig::default()
         }
     }
@@ -371,6 +383,8 @@ pub(crate) fn train(s: &mut Session, config: PpoConfig) -> Result<(), TrainError
     let n = config.n_envs;
     let env_card = s.card.env.clone();
     let mut venv = VecEnv::new(n, Autoreset::SameStep, |_| env_card.make())?;
+    // An Atari step (4 emulated frames and the preprocessing) is worth a thread; a MinAtar step is not.
+    venv.set_parallel(xrl_env::is_atari_id(&env_card.id));
     let mut agent = Ppo::new(config, &s.card.net, s.card.seed, &s.device).map_err(TrainError::Agent)?;
     if s.resumed {
         agent.set_net(s.resume_net("online.safetensors")?);
@@ -398,7 +412,7 @@ pub(crate) fn train(s: &mut Session, config: PpoConfig) -> Result<(), TrainError
             for i in 0..n {
                 let reward = venv.rewards()[i];
                 let (term, trunc) = (venv.terminated()[i], venv.truncated()[i]);
-                r.rewards.push(reward as f32);
+                r.rewards.push(if agent.config.clip_rewards { reward.signum() as f32 } else { reward as f32 });
                 r.terminated.push(term);
                 let final_value = match (trunc && !term, &venv.final_obs()[i]) {
                     (true, Some(f)) => Some(agent.values(f)[0]),
