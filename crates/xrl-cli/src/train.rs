@@ -267,9 +267,10 @@ pub struct ImportArgs {
     /// Stable-Baselines3 .zip).
     #[arg(long)]
     format: String,
-    /// `nature-dqn` (CleanRL Atari), `nature-dueling` (Wang et al.'s two streams: `features.{0,2,4}`,
-    /// `advantage.{0,2}`, `value.{0,2}`), `minatar-dqn` (MinAtar paper), `mlp-dqn` (CleanRL CartPole) or
-    /// `sb3-mlp-dqn` (Stable-Baselines3 MlpPolicy).
+    /// `nature-dqn` (CleanRL Atari DQN), `nature-dueling` (Wang et al.'s two streams: `features.{0,2,4}`,
+    /// `advantage.{0,2}`, `value.{0,2}`), `cleanrl-ppo-atari` (CleanRL's PPO Agent), `sb3-cnn-dqn` and
+    /// `sb3-cnn-actor-critic` (Stable-Baselines3 CnnPolicy of DQN, and of PPO or A2C), `minatar-dqn` (MinAtar
+    /// paper), `mlp-dqn` (CleanRL CartPole) or `sb3-mlp-dqn` (Stable-Baselines3 MlpPolicy).
     #[arg(long)]
     arch: String,
     /// The environment the weights act in (see `xrl envs`).
@@ -281,6 +282,10 @@ pub struct ImportArgs {
     /// A checkpoint that nests its state dict under a key (e.g. `state_dict` or `model`).
     #[arg(long)]
     key: Option<String>,
+    /// Rename a tensor-name prefix before reading (repeatable, applied in order), for checkpoints whose layers are
+    /// named differently, e.g. `--rename trunk.=features.` or `--rename module.=` (DataParallel's prefix).
+    #[arg(long = "rename", value_name = "FROM=TO")]
+    renames: Vec<xrl::import::Rename>,
     #[command(flatten)]
     device: DeviceArg,
 }
@@ -289,7 +294,8 @@ pub fn import(a: ImportArgs) -> Result<()> {
     use xrl::import::{Arch, Format};
     let format = Format::parse(&a.format).map_err(anyhow::Error::msg)?;
     let arch = Arch::parse(&a.arch).map_err(anyhow::Error::msg)?;
-    xrl::import::import_run(&RunDir::new(&a.out), &a.file, format, arch, a.key.as_deref(), &a.id, &a.device.device)?;
+    let dir = RunDir::new(&a.out);
+    xrl::import::import_run(&dir, &a.file, format, arch, a.key.as_deref(), &a.renames, &a.id, &a.device.device)?;
     say!(
         "imported {} ({}, {}) into {}; try `xrl play --run {}`",
         a.file.display(),

@@ -39,10 +39,26 @@ pub enum Arch {
     MlpDqn,
     /// Stable-Baselines3 `DQN("MlpPolicy")`: `q_net.q_net.{0,2,4}`, hidden 64-64.
     Sb3MlpDqn,
+    /// CleanRL `ppo_atari.py`'s `Agent`: `network.{0,2,4}` convs, `network.7` FC 512, `actor`, `critic`; ÷ 255.
+    CleanrlPpoAtari,
+    /// Stable-Baselines3 `DQN("CnnPolicy")`: `q_net.features_extractor.cnn.{0,2,4}`, `…linear.0`, `q_net.q_net.0`.
+    Sb3CnnDqn,
+    /// Stable-Baselines3 `PPO("CnnPolicy")` and `A2C("CnnPolicy")` (shared features extractor):
+    /// `features_extractor.cnn.{0,2,4}`, `features_extractor.linear.0`, `action_net`, `value_net`.
+    Sb3CnnActorCritic,
 }
 
 impl Arch {
-    pub const ALL: [Arch; 5] = [Arch::NatureDqn, Arch::NatureDueling, Arch::MinatarDqn, Arch::MlpDqn, Arch::Sb3MlpDqn];
+    pub const ALL: [Arch; 8] = [
+        Arch::NatureDqn,
+        Arch::NatureDueling,
+        Arch::MinatarDqn,
+        Arch::MlpDqn,
+        Arch::Sb3MlpDqn,
+        Arch::CleanrlPpoAtari,
+        Arch::Sb3CnnDqn,
+        Arch::Sb3CnnActorCritic,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -51,6 +67,24 @@ impl Arch {
             Arch::MinatarDqn => "minatar-dqn",
             Arch::MlpDqn => "mlp-dqn",
             Arch::Sb3MlpDqn => "sb3-mlp-dqn",
+            Arch::CleanrlPpoAtari => "cleanrl-ppo-atari",
+            Arch::Sb3CnnDqn => "sb3-cnn-dqn",
+            Arch::Sb3CnnActorCritic => "sb3-cnn-actor-critic",
+        }
+    }
+
+    /// Whether the network is a policy with a value (imported runs then play by the policy's argmax).
+    pub fn actor_critic(self) -> bool {
+        matches!(self, Arch::CleanrlPpoAtari | Arch::Sb3CnnActorCritic)
+    }
+
+    /// Tensor-name prefixes in the file that are not read (SB3's target network, its aliases of the shared
+    /// features extractor).
+    fn ignored(self) -> &'static [&'static str] {
+        match self {
+            Arch::Sb3MlpDqn | Arch::Sb3CnnDqn => &["q_net_target."],
+            Arch::Sb3CnnActorCritic => &["pi_features_extractor.", "vf_features_extractor."],
+            _ => &[],
         }
     }
 
@@ -64,13 +98,20 @@ impl Arch {
     /// The network for observations of `obs_shape` and `actions` actions.
     pub fn spec(self, obs_shape: &[usize], actions: usize) -> NetSpec {
         let (torso, input_scale) = match self {
-            Arch::NatureDqn | Arch::NatureDueling => (Torso::NatureCnn, 1.0 / 255.0),
+            Arch::NatureDqn
+            | Arch::NatureDueling
+            | Arch::CleanrlPpoAtari
+            | Arch::Sb3CnnDqn
+            | Arch::Sb3CnnActorCritic => (Torso::NatureCnn, 1.0 / 255.0),
             Arch::MinatarDqn => (Torso::MinatarCnn, 1.0),
             Arch::MlpDqn => (Torso::Mlp { hidden: vec![120, 84] }, 1.0),
             Arch::Sb3MlpDqn => (Torso::Mlp { hidden: vec![64, 64] }, 1.0),
         };
         let spec = match self {
             Arch::NatureDueling => NetSpec::new(obs_shape.to_vec(), actions, torso, HeadKind::Dueling).with_streams(),
+            Arch::CleanrlPpoAtari | Arch::Sb3CnnActorCritic => {
+                NetSpec::new(obs_shape.to_vec(), actions, torso, HeadKind::ActorCritic)
+            }
             _ => NetSpec::new(obs_shape.to_vec(), actions, torso, HeadKind::Q),
         };
         NetSpec { input_scale, ..spec }
@@ -108,6 +149,47 @@ impl Arch {
                     ("q_net.q_net.4.", "head.out."),
                 ]
             }
+            Arch::CleanrlPpoAtari => vec![
+                ("network.0.", "torso.convs.0."),
+                ("network.2.", "torso.convs.1."),
+                ("network.4.", "torso.convs.2."),
+                ("network.7.", "torso.fc.0."),
+                ("actor.", "head.out."),
+                ("critic.", "head.value."),
+            ],
+            Arch::Sb3CnnDqn => vec![
+                ("q_net.features_extractor.cnn.0.", "torso.convs.0."),
+                ("q_net.features_extractor.cnn.2.", "torso.convs.1."),
+                ("q_net.features_extractor.cnn.4.", "torso.convs.2."),
+                ("q_net.features_extractor.linear.0.", "torso.fc.0."),
+                ("q_net.q_net.0.", "head.out."),
+            ],
+            Arch::Sb3CnnActorCritic => vec![
+                ("features_extractor.cnn.0.", "torso.convs.0."),
+                ("features_extractor.cnn.2.", "torso.convs.1."),
+                ("features_extractor.cnn.4.", "torso.convs.2."),
+                ("features_extractor.linear.0.", "torso.fc.0."),
+                ("action_net.", "head.out."),
+                ("value_net.", "head.value."),
+            ],
+        }
+    }
+}
+
+/// A tensor-name prefix to rename before the architecture's own names are applied (`--rename trunk.=features.`):
+/// checkpoints often nest or rename the layers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rename {
+    pub from: String,
+    pub to: String,
+}
+
+impl std::str::FromStr for Rename {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.split_once('=') {
+            Some((from, to)) if !from.is_empty() => Ok(Rename { from: from.into(), to: to.into() }),
+            _ => Err(format!("--rename takes FROM=TO (a tensor-name prefix and its replacement), got `{s}`")),
         }
     }
 }
@@ -122,6 +204,21 @@ pub fn import(
     format: Format,
     arch: Arch,
     key: Option<&str>,
+    obs_shape: &[usize],
+    actions: usize,
+    device: &Device,
+) -> Result<Net, RunError> {
+    import_renamed(file, format, arch, key, &[], obs_shape, actions, device)
+}
+
+/// [`import`], with tensor-name prefixes renamed first (`renames`, in order).
+#[allow(clippy::too_many_arguments)]
+pub fn import_renamed(
+    file: &Path,
+    format: Format,
+    arch: Arch,
+    key: Option<&str>,
+    renames: &[Rename],
     obs_shape: &[usize],
     actions: usize,
     device: &Device,
@@ -158,6 +255,9 @@ pub fn import(
                 _ => (file.to_path_buf(), None),
             };
             let mut store = PytorchStore::from_file(&source).map_indices_contiguous(false).allow_partial(true);
+            for r in renames {
+                store = store.with_key_remapping(format!("^{}", regex_escape(&r.from)), r.to.clone());
+            }
             for (from, to) in arch.renames() {
                 store = store.with_key_remapping(format!("^{}", regex_escape(from)), to.to_string());
             }
@@ -183,6 +283,9 @@ pub fn import(
                 .with_from_adapter(PyTorchToBurnAdapter)
                 .map_indices_contiguous(false)
                 .allow_partial(true);
+            for r in renames {
+                store = store.with_key_remapping(format!("^{}", regex_escape(&r.from)), r.to.clone());
+            }
             for (from, to) in arch.renames() {
                 store = store.with_key_remapping(format!("^{}", regex_escape(from)), to.to_string());
             }
@@ -202,7 +305,7 @@ pub fn import(
         }
     };
     // SB3 also saves its target network; only the online one is read.
-    check_applied(&result, file, &format!("the {} architecture", arch.name()), &["q_net_target."]).map_err(|e| {
+    check_applied(&result, file, &format!("the {} architecture", arch.name()), arch.ignored()).map_err(|e| {
         RunError::Invalid(format!(
             "{e}. If the architecture is right, the weights may be for another environment: --env gives observations \
              {obs_shape:?} and {actions} actions here"
@@ -234,18 +337,20 @@ impl Format {
 /// Imports `file` into a new run directory `dir` for the environment `env_id`: a run card (marked imported, so it
 /// can be played and explained, not resumed) and one checkpoint holding the weights. Refuses a directory that
 /// already holds a run.
+#[allow(clippy::too_many_arguments)]
 pub fn import_run(
     dir: &crate::run::RunDir,
     file: &Path,
     format: Format,
     arch: Arch,
     key: Option<&str>,
+    renames: &[Rename],
     env_id: &str,
     device: &Device,
 ) -> Result<crate::run::RunCard, RunError> {
     use crate::run::{AgentCard, EnvCard, ImportCard, RunCard, TrainerState};
-    let env_card =
-        EnvCard { id: env_id.to_string(), sticky_action_prob: 0.1, difficulty_ramping: true, ..EnvCard::default() };
+    // Atari weights act on the frames they were trained on: AtariPreprocessing + a stack of 4 (as xrl's own runs).
+    let env_card = EnvCard::for_training(env_id, 0);
     let env = env_card.make().map_err(|e| RunError::Invalid(e.to_string()))?;
     let Some(actions) = env.spec().action.n() else {
         return Err(RunError::Invalid(format!(
@@ -253,11 +358,18 @@ pub fn import_run(
         )));
     };
     let obs_shape = env.spec().observation.shape().to_vec();
-    let net = import(file, format, arch, key, &obs_shape, actions, device)?;
+    let net = import_renamed(file, format, arch, key, renames, &obs_shape, actions, device)?;
     let spec = net.spec().clone();
-    let config = crate::agents::dqn::DqnConfig {
-        torso: spec.torso.clone(),
-        ..crate::agents::dqn::DqnConfig::for_env(&obs_shape)
+    let agent = if arch.actor_critic() {
+        AgentCard::Ppo(crate::agents::ppo::PpoConfig {
+            torso: spec.torso.clone(),
+            ..crate::agents::ppo::PpoConfig::default()
+        })
+    } else {
+        AgentCard::Dqn(crate::agents::dqn::DqnConfig {
+            torso: spec.torso.clone(),
+            ..crate::agents::dqn::DqnConfig::for_env(&obs_shape)
+        })
     };
     let card = RunCard {
         xrl_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -266,8 +378,14 @@ pub fn import_run(
         checkpoint_every: 1,
         env: env_card,
         net: spec,
-        agent: AgentCard::Dqn(config),
-        imported: Some(ImportCard { file: file.display().to_string(), format, arch, key: key.map(str::to_string) }),
+        agent,
+        imported: Some(ImportCard {
+            file: file.display().to_string(),
+            format,
+            arch,
+            key: key.map(str::to_string),
+            renames: renames.to_vec(),
+        }),
     };
     dir.create(&card)?;
     let mut state = TrainerState { stem: "step-0000000000".into(), ..TrainerState::fresh(0) };

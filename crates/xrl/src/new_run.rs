@@ -180,24 +180,12 @@ impl NewRun {
         // Atari runs play behind CleanRL's wrappers: Gymnasium's AtariPreprocessing (84 × 84 grey, frame skip 4
         // with max-pooling, up to 30 no-ops), FIRE after resets, a stack of 4 (rewards are clipped by the agent,
         // so the logged returns stay the game's scores).
-        let frame_stack = if drqn {
-            frames
-        } else if atari {
-            4
-        } else {
-            0
-        };
         let env_card = EnvCard {
-            id: self.env.clone(),
             sticky_action_prob: sticky,
             difficulty_ramping: self.difficulty_ramping,
-            frame_stack,
-            atari: if atari {
-                xrl_env::AtariOptions { preprocess: true, fire_reset: true, ..xrl_env::AtariOptions::default() }
-            } else {
-                xrl_env::AtariOptions::default()
-            },
+            ..EnvCard::for_training(&self.env, if drqn { frames } else { 0 })
         };
+        let frame_stack = env_card.frame_stack;
         let env = env_card.make().map_err(|e| RunError::Invalid(e.to_string()))?;
         let spec = env.spec();
         let Some(actions) = spec.action.n() else {

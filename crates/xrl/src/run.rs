@@ -70,6 +70,23 @@ impl Default for EnvCard {
 }
 
 impl EnvCard {
+    /// The environment a new run (or an import) of `id` plays: the defaults, and for Atari the wrappers agents are
+    /// trained behind — Gymnasium's AtariPreprocessing, FIRE after resets, a stack of 4 (`frame_stack` 0) — or a
+    /// stack of `frame_stack` frames elsewhere (DRQN).
+    pub fn for_training(id: &str, frame_stack: usize) -> EnvCard {
+        let atari = xrl_env::is_atari_id(id);
+        EnvCard {
+            id: id.to_string(),
+            frame_stack: if atari && frame_stack == 0 { 4 } else { frame_stack },
+            atari: if atari {
+                xrl_env::AtariOptions { preprocess: true, fire_reset: true, ..xrl_env::AtariOptions::default() }
+            } else {
+                xrl_env::AtariOptions::default()
+            },
+            ..EnvCard::default()
+        }
+    }
+
     pub fn make(&self) -> Result<Box<dyn xrl_env::Env>, xrl_env::EnvError> {
         let options = xrl_env::MakeOptions {
             sticky_action_prob: self.sticky_action_prob,
@@ -243,6 +260,8 @@ pub struct ImportCard {
     pub arch: crate::import::Arch,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub renames: Vec<crate::import::Rename>,
 }
 
 /// The commit point of a checkpoint (`checkpoints/latest.json`).
