@@ -141,9 +141,9 @@ impl VecEnv {
         let slots = slots.zip(self.final_obs.iter_mut()).zip(self.pending_reset.iter_mut()).zip(flags.iter_mut());
         let result = if self.parallel {
             use rayon::prelude::*;
-            slots.collect::<Vec<_>>().into_par_iter().map(step_one).collect::<Vec<_>>().into_iter().collect()
+            slots.collect::<Vec<_>>().into_par_iter().try_for_each(step_one)
         } else {
-            slots.map(step_one).collect::<Result<(), EnvError>>()
+            slots.into_iter().try_for_each(step_one)
         };
         for (i, (r, te, tr)) in flags.into_iter().enumerate() {
             (self.rewards[i], self.terminated[i], self.truncated[i]) = (r, te, tr);
