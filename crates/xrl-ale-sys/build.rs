@@ -4,21 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn ale_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("XRL_ALE_DIR") {
-        return PathBuf::from(dir);
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from(".cache"));
-    cache.join("xrl").join("ale-0.12.1")
-}
+include!("src/dir.rs");
 
 fn main() {
     println!("cargo:rerun-if-env-changed=XRL_ALE_DIR");
     println!("cargo:rerun-if-env-changed=XDG_CACHE_HOME");
     println!("cargo:rerun-if-changed=shim/xrl_ale.cpp");
+    println!("cargo:rerun-if-changed=src/dir.rs");
     if std::env::var_os("DOCS_RS").is_some() {
         return; // documentation builds need no library
     }

@@ -10,6 +10,8 @@
 
 use std::os::raw::{c_char, c_float, c_int};
 
+include!("dir.rs");
+
 /// An opaque `ale::ALEInterface`.
 #[repr(C)]
 pub struct ALEInterface {

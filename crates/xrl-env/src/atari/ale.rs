@@ -8,18 +8,7 @@ use xrl_ale_sys as sys;
 
 const ERR_CAP: usize = 512;
 
-/// The directory `scripts/atari-setup.py` fills: `XRL_ALE_DIR`, else `$XDG_CACHE_HOME/xrl/ale-0.12.1`, else
-/// `~/.cache/xrl/ale-0.12.1` (the same rule as xrl-ale-sys's build script).
-pub fn ale_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("XRL_ALE_DIR") {
-        return PathBuf::from(dir);
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from(".cache"));
-    cache.join("xrl").join("ale-0.12.1")
-}
+pub use xrl_ale_sys::ale_dir;
 
 /// The checked ROMs: snake-case ROM id (e.g. `space_invaders`) → (path, MD5 from ale-py's list).
 pub struct Roms {

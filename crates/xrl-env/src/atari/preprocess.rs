@@ -374,16 +374,5 @@ impl Env for FireReset {
     fn step(&mut self, action: &Action) -> Result<Step<'_>, EnvError> {
         self.inner.step(action)
     }
-    fn obs(&self) -> &[f32] {
-        self.inner.obs()
-    }
-    fn render(&self) -> RgbImage {
-        self.inner.render()
-    }
-    fn state(&self) -> Value {
-        self.inner.state()
-    }
-    fn set_state(&mut self, doc: &Value) -> Result<(), EnvError> {
-        self.inner.set_state(doc)
-    }
+    crate::wrappers::forward_to_inner!();
 }
