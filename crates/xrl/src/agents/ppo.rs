@@ -377,6 +377,18 @@ impl Ppo {
     }
 }
 
+/// CleanRL's `ClipRewardEnv` (`np.sign`): −1, 0 or 1. Not `f64::signum`, which makes 0 into 1 (a reward on every
+/// step of an Atari game).
+pub fn sign(reward: f64) -> f32 {
+    if reward > 0.0 {
+        1.0
+    } else if reward < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
 /// Trains PPO in `s` up to the run's step budget: collect a rollout of every copy, update, log the episodes that
 /// ended, checkpoint when one is due.
 pub(crate) fn train(s: &mut Session, config: PpoConfig) -> Result<(), TrainError> {
@@ -412,7 +424,7 @@ pub(crate) fn train(s: &mut Session, config: PpoConfig) -> Result<(), TrainError
             for i in 0..n {
                 let reward = venv.rewards()[i];
                 let (term, trunc) = (venv.terminated()[i], venv.truncated()[i]);
-                r.rewards.push(if agent.config.clip_rewards { reward.signum() as f32 } else { reward as f32 });
+                r.rewards.push(if agent.config.clip_rewards { sign(reward) } else { reward as f32 });
                 r.terminated.push(term);
                 let final_value = match (trunc && !term, &venv.final_obs()[i]) {
                     (true, Some(f)) => Some(agent.values(f)[0]),
@@ -442,6 +454,11 @@ pub(crate) fn train(s: &mut Session, config: PpoConfig) -> Result<(), TrainError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reward_clipping_keeps_zero_at_zero() {
+        assert_eq!([sign(0.0), sign(-0.0), sign(3.0), sign(-0.5), sign(1e-9)], [0.0, 0.0, 1.0, -1.0, 1.0]);
+    }
 
     /// GAE by hand: two copies, three steps, γ 0.5, λ 0.5. Copy 0 terminates at t = 1; copy 1 is truncated at
     /// t = 0 (final value 8).
