@@ -10,7 +10,10 @@ side: the same number of forward passes per frame.
 * infidelity: captum.metrics.infidelity, 100 perturbations removing 10% of the features, normalize=True;
 * sensitivity-max: captum.metrics.sensitivity_max of Saliency, 10 perturbations in the L∞ ball of radius 0.02;
 * mprt: quantus.MPRT, cascading from the output down over the three layers, Saliency maps (Quantus' `explain`
-  with Captum), Spearman of |map| (xrl: the same, `--measures spearman-abs`).
+  with Captum), Spearman of |map| (xrl: the same, `--measures spearman-abs`);
+* road: quantus.ROAD (noise 0, percentages 1, 3, …, 99, most relevant first) on the ROAD agreement fixture
+  (crates/xrl-explain/tests/fixtures/eval_quantus_captum.json, which xrl's side reads too): its MLP (1×10×10 → FC
+  16 → ReLU → 3), its 8 frames, |maps| and greedy labels — ms per frame over those 8 frames.
 
 With `--serve`, reads lines `minatar-cnn TEST` from stdin and answers each with a JSON list of ms per frame (what
 `xrl bench evaluate` uses, so each of xrl's measures is timed right before its reference).
@@ -19,6 +22,7 @@ With `--serve`, reads lines `minatar-cnn TEST` from stdin and answers each with 
 """
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -33,6 +37,37 @@ from captum.metrics import infidelity, sensitivity_max
 def minatar_cnn(c=4, actions=6):
     return nn.Sequential(nn.Conv2d(c, 16, 3, 1), nn.ReLU(), nn.Flatten(), nn.Linear(1024, 128), nn.ReLU(),
                          nn.Linear(128, actions))
+
+
+FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates", "xrl-explain", "tests", "fixtures",
+                       "eval_quantus_captum.json")
+
+
+def road_test():
+    """Quantus' ROAD on the agreement fixture's network, frames, |maps| and greedy labels; (call, frames)."""
+    with open(FIXTURE) as f:
+        fx = json.load(f)
+    w = fx["weights"]
+    net = nn.Sequential(nn.Flatten(), nn.Linear(100, 16), nn.ReLU(), nn.Linear(16, 3)).eval()
+    with torch.no_grad():  # burn's Linear weights are [in, out]: transposed into torch's [out, in]
+        net[1].weight.copy_(torch.tensor(w["torso.fc.0.weight"], dtype=torch.float32).reshape(100, 16).T)
+        net[1].bias.copy_(torch.tensor(w["torso.fc.0.bias"], dtype=torch.float32))
+        net[3].weight.copy_(torch.tensor(w["head.out.weight"], dtype=torch.float32).reshape(16, 3).T)
+        net[3].bias.copy_(torch.tensor(w["head.out.bias"], dtype=torch.float32))
+    x = np.asarray(fx["obs"], dtype=np.float32).reshape(-1, 1, 10, 10)
+    a = np.abs(np.asarray(fx["maps"], dtype=np.float32).reshape(-1, 1, 10, 10))
+    greedy = np.asarray(fx["road"]["greedy"])
+    road = quantus.ROAD(noise=0.0, abs=False, normalise=False, return_aggregate=False, disable_warnings=True)
+
+    def call():
+        out = road(model=net, x_batch=x, y_batch=greedy, a_batch=a, device="cpu", softmax=False)
+        return out
+
+    # The same curve the agreement fixture recorded (so the timed call computes the compared numbers).
+    got = call()
+    want = fx["road"]["values"]
+    assert all(abs(got[k] - want[str(k)]) < 1e-6 for k in got), (got, want)
+    return call, len(x)
 
 
 def tests_for(frames):
@@ -68,6 +103,13 @@ def tests_for(frames):
     }
 
 
+def all_tests(frames):
+    """Every timed test: name → (call, frames it covers)."""
+    tests = {name: (f, frames) for name, f in tests_for(frames).items()}
+    tests["road"] = road_test()
+    return tests
+
+
 def time_test(f, frames, runs):
     start = time.perf_counter()
     f()
@@ -89,13 +131,17 @@ def main():
     ap.add_argument("--serve", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    tests = tests_for(a.frames)
+    tests = all_tests(a.frames)
     if a.serve:
         for line in sys.stdin:
             _, test = line.split()
-            print(json.dumps(time_test(tests[test], a.frames, a.runs)), flush=True)
+            f, frames = tests[test]
+            print(json.dumps(time_test(f, frames, a.runs)), flush=True)
         return
-    print(json.dumps({"minatar-cnn": {t: time_test(f, a.frames, a.runs) for t, f in tests.items()}}))
+    out = {}
+    for t, (f, frames) in tests.items():
+        out.setdefault("fixture-mlp" if t == "road" else "minatar-cnn", {})[t] = time_test(f, frames, a.runs)
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

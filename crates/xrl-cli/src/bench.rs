@@ -29,8 +29,8 @@ pub enum BenchCommand {
         rounds: usize,
     },
     /// Milliseconds per frame of each evaluation measure (faithfulness correlation, pixel flipping, infidelity,
-    /// max sensitivity) on the MinAtar CNN, beside Quantus and Captum computing the same via `bench/evaluate.py`;
-    /// prints a Markdown table.
+    /// max sensitivity, MPRT on the MinAtar CNN; ROAD on its agreement fixture's MLP), beside Quantus and Captum
+    /// computing the same via `bench/evaluate.py`; prints a Markdown table.
     Evaluate {
         /// Python with torch, captum and quantus installed (a venv outside the repo). Without it only xrl is
         /// measured.
@@ -77,6 +77,35 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         updates: usize,
         /// xrl and PyTorch take turns this many times.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+    /// Atari throughput (build with `--features atari`): ALE's act loop, `ALE/<Game>-v5` steps, AtariPreprocessing +
+    /// frame stack, and the u8 vector environment on 1 and N threads, beside ale-py and Gymnasium run by
+    /// `bench/atari.py` in alternating rounds; prints a Markdown table of medians and ratios.
+    #[cfg(feature = "atari")]
+    Atari {
+        /// Python with ale-py 0.12.1, gymnasium 1.4.0 and opencv installed. Without it only xrl is measured.
+        #[arg(long)]
+        python: Option<PathBuf>,
+        #[arg(long, default_value = "bench/atari.py")]
+        script: PathBuf,
+        /// Game name as in the ids, e.g. Pong.
+        #[arg(long, default_value = "Pong")]
+        game: String,
+        /// Emulator frames per raw measurement and side.
+        #[arg(long, default_value_t = 40_000)]
+        frames: usize,
+        /// Agent steps per preprocessed measurement and side.
+        #[arg(long, default_value_t = 5_000)]
+        steps: usize,
+        /// Copies in the vector environment.
+        #[arg(long, default_value_t = 8)]
+        copies: usize,
+        /// Threads for the vector environment (0 = one per core).
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// xrl and Python take turns this many times.
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
@@ -130,6 +159,10 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         }
         BenchCommand::Nets { python, script, batch, runs, iters } => nets(python, script, batch, runs, iters),
         BenchCommand::Ppo { python, script, updates, rounds } => ppo(python, script, updates, rounds),
+        #[cfg(feature = "atari")]
+        BenchCommand::Atari { python, script, game, frames, steps, copies, threads, rounds } => {
+            atari(python, script, &game, frames, steps, copies, threads, rounds)
+        }
         BenchCommand::Envs { python, script, envs, steps, python_steps, runs, copies, json } => {
             envs_bench(python, script, envs, steps, python_steps, runs, copies, json)
         }
@@ -242,7 +275,7 @@ fn evaluate(python: Option<PathBuf>, script: PathBuf, frames: usize, runs: usize
     say!("| measure | xrl ms/frame | reference | reference ms/frame | xrl ÷ reference | each round's ratio |");
     say!("|---|---:|---|---:|---:|---:|");
     for xrl_explain::bench::Row { method, ours, theirs, .. } in &rows {
-        let quantus = ["faithfulness-correlation", "pixel-flipping", "mprt"].contains(&method.as_str());
+        let quantus = ["faithfulness-correlation", "pixel-flipping", "mprt", "road"].contains(&method.as_str());
         let reference = if quantus { "Quantus" } else { "Captum" };
         let (t, ratio, each) = ratio_cells(ours, theirs, 3);
         say!("| {method} | {:.4} | {reference} | {t} | {ratio} | {each} |", median(ours));
@@ -250,7 +283,9 @@ fn evaluate(python: Option<PathBuf>, script: PathBuf, frames: usize, runs: usize
     say!(
         "\nMedians of {rounds} rounds on {frames} frames of the MinAtar CNN (random weights); a round times one of \
          xrl's measures — at least {runs} calls and 0.3 s of them, after 0.3 s of warm-up — then its reference the \
-         same way, with the same number of forward passes per frame."
+         same way, with the same number of forward passes per frame. ROAD (noise 0, percentages 1, 3, …, 99) runs \
+         on the ROAD agreement fixture instead — its 1×10×10 MLP, 8 frames, |maps| and greedy labels \
+         (crates/xrl-explain/tests/fixtures/eval_quantus_captum.json), on both sides."
     );
     Ok(())
 }
@@ -325,6 +360,55 @@ fn ppo(python: Option<PathBuf>, script: PathBuf, updates: usize, rounds: usize) 
         "| PPO update | {:.3} | {theirs_cell} | {} |",
         median(&ours),
         if ratios.is_empty() { "–".into() } else { ratios.join(", ") }
+    );
+    Ok(())
+}
+
+#[cfg(feature = "atari")]
+#[allow(clippy::too_many_arguments)]
+fn atari(
+    python: Option<PathBuf>,
+    script: PathBuf,
+    game: &str,
+    frames: usize,
+    steps: usize,
+    copies: usize,
+    threads: usize,
+    rounds: usize,
+) -> Result<()> {
+    if frames < 4 || steps == 0 || copies == 0 || !(1..=100).contains(&rounds) {
+        bail!("--frames must be at least 4, --steps and --copies at least 1, --rounds between 1 and 100");
+    }
+    let mut ours = vec![];
+    let mut theirs: Vec<Value> = vec![];
+    for r in 0..rounds {
+        tell!("round {}: xrl", r + 1);
+        ours.push(xrl::bench::atari::round(game, frames, steps, copies, threads)?);
+        if let Some(py) = &python {
+            tell!("round {}: ale-py + Gymnasium", r + 1);
+            let args = ["--game", game, "--frames", &frames.to_string(), "--steps", &steps.to_string()];
+            theirs.push(run_python(py, &script, &args.map(String::from))?);
+        }
+    }
+    let med = |f: &dyn Fn(&xrl::bench::atari::Round) -> f64| median(&ours.iter().map(f).collect::<Vec<_>>());
+    let ref_med = |key: &str| -> Option<f64> {
+        let v: Vec<f64> = theirs.iter().filter_map(|t| t[key].as_f64()).collect();
+        (!v.is_empty()).then(|| median(&v))
+    };
+    say!("| {game} ({rounds} alternating rounds, medians) | xrl | ale-py / Gymnasium | xrl ÷ reference |");
+    say!("|---|---:|---:|---:|");
+    for (what, key, ours_m) in [
+        ("ALE act loop, frames/s", "act", med(&|r| r.act)),
+        ("ALE/<Game>-v5 step (RGB observation), frames/s", "v5_step", med(&|r| r.v5_step)),
+        ("AtariPreprocessing + stack of 4, steps/s", "preprocessed_stack", med(&|r| r.preprocessed_stack)),
+    ] {
+        let (t, ratio) = compare(ref_med(key), ours_m, 0, 2);
+        say!("| {what} | {ours_m:.0} | {t} | {ratio} |");
+    }
+    let (one, many) = (med(&|r| r.vector_one), med(&|r| r.vector_many));
+    say!(
+        "| u8 vector env: 1 copy on 1 thread vs {copies} copies on {threads} threads, steps/s | {many:.0} | {one:.0} (1 copy) | {:.2}× |",
+        many / one
     );
     Ok(())
 }

@@ -11,7 +11,8 @@ use xrl_explain::registry;
 
 #[derive(Args)]
 pub struct EvaluateArgs {
-    /// A run directory made by `xrl train` or `xrl import` (feed-forward agents).
+    /// A run directory made by `xrl train` or `xrl import` (feed-forward or recurrent agents; a recurrent one is
+    /// evaluated at the states it held while playing, recorded in the episode or trajectory).
     #[arg(long)]
     run: PathBuf,
     #[arg(long, help = xrl_explain::registry::METHODS_OPTION_HELP)]

@@ -20,6 +20,7 @@ macro_rules! forward_to_inner {
         }
     };
 }
+#[cfg(feature = "atari")] // FireReset forwards the same methods
 pub(crate) use forward_to_inner;
 
 /// Truncates an episode after `limit` steps (Gymnasium's `TimeLimit`): the step that reaches the limit returns

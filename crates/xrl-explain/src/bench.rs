@@ -241,12 +241,14 @@ pub fn interleaved(
 }
 
 /// The evaluation measures `xrl bench evaluate` times beside Quantus and Captum (`bench/evaluate.py`).
-pub const TESTS: [&str; 5] = ["faithfulness-correlation", "pixel-flipping", "infidelity", "sensitivity-max", "mprt"];
+pub const TESTS: [&str; 6] =
+    ["faithfulness-correlation", "pixel-flipping", "infidelity", "sensitivity-max", "mprt", "road"];
 
 impl Setup {
     /// Milliseconds per frame of each call of the evaluation measure `test` (one of [`TESTS`]) on the signed
-    /// gradient's maps (computed once, as the reference does), with the same number of forward passes per frame as
-    /// `bench/evaluate.py`: 100 subsets of a tenth of the cells, one cell a step, 100 perturbations, 10 copies.
+    /// gradient's maps (computed once, as the reference does; sensitivity-max computes them in each call, as
+    /// Captum's does), with the same number of forward passes per frame as `bench/evaluate.py`: 100 subsets of a
+    /// tenth of the cells, one cell a step, 100 perturbations, 10 copies.
     pub fn time_test(&self, test: &str, runs: usize) -> MethodTiming {
         use crate::evaluate::Subject;
         use crate::evaluate::deletion::DeletionConfig;
@@ -267,7 +269,12 @@ impl Setup {
             "faithfulness-correlation" => drop(faith.correlation(&subject, &maps).expect("valid")),
             "pixel-flipping" => drop(deletion.saliency_curve(&subject, &maps, false).expect("valid")),
             "infidelity" => drop(faith.infidelity(&subject, &maps).expect("valid")),
-            "sensitivity-max" => drop(faith.max_sensitivity(&subject, &grad, &maps).expect("valid")),
+            // Captum's sensitivity_max explains the unperturbed inputs inside every call too (11 maps a frame, not
+            // 10), so ours computes them here rather than reusing `maps` as the suite does.
+            "sensitivity-max" => {
+                let own = subject.maps(&grad).expect("a valid call");
+                drop(faith.max_sensitivity(&subject, &grad, &own).expect("valid"))
+            }
             // Cascading only, Spearman of |map| only: what Quantus' MPRT computes.
             "mprt" => drop(mprt.run(&subject, &grad).expect("valid")),
             other => panic!("unknown test {other}"),
@@ -277,7 +284,90 @@ impl Setup {
     }
 }
 
-/// `rounds` rounds over [`TESTS`] on the MinAtar CNN, each of ours timed right before its reference.
+/// The ROAD agreement fixture (`tests/fixtures/make_quantus_captum_eval_fixture.py`): its network, frames, maps and
+/// greedy labels, which `bench/evaluate.py` reads too.
+const ROAD_FIXTURE: &str = include_str!("../tests/fixtures/eval_quantus_captum.json");
+
+/// The name of the network the ROAD fixture's ROAD is timed on, in the benchmark's rows.
+pub const ROAD_NET: &str = "fixture-mlp";
+
+/// ROAD as the agreement test compares it with Quantus: the fixture's MLP (1×10×10 → FC 16 → ReLU → 3), its 8
+/// frames, |maps| ranked, each frame's greedy action as its label, percentages 1, 3, …, 99, noise 0.
+pub struct RoadSetup {
+    net: Net,
+    x: Vec<f32>,
+    greedy: Vec<Target>,
+    maps: crate::Attribution,
+}
+
+impl RoadSetup {
+    pub fn new(device: &Device) -> Result<Self, String> {
+        let bad = |what: &str| format!("the ROAD fixture is damaged ({what}): regenerate it with its script");
+        let fx: serde_json::Value = serde_json::from_str(ROAD_FIXTURE).map_err(|e| bad(&e.to_string()))?;
+        let floats = |v: &serde_json::Value| -> Result<Vec<f32>, String> {
+            let a = v.as_array().ok_or_else(|| bad("not a list"))?;
+            a.iter().map(|x| x.as_f64().map(|x| x as f32).ok_or_else(|| bad("not a number"))).collect()
+        };
+        let spec =
+            xrl_nn::NetSpec::new(vec![1, 10, 10], 3, xrl_nn::Torso::Mlp { hidden: vec![16] }, xrl_nn::HeadKind::Q);
+        let fresh = Net::new(&spec, &device.clone().autodiff()).map_err(|e| bad(&e))?;
+        let mut weights = std::collections::HashMap::new();
+        for name in ["torso.fc.0.weight", "torso.fc.0.bias", "head.out.weight", "head.out.bias"] {
+            weights.insert(name.to_string(), floats(&fx["weights"][name])?);
+        }
+        let net = crate::evaluate::randomisation::with_tensors(&fresh, &weights).map_err(|e| bad(&e.to_string()))?;
+        let x = floats(&fx["obs"])?;
+        let greedy = fx["road"]["greedy"]
+            .as_array()
+            .ok_or_else(|| bad("no greedy labels"))?
+            .iter()
+            .map(|a| a.as_u64().map(|a| Target::Action(a as usize)).ok_or_else(|| bad("a label")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let maps = crate::Attribution {
+            method: "fixture".into(),
+            maps: floats(&fx["maps"])?.iter().map(|v| v.abs()).collect(),
+            shape: vec![1, 10, 10],
+            resolution: crate::Resolution::Input,
+            delta: None,
+            seconds: 0.0,
+        };
+        Ok(RoadSetup { net: net.frozen(), x, greedy, maps })
+    }
+
+    /// Milliseconds per frame of each ROAD curve.
+    pub fn time(&self, runs: usize) -> MethodTiming {
+        use crate::evaluate::deletion::{AgreementConfig, Replacement};
+        let inputs = Inputs::new(&self.x, &[1, 10, 10]).expect("finite frames");
+        let subject = crate::evaluate::Subject::new(&self.net, inputs, &self.greedy).expect("targets fit");
+        let road = AgreementConfig {
+            percents: (1..100).step_by(2).collect(),
+            ks: vec![],
+            replacement: Replacement::Imputed { noise: 0.0 },
+        };
+        let f = || drop(road.road_curve(&subject, &self.maps, 0).expect("valid"));
+        MethodTiming {
+            net: ROAD_NET.into(),
+            method: "road".into(),
+            ms_per_frame: timed_calls(&f, inputs.count(), runs),
+        }
+    }
+
+    /// The ROAD curve itself (what the agreement test checks against Quantus).
+    pub fn curve(&self) -> Vec<f64> {
+        use crate::evaluate::deletion::{AgreementConfig, Replacement};
+        let inputs = Inputs::new(&self.x, &[1, 10, 10]).expect("finite frames");
+        let subject = crate::evaluate::Subject::new(&self.net, inputs, &self.greedy).expect("targets fit");
+        let road = AgreementConfig {
+            percents: (1..100).step_by(2).collect(),
+            ks: vec![],
+            replacement: Replacement::Imputed { noise: 0.0 },
+        };
+        road.road_curve(&subject, &self.maps, 0).expect("valid")
+    }
+}
+
+/// `rounds` rounds over [`TESTS`] on the MinAtar CNN (ROAD on [`RoadSetup`]), each of ours timed right before its
+/// reference.
 pub fn evaluate_interleaved(
     device: &Device,
     mut reference: Option<&mut Reference>,
@@ -289,20 +379,24 @@ pub fn evaluate_interleaved(
     if frames == 0 || runs == 0 || rounds == 0 {
         return Err("--frames, --runs and --rounds must be at least 1".into());
     }
-    let net = "minatar-cnn";
-    let mut rows: Vec<Row> =
-        TESTS.iter().map(|t| Row { net: net.into(), method: t.to_string(), ours: vec![], theirs: vec![] }).collect();
-    let setup = Setup::new(net, frames, device);
+    let net_of = |test: &str| if test == "road" { ROAD_NET } else { "minatar-cnn" };
+    let mut rows: Vec<Row> = TESTS
+        .iter()
+        .map(|t| Row { net: net_of(t).into(), method: t.to_string(), ours: vec![], theirs: vec![] })
+        .collect();
+    let setup = Setup::new("minatar-cnn", frames, device);
+    let road = RoadSetup::new(device)?;
     for r in 1..=rounds {
         on_round(r);
         for (row, test) in rows.iter_mut().zip(TESTS) {
             if reference.is_some() {
                 std::thread::sleep(std::time::Duration::from_millis(300));
             }
-            row.ours.push(setup.time_test(test, runs).median());
+            let ours = if test == "road" { road.time(runs) } else { setup.time_test(test, runs) };
+            row.ours.push(ours.median());
             if let Some(p) = reference.as_deref_mut() {
                 std::thread::sleep(std::time::Duration::from_millis(300));
-                row.theirs.push(median(&p.time(net, test)?));
+                row.theirs.push(median(&p.time(net_of(test), test)?));
             }
         }
     }
@@ -313,6 +407,20 @@ pub fn evaluate_interleaved(
 mod tests {
     /// Every timed method runs through the registry on the MinAtar CNN (a name the registry does not read, or a
     /// layer the network lacks, would panic here rather than in `xrl bench explain`).
+    /// The benchmark's ROAD is the one the agreement test checks against Quantus: the same curve as the fixture's.
+    #[test]
+    fn the_timed_road_is_the_fixtures() {
+        let road = super::RoadSetup::new(&xrl_nn::device::for_tests()).unwrap();
+        let fx: serde_json::Value = serde_json::from_str(super::ROAD_FIXTURE).unwrap();
+        let curve = road.curve();
+        assert_eq!(curve.len(), 50);
+        for (k, ours) in curve.iter().enumerate() {
+            let theirs = fx["road"]["values"][(2 * k + 1).to_string()].as_f64().unwrap();
+            assert!((ours - theirs).abs() < 1e-4, "{}%: {ours} vs Quantus {theirs}", 2 * k + 1);
+        }
+        assert!(road.time(1).median() > 0.0);
+    }
+
     #[test]
     fn every_timed_method_runs() {
         let setup = super::Setup::new("minatar-cnn", 2, &xrl_nn::device::for_tests());

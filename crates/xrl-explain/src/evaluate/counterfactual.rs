@@ -303,16 +303,17 @@ pub fn run(
         return Err(ExplainError::Invalid("no intervention applied to these frames".into()));
     }
     let x = subject.inputs.values;
-    let scores = |rows: &[f32]| {
-        let m = rows.len() / len;
-        let sample_of: Vec<usize> = (0..m).collect();
-        crate::outputs(subject.net, crate::Rows::Given(rows), len, &sample_of, crate::Budget::default(), &|h, _| {
-            crate::scores(&h)
-        })
+    // Intervened observation k is of frame meta[k].0 (and starts from that frame's held state).
+    let own: Vec<usize> = (0..n).collect();
+    let of_frame: Vec<usize> = meta.iter().map(|(i, _)| *i).collect();
+    let model = subject.model();
+    let scores = |rows: &[f32], frame_of: &[usize]| {
+        crate::outputs(&model, crate::Rows::Given(rows), len, frame_of, super::PASSES, &|h, _| crate::scores(&h))
     };
-    let (base, after) = (scores(x), scores(&obs));
+    let (base, after) = (scores(x, &own), scores(&obs, &of_frame));
     let a = base.len() / n;
-    let (greedy, greedy_after) = (subject.greedy(x), subject.greedy(&obs));
+    let greedy = subject.greedy_of(crate::Rows::Given(x), &own);
+    let greedy_after = subject.greedy_of(crate::Rows::Given(&obs), &of_frame);
     // Maps of the moved frames, for the target of the frame each came from.
     let moved: Vec<usize> = (0..meta.len()).filter(|&k| meta[k].1.edit.starts_with("move")).collect();
     let moved_maps = if moved.is_empty() {
@@ -321,7 +322,11 @@ pub fn run(
         let rows: Vec<f32> = moved.iter().flat_map(|&k| obs[k * len..(k + 1) * len].to_vec()).collect();
         let targets: Vec<Target> = moved.iter().map(|&k| subject.targets[meta[k].0].clone()).collect();
         let inputs = Inputs::new(&rows, subject.inputs.shape)?;
-        Some(cell_maps(&method.attribute(subject.net, &inputs, &targets, None)?, frame))
+        let frame_of: Vec<usize> = moved.iter().map(|&k| meta[k].0).collect();
+        Some(cell_maps(
+            &method.attribute(&subject.model_of(subject.net, Some(&frame_of)), &inputs, &targets, None)?,
+            frame,
+        ))
     };
     let maps = cell_maps(attr, frame);
     // Mean |saliency| per cell of the object relative to the frame's mean (Atrey et al.'s mean over the object's

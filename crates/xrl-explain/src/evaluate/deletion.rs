@@ -16,7 +16,7 @@
 //! agreement) and leaves it when its bottom cells go (high agreement).
 
 use super::{Spread, Subject, cell_maps, ranked};
-use crate::{Attribution, Budget, ExplainError, Rows, Target};
+use crate::{Attribution, ExplainError, Rows, Target};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -304,10 +304,12 @@ impl DeletionConfig {
         let sample_of: Vec<usize> = (0..n * points).map(|r| r / points).collect();
         let rows = Rows::Made { count: n * points, fill: &fill };
         let scores = match self.score {
-            CurveScore::Target => crate::values(subject.net, rows, len, &sample_of, subject.targets, Budget::default()),
+            CurveScore::Target => {
+                crate::values(&subject.model(), rows, len, &sample_of, subject.targets, super::PASSES)
+            }
             CurveScore::Probability => {
                 let actions = target_actions(subject.targets)?;
-                let scores = crate::outputs(subject.net, rows, len, &sample_of, Budget::default(), &|h, _| {
+                let scores = crate::outputs(&subject.model(), rows, len, &sample_of, super::PASSES, &|h, _| {
                     burn::tensor::activation::softmax(crate::scores(&h), 1)
                 });
                 let a = scores.len() / (n * points);
@@ -428,6 +430,34 @@ impl AgreementConfig {
         Ok(Agreement { config: self.clone(), top_percent, top_k, bottom_k, random_percent })
     }
 
+    /// The ROAD curve alone (Quantus' `ROAD`, most relevant first): the fraction of frames whose greedy action
+    /// survives removing the top `percents` % of cells by |saliency|, removed by the config's replacement — the
+    /// `top_percent` of [`AgreementConfig::run`], without its other curves.
+    pub fn road_curve(&self, subject: &Subject, attr: &Attribution, seed: u64) -> Result<Vec<f64>, ExplainError> {
+        check_maps(subject, attr)?;
+        if self.percents.iter().any(|&p| p == 0 || p >= 100) {
+            return Err(ExplainError::Invalid("action agreement: percentages must be between 1 and 99".into()));
+        }
+        let frame = subject.frame();
+        let cells = frame[1] * frame[2];
+        let n = subject.count();
+        let maps = cell_maps(attr, frame);
+        let counts: Vec<usize> = self.percents.iter().map(|p| (p * cells).div_ceil(100)).collect();
+        let sets: Vec<Vec<Vec<usize>>> = maps
+            .chunks(cells)
+            .map(|m| {
+                let order = ranked(&m.iter().map(|v| v.abs()).collect::<Vec<_>>());
+                counts.iter().map(|&k| order[..k].to_vec()).collect()
+            })
+            .collect();
+        let base = subject.greedy(subject.inputs.values);
+        let after = self.greedy_after(subject, &sets, seed)?;
+        let points = counts.len();
+        Ok((0..points)
+            .map(|p| (0..n).filter(|&i| after[i * points + p] == base[i]).count() as f64 / n as f64)
+            .collect())
+    }
+
     /// The greedy action of every frame with each of its cell sets removed, frame-major.
     fn greedy_after(&self, subject: &Subject, sets: &[Vec<Vec<usize>>], seed: u64) -> Result<Vec<usize>, ExplainError> {
         let frame = subject.frame();
@@ -448,6 +478,7 @@ impl AgreementConfig {
                 super::set_cell(out, frame, j, &fills[i]);
             }
         };
-        Ok(subject.greedy_of(Rows::Made { count: n * points, fill: &fill }))
+        let frame_of: Vec<usize> = (0..n * points).map(|r| r / points).collect();
+        Ok(subject.greedy_of(Rows::Made { count: n * points, fill: &fill }, &frame_of))
     }
 }

@@ -15,7 +15,7 @@
 //!   Lower is more stable.
 
 use super::{Spread, Subject, cell_maps};
-use crate::{Attribution, Budget, ExplainError, Inputs, Method, Resolution, Rows};
+use crate::{Attribution, ExplainError, Inputs, Method, Resolution, Rows};
 use rand::seq::index::sample;
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -99,15 +99,15 @@ impl FaithfulnessConfig {
         };
         let sample_of: Vec<usize> = (0..n * count).map(|r| r / count).collect();
         let perturbed = crate::values(
-            subject.net,
+            &subject.model(),
             Rows::Made { count: n * count, fill: &fill },
             len,
             &sample_of,
             subject.targets,
-            Budget::default(),
+            super::PASSES,
         );
         let own: Vec<usize> = (0..n).collect();
-        let base = crate::values(subject.net, Rows::Given(x), len, &own, subject.targets, Budget::default());
+        let base = crate::values(&subject.model(), Rows::Given(x), len, &own, subject.targets, super::PASSES);
         perturbed.iter().zip(&sample_of).map(|(&p, &i)| f64::from(base[i]) - f64::from(p)).collect()
     }
 
@@ -257,7 +257,9 @@ impl FaithfulnessConfig {
             .collect();
         let targets: Vec<_> = (0..n * m).map(|q| subject.targets[q / m].clone()).collect();
         let inputs = Inputs::new(&copies, subject.inputs.shape)?;
-        let perturbed = method.attribute(subject.net, &inputs, &targets, None)?;
+        // Copy q is of frame q / m (and starts from that frame's held state).
+        let frame_of: Vec<usize> = (0..n * m).map(|q| q / m).collect();
+        let perturbed = method.attribute(&subject.model_of(subject.net, Some(&frame_of)), &inputs, &targets, None)?;
         let values = (0..n)
             .map(|i| {
                 let own = attr.map(i);

@@ -268,6 +268,28 @@ fn rebuild(net: &Net, tensors: &[NamedTensor], replaced: &HashMap<String, Vec<f3
     Ok(xrl::run::load_weights(net.spec(), Path::new("<randomised weights>"), record, &net.device())?)
 }
 
+/// A copy of `net` with the named tensors' values replaced (names as [`named_tensors`] gives them, burn's layout:
+/// Linear weights `[in, out]`); every other tensor is kept. How a network with given weights is built (the
+/// reference comparisons' fixtures).
+pub fn with_tensors(net: &Net, values: &HashMap<String, Vec<f32>>) -> Result<Net, ExplainError> {
+    let tensors = named_tensors(net)?;
+    for (name, v) in values {
+        let Some(t) = tensors.iter().find(|t| &t.name == name) else {
+            let names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
+            return Err(ExplainError::Invalid(format!("no tensor {name}; the network's are {}", names.join(", "))));
+        };
+        if t.values.len() != v.len() {
+            return Err(ExplainError::Invalid(format!(
+                "tensor {name} has {} values (shape {:?}); {} were given",
+                t.values.len(),
+                t.shape,
+                v.len()
+            )));
+        }
+    }
+    rebuild(net, &tensors, values)
+}
+
 /// A copy of `net` with `chosen` layers (names from [`layers`]) re-initialised by their own initialiser
 /// ([`initialiser`]) from `seed`; every other tensor is kept bit for bit. A tensor's new values depend only on
 /// the seed and its name.
@@ -316,7 +338,9 @@ impl Randomisation {
             let replaced: HashMap<String, Vec<f32>> =
                 chosen.iter().flat_map(|&k| draws[k].iter().map(|(n, v)| (n.clone(), v.clone()))).collect();
             let net = rebuild(subject.net, &tensors, &replaced)?;
-            let attr = method.attribute(&net, &subject.inputs, subject.targets, None)?;
+            // A recurrent network's randomised copy starts every frame from the same recorded state as the original
+            // (the state the trained agent held; it is not re-run through the randomised core).
+            let attr = method.attribute(&subject.model_of(&net, None), &subject.inputs, subject.targets, None)?;
             Ok(cell_maps(&attr, frame))
         };
         let names = |chosen: &[usize]| chosen.iter().map(|&k| layers[k].clone()).collect::<Vec<_>>();

@@ -103,8 +103,28 @@ pub struct Report {
     pub methods: Vec<MethodReport>,
     /// The same tests on uniformly random maps: the floor every method must clear.
     pub random_map: MethodReport,
+    /// A recurrent agent's state: held at its recorded value through every test (absent for feed-forward agents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<StateHeld>,
     pub files: Vec<String>,
     pub notes: Vec<String>,
+}
+
+/// What `evaluate.json` says of a recurrent agent's state.
+pub const HELD_NOTE: &str = "the recurrent state entering each frame is held at its recorded value h(t-1) (the state the \
+agent acted from while playing) in every pass of every test: the maps, every deleted, inserted, perturbed and \
+intervened copy of the frame, and the randomised networks of model-parameter randomisation, which receive the same \
+recorded state (it is not re-run through their randomised core). The tests explain the observation given that state";
+
+/// How a recurrent agent's state was treated.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StateHeld {
+    pub core: xrl_nn::CoreKind,
+    /// The core's units.
+    pub hidden: usize,
+    /// `recorded`: every pass started from the state recorded entering the frame.
+    pub held_at: String,
+    pub note: String,
 }
 
 /// Runs every test on every method (and the random-map control) and writes `evaluate.json` and the plots into
@@ -115,19 +135,18 @@ pub fn run(job: &EvaluateJob) -> Result<Report, ExplainError> {
     let (state, net) = dir.load_latest_online(&card, &job.device.clone().autodiff())?;
     let net = net.frozen();
     let spec = net.spec().clone();
-    if spec.carries_state() {
-        return Err(ExplainError::Invalid(
-            "xrl evaluate takes feed-forward agents for now: a recurrent agent's maps depend on the state it held, \
-             which these tests would have to carry through every perturbation. Explain it with `xrl explain` (at its \
-             recorded states, or --unroll K)"
-                .into(),
-        ));
-    }
     job.options.validate()?;
     xrl_render::check_dir_free(&job.out)?;
     let len: usize = spec.obs_shape.iter().product();
     let mut notes: Vec<String> = dir.index_note().into_iter().collect();
-    let (obs, frames, source, states) = match &job.source {
+    let (obs, frames, source, states, held) = match &job.source {
+        Source::Inputs { .. } if spec.carries_state() => {
+            return Err(ExplainError::Invalid(
+                "a recurrent agent is evaluated at the states it held while playing: evaluate a played episode \
+                 (--frames A..B --seed S) or a trajectory (--trajectory T), not bare --inputs"
+                    .into(),
+            ));
+        }
         Source::Inputs { values, shape } => {
             if shape.len() < 2 || shape[1..] != spec.obs_shape[..] {
                 return Err(ExplainError::Invalid(format!(
@@ -135,7 +154,7 @@ pub fn run(job: &EvaluateJob) -> Result<Report, ExplainError> {
                     spec.obs_shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
                 )));
             }
-            (values.clone(), (0..values.len() / len).collect(), "inputs".to_string(), vec![])
+            (values.clone(), (0..values.len() / len).collect(), "inputs".to_string(), vec![], None)
         }
         Source::Play { seed, frames } => {
             let mut env = card.env.make()?;
@@ -158,9 +177,26 @@ pub fn run(job: &EvaluateJob) -> Result<Report, ExplainError> {
         }
     };
     let inputs = Inputs::new(&obs, &spec.obs_shape)?;
-    let greedy = Subject { net: &net, inputs, targets: &[] }.greedy(&obs);
+    let held_state = match (&held, spec.core.filter(|_| spec.carries_state())) {
+        (Some(_), Some(core)) => {
+            notes.push(HELD_NOTE.into());
+            Some(StateHeld { core: core.kind, hidden: core.hidden, held_at: "recorded".into(), note: HELD_NOTE.into() })
+        }
+        (None, Some(_)) => {
+            return Err(ExplainError::Invalid(
+                "the trajectory has no recorded recurrent states for this recurrent agent: record it again with \
+                 `xrl explain` (or evaluate a played episode with --frames A..B --seed S)"
+                    .into(),
+            ));
+        }
+        _ => None,
+    };
+    let greedy = Subject { net: &net, inputs, targets: &[], state: held.as_ref() }.greedy(&obs);
     let targets = job.target.resolve(&greedy);
-    let subject = Subject::new(&net, inputs, &targets)?;
+    let subject = match &held {
+        Some(h) if spec.carries_state() => Subject::at_states(&net, inputs, &targets, h)?,
+        _ => Subject::new(&net, inputs, &targets)?,
+    };
     let frame = subject.frame();
     let mut config = job.config.clone().unwrap_or_else(|| SuiteConfig::for_frame(frame, job.seed));
     if job.config.is_none() && (frame[1] < 6 || frame[2] < 6) {
@@ -210,6 +246,7 @@ pub fn run(job: &EvaluateJob) -> Result<Report, ExplainError> {
         config,
         methods: reports,
         random_map,
+        state: held_state,
         files,
         notes,
     };
@@ -218,8 +255,9 @@ pub fn run(job: &EvaluateJob) -> Result<Report, ExplainError> {
     Ok(report)
 }
 
-/// Observations, frame numbers, where they came from, and each frame's state document (empty without them).
-type Frames = (Vec<f32>, Vec<usize>, String, Vec<serde_json::Value>);
+/// Observations, frame numbers, where they came from, each frame's state document (empty without them), and the
+/// recurrent state entering each frame (recurrent agents).
+type Frames = (Vec<f32>, Vec<usize>, String, Vec<serde_json::Value>, Option<super::HeldState>);
 
 /// Frames `range` of a trajectory: their observations and numbers (a range past the episode's end is cut, with a
 /// note).
@@ -232,7 +270,8 @@ fn pick(
     let frames: Vec<usize> = crate::job::frames_within(&range, tr.len(), notes)?.collect();
     let states =
         if tr.states.len() == tr.len() { frames.iter().map(|&t| tr.states[t].clone()).collect() } else { vec![] };
-    Ok((frames.iter().flat_map(|&t| tr.observation(t).to_vec()).collect(), frames, source, states))
+    let held = super::HeldState::of_trajectory(tr, &frames);
+    Ok((frames.iter().flat_map(|&t| tr.observation(t).to_vec()).collect(), frames, source, states, held))
 }
 
 /// Every test on one method's maps (computed once, for all frames).
@@ -438,7 +477,13 @@ impl Report {
              cell removed): higher. A method is only as good as its margin over the random map.</p>\
              <table id=\"evaluation-table\"><tr><th>method</th><th>deletion AUC</th><th>insertion AUC</th>\
              <th>faithfulness</th><th>infidelity</th><th>max sensitivity</th><th>AIM k=1</th><th>AUM k=1</th></tr>\
-             {rows}</table>{plots}{randomisation}{objects}</section>",
+             {rows}</table>{held}{plots}{randomisation}{objects}</section>",
+            held = self.state.as_ref().map_or(String::new(), |s| format!(
+                "<p id=\"evaluation-state\">Recurrent agent ({:?} core, {} units): {}.</p>",
+                s.core,
+                s.hidden,
+                escape(&s.note)
+            )),
             n = self.frames.len(),
             env = escape(&self.env),
             step = self.checkpoint_step,
