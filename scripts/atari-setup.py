@@ -67,10 +67,15 @@ def main():
     args = ap.parse_args()
     target = os.path.abspath(args.dir)
     marker = os.path.join(target, "setup.json")
+    if os.path.exists(target) and not os.path.isdir(target):
+        sys.exit(f"error: {target} is not a directory; pass --dir NEW_DIR")
     if os.path.isfile(marker):
-        with open(marker) as f:
-            done = json.load(f)
-        if done.get("sdist_sha256") == SDIST_SHA256:
+        try:
+            with open(marker) as f:
+                done = json.load(f)
+        except ValueError:
+            sys.exit(f"error: {marker} is damaged; set up into a new directory with --dir NEW_DIR")
+        if isinstance(done, dict) and done.get("sdist_sha256") == SDIST_SHA256 and "roms" in done:
             print(f"ALE {VERSION} is already set up in {target} ({len(done['roms'])} ROMs)")
             return
     if os.path.exists(target) and os.listdir(target):
@@ -78,6 +83,8 @@ def main():
                  "move it away or pass --dir DIR")
 
     if args.sdist:
+        if not os.path.isfile(args.sdist):
+            sys.exit(f"error: --sdist {args.sdist} is not a file; give the path of {SDIST}")
         with open(args.sdist, "rb") as f:
             data = f.read()
     else:
@@ -130,4 +137,8 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (OSError, ValueError, tarfile.TarError) as e:  # json's errors are ValueErrors
+        where = getattr(e, "filename", None)
+        sys.exit(f"error: {e}" + ("" if where else "") + "; fix the path or pass --dir NEW_DIR / --sdist FILE")

@@ -410,6 +410,12 @@ fn atari(
         "| u8 vector env: 1 copy on 1 thread vs {copies} copies on {threads} threads, steps/s | {many:.0} | {one:.0} (1 copy) | {:.2}× |",
         many / one
     );
+    // The replay's buffers are allocated whole at creation: their bytes over the capacity are what it holds.
+    let replay = xrl::pixel_replay::PixelReplay::new(100_000, 84 * 84, 4, 3).map_err(anyhow::Error::msg)?;
+    say!(
+        "| pixel replay, 100,000 transitions of 4 × 84 × 84 (3-step), bytes per transition | {:.0} | – | – |",
+        replay.bytes_per_transition()
+    );
     Ok(())
 }
 

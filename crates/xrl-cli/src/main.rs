@@ -70,7 +70,7 @@ enum Command {
         json: bool,
         /// Play this action sequence instead of a policy (one action index per line; `#` comments allowed),
         /// resetting without a seed whenever an episode ends.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["policy", "episodes"])]
         actions: Option<PathBuf>,
         /// With --actions: write per step the reward, lives (Atari), terminated/truncated and the SHA-256 of the
         /// observation and (Atari) of the raw RGB screen, as JSON, to check parity with another implementation.
@@ -142,7 +142,8 @@ const ATARI_SETUP: &str = include_str!("../../../scripts/atari-setup.py");
 
 fn atari_setup(dir: Option<PathBuf>, sdist: Option<PathBuf>) -> Result<()> {
     let mut cmd = std::process::Command::new("python3");
-    cmd.arg("-c").arg(ATARI_SETUP).arg("--");
+    // `python3 -c SCRIPT ARGS…`: the arguments follow the script directly (argparse would reject a `--`).
+    cmd.arg("-c").arg(ATARI_SETUP);
     if let Some(d) = dir {
         cmd.arg("--dir").arg(d);
     }
@@ -186,6 +187,10 @@ struct EnvArgs {
     /// Atari: clip rewards to [−1, 1].
     #[arg(long)]
     clip_rewards: bool,
+    /// Atari, with --atari-preprocessing: `gymnasium` (default), `koul80` (the finite-state and
+    /// perturbation-saliency seeds' 80×80 frames) or `bilinear84` (seed 002's).
+    #[arg(long, value_parser = xrl_env::AtariFrame::parse)]
+    atari_frame: Option<xrl_env::AtariFrame>,
 }
 
 fn parse_rng(s: &str) -> Result<RngKind, String> {
@@ -214,10 +219,12 @@ impl EnvArgs {
             terminal_on_life_loss: self.terminal_on_life_loss,
             fire_reset: self.fire_reset,
             clip_rewards: self.clip_rewards,
+            frame: self.atari_frame.unwrap_or_default(),
         };
         if !xrl_env::is_atari_id(&self.id) && !atari.is_default() {
             bail!(
-                "--atari-preprocessing, --terminal-on-life-loss, --fire-reset and --clip-rewards are Atari options; \
+                "--atari-preprocessing, --terminal-on-life-loss, --fire-reset, --clip-rewards and --atari-frame are \
+                 Atari options; \
                  {} is not an Atari game: leave them out",
                 self.id
             );
@@ -251,8 +258,16 @@ fn describe_actions(a: &ActionSpace) -> String {
 }
 
 fn envs(json: bool) -> Result<()> {
-    let specs: Vec<EnvSpec> =
-        xrl_env::ids().iter().map(|id| xrl_env::make(id).map(|e| e.spec().clone())).collect::<Result<_, _>>()?;
+    let mut specs: Vec<EnvSpec> = vec![];
+    for (id, spec) in xrl_env::specs() {
+        match spec {
+            Ok(s) => specs.push(s),
+            Err(e) => tell!("warning: {id} is left out: {e}"),
+        }
+    }
+    if let Some(note) = xrl_env::atari_note() {
+        tell!("note: {note}");
+    }
     if json {
         say!("{}", serde_json::to_string_pretty(&specs)?);
         return Ok(());
@@ -272,8 +287,15 @@ fn run(cli: Cli) -> Result<()> {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| anyhow::anyhow!("cannot read the action file {}: {e}", file.display()))?;
             let actions = rollout::read_actions(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-            if policy != "random" || episodes != 10 {
-                bail!("--actions plays the given actions: leave out --policy and --episodes");
+            let _ = (policy, episodes); // clap refuses them beside --actions
+            if let Some(out) = &record {
+                let same = match (std::fs::canonicalize(&file), std::fs::canonicalize(out)) {
+                    (Ok(a), Ok(b)) => a == b,
+                    _ => false,
+                };
+                if same {
+                    bail!("--record {} is the action file itself; write the record to another file", out.display());
+                }
             }
             env.check_seed(seed)?;
             let mut e = env.make()?;

@@ -76,6 +76,13 @@ pub struct TrainArgs {
     /// MinAtar: turn off difficulty ramping.
     #[arg(long, conflicts_with = "resume")]
     no_ramping: bool,
+    /// Atari: the preprocessed frame, `gymnasium` (84×84, default), `koul80` (the finite-state seed's 80×80) or
+    /// `bilinear84` (seed 002's).
+    #[arg(long, value_parser = xrl_env::AtariFrame::parse, conflicts_with = "resume")]
+    atari_frame: Option<xrl_env::AtariFrame>,
+    /// Atari: frames per observation (default 4; 1 with a recurrent core, which remembers).
+    #[arg(long, allow_negative_numbers = true, conflicts_with = "resume")]
+    frame_stack: Option<usize>,
     /// Continue the run in this directory from its last checkpoint.
     #[arg(long, conflicts_with_all = ["id", "out"])]
     resume: Option<PathBuf>,
@@ -134,6 +141,8 @@ pub fn train(a: TrainArgs) -> Result<()> {
                 core,
                 core_size: a.core_size,
                 frames: a.frames,
+                atari_frame: a.atari_frame.unwrap_or_default(),
+                frame_stack: a.frame_stack,
                 mmn_torso: match a.torso.as_deref() {
                     None | Some("default") => false,
                     Some("mmn") => true,

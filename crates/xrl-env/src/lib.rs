@@ -125,6 +125,36 @@ pub struct AtariOptions {
     /// Clip rewards to their sign's range [−1, 1] (the DQN convention).
     #[serde(default)]
     pub clip_rewards: bool,
+    /// With `preprocess`: which frames (Gymnasium's, or a seed's).
+    #[serde(default, skip_serializing_if = "AtariFrame::is_gymnasium")]
+    pub frame: AtariFrame,
+}
+
+/// The preprocessed frame of an Atari game.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AtariFrame {
+    /// Gymnasium's AtariPreprocessing: ALE's grey, max of the last two frames, 84 × 84 `INTER_AREA`.
+    #[default]
+    Gymnasium,
+    /// The finite-state and perturbation-saliency seeds' 80 × 80: per-game crop, mean RGB, byte scaling, bilinear.
+    Koul80,
+    /// Seed 002's 84 × 84 bilinear resize.
+    Bilinear84,
+}
+
+impl AtariFrame {
+    pub fn is_gymnasium(&self) -> bool {
+        *self == AtariFrame::Gymnasium
+    }
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "gymnasium" => Ok(AtariFrame::Gymnasium),
+            "koul80" => Ok(AtariFrame::Koul80),
+            "bilinear84" => Ok(AtariFrame::Bilinear84),
+            _ => Err(format!("unknown Atari frame `{s}`; use gymnasium, koul80 or bilinear84")),
+        }
+    }
 }
 
 impl AtariOptions {
@@ -152,6 +182,50 @@ pub fn ids() -> Vec<String> {
     #[cfg(feature = "atari")]
     ids.extend(atari::ids());
     ids
+}
+
+/// The spec of every registered id, or why it cannot be made (a damaged Atari ROM, say), in the order of [`ids`].
+/// Atari games are made once for their two ids, in parallel.
+pub fn specs() -> Vec<(String, Result<EnvSpec, EnvError>)> {
+    use rayon::prelude::*;
+    use std::collections::BTreeMap;
+    let ids = ids();
+    // One representative id per Atari game: the v5 and NoFrameskip-v4 specs differ only by their id.
+    let key = |id: &str| -> String {
+        match id.strip_prefix("ALE/").and_then(|s| s.strip_suffix("-v5")) {
+            Some(name) => name.to_string(),
+            None => id.strip_suffix("NoFrameskip-v4").map_or(id.to_string(), str::to_string),
+        }
+    };
+    let mut first: BTreeMap<String, String> = BTreeMap::new();
+    for id in &ids {
+        first.entry(key(id)).or_insert_with(|| id.clone());
+    }
+    let made: BTreeMap<String, Result<EnvSpec, String>> = first
+        .into_par_iter()
+        .map(|(k, id)| (k, make(&id).map(|e| e.spec().clone()).map_err(|e| e.to_string())))
+        .collect();
+    ids.into_iter()
+        .map(|id| {
+            let spec = match &made[&key(&id)] {
+                Ok(s) => Ok(EnvSpec { id: id.clone(), ..s.clone() }),
+                Err(message) => Err(EnvError::InvalidOption { id: id.clone(), message: message.clone() }),
+            };
+            (id, spec)
+        })
+        .collect()
+}
+
+/// Why no Atari game is listed, when none is: the feature is off, or the ROM setup is missing.
+pub fn atari_note() -> Option<String> {
+    #[cfg(feature = "atari")]
+    {
+        atari::setup_status().err().map(|e| format!("no Atari games: {e}"))
+    }
+    #[cfg(not(feature = "atari"))]
+    {
+        None
+    }
 }
 
 /// Builds an environment by id with the published defaults.
@@ -184,17 +258,21 @@ pub fn is_atari_id(id: &str) -> bool {
 #[cfg(feature = "atari")]
 fn make_atari(id: &str, options: &AtariOptions) -> Result<Option<Box<dyn Env>>, EnvError> {
     let Some(config) = atari::config_for(id) else { return Ok(None) };
-    if options.terminal_on_life_loss && !options.preprocess {
+    if (options.terminal_on_life_loss || !options.frame.is_gymnasium()) && !options.preprocess {
         return Err(EnvError::InvalidOption {
             id: id.into(),
-            message: "terminal on life loss is an option of the preprocessing; turn the preprocessing on too".into(),
+            message: "terminal on life loss and the frame variants are options of the preprocessing; turn the \
+                      preprocessing on too"
+                .into(),
         });
     }
     let mut env: Box<dyn Env> = if options.preprocess {
-        let pre = atari::PreprocessConfig {
-            terminal_on_life_loss: options.terminal_on_life_loss,
-            ..atari::PreprocessConfig::default()
+        let base = match options.frame {
+            AtariFrame::Gymnasium => atari::PreprocessConfig::default(),
+            AtariFrame::Koul80 => atari::PreprocessConfig::koul_et_al_80(&config.game),
+            AtariFrame::Bilinear84 => atari::PreprocessConfig::bilinear_84(),
         };
+        let pre = atari::PreprocessConfig { terminal_on_life_loss: options.terminal_on_life_loss, ..base };
         Box::new(atari::AtariPreprocessing::make(id, pre)?)
     } else {
         Box::new(atari::AtariEnv::new(id, config)?)

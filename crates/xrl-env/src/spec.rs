@@ -6,8 +6,23 @@ use serde::Serialize;
 pub enum ObsSpace {
     /// 0/1 values stored as f32, channels first (C×H×W).
     Binary { shape: Vec<usize> },
-    /// Real values; `low`/`high` are per-element bounds (±inf where unbounded).
-    Box { shape: Vec<usize>, low: Vec<f32>, high: Vec<f32> },
+    /// Real values; `low`/`high` are per-element bounds (±inf where unbounded). In JSON, bounds equal for every
+    /// element are one number (an Atari screen would otherwise list 100,800 of each).
+    Box {
+        shape: Vec<usize>,
+        #[serde(serialize_with = "one_if_uniform")]
+        low: Vec<f32>,
+        #[serde(serialize_with = "one_if_uniform")]
+        high: Vec<f32>,
+    },
+}
+
+fn one_if_uniform<S: serde::Serializer>(v: &[f32], s: S) -> Result<S::Ok, S::Error> {
+    use serde::Serialize;
+    match v.first() {
+        Some(&first) if v.len() > 1 && v.iter().all(|&x| x == first) => first.serialize(s),
+        _ => v.serialize(s),
+    }
 }
 
 impl ObsSpace {

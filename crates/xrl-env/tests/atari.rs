@@ -171,3 +171,22 @@ fn preprocessing_matches_gymnasium_within_one_grey_level() {
     }
     eprintln!("largest grey-level difference from Gymnasium: {worst}");
 }
+
+/// PIL's BILINEAR (scipy's imresize, the seeds' resize) on a fixed image, within 1 grey level
+/// (fixtures/make_resize_fixture.py).
+#[test]
+fn bilinear_resize_matches_pil() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/resize_bilinear.json")).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let bytes = |k: &str| v[k].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u8).collect::<Vec<_>>();
+    let (h, w) = (v["h"].as_u64().unwrap() as usize, v["w"].as_u64().unwrap() as usize);
+    let src = bytes("src");
+    for size in [80usize, 84] {
+        let mut out = vec![0u8; size * size];
+        xrl_env::atari::resize_bilinear(&src, h, w, size, size, &mut out);
+        let want = bytes(&format!("pil_{size}"));
+        let worst = out.iter().zip(&want).map(|(&a, &b)| (a as i32 - b as i32).abs()).max().unwrap();
+        assert!(worst <= 1, "{size}×{size}: PIL differs by {worst} grey levels");
+    }
+}

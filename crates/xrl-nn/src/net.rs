@@ -218,7 +218,8 @@ impl NetSpec {
         match (&self.torso, self.frame_shape()) {
             (Torso::Mlp { .. } | Torso::MmnMlp, s) if !s.is_empty() => Ok(()),
             (Torso::MinatarCnn | Torso::MmnMinatarCnn, [_, 10, 10]) => Ok(()),
-            (Torso::NatureCnn, [_, 84, 84]) => Ok(()),
+            // 84 × 84 (Mnih et al.), or any frame its three convolutions fit (the seeds' 80 × 80): 36 px at least.
+            (Torso::NatureCnn, [_, h, w]) if *h >= 36 && *w >= 36 => Ok(()),
             (torso, s) => Err(format!("torso {torso:?} does not fit observations of shape {s:?}")),
         }
     }

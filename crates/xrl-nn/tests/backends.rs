@@ -54,6 +54,8 @@ fn minatar_and_nature_cnns_agree_on_flex_and_other_backends() {
     let cases = [
         (NetSpec::new(vec![4, 10, 10], 6, Torso::MinatarCnn, HeadKind::Dueling), "conv1"),
         (NetSpec::new(vec![4, 84, 84], 6, Torso::NatureCnn, HeadKind::Q), "conv3"),
+        // The seeds' single 80 × 80 frame (other geometries through the same kernels).
+        (NetSpec::new(vec![1, 80, 80], 4, Torso::NatureCnn, HeadKind::Q), "conv2"),
     ];
     for other in other_devices() {
         for (spec, probe) in &cases {

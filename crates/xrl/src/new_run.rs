@@ -74,6 +74,10 @@ pub struct NewRun {
     /// [`Torso::MmnMinatarCnn`] on MinAtar): features bounded by ReLU6, which an observation bottleneck can
     /// reproduce.
     pub mmn_torso: bool,
+    /// Atari: the preprocessed frame (Gymnasium's 84 × 84 by default).
+    pub atari_frame: xrl_env::AtariFrame,
+    /// Atari: frames per observation (default 4; 1 for a recurrent core that supplies the memory).
+    pub frame_stack: Option<usize>,
 }
 
 impl NewRun {
@@ -96,6 +100,8 @@ impl NewRun {
             core_size: None,
             frames: None,
             mmn_torso: false,
+            atari_frame: xrl_env::AtariFrame::Gymnasium,
+            frame_stack: None,
         }
     }
 
@@ -180,11 +186,31 @@ impl NewRun {
         // Atari runs play behind CleanRL's wrappers: Gymnasium's AtariPreprocessing (84 × 84 grey, frame skip 4
         // with max-pooling, up to 30 no-ops), FIRE after resets, a stack of 4 (rewards are clipped by the agent,
         // so the logged returns stay the game's scores).
-        let env_card = EnvCard {
+        if atari && self.mmn_torso {
+            return bad("--torso mmn has the control and MinAtar shapes of Koul et al.'s torso; its Atari shape (for \
+                 --atari-frame koul80) is not built yet: leave --torso out (the Nature CNN)"
+                .into());
+        }
+        if !atari && (self.frame_stack.is_some() || !self.atari_frame.is_gymnasium()) {
+            return bad(format!(
+                "--frame-stack and --atari-frame are Atari options; {} is not an Atari game",
+                self.env
+            ));
+        }
+        if self.frame_stack.is_some_and(|k| !(1..=16).contains(&k)) {
+            return bad("--frame-stack must be between 1 and 16 (4 by default)".into());
+        }
+        let mut env_card = EnvCard {
             sticky_action_prob: sticky,
             difficulty_ramping: self.difficulty_ramping,
             ..EnvCard::for_training(&self.env, if drqn { frames } else { 0 })
         };
+        if atari {
+            env_card.atari.frame = self.atari_frame;
+            if let Some(k) = self.frame_stack {
+                env_card.frame_stack = k; // 1 too: a single frame still gets its channel axis (1 × H × W)
+            }
+        }
         let frame_stack = env_card.frame_stack;
         let env = env_card.make().map_err(|e| RunError::Invalid(e.to_string()))?;
         let spec = env.spec();

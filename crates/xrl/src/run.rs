@@ -95,7 +95,8 @@ impl EnvCard {
             ..xrl_env::MakeOptions::default()
         };
         let env = xrl_env::make_with(&self.id, &options)?;
-        if self.frame_stack > 1 {
+        // Preprocessed Atari frames are H × W: even one frame is stacked, for its channel axis.
+        if self.frame_stack > 1 || (self.frame_stack == 1 && self.atari.preprocess) {
             return Ok(Box::new(xrl_env::wrappers::FrameStack::new(env, self.frame_stack)?));
         }
         Ok(env)

@@ -10,63 +10,63 @@ const ERR_CAP: usize = 512;
 
 pub use xrl_ale_sys::ale_dir;
 
-/// The checked ROMs: snake-case ROM id (e.g. `space_invaders`) → (path, MD5 from ale-py's list).
+/// The ROMs found in the setup's directory, among those ale-py 0.12.1 ships ([`super::rom_md5::ROM_MD5`], built
+/// into the binary: an edited `md5.json` cannot make ALE load a ROM it does not know).
 pub struct Roms {
     pub dir: PathBuf,
+    /// ROM id (e.g. `space_invaders`) → its MD5, for the ROM files present.
     pub md5: std::collections::BTreeMap<String, String>,
 }
 
+fn setup_hint(dir: &std::path::Path) -> String {
+    format!(
+        "run `xrl atari setup` (or `python3 scripts/atari-setup.py`) to download ale-py 0.12.1's ROMs, or set \
+         XRL_ALE_DIR to where that setup put them (a damaged setup: `xrl atari setup --dir NEW_DIR`, then \
+         XRL_ALE_DIR=NEW_DIR); looked in {}",
+        dir.display()
+    )
+}
+
 impl Roms {
-    /// Reads `roms/md5.json` under [`ale_dir`]; an error says to run the setup when it is missing.
+    /// The known ROMs present under [`ale_dir`]`/roms`; none at all is an error that says how to set them up.
     pub fn find() -> Result<Roms, EnvError> {
         let dir = ale_dir().join("roms");
-        let list = dir.join("md5.json");
-        let text = std::fs::read_to_string(&list).map_err(|e| EnvError::InvalidOption {
-            id: "ALE".into(),
-            message: format!(
-                "cannot read the ROM list {} ({e}); run `python3 scripts/atari-setup.py` (or `xrl atari setup`) \
-                 to download ale-py 0.12.1's ROMs, or set XRL_ALE_DIR to where that setup put them",
-                list.display()
-            ),
-        })?;
-        let table: std::collections::BTreeMap<String, String> =
-            serde_json::from_str(&text).map_err(|e| EnvError::InvalidOption {
-                id: "ALE".into(),
-                message: format!(
-                    "{} is damaged ({e}); run `python3 scripts/atari-setup.py --dir NEW_DIR`",
-                    list.display()
-                ),
-            })?;
-        let md5 = table
-            .into_iter()
-            .filter_map(|(file, md5)| file.strip_suffix(".bin").map(|id| (id.to_string(), md5)))
+        let md5: std::collections::BTreeMap<String, String> = super::rom_md5::ROM_MD5
+            .iter()
             .filter(|(id, _)| dir.join(format!("{id}.bin")).is_file())
+            .map(|(id, m)| (id.to_string(), m.to_string()))
             .collect();
+        if md5.is_empty() {
+            return Err(EnvError::InvalidOption {
+                id: "ALE".into(),
+                message: format!("no Atari ROMs found; {}", setup_hint(&dir)),
+            });
+        }
         Ok(Roms { dir, md5 })
     }
 
     /// The ROM's path after checking its MD5: ALE ends the whole process on a ROM it does not know, so a changed
     /// file must be refused here.
     pub fn checked_path(&self, rom: &str) -> Result<PathBuf, EnvError> {
+        let path = self.dir.join(format!("{rom}.bin"));
         let Some(expected) = self.md5.get(rom) else {
             return Err(EnvError::InvalidOption {
                 id: rom.into(),
-                message: format!("no ROM `{rom}` in {}; run `python3 scripts/atari-setup.py`", self.dir.display()),
+                message: format!("no ROM file {}; {}", path.display(), setup_hint(&self.dir)),
             });
         };
-        let path = self.dir.join(format!("{rom}.bin"));
         let bytes = std::fs::read(&path).map_err(|e| EnvError::InvalidOption {
             id: rom.into(),
-            message: format!("cannot read {} ({e})", path.display()),
+            message: format!("cannot read {} ({e}); {}", path.display(), setup_hint(&self.dir)),
         })?;
         let got = format!("{:x}", <md5::Md5 as md5::Digest>::digest(&bytes));
         if &got != expected {
             return Err(EnvError::InvalidOption {
                 id: rom.into(),
                 message: format!(
-                    "{} has MD5 {got}, not the {expected} ale-py 0.12.1 ships; rerun the setup into a new \
-                     directory (`python3 scripts/atari-setup.py --dir NEW_DIR`, then XRL_ALE_DIR=NEW_DIR)",
-                    path.display()
+                    "{} has MD5 {got}, not the {expected} of the ROM ale-py 0.12.1 ships; {}",
+                    path.display(),
+                    setup_hint(&self.dir)
                 ),
             });
         }

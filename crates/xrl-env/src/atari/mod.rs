@@ -20,6 +20,7 @@ mod ale;
 pub mod numpy_seed;
 mod preprocess;
 mod resize;
+mod rom_md5;
 mod vector;
 
 pub use ale::{Ale, AleSettings, Roms, ale_dir};
@@ -173,6 +174,11 @@ impl AtariConfig {
     }
 }
 
+/// Whether the ROM setup is there, with the reason when it is not (for `xrl envs`' note).
+pub fn setup_status() -> Result<usize, EnvError> {
+    Roms::find().map(|r| r.md5.len())
+}
+
 /// Every Atari id the installed ROM set supports (empty when the setup has not run).
 pub fn ids() -> Vec<String> {
     let Ok(roms) = Roms::find() else { return vec![] };
@@ -192,11 +198,12 @@ pub fn ids() -> Vec<String> {
 
 /// The configuration an Atari id stands for, or `None` when `id` is not an Atari id.
 pub fn config_for(id: &str) -> Option<AtariConfig> {
+    // Every ROM ale-py ships but the multiplayer-only ones (ALE cannot run those as one player).
     let game = |name: &str| -> Option<String> {
-        LEGACY_GAMES
+        rom_md5::ROM_MD5
             .iter()
-            .map(|g| g.to_string())
-            .chain(Roms::find().ok().into_iter().flat_map(|r| r.md5.into_keys()))
+            .map(|(rom, _)| rom.to_string())
+            .filter(|rom| !MULTIPLAYER_ONLY.contains(&rom.as_str()))
             .find(|rom| rom_id_to_name(rom) == name)
     };
     if let Some(name) = id.strip_prefix("ALE/").and_then(|s| s.strip_suffix("-v5")) {

@@ -78,7 +78,12 @@ impl A2cConfig {
     }
 
     pub fn for_env(obs_shape: &[usize]) -> Self {
-        if obs_shape.len() == 1 { A2cConfig::cartpole() } else { A2cConfig::minatar() }
+        match obs_shape {
+            [_] => A2cConfig::cartpole(),
+            [_, 10, 10] => A2cConfig::minatar(),
+            // Atari frames (84 × 84, or the seeds' 80 × 80): the Nature CNN.
+            _ => A2cConfig { torso: Torso::NatureCnn, ..A2cConfig::minatar() },
+        }
     }
 
     pub fn net_spec(&self, obs_shape: &[usize], actions: usize) -> NetSpec {

@@ -63,7 +63,12 @@ impl A3cConfig {
     }
 
     pub fn for_env(obs_shape: &[usize]) -> Self {
-        if obs_shape.len() == 1 { A3cConfig::cartpole() } else { A3cConfig::default() }
+        match obs_shape {
+            [_] => A3cConfig::cartpole(),
+            [_, 10, 10] => A3cConfig::default(),
+            // Atari frames: the Nature CNN.
+            _ => A3cConfig { torso: Torso::NatureCnn, ..A3cConfig::default() },
+        }
     }
 
     pub fn net_spec(&self, obs_shape: &[usize], actions: usize) -> NetSpec {
