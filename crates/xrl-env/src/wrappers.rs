@@ -67,11 +67,8 @@ impl Env for TimeLimit {
 /// with copies of the first observation, as Gymnasium's `FrameStackObservation(padding_type="reset")`.
 pub struct FrameStack {
     inner: Box<dyn Env>,
-    k: usize,
     frame: usize,
-    /// Ring of `k` frames; `head` is the slot of the oldest.
-    ring: Vec<f32>,
-    head: usize,
+    /// The `k` frames, oldest first.
     obs: Vec<f32>,
     spec: EnvSpec,
 }
@@ -90,30 +87,25 @@ impl FrameStack {
         };
         let frame = base.observation.len();
         let spec = EnvSpec { observation, ..base };
-        let mut fs =
-            FrameStack { inner, k, frame, ring: vec![0.0; k * frame], head: 0, obs: vec![0.0; k * frame], spec };
+        let mut fs = FrameStack { inner, frame, obs: vec![0.0; k * frame], spec };
         fs.fill_from_inner();
         Ok(fs)
     }
 
     fn fill_from_inner(&mut self) {
         let first = self.inner.obs();
-        for chunk in self.ring.chunks_exact_mut(self.frame) {
+        for chunk in self.obs.chunks_exact_mut(self.frame) {
             chunk.copy_from_slice(first);
         }
-        self.head = 0;
-        self.obs.copy_from_slice(&self.ring);
     }
 
     fn push(&mut self) {
+        // Oldest first: shift the older frames down one slot and put the new one last (one move and one copy; a
+        // ring of frames plus a rebuilt stack copied the whole stack twice per step).
         let f = self.frame;
-        self.ring[self.head * f..(self.head + 1) * f].copy_from_slice(self.inner.obs());
-        self.head = (self.head + 1) % self.k;
-        // Oldest first: the ring from `head` to the end, then from 0 to `head`.
-        let split = self.head * f;
-        let tail = self.ring.len() - split;
-        self.obs[..tail].copy_from_slice(&self.ring[split..]);
-        self.obs[tail..].copy_from_slice(&self.ring[..split]);
+        let n = self.obs.len();
+        self.obs.copy_within(f.., 0);
+        self.obs[n - f..].copy_from_slice(self.inner.obs());
     }
 }
 

@@ -230,8 +230,16 @@ impl AtariPreprocessing {
                 *x = (*x).max(*y);
             }
         }
-        let w = self.env.ale().dims().1;
+        let (h, w) = self.env.ale().dims();
         let Crop { rows, cols } = self.crop;
+        let whole = rows == (0, h) && cols == (0, w) && !self.config.byte_scale;
+        if whole {
+            self.resizer.run(&self.buffers[0], &mut self.obs);
+            for (b, &v) in self.frame.iter_mut().zip(&self.obs) {
+                *b = v as u8;
+            }
+            return;
+        }
         let cw = cols.1 - cols.0;
         for (r, out) in (rows.0..rows.1).zip(self.cropped.chunks_exact_mut(cw)) {
             out.copy_from_slice(&self.buffers[0][r * w + cols.0..r * w + cols.1]);

@@ -57,34 +57,24 @@ fn bilinear_taps(src: usize, dst: usize) -> Taps {
         .collect()
 }
 
-fn separable(src: &[u8], h: usize, w: usize, rows: &Taps, cols: &Taps, out: &mut [u8]) {
-    let (oh, ow) = (rows.len(), cols.len());
-    assert_eq!(src.len(), h * w, "source is not h × w");
-    assert_eq!(out.len(), oh * ow, "output is not oh × ow");
-    // Horizontal pass per source row, then vertical accumulation (OpenCV's order for INTER_AREA).
-    let mut horiz = vec![0f32; h * ow];
-    for y in 0..h {
-        let row = &src[y * w..(y + 1) * w];
-        for (x, taps) in cols.iter().enumerate() {
-            horiz[y * ow + x] = taps.iter().map(|&(s, a)| row[s] as f32 * a).sum();
-        }
-    }
-    for (y, taps) in rows.iter().enumerate() {
-        for x in 0..ow {
-            let v: f32 = taps.iter().map(|&(s, b)| horiz[s * ow + x] * b).sum();
-            out[y * ow + x] = v.round_ties_even().clamp(0.0, 255.0) as u8;
-        }
+fn separable(src: &[u8], h: usize, w: usize, rows: Taps, cols: Taps, out: &mut [u8]) {
+    assert_eq!(out.len(), rows.len() * cols.len(), "output is not oh × ow");
+    let mut r = Resizer { h, w, rows, cols, vert: vec![] };
+    let mut f = vec![0.0; out.len()];
+    r.run(src, &mut f);
+    for (o, v) in out.iter_mut().zip(f) {
+        *o = v as u8;
     }
 }
 
 /// OpenCV `cv2.resize(src, (ow, oh), interpolation=cv2.INTER_AREA)` of a one-channel h × w image.
 pub fn resize_area(src: &[u8], h: usize, w: usize, oh: usize, ow: usize, out: &mut [u8]) {
-    separable(src, h, w, &area_taps(h, oh), &area_taps(w, ow), out);
+    separable(src, h, w, area_taps(h, oh), area_taps(w, ow), out);
 }
 
 /// PIL `Image.resize((ow, oh), Image.BILINEAR)` of a one-channel h × w image.
 pub fn resize_bilinear(src: &[u8], h: usize, w: usize, oh: usize, ow: usize, out: &mut [u8]) {
-    separable(src, h, w, &bilinear_taps(h, oh), &bilinear_taps(w, ow), out);
+    separable(src, h, w, bilinear_taps(h, oh), bilinear_taps(w, ow), out);
 }
 
 /// Precomputed taps for repeated resizes of one size (every frame of an episode).
@@ -94,29 +84,38 @@ pub(crate) struct Resizer {
     w: usize,
     rows: Taps,
     cols: Taps,
-    horiz: Vec<f32>,
+    /// The vertical pass's output, oh × w.
+    vert: Vec<f32>,
 }
 
 impl Resizer {
     pub(crate) fn area(h: usize, w: usize, oh: usize, ow: usize) -> Self {
-        Resizer { h, w, rows: area_taps(h, oh), cols: area_taps(w, ow), horiz: vec![0.0; h * ow] }
+        Resizer { h, w, rows: area_taps(h, oh), cols: area_taps(w, ow), vert: vec![] }
     }
     pub(crate) fn bilinear(h: usize, w: usize, oh: usize, ow: usize) -> Self {
-        Resizer { h, w, rows: bilinear_taps(h, oh), cols: bilinear_taps(w, ow), horiz: vec![0.0; h * ow] }
+        Resizer { h, w, rows: bilinear_taps(h, oh), cols: bilinear_taps(w, ow), vert: vec![] }
     }
     /// Resizes into `out` as f32 grey levels (already rounded to integers, as the u8 references produce).
+    ///
+    /// Rows first, whole rows at a time (contiguous, so the compiler vectorises it), then the few columns of each
+    /// output row: OpenCV sums columns first, so a sum may round differently in the last bit, which the
+    /// one-grey-level parity with OpenCV absorbs; this order does about half the work on 210 × 160 → 84 × 84.
     pub(crate) fn run(&mut self, src: &[u8], out: &mut [f32]) {
-        let ow = self.cols.len();
-        for y in 0..self.h {
-            let row = &src[y * self.w..(y + 1) * self.w];
-            for (x, taps) in self.cols.iter().enumerate() {
-                self.horiz[y * ow + x] = taps.iter().map(|&(s, a)| row[s] as f32 * a).sum();
+        let (w, ow, oh) = (self.w, self.cols.len(), self.rows.len());
+        assert_eq!(src.len(), self.h * w, "source is not h × w");
+        self.vert.resize(oh * w, 0.0);
+        for (acc, taps) in self.vert.chunks_exact_mut(w).zip(&self.rows) {
+            acc.fill(0.0);
+            for &(s, b) in taps {
+                for (a, &v) in acc.iter_mut().zip(&src[s * w..(s + 1) * w]) {
+                    *a += v as f32 * b;
+                }
             }
         }
-        for (y, taps) in self.rows.iter().enumerate() {
-            for x in 0..ow {
-                let v: f32 = taps.iter().map(|&(s, b)| self.horiz[s * ow + x] * b).sum();
-                out[y * ow + x] = v.round_ties_even().clamp(0.0, 255.0);
+        for (row, out) in self.vert.chunks_exact(w).zip(out.chunks_exact_mut(ow)) {
+            for (o, taps) in out.iter_mut().zip(&self.cols) {
+                let v: f32 = taps.iter().map(|&(s, a)| row[s] * a).sum();
+                *o = v.round_ties_even().clamp(0.0, 255.0);
             }
         }
     }
