@@ -334,16 +334,21 @@ impl RoadSetup {
         Ok(RoadSetup { net: net.frozen(), x, greedy, maps })
     }
 
-    /// Milliseconds per frame of each ROAD curve.
-    pub fn time(&self, runs: usize) -> MethodTiming {
+    /// The fixture's ROAD: percentages 1, 3, …, 99, noise 0 (Quantus's settings in the fixture script).
+    fn config() -> crate::evaluate::deletion::AgreementConfig {
         use crate::evaluate::deletion::{AgreementConfig, Replacement};
-        let inputs = Inputs::new(&self.x, &[1, 10, 10]).expect("finite frames");
-        let subject = crate::evaluate::Subject::new(&self.net, inputs, &self.greedy).expect("targets fit");
-        let road = AgreementConfig {
+        AgreementConfig {
             percents: (1..100).step_by(2).collect(),
             ks: vec![],
             replacement: Replacement::Imputed { noise: 0.0 },
-        };
+        }
+    }
+
+    /// Milliseconds per frame of each ROAD curve.
+    pub fn time(&self, runs: usize) -> MethodTiming {
+        let inputs = Inputs::new(&self.x, &[1, 10, 10]).expect("finite frames");
+        let subject = crate::evaluate::Subject::new(&self.net, inputs, &self.greedy).expect("targets fit");
+        let road = Self::config();
         let f = || drop(road.road_curve(&subject, &self.maps, 0).expect("valid"));
         MethodTiming {
             net: ROAD_NET.into(),
@@ -354,15 +359,9 @@ impl RoadSetup {
 
     /// The ROAD curve itself (what the agreement test checks against Quantus).
     pub fn curve(&self) -> Vec<f64> {
-        use crate::evaluate::deletion::{AgreementConfig, Replacement};
         let inputs = Inputs::new(&self.x, &[1, 10, 10]).expect("finite frames");
         let subject = crate::evaluate::Subject::new(&self.net, inputs, &self.greedy).expect("targets fit");
-        let road = AgreementConfig {
-            percents: (1..100).step_by(2).collect(),
-            ks: vec![],
-            replacement: Replacement::Imputed { noise: 0.0 },
-        };
-        road.road_curve(&subject, &self.maps, 0).expect("valid")
+        Self::config().road_curve(&subject, &self.maps, 0).expect("valid")
     }
 }
 

@@ -2,8 +2,7 @@
 //! finds that cell must make deletion fall at exactly that cell, change the action when its top cell goes, and
 //! correlate perfectly with the target's fall.
 
-use std::path::Path;
-use xrl::burn::tensor::Device;
+mod common;
 use xrl::nn::{HeadKind, Net, NetSpec, Torso};
 use xrl_explain::evaluate::deletion::{AgreementConfig, CurveScore, DeletionConfig, Replacement, auc, impute};
 use xrl_explain::evaluate::faithfulness::FaithfulnessConfig;
@@ -11,31 +10,10 @@ use xrl_explain::evaluate::similarity::pearson_f64 as pearson;
 use xrl_explain::evaluate::{Subject, cell_maps, ranked};
 use xrl_explain::{Attribution, Gradient, GradientKind, Inputs, Method, Resolution, Target};
 
-/// A network with weights set by name: `values(name, shape)` gives each tensor's values (row-major in burn's
-/// layout: Linear weights `[in, out]`).
-fn net_with(spec: &NetSpec, values: impl Fn(&str, &[usize]) -> Vec<f32>) -> Net {
-    let device = Device::flex();
-    let net = Net::new(spec, &device).unwrap();
-    let mut bytes = xrl::run::weights_bytes(&net).unwrap();
-    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
-    for (name, t) in header.as_object().unwrap().iter().filter(|(k, _)| *k != "__metadata__") {
-        assert_eq!(t["dtype"], "F32");
-        let shape: Vec<usize> = t["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
-        let [start, end] = [0, 1].map(|i| t["data_offsets"][i].as_u64().unwrap() as usize + 8 + header_len);
-        let v = values(name, &shape);
-        assert_eq!(v.len() * 4, end - start, "{name}");
-        for (k, x) in v.iter().enumerate() {
-            bytes[start + 4 * k..start + 4 * k + 4].copy_from_slice(&x.to_le_bytes());
-        }
-    }
-    xrl::run::load_weights(spec, Path::new("test"), bytes, &device).unwrap()
-}
-
 /// Frames of 1×3×3 cells; Q0 = ReLU(x at cell 4), Q1 = 0.5: the greedy action is 0 exactly while cell 4 holds 1.
 fn reads_cell_four() -> Net {
     let spec = NetSpec::new(vec![1, 3, 3], 2, Torso::Mlp { hidden: vec![2] }, HeadKind::Q);
-    net_with(&spec, |name, shape| {
+    common::net_with(&spec, |name, shape| {
         let mut v = vec![0.0; shape.iter().product()];
         match name {
             "torso.fc.0.weight" => v[4 * 2] = 1.0, // input 4 → unit 0
@@ -196,7 +174,7 @@ fn faithfulness_infidelity_and_sensitivity_agree_with_quantus_and_captum() {
             .collect()
     };
     let spec = NetSpec::new(vec![1, 10, 10], 3, Torso::Mlp { hidden: vec![16] }, HeadKind::Q);
-    let net = net_with(&spec, |name, _| floats(&fx["weights"][name]));
+    let net = common::net_with(&spec, |name, _| floats(&fx["weights"][name]));
     let obs = floats(&fx["obs"]);
     let shape = [1, 10, 10];
     let inputs = Inputs::new(&obs, &shape).unwrap();
@@ -313,7 +291,7 @@ fn interventions_find_the_object_the_network_reads() {
     assert!(interventions("CartPole-v1", &doc).unwrap_err().to_string().contains("MinAtar games"));
     // Q0 = Σ of the brick channel (3) over row 1 (10 at the start); Q1 = 5.
     let spec = NetSpec::new(vec![4, 10, 10], 2, Torso::Mlp { hidden: vec![1] }, HeadKind::Q);
-    let net = net_with(&spec, |name, shape| {
+    let net = common::net_with(&spec, |name, shape| {
         let mut v = vec![0.0; shape.iter().product()];
         match name {
             "torso.fc.0.weight" => (0..10).for_each(|x| v[3 * 100 + 10 + x] = 1.0),
@@ -413,7 +391,7 @@ fn check_edits(
 /// A Q network over `shape` frames: Q0 = Σ `weights` (cell index of the flat frame, weight) of the frame, Q1 = 0.5.
 fn reads(shape: &[usize], weights: &[(usize, f32)]) -> Net {
     let spec = NetSpec::new(shape.to_vec(), 2, Torso::Mlp { hidden: vec![1] }, HeadKind::Q);
-    net_with(&spec, |name, s| {
+    common::net_with(&spec, |name, s| {
         let mut v = vec![0.0; s.iter().product()];
         match name {
             "torso.fc.0.weight" => weights.iter().for_each(|&(i, w)| v[i] = w),

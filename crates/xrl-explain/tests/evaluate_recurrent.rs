@@ -2,7 +2,7 @@
 //! is given, so that every curve, agreement and sensitivity has a value known by hand — and changes exactly as it
 //! should when the held state changes.
 
-use std::path::Path;
+mod common;
 use xrl::burn::tensor::Device;
 use xrl::nn::{Core, CoreKind, HeadKind, Net, NetSpec, Torso};
 use xrl_explain::evaluate::deletion::{AgreementConfig, DeletionConfig, Replacement};
@@ -12,32 +12,13 @@ use xrl_explain::evaluate::similarity::{Measure, SimilarityParams};
 use xrl_explain::evaluate::{HeldState, Subject, cell_maps};
 use xrl_explain::{AtState, Attribution, Gradient, GradientKind, Inputs, Method, Resolution, Target};
 
-/// A network with weights set by name (`values(name, shape)`, burn's layout: Linear weights `[in, out]`).
-fn net_with(spec: &NetSpec, values: impl Fn(&str, &[usize]) -> Vec<f32>) -> Net {
-    let device = Device::flex();
-    let net = Net::new(spec, &device).unwrap();
-    let mut bytes = xrl::run::weights_bytes(&net).unwrap();
-    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
-    for (name, t) in header.as_object().unwrap().iter().filter(|(k, _)| *k != "__metadata__") {
-        let shape: Vec<usize> = t["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
-        let [start, end] = [0, 1].map(|i| t["data_offsets"][i].as_u64().unwrap() as usize + 8 + header_len);
-        let v = values(name, &shape);
-        assert_eq!(v.len() * 4, end - start, "{name}");
-        for (k, x) in v.iter().enumerate() {
-            bytes[start + 4 * k..start + 4 * k + 4].copy_from_slice(&x.to_le_bytes());
-        }
-    }
-    xrl::run::load_weights(spec, Path::new("test"), bytes, &device).unwrap()
-}
-
 /// 1×3×3 frames → FC 2 (unit 0 = ReLU(cell 4)) → GRU 2 → Q. Every gate weight is zero but the new gate's from
 /// feature 0 and from h₀ (both 1), so z = r = σ(0) = ½ and h′₀ = ½·tanh(f₀ + ½·h₀) + ½·h₀; Q0 = h′₀, Q1 = 0.6.
 /// With cell 4 = 1 and h₀ = 0.8, Q0 = 0.843 (action 0); without the cell, 0.590 (action 1).
 fn gru_reads_cell_four() -> Net {
     let spec = NetSpec::new(vec![1, 3, 3], 2, Torso::Mlp { hidden: vec![2] }, HeadKind::Q)
         .with_core(Core { kind: CoreKind::Gru, hidden: 2 });
-    net_with(&spec, |name, shape| {
+    common::net_with(&spec, |name, shape| {
         let mut v = vec![0.0; shape.iter().product()];
         match name {
             "torso.fc.0.weight" => v[4 * 2] = 1.0,                     // input 4 → feature 0

@@ -70,3 +70,24 @@ impl Model for Whole<'_> {
         self.0.device()
     }
 }
+
+/// A network with weights set by name: `values(name, shape)` gives each tensor's values (row-major in burn's
+/// layout: Linear weights `[in, out]`).
+pub fn net_with(spec: &xrl::nn::NetSpec, values: impl Fn(&str, &[usize]) -> Vec<f32>) -> xrl::nn::Net {
+    let device = xrl::burn::tensor::Device::flex();
+    let net = xrl::nn::Net::new(spec, &device).unwrap();
+    let mut bytes = xrl::run::weights_bytes(&net).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    for (name, t) in header.as_object().unwrap().iter().filter(|(k, _)| *k != "__metadata__") {
+        assert_eq!(t["dtype"], "F32");
+        let shape: Vec<usize> = t["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+        let [start, end] = [0, 1].map(|i| t["data_offsets"][i].as_u64().unwrap() as usize + 8 + header_len);
+        let v = values(name, &shape);
+        assert_eq!(v.len() * 4, end - start, "{name}");
+        for (k, x) in v.iter().enumerate() {
+            bytes[start + 4 * k..start + 4 * k + 4].copy_from_slice(&x.to_le_bytes());
+        }
+    }
+    xrl::run::load_weights(spec, std::path::Path::new("test"), bytes, &device).unwrap()
+}
