@@ -26,16 +26,7 @@ fn reads_cell_four() -> Net {
 }
 
 fn one_hot(cell: usize, sign: f32) -> Attribution {
-    let mut maps = vec![0.0; 9];
-    maps[cell] = sign;
-    Attribution {
-        method: "hand".into(),
-        maps,
-        shape: vec![1, 3, 3],
-        resolution: Resolution::Input,
-        delta: None,
-        seconds: 0.0,
-    }
+    common::map_at(&[(cell, sign)], 1)
 }
 
 const SHAPE: [usize; 3] = [1, 3, 3];

@@ -10,7 +10,7 @@ use xrl_explain::evaluate::faithfulness::FaithfulnessConfig;
 use xrl_explain::evaluate::randomisation::{Randomisation, randomise};
 use xrl_explain::evaluate::similarity::{Measure, SimilarityParams};
 use xrl_explain::evaluate::{HeldState, Subject, cell_maps};
-use xrl_explain::{AtState, Attribution, Gradient, GradientKind, Inputs, Method, Resolution, Target};
+use xrl_explain::{AtState, Attribution, Gradient, GradientKind, Inputs, Method, Target};
 
 /// 1×3×3 frames → FC 2 (unit 0 = ReLU(cell 4)) → GRU 2 → Q. Every gate weight is zero but the new gate's from
 /// feature 0 and from h₀ (both 1), so z = r = σ(0) = ½ and h′₀ = ½·tanh(f₀ + ½·h₀) + ½·h₀; Q0 = h′₀, Q1 = 0.6.
@@ -44,23 +44,6 @@ fn dq0(x4: f64, h0: f64) -> f64 {
 
 fn held(h0: &[f32]) -> HeldState {
     HeldState { hidden: h0.iter().flat_map(|&h| [h, 0.0]).collect(), cell: None, size: 2 }
-}
-
-fn map_at(cells: &[(usize, f32)], frames: usize) -> Attribution {
-    let mut maps = vec![0.0; 9 * frames];
-    for i in 0..frames {
-        for &(j, v) in cells {
-            maps[i * 9 + j] = v;
-        }
-    }
-    Attribution {
-        method: "hand".into(),
-        maps,
-        shape: vec![1, 3, 3],
-        resolution: Resolution::Input,
-        delta: None,
-        seconds: 0.0,
-    }
 }
 
 const SHAPE: [usize; 3] = [1, 3, 3];
@@ -103,7 +86,7 @@ fn the_deletion_curve_of_a_gru_falls_at_the_cell_it_reads_from_each_frames_state
     let state = held(&h);
     let subject = Subject::at_states(&net, Inputs::new(&x, &SHAPE).unwrap(), &targets, &state).unwrap();
     let config = DeletionConfig { cells_per_step: Some(1), ..DeletionConfig::for_frame([1, 3, 3]) };
-    for (map, fall_at) in [(map_at(&[(4, 1.0)], 2), 1), (map_at(&[(4, -1.0)], 2), 9)] {
+    for (map, fall_at) in [(common::map_at(&[(4, 1.0)], 2), 1), (common::map_at(&[(4, -1.0)], 2), 9)] {
         // Frame by frame (each alone) and both together give the same curves: row r of a pass starts from the
         // state of the frame it was made from.
         let both = config.saliency_curve(&subject, &map, false).unwrap();
@@ -135,7 +118,7 @@ fn changing_the_held_state_changes_every_test_as_the_network_says() {
     let net = gru_reads_cell_four();
     let x = [1.0f32; 18];
     let targets = [Target::Q(0), Target::Q(0)];
-    let one_hot = map_at(&[(4, 1.0), (0, 0.5)], 2);
+    let one_hot = common::map_at(&[(4, 1.0), (0, 0.5)], 2);
     let run = |h: [f32; 2]| {
         let state = held(&h);
         let subject = Subject::at_states(&net, Inputs::new(&x, &SHAPE).unwrap(), &targets, &state).unwrap();
@@ -186,7 +169,7 @@ fn faithfulness_and_sensitivity_use_each_frames_state() {
     let subject = Subject::at_states(&net, Inputs::new(&x, &SHAPE).unwrap(), &targets, &state).unwrap();
     let config = FaithfulnessConfig { subset_fraction: 0.3, ..FaithfulnessConfig::default() };
     // A map on cell 4 alone: its sum over a subset is 1 exactly when the subset removes cell 4, and so is the fall.
-    let exact = map_at(&[(4, 1.0)], 2);
+    let exact = common::map_at(&[(4, 1.0)], 2);
     let fc = config.correlation(&subject, &exact).unwrap();
     for v in &fc.values {
         close(*v, 1.0, "faithfulness correlation of the exact map");

@@ -91,3 +91,21 @@ pub fn net_with(spec: &xrl::nn::NetSpec, values: impl Fn(&str, &[usize]) -> Vec<
     }
     xrl::run::load_weights(spec, std::path::Path::new("test"), bytes, &device).unwrap()
 }
+
+/// A hand-made map over 1×3×3 frames: `cells` (position, value) set in each of `frames` frames, the rest 0.
+pub fn map_at(cells: &[(usize, f32)], frames: usize) -> xrl_explain::Attribution {
+    let mut maps = vec![0.0; 9 * frames];
+    for i in 0..frames {
+        for &(j, v) in cells {
+            maps[i * 9 + j] = v;
+        }
+    }
+    xrl_explain::Attribution {
+        method: "hand".into(),
+        maps,
+        shape: vec![1, 3, 3],
+        resolution: xrl_explain::Resolution::Input,
+        delta: None,
+        seconds: 0.0,
+    }
+}
