@@ -177,11 +177,10 @@ impl NewRun {
             ));
         }
         let atari = xrl_env::is_atari_id(&self.env);
-        if atari && dqn_family {
-            return bad(format!(
-                "{name} on Atari needs the pixel replay in its training loop, which is not wired yet (a float \
-                 replay would hold 226 KB per transition); train `--agent ppo` or `a2c` on Atari for now"
-            ));
+        if atari && drqn {
+            return bad("drqn on Atari is not built (its LSTM over 84 × 84 frames would need a sequence replay of \
+                 pixel frames): train `--agent dqn`, `ppo` or `a2c` on Atari"
+                .into());
         }
         // Atari runs play behind CleanRL's wrappers: Gymnasium's AtariPreprocessing (84 × 84 grey, frame skip 4
         // with max-pooling, up to 30 no-ops), FIRE after resets, a stack of 4 (rewards are clipped by the agent,
@@ -211,7 +210,6 @@ impl NewRun {
                 env_card.frame_stack = k; // 1 too: a single frame still gets its channel axis (1 × H × W)
             }
         }
-        let frame_stack = env_card.frame_stack;
         let env = env_card.make().map_err(|e| RunError::Invalid(e.to_string()))?;
         let spec = env.spec();
         let Some(actions) = spec.action.n() else {
@@ -243,8 +241,8 @@ impl NewRun {
                 (config.net_spec(&obs_shape, actions), AgentCard::A3c(config))
             }
             AgentKind::Dqn | AgentKind::Drqn => {
-                // DRQN's torso reads one frame of the stack.
-                let frame = if frame_stack > 1 { &obs_shape[1..] } else { &obs_shape[..] };
+                // DRQN's torso reads one frame of the stack (Atari's stack is the channel axis of one observation).
+                let frame = if drqn { &obs_shape[1..] } else { &obs_shape[..] };
                 let base = DqnConfig::for_env(frame);
                 let mut config = DqnConfig { double: self.double, dueling: self.dueling, n_step: self.n_step, ..base };
                 if drqn {
@@ -303,6 +301,6 @@ mod tests {
         let ppo = NewRun::new("MinAtar/Breakout-v1", AgentKind::Ppo, 10).card().unwrap();
         assert_eq!((ppo.agent.name(), ppo.net.actions), ("PPO", 3));
         refused(NewRun { core: Some(CoreKind::Gru), ..NewRun::new("CartPole-v1", AgentKind::Ppo, 10) }, "--core");
-        refused(NewRun::new("PongNoFrameskip-v4", AgentKind::Dqn, 10), "pixel replay");
+        refused(NewRun::new("PongNoFrameskip-v4", AgentKind::Drqn, 10), "drqn on Atari");
     }
 }

@@ -10,7 +10,7 @@
 //! reused the transitions that still point at the old frame are the oldest ones, and they are dropped (`len` shrinks
 //! a little in games with many short episodes, whose reset frames take slots without a transition).
 
-use crate::replay::Batch;
+use crate::replay::{Batch, NStep, Reader};
 use rand::Rng;
 
 /// The id of a stored frame.
@@ -26,6 +26,11 @@ pub struct IdStack {
 impl IdStack {
     pub fn new(k: usize, first: FrameId) -> Self {
         IdStack { ids: vec![first; k.max(1)] }
+    }
+    /// A stack of the given ids (oldest first).
+    pub fn from_ids(ids: Vec<FrameId>) -> Self {
+        assert!(!ids.is_empty(), "a stack holds at least one frame");
+        IdStack { ids }
     }
     pub fn reset(&mut self, first: FrameId) {
         self.ids.fill(first);
@@ -179,6 +184,157 @@ impl PixelReplay {
     }
 }
 
+const MAGIC: &[u8; 8] = b"XRLPIXR1";
+
+impl PixelReplay {
+    /// Writes the buffer (the stored frames and the transitions, oldest first) in little-endian binary, for
+    /// checkpoints; [`PixelReplay::read_from`] reads it back.
+    pub fn write_to(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        w.write_all(MAGIC)?;
+        let header = [self.frame_len as u64, self.k as u64, self.capacity as u64, self.next_frame, self.len as u64];
+        header.iter().try_for_each(|v| w.write_all(&v.to_le_bytes()))?;
+        let stored = (self.next_frame as usize).min(self.frame_slots);
+        w.write_all(&self.frames[..stored * self.frame_len])?;
+        let row = 2 * self.k;
+        for pos in 0..self.len {
+            let i = (self.tail + pos) % self.capacity;
+            self.ids[i * row..(i + 1) * row].iter().try_for_each(|id| w.write_all(&id.to_le_bytes()))?;
+            w.write_all(&self.actions[i].to_le_bytes())?;
+            w.write_all(&self.rewards[i].to_le_bytes())?;
+            w.write_all(&self.steps[i].to_le_bytes())?;
+            w.write_all(&[self.terminal[i] as u8])?;
+        }
+        Ok(())
+    }
+
+    /// Reads a buffer written by [`PixelReplay::write_to`] for stacks of `n_step`-step transitions (the slack of
+    /// frame slots depends on it); a truncated, foreign or inconsistent file is an error.
+    pub fn read_from(bytes: &[u8], n_step: usize) -> Result<Self, String> {
+        let mut r = Reader::new(bytes);
+        if r.take(8)? != MAGIC {
+            return Err("not an xrl pixel replay file".into());
+        }
+        let mut header = [0u64; 5];
+        for h in header.iter_mut() {
+            *h = r.u64()?;
+        }
+        let [frame_len, k, capacity, next_frame, len] = header;
+        let as_size = |v: u64| usize::try_from(v).map_err(|_| "pixel replay header out of range".to_string());
+        let (frame_len, k, capacity, len) = (as_size(frame_len)?, as_size(k)?, as_size(capacity)?, as_size(len)?);
+        // A damaged header must not ask for more memory than any machine has (256 GiB).
+        if len > capacity || frame_len.checked_mul(capacity).is_none_or(|b| b > 1 << 38) {
+            return Err(format!(
+                "inconsistent pixel replay header (capacity {capacity}, frame {frame_len} bytes, length {len})"
+            ));
+        }
+        let mut replay = PixelReplay::new(capacity, frame_len, k, n_step)?;
+        let stored = (next_frame as usize).min(replay.frame_slots);
+        replay.frames[..stored * frame_len].copy_from_slice(r.take(stored * frame_len)?);
+        replay.next_frame = next_frame;
+        let oldest = replay.oldest_frame();
+        let row = 2 * k;
+        for i in 0..len {
+            for id in replay.ids[i * row..(i + 1) * row].iter_mut() {
+                *id = r.u64()?;
+                if *id < oldest || *id >= next_frame {
+                    return Err("pixel replay file points at frames it does not hold".into());
+                }
+            }
+            replay.actions[i] = r.u32()?;
+            replay.rewards[i] = f32::from_bits(r.u32()?);
+            replay.steps[i] = r.u32()?;
+            replay.terminal[i] = r.take(1)?[0] != 0;
+        }
+        if !r.done() {
+            return Err("pixel replay file has trailing bytes".into());
+        }
+        replay.len = len;
+        Ok(replay)
+    }
+}
+
+/// Pixel replay fed with stacked float observations, as the training loops see them: it keeps the frame ids of
+/// the current stack, stores only each step's new frame, and folds steps into n-step transitions over ids.
+///
+/// An observation is `k` frames of `frame_len` grey levels (0–255 as f32). When a step's `obs` is not the
+/// previous `next_obs` (an episode's first step, or a caller that skipped steps), its frames are stored afresh,
+/// each run of identical frames once (a reset stack is one frame repeated), so the replay never holds a stack
+/// that differs from what the agent saw.
+pub struct PixelMemory {
+    pub replay: PixelReplay,
+    nstep: NStep<Vec<FrameId>>,
+    stack: Option<IdStack>,
+    /// The last `next_obs` seen, to recognise the next step's `obs`.
+    last: Vec<f32>,
+    frame: Vec<u8>,
+}
+
+impl PixelMemory {
+    pub fn new(capacity: usize, obs_len: usize, k: usize, n_step: usize, gamma: f32) -> Result<Self, String> {
+        if k == 0 || !obs_len.is_multiple_of(k) {
+            return Err(format!("an observation of {obs_len} values is not a stack of {k} frames"));
+        }
+        Ok(PixelMemory {
+            replay: PixelReplay::new(capacity, obs_len / k, k, n_step)?,
+            nstep: NStep::new(n_step, gamma),
+            stack: None,
+            last: vec![],
+            frame: vec![0; obs_len / k],
+        })
+    }
+
+    /// The memory for a stored replay (from a checkpoint); the next step starts a fresh stack.
+    pub fn with_replay(replay: PixelReplay, n_step: usize, gamma: f32) -> Self {
+        let frame = vec![0; replay.frame_len];
+        PixelMemory { replay, nstep: NStep::new(n_step, gamma), stack: None, last: vec![], frame }
+    }
+
+    fn push_frame(&mut self, frame: &[f32]) -> FrameId {
+        for (b, &x) in self.frame.iter_mut().zip(frame) {
+            *b = x.round().clamp(0.0, 255.0) as u8;
+        }
+        self.replay.push_frame(&self.frame)
+    }
+
+    /// Records one environment step; the n-step transitions it completes go into the replay.
+    pub fn observe(
+        &mut self,
+        obs: &[f32],
+        action: usize,
+        reward: f32,
+        next_obs: &[f32],
+        terminated: bool,
+        truncated: bool,
+    ) {
+        let n = self.replay.frame_len;
+        assert!(obs.len() == n * self.replay.k && next_obs.len() == obs.len(), "observation size differs");
+        if self.stack.is_none() || self.last != obs {
+            let mut ids: Vec<FrameId> = Vec::with_capacity(self.replay.k);
+            for (j, f) in obs.chunks_exact(n).enumerate() {
+                let repeat = j > 0 && f == &obs[(j - 1) * n..j * n];
+                let id = if repeat { ids[j - 1] } else { self.push_frame(f) };
+                ids.push(id);
+            }
+            self.stack = Some(IdStack::from_ids(ids));
+        }
+        let before = self.stack.as_ref().expect("set above").ids().to_vec();
+        let id = self.push_frame(&next_obs[(self.replay.k - 1) * n..]);
+        let stack = self.stack.as_mut().expect("set above");
+        stack.push(id);
+        let after = stack.ids().to_vec();
+        for t in self.nstep.push(&before, action, reward, &after, terminated, truncated) {
+            self.replay.push(&t.obs, t.action, t.reward, &t.next_obs, t.terminal, t.steps);
+        }
+        if terminated || truncated {
+            self.stack = None;
+            self.last.clear();
+        } else {
+            self.last.clear();
+            self.last.extend_from_slice(next_obs);
+        }
+    }
+}
+
 /// `size` positions drawn uniformly with replacement from `0..len`.
 pub fn uniform_indices(len: usize, size: usize, rng: &mut impl Rng) -> Vec<usize> {
     (0..size).map(|_| rng.random_range(0..len)).collect()
@@ -246,6 +402,90 @@ mod tests {
         assert!(last.iter().all(|&x| x == b.next_obs[(k - 1) * 6]));
         let idx = uniform_indices(r.len(), 64, &mut rng);
         assert_eq!(r.batch(&idx).obs.len(), 64 * k * 6);
+    }
+
+    /// A FrameStack-like stream of stacked float observations (k frames of 6 grey levels), with episodes ending
+    /// by termination and truncation and one step whose `obs` is not the previous `next_obs`.
+    /// (obs, action, reward, next obs, terminated, truncated).
+    type Step = (Vec<f32>, usize, f32, Vec<f32>, bool, bool);
+
+    fn stream(k: usize, steps: usize) -> Vec<Step> {
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(7);
+        let frame = |rng: &mut rand_xoshiro::Xoshiro256PlusPlus| -> Vec<f32> {
+            (0..6).map(|_| rng.random_range(0..=255u8) as f32).collect()
+        };
+        let first = frame(&mut rng);
+        let mut obs: Vec<f32> = (0..k).flat_map(|_| first.clone()).collect();
+        let mut out = vec![];
+        for t in 0..steps {
+            if t == 40 {
+                // A caller that skipped a step: this obs is not the last next_obs.
+                obs = (0..k).flat_map(|_| frame(&mut rng)).collect();
+            }
+            let mut next = obs[6..].to_vec();
+            next.extend(frame(&mut rng));
+            let (terminated, truncated) = (t % 17 == 16, t % 29 == 28);
+            out.push((obs.clone(), t % 3, t as f32, next.clone(), terminated, truncated));
+            obs = if terminated || truncated {
+                let f = frame(&mut rng);
+                (0..k).flat_map(|_| f.clone()).collect()
+            } else {
+                next
+            };
+        }
+        out
+    }
+
+    #[test]
+    fn pixel_memory_gives_back_exactly_the_stacks_it_was_fed() {
+        let k = 4;
+        let mut memory = PixelMemory::new(1_000, 6 * k, k, 3, 0.9).unwrap();
+        let mut reference = NStep::<Vec<f32>>::new(3, 0.9);
+        let mut expected = vec![];
+        let steps = stream(k, 120);
+        for (obs, a, r, next, term, trunc) in &steps {
+            memory.observe(obs, *a, *r, next, *term, *trunc);
+            expected.extend(reference.push(obs, *a, *r, next, *term, *trunc));
+        }
+        assert_eq!(memory.replay.len(), expected.len());
+        let b = memory.replay.batch(&(0..expected.len()).collect::<Vec<_>>());
+        let n = 6 * k;
+        for (i, t) in expected.iter().enumerate() {
+            assert_eq!(&b.obs[i * n..(i + 1) * n], &t.obs[..], "obs of transition {i}");
+            assert_eq!(&b.next_obs[i * n..(i + 1) * n], &t.next_obs[..], "next obs of transition {i}");
+            assert_eq!((b.actions[i], b.rewards[i], b.steps[i]), (t.action, t.reward, t.steps));
+            assert_eq!(b.not_terminal[i], if t.terminal { 0.0 } else { 1.0 });
+        }
+        // One frame per step, one per episode start (a reset stack repeats one frame), k for the skipped step.
+        let starts = steps.iter().filter(|s| s.4 || s.5).count();
+        assert_eq!(memory.replay.next_frame as usize, steps.len() + 1 + starts + k);
+    }
+
+    #[test]
+    fn a_checkpointed_pixel_replay_reads_back_the_same_transitions_and_damage_is_refused() {
+        let k = 4;
+        // Small enough that the frame ring wraps and old transitions leave.
+        let mut memory = PixelMemory::new(30, 6 * k, k, 3, 0.9).unwrap();
+        for (obs, a, r, next, term, trunc) in stream(k, 200) {
+            memory.observe(&obs, a, r, &next, term, trunc);
+        }
+        let mut bytes = vec![];
+        memory.replay.write_to(&mut bytes).unwrap();
+        let back = PixelReplay::read_from(&bytes, 3).unwrap();
+        let all: Vec<usize> = (0..memory.replay.len()).collect();
+        let (a, b) = (memory.replay.batch(&all), back.batch(&all));
+        assert_eq!((a.obs, a.next_obs, a.actions, a.rewards), (b.obs, b.next_obs, b.actions, b.rewards));
+        assert_eq!((a.not_terminal, a.steps), (b.not_terminal, b.steps));
+        assert!(PixelReplay::read_from(&bytes[..bytes.len() - 1], 3).unwrap_err().contains("truncated"));
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(PixelReplay::read_from(&longer, 3).unwrap_err().contains("trailing"));
+        assert!(PixelReplay::read_from(b"XRLRPLY1", 3).unwrap_err().contains("not an xrl pixel replay"));
+        // A transition pointing past the stored frames (a damaged id) is refused.
+        let mut bad = bytes.clone();
+        let at = 8 + 5 * 8 + memory.replay.frame_slots.min(memory.replay.next_frame as usize) * 6 * k;
+        bad[at..at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(PixelReplay::read_from(&bad, 3).unwrap_err().contains("does not hold"));
     }
 
     #[test]

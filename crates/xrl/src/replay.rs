@@ -3,19 +3,20 @@
 //! Observations are stored once per transition pair as u8 when the environment's observations are 0/1 planes
 //! (MinAtar: 4× smaller than f32) and as f32 otherwise. [`NStep`] folds single steps into n-step transitions:
 //! `R = Σ_{k<m} γ^k r_{t+k}` and the bootstrap observation `s_{t+m}`, where `m ≤ n` stops at the episode's end;
-//! a terminated episode does not bootstrap, a truncated one does (from its last observation).
+//! a terminated episode does not bootstrap, a truncated one does (from its last observation). It folds any
+//! observation type: float vectors here, frame ids for [`crate::pixel_replay::PixelReplay`].
 
 use rand::Rng;
 use std::collections::VecDeque;
 
 /// One (possibly n-step) transition.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Transition {
-    pub obs: Vec<f32>,
+pub struct Transition<O = Vec<f32>> {
+    pub obs: O,
     pub action: usize,
     /// Discounted reward over the `steps` steps.
     pub reward: f32,
-    pub next_obs: Vec<f32>,
+    pub next_obs: O,
     /// True when the episode terminated within the steps: no bootstrap.
     pub terminal: bool,
     /// Steps folded in (the bootstrap discount is γ^steps).
@@ -23,14 +24,14 @@ pub struct Transition {
 }
 
 /// Turns single steps into n-step transitions.
-pub struct NStep {
+pub struct NStep<O = Vec<f32>> {
     n: usize,
     gamma: f32,
     /// (obs, action, reward) of the steps not yet emitted.
-    pending: VecDeque<(Vec<f32>, usize, f32)>,
+    pending: VecDeque<(O, usize, f32)>,
 }
 
-impl NStep {
+impl<O: Clone> NStep<O> {
     pub fn new(n: usize, gamma: f32) -> Self {
         NStep { n: n.max(1), gamma, pending: VecDeque::new() }
     }
@@ -39,14 +40,14 @@ impl NStep {
     /// (`terminated` or `truncated`) every pending step is flushed.
     pub fn push(
         &mut self,
-        obs: &[f32],
+        obs: &O,
         action: usize,
         reward: f32,
-        next_obs: &[f32],
+        next_obs: &O,
         terminated: bool,
         truncated: bool,
-    ) -> Vec<Transition> {
-        self.pending.push_back((obs.to_vec(), action, reward));
+    ) -> Vec<Transition<O>> {
+        self.pending.push_back((obs.clone(), action, reward));
         let mut out = vec![];
         if terminated || truncated {
             while !self.pending.is_empty() {
@@ -59,11 +60,11 @@ impl NStep {
     }
 
     /// Emits the oldest pending step with the rewards of all pending steps.
-    fn emit(&mut self, next_obs: &[f32], terminal: bool) -> Transition {
+    fn emit(&mut self, next_obs: &O, terminal: bool) -> Transition<O> {
         let reward = self.pending.iter().rev().fold(0.0, |acc, (_, _, r)| r + self.gamma * acc);
         let steps = self.pending.len() as u32;
         let (obs, action, _) = self.pending.pop_front().expect("emit on a non-empty queue");
-        Transition { obs, action, reward, next_obs: next_obs.to_vec(), terminal, steps }
+        Transition { obs, action, reward, next_obs: next_obs.clone(), terminal, steps }
     }
 }
 
@@ -241,19 +242,32 @@ impl Replay {
     }
 }
 
-struct Reader<'a> {
+/// Reads little-endian fields from a checkpoint file, failing on truncation.
+pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Reader { bytes, at: 0 }
+    }
+    pub(crate) fn done(&self) -> bool {
+        self.at == self.bytes.len()
+    }
+    pub(crate) fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+    pub(crate) fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+    }
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or("replay file is truncated")?;
         let s = &self.bytes[self.at..end];
         self.at = end;
         Ok(s)
     }
-    fn floats(&mut self, out: &mut [f32]) -> Result<(), String> {
+    pub(crate) fn floats(&mut self, out: &mut [f32]) -> Result<(), String> {
         let bytes = self.take(out.len() * 4)?;
         for (o, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
             *o = f32::from_le_bytes(c.try_into().expect("4 bytes"));
