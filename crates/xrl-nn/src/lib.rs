@@ -7,6 +7,7 @@ pub mod device;
 pub mod fast;
 mod head;
 mod net;
+pub mod noisy;
 pub mod qbn;
 pub mod quantise;
 pub mod relu;

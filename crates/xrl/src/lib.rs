@@ -3,9 +3,11 @@
 
 pub mod agents;
 pub mod bench;
+pub mod distributional;
 pub mod import;
 pub mod new_run;
 pub mod optim;
+pub mod per;
 pub mod pixel_replay;
 pub mod replay;
 pub mod rollout;
