@@ -624,7 +624,8 @@ fn observation_picture(obs: &[f32], shape: &[usize]) -> RgbImage {
     let c = obs.len() / (h * w).max(1);
     let (lo, hi) = obs.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
     let scale = if hi > lo { 255.0 / (hi - lo) } else { 0.0 };
-    let cell = (160 / w.max(1)).max(1) as u32;
+    // Whole cells at least 160 pixels wide: MinAtar's 10 × 10 at 16, Atari's 84 × 84 at 2 (labels fit).
+    let cell = 160usize.div_ceil(w.max(1)) as u32;
     RgbImage::from_fn(w as u32 * cell, h as u32 * cell, |x, y| {
         let (i, j) = ((y / cell) as usize, (x / cell) as usize);
         let mean = (0..c).map(|ch| obs[ch * h * w + i * w + j]).sum::<f32>() / c as f32;
