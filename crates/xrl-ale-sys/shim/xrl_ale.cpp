@@ -112,6 +112,28 @@ void xrl_ale_screen_rgb_planar(const ale::ALEInterface* ale, uint8_t* out) {
   }
 }
 
+// `out` holds 3 × height × width floats: the R, G and B planes as 0–255, written straight from the palette (one
+// pass over the screen instead of bytes first and a conversion after).
+void xrl_ale_screen_rgb_planar_f32(const ale::ALEInterface* ale, float* out) {
+  const ale::ALEScreen& screen = ale->environment->getScreen();
+  const size_t n = screen.width() * screen.height();
+  const uint8_t* idx = screen.getArray();
+  const ale::ColourPalette& palette = ale->theOSystem->colourPalette();
+  float r[256], g[256], b[256];
+  for (int v = 0; v < 256; v++) {
+    uint32_t c = palette.getRGB(v);
+    r[v] = static_cast<float>((c >> 16) & 0xff);
+    g[v] = static_cast<float>((c >> 8) & 0xff);
+    b[v] = static_cast<float>(c & 0xff);
+  }
+  for (size_t i = 0; i < n; i++) {
+    const uint8_t v = idx[i];
+    out[i] = r[v];
+    out[n + i] = g[v];
+    out[2 * n + i] = b[v];
+  }
+}
+
 // `out` holds height × width bytes (ALE's grey palette, as ale-py's getScreenGrayscale()).
 void xrl_ale_screen_grayscale(const ale::ALEInterface* ale, uint8_t* out) {
   const ale::ALEScreen& screen = ale->environment->getScreen();

@@ -67,6 +67,8 @@ unsafe extern "C" {
     pub fn xrl_ale_screen_rgb(ale: *const ALEInterface, out: *mut u8);
     /// `out` must hold 3 × height × width bytes (R, G, B planes).
     pub fn xrl_ale_screen_rgb_planar(ale: *const ALEInterface, out: *mut u8);
+    /// `out` must hold 3 × height × width floats (R, G, B planes, 0–255).
+    pub fn xrl_ale_screen_rgb_planar_f32(ale: *const ALEInterface, out: *mut f32);
     /// `out` must hold height × width bytes.
     pub fn xrl_ale_screen_grayscale(ale: *const ALEInterface, out: *mut u8);
     pub fn xrl_ale_ram(ale: *const ALEInterface, out: *mut u8, cap: usize) -> usize;

@@ -190,3 +190,26 @@ fn bilinear_resize_matches_pil() {
         assert!(worst <= 1, "{size}×{size}: PIL differs by {worst} grey levels");
     }
 }
+
+/// The RGB observation is the raw screen (what the hash chain checks) as three planes: value for value, at every
+/// step of a Breakout game with colour everywhere.
+#[test]
+fn the_rgb_observation_is_the_screen_in_planes() {
+    let mut env = AtariEnv::new("v5", config_for("ALE/Breakout-v5").unwrap()).unwrap();
+    env.reset(Some(3));
+    for t in 0..300 {
+        let s = env.step(&Action::Discrete(t % 4)).unwrap();
+        let (obs, ended) = (s.obs.to_vec(), s.terminated || s.truncated);
+        let screen = env.screen_rgb();
+        let n = screen.len() / 3;
+        assert_eq!(obs.len(), screen.len());
+        for (i, px) in screen.chunks_exact(3).enumerate() {
+            for c in 0..3 {
+                assert_eq!(obs[c * n + i], px[c] as f32, "step {t}, pixel {i}, channel {c}");
+            }
+        }
+        if ended {
+            env.reset(None);
+        }
+    }
+}

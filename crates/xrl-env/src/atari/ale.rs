@@ -216,6 +216,12 @@ impl Ale {
         // SAFETY: valid pointer; `out` has the size the shim writes.
         unsafe { sys::xrl_ale_screen_rgb_planar(self.ptr, out.as_mut_ptr()) }
     }
+    /// The RGB screen as three planes of floats 0–255 (the observation, written in one pass).
+    pub fn screen_rgb_planar_f32(&self, out: &mut [f32]) {
+        assert_eq!(out.len(), self.height * self.width * 3, "RGB buffer must hold 3 × height × width floats");
+        // SAFETY: valid pointer; `out` has the size the shim writes.
+        unsafe { sys::xrl_ale_screen_rgb_planar_f32(self.ptr, out.as_mut_ptr()) }
+    }
     /// The screen in ALE's grey palette, height × width bytes (ale-py's `getScreenGrayscale()`).
     pub fn screen_grayscale(&self, out: &mut [u8]) {
         assert_eq!(out.len(), self.height * self.width, "grey buffer must hold height × width bytes");
