@@ -33,6 +33,9 @@ pub enum Torso {
     MmnMlp,
     /// The MinAtar CNN with ReLU6 after its fully connected layer (bounded features, as [`Torso::MmnMlp`]).
     MmnMinatarCnn,
+    /// Dopamine's MinAtar network for Rainbow (Obando-Ceron & Castro 2021): conv 16 3×3 stride 1 → ReLU, flattened
+    /// (16 × 8 × 8 = 1,024 features), the head reading it directly.
+    MinatarConv,
 }
 
 /// What the network outputs.
@@ -92,6 +95,32 @@ pub struct NetSpec {
     /// `value_fc1`, …) instead of sharing them with the advantages or logits. Feed-forward only.
     #[serde(default, skip_serializing_if = "is_false")]
     pub streams: bool,
+    /// Rainbow's distributional head (C51, Bellemare et al. 2017): each action's return as a categorical
+    /// distribution over evenly spaced atoms; its Q values are the distributions' means.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub atoms: Option<Atoms>,
+    /// Rainbow's noisy nets (Fortunato et al. 2018): factorised Gaussian noise of this σ0 on the head's layers,
+    /// on in passes that ask for it ([`Pass::noise`]); without it a pass computes the means, the paper's
+    /// evaluation mode (what `play`, `explain` and `evaluate` see).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noisy: Option<f32>,
+}
+
+/// The support of a distributional head: `n` atoms evenly spaced on [v_min, v_max].
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Atoms {
+    pub n: usize,
+    pub v_min: f32,
+    pub v_max: f32,
+}
+
+impl Atoms {
+    /// The atoms' values z_i = v_min + i·Δz.
+    pub fn values(&self) -> Vec<f32> {
+        let dz = (self.v_max - self.v_min) / (self.n.max(2) - 1) as f32;
+        (0..self.n).map(|i| self.v_min + i as f32 * dz).collect()
+    }
 }
 
 fn is_false(b: &bool) -> bool {
@@ -121,6 +150,8 @@ pub struct Pass {
     pub probe: Option<String>,
     /// How every ReLU of the pass sends gradients back (guided backprop, deconvnet); the forward is unchanged.
     pub relu: ReluMode,
+    /// Noisy networks: use the current noise (training and acting); otherwise the means.
+    pub noise: bool,
 }
 
 /// A layer's activation and the zero leaf added to it (read the leaf's gradient after `backward`).
@@ -176,7 +207,18 @@ pub(crate) fn tap(pass: &Pass, probe: &mut Option<Probe>, name: String, act: Ten
 impl NetSpec {
     /// A spec for raw observations (input scale 1).
     pub fn new(obs_shape: Vec<usize>, actions: usize, torso: Torso, head: HeadKind) -> Self {
-        NetSpec { obs_shape, actions, torso, head, input_scale: 1.0, core: None, frames: 0, streams: false }
+        NetSpec {
+            obs_shape,
+            actions,
+            torso,
+            head,
+            input_scale: 1.0,
+            core: None,
+            frames: 0,
+            streams: false,
+            atoms: None,
+            noisy: None,
+        }
     }
 
     /// The same network with separate value and advantage (or policy) streams.
@@ -210,6 +252,21 @@ impl NetSpec {
                 self.frames, self.obs_shape
             ));
         }
+        if let Some(a) = self.atoms
+            && (a.n < 2 || !(a.v_min < a.v_max) || !a.v_min.is_finite() || !a.v_max.is_finite())
+        {
+            return Err(format!(
+                "a distributional head needs at least 2 atoms on a finite [v_min, v_max] with v_min < v_max, got {} \
+                 on [{}, {}]",
+                a.n, a.v_min, a.v_max
+            ));
+        }
+        if self.atoms.is_some() && self.head == HeadKind::ActorCritic {
+            return Err("a distributional head is a Q head (plain or dueling), not an actor-critic one".into());
+        }
+        if self.noisy.is_some_and(|s| !(s >= 0.0 && s.is_finite())) {
+            return Err("noisy layers need a finite σ0 ≥ 0 (0.5 in Fortunato et al.)".into());
+        }
         if self.streams && (self.core.is_some() || self.head == HeadKind::Q) {
             return Err(
                 "separate value and advantage streams need a dueling or actor-critic head and no recurrent core".into(),
@@ -217,7 +274,7 @@ impl NetSpec {
         }
         match (&self.torso, self.frame_shape()) {
             (Torso::Mlp { .. } | Torso::MmnMlp, s) if !s.is_empty() => Ok(()),
-            (Torso::MinatarCnn | Torso::MmnMinatarCnn, [_, 10, 10]) => Ok(()),
+            (Torso::MinatarCnn | Torso::MmnMinatarCnn | Torso::MinatarConv, [_, 10, 10]) => Ok(()),
             // 84 × 84 (Mnih et al.), or any frame its three convolutions fit (the seeds' 80 × 80): 36 px at least.
             (Torso::NatureCnn, [_, h, w]) if *h >= 36 && *w >= 36 => Ok(()),
             (torso, s) => Err(format!("torso {torso:?} does not fit observations of shape {s:?}")),
@@ -347,7 +404,38 @@ impl Net {
     }
 
     /// The torso's fully connected layers, the core and the head, from the convolutions' flattened output.
-    fn after_convs(&self, conv_features: Tensor<2>, pass: &Pass, mut probe: Option<Probe>) -> Heads {
+    fn after_convs(&self, conv_features: Tensor<2>, pass: &Pass, probe: Option<Probe>) -> Heads {
+        let (x, value_x, probe, state) = self.head_inputs(conv_features, pass, probe);
+        Heads { probe, state, ..self.head.forward(x, value_x, pass.noise) }
+    }
+
+    /// A distributional network's log-probabilities `[batch, actions, atoms]` (C51's loss reads them; Q is their
+    /// mean under [`Atoms::values`]); `None` for a network without atoms.
+    pub fn log_distribution(&self, obs: Tensor<2>, pass: &Pass) -> Option<Tensor<3>> {
+        self.spec.atoms?;
+        if !obs.is_autodiff() && self.takes_gradients() {
+            return self.valid().log_distribution(obs, pass);
+        }
+        let obs = if self.spec.input_scale == 1.0 { obs } else { obs.mul_scalar(self.spec.input_scale) };
+        let mut probe = None;
+        let x = self.torso.conv_features(obs, self.spec.frame_shape(), pass, &mut probe);
+        let (x, value_x, _, _) = self.head_inputs(x, pass, probe);
+        self.head.log_distribution(x, value_x, pass.noise)
+    }
+
+    /// Draws fresh noise for every noisy layer (nothing for a network without them).
+    pub fn reset_noise(&mut self, rng: &mut impl rand::Rng) {
+        self.head.reset_noise(rng);
+    }
+
+    /// What the head reads: (features, a two-stream value's features, the probe, the core's state).
+    #[allow(clippy::type_complexity)]
+    fn head_inputs(
+        &self,
+        conv_features: Tensor<2>,
+        pass: &Pass,
+        mut probe: Option<Probe>,
+    ) -> (Tensor<2>, Option<Tensor<2>>, Option<Probe>, Option<RecurrentState>) {
         let k = self.spec.frames.max(1);
         // Two-stream networks: the value stream starts from the convolutions' features too.
         let value_x = self.head.value_stream(conv_features.clone(), pass, &mut probe);
@@ -370,7 +458,7 @@ impl Net {
             x = tap(pass, &mut probe, "core".into(), out.reshape([n, h, 1, 1])).reshape([n, h]);
             state = Some(s);
         }
-        Heads { probe, state, ..self.head.forward(x, value_x) }
+        (x, value_x, probe, state)
     }
 
     /// The torso's output for one step, `[batch, features]`: what the recurrent core reads (a Moore machine network's
@@ -397,7 +485,7 @@ impl Net {
 
     /// The heads read from the core's output `[batch, hidden]` (or from the torso's features without a core).
     pub fn heads_from(&self, x: Tensor<2>) -> Heads {
-        self.head.forward(x, None)
+        self.head.forward(x, None, false)
     }
 
     /// The recurrent core's width (`None` without one).

@@ -175,6 +175,61 @@ impl NoisyLinear {
     }
 }
 
+/// The noisy part of a noisy layer whose means are an ordinary burn [`burn::nn::Linear`]: σ and the noise. A
+/// network's head keeps its `Linear` (the mean, what every explanation and import reads, and the whole layer in
+/// the deterministic evaluation mode) and adds this beside it, so a noisy network is the plain one plus σ.
+#[derive(Module, Debug)]
+pub struct Noise {
+    /// `[d_input, d_output]`.
+    pub weight_sigma: Param<Tensor<2>>,
+    /// `[d_output]`.
+    pub bias_sigma: Param<Tensor<1>>,
+    /// `f(ε_in)`, `[d_input]`: constant state (see the module documentation).
+    noise_in: Tensor<1>,
+    /// `f(ε_out)`, `[d_output]`.
+    noise_out: Tensor<1>,
+}
+
+impl Noise {
+    /// σ = σ0/√d_input for every weight and bias (the paper's factorised initialisation) and zero noise until the
+    /// first [`Noise::reset`] (so a fresh noisy network computes its mean).
+    pub fn new(d_input: usize, d_output: usize, sigma0: f64, device: &Device) -> Self {
+        let sigma = Initializer::Constant { value: sigma0 / (d_input.max(1) as f64).sqrt() };
+        Noise {
+            weight_sigma: sigma.init([d_input, d_output], device),
+            bias_sigma: sigma.init([d_output], device),
+            noise_in: Tensor::zeros([d_input], device),
+            noise_out: Tensor::zeros([d_output], device),
+        }
+    }
+
+    /// Fresh ε_in, ε_out ~ N(0, 1) from `rng`.
+    pub fn reset(&mut self, rng: &mut impl Rng) {
+        let [d_in, d_out] = self.weight_sigma.dims();
+        let device = self.weight_sigma.val().device();
+        let tensor = |eps: Vec<f64>| {
+            let v: Vec<f32> = eps.into_iter().map(scale).collect();
+            let n = v.len();
+            Tensor::<1>::from_data(TensorData::new(v, [n]), &device)
+        };
+        self.noise_in = tensor(normals(d_in, rng));
+        self.noise_out = tensor(normals(d_out, rng));
+    }
+
+    /// `x·(W + σ_w ⊙ ε_w) + b + σ_b ⊙ ε_b` for the mean layer `mean`.
+    pub fn forward(&self, mean: &burn::nn::Linear, x: Tensor<2>) -> Tensor<2> {
+        let [d_in, d_out] = self.weight_sigma.dims();
+        let eps_w = self.noise_in.clone().reshape([d_in, 1]) * self.noise_out.clone().reshape([1, d_out]);
+        let weight = mean.weight.val() + self.weight_sigma.val() * eps_w;
+        let bias = self.bias_sigma.val() * self.noise_out.clone();
+        let bias = match &mean.bias {
+            Some(b) => b.val() + bias,
+            None => bias,
+        };
+        burn::tensor::module::linear(x, weight, Some(bias))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -108,7 +108,7 @@ impl TorsoKind {
     fn conv_layers(&self) -> Vec<(usize, usize, usize)> {
         match self {
             TorsoKind::Mlp { .. } | TorsoKind::MmnMlp => vec![],
-            TorsoKind::MinatarCnn | TorsoKind::MmnMinatarCnn => vec![(16, 3, 1)],
+            TorsoKind::MinatarCnn | TorsoKind::MmnMinatarCnn | TorsoKind::MinatarConv => vec![(16, 3, 1)],
             TorsoKind::NatureCnn => vec![(32, 8, 4), (64, 4, 2), (64, 3, 1)],
         }
     }
@@ -119,6 +119,7 @@ impl TorsoKind {
             TorsoKind::Mlp { hidden } => hidden.clone(),
             TorsoKind::MinatarCnn | TorsoKind::MmnMinatarCnn => vec![128],
             TorsoKind::NatureCnn => vec![512],
+            TorsoKind::MinatarConv => vec![],
             TorsoKind::MmnMlp => vec![16, 8],
         }
     }
