@@ -25,7 +25,9 @@ pub struct TrainArgs {
     #[arg(long = "env", required_unless_present = "resume")]
     id: Option<String>,
     /// The agent: `dqn` (with --double, --dueling, --n-step), `drqn` (--frames, --core-size; DQN options apply
-    /// too), `a2c`, `a3c` (--workers) or `ppo` (CleanRL's PPO; gymnax's MinAtar settings on MinAtar).
+    /// too), `a2c`, `a3c` (--workers), `ppo` (CleanRL's PPO; gymnax's MinAtar settings on MinAtar) or `rainbow`
+    /// (Revisiting Rainbow's MinAtar configuration; --no-per, --no-noisy, --no-c51, --no-double, --no-dueling,
+    /// --n-step).
     #[arg(long, default_value = "dqn", conflicts_with = "resume")]
     agent: String,
     /// Double DQN targets.
@@ -34,9 +36,24 @@ pub struct TrainArgs {
     /// Dueling head (V and A exposed separately).
     #[arg(long, conflicts_with = "resume")]
     dueling: bool,
-    /// n-step returns.
-    #[arg(long, allow_negative_numbers = true, default_value_t = 1, conflicts_with = "resume")]
-    n_step: usize,
+    /// n-step returns (DQN: 1 by default; Rainbow: 3).
+    #[arg(long, allow_negative_numbers = true, conflicts_with = "resume")]
+    n_step: Option<usize>,
+    /// Rainbow: uniform replay instead of prioritised.
+    #[arg(long, conflicts_with = "resume")]
+    no_per: bool,
+    /// Rainbow: plain layers instead of noisy ones (ε-greedy only).
+    #[arg(long, conflicts_with = "resume")]
+    no_noisy: bool,
+    /// Rainbow: scalar Q values (Huber loss) instead of C51's distributions.
+    #[arg(long, conflicts_with = "resume")]
+    no_c51: bool,
+    /// Rainbow: targets from the target network's own argmax.
+    #[arg(long, conflicts_with = "resume")]
+    no_double: bool,
+    /// Rainbow: a plain Q head instead of a dueling one.
+    #[arg(long, conflicts_with = "resume")]
+    no_dueling: bool,
     /// A3C: worker threads (default: one per core).
     #[arg(long, allow_negative_numbers = true, conflicts_with = "resume")]
     workers: Option<usize>,
@@ -137,6 +154,13 @@ pub fn train(a: TrainArgs) -> Result<()> {
                 double: a.double,
                 dueling: a.dueling,
                 n_step: a.n_step,
+                rainbow_off: xrl::new_run::RainbowOff {
+                    per: a.no_per,
+                    noisy: a.no_noisy,
+                    c51: a.no_c51,
+                    double: a.no_double,
+                    dueling: a.no_dueling,
+                },
                 workers: a.workers,
                 core,
                 core_size: a.core_size,

@@ -6,6 +6,8 @@ use crate::agents::a2c::A2cConfig;
 use crate::agents::a3c::A3cConfig;
 use crate::agents::dqn::DqnConfig;
 use crate::agents::ppo::PpoConfig;
+use crate::agents::rainbow::RainbowConfig;
+use crate::per::PerConfig;
 use crate::nn::{Core, CoreKind, Torso};
 use crate::run::{AgentCard, EnvCard, RunCard, RunError};
 
@@ -26,6 +28,24 @@ pub enum AgentKind {
     A3c,
     /// PPO with CleanRL's semantics (feed-forward).
     Ppo,
+    /// Rainbow (Hessel et al. 2018), each part switchable.
+    Rainbow,
+}
+
+/// Rainbow's parts a run leaves out (`--no-per`, `--no-noisy`, `--no-c51`, `--no-double`, `--no-dueling`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RainbowOff {
+    pub per: bool,
+    pub noisy: bool,
+    pub c51: bool,
+    pub double: bool,
+    pub dueling: bool,
+}
+
+impl RainbowOff {
+    fn any(&self) -> bool {
+        self.per || self.noisy || self.c51 || self.double || self.dueling
+    }
 }
 
 impl std::str::FromStr for AgentKind {
@@ -37,15 +57,16 @@ impl std::str::FromStr for AgentKind {
             "a2c" => Ok(AgentKind::A2c),
             "a3c" => Ok(AgentKind::A3c),
             "ppo" => Ok(AgentKind::Ppo),
+            "rainbow" => Ok(AgentKind::Rainbow),
             _ => Err(RunError::Invalid(format!(
-                "unknown agent `{s}`; the available agents are `dqn`, `drqn`, `a2c`, `a3c` and `ppo`"
+                "unknown agent `{s}`; the available agents are `dqn`, `drqn`, `a2c`, `a3c`, `ppo` and `rainbow`"
             ))),
         }
     }
 }
 
 /// What a new run is: `None` leaves an option at the agent's default, and an option another agent owns must stay
-/// `None` (or `false`, or 1 for `n_step`).
+/// `None` (or `false`).
 #[derive(Clone, Debug)]
 pub struct NewRun {
     pub env: String,
@@ -61,7 +82,10 @@ pub struct NewRun {
     /// DQN family.
     pub double: bool,
     pub dueling: bool,
-    pub n_step: usize,
+    /// DQN and Rainbow: n-step returns (default 1 for DQN, 3 for Rainbow).
+    pub n_step: Option<usize>,
+    /// Rainbow: parts switched off for ablations.
+    pub rainbow_off: RainbowOff,
     /// A3C: worker threads (0 or `None`: one per core).
     pub workers: Option<usize>,
     /// A2C: a recurrent core after the torso.
@@ -94,7 +118,8 @@ impl NewRun {
             difficulty_ramping: true,
             double: false,
             dueling: false,
-            n_step: 1,
+            n_step: None,
+            rainbow_off: RainbowOff::default(),
             workers: None,
             core: None,
             core_size: None,
@@ -131,7 +156,19 @@ impl NewRun {
                     .into(),
             );
         }
-        if !dqn_family && (self.double || self.dueling || self.n_step != 1) {
+        let rainbow = self.agent == AgentKind::Rainbow;
+        if rainbow && (self.double || self.dueling) {
+            return bad("Rainbow has double Q-learning and dueling heads on: leave out --double and --dueling (and \
+                 use --no-double or --no-dueling to switch them off)"
+                .into());
+        }
+        if !rainbow && self.rainbow_off.any() {
+            return bad(format!(
+                "--no-per, --no-noisy, --no-c51, --no-double and --no-dueling switch Rainbow's parts off; {name} has \
+                 none of them (train --agent rainbow)"
+            ));
+        }
+        if !dqn_family && !rainbow && (self.double || self.dueling || self.n_step.is_some()) {
             return bad(format!(
                 "--double, --dueling and --n-step are DQN options; {name} uses n-step returns over its rollouts"
             ));
@@ -149,7 +186,7 @@ impl NewRun {
         if !(1..=MAX_STEPS).contains(&self.steps) {
             return bad(format!("--steps must be between 1 and {MAX_STEPS}, got {}", self.steps));
         }
-        if self.n_step == 0 {
+        if self.n_step == Some(0) {
             return bad("--n-step must be at least 1 (1 is one-step Q-learning)".into());
         }
         if self.lr.is_some_and(|lr| !(lr > 0.0 && lr.is_finite())) {
@@ -240,11 +277,26 @@ impl NewRun {
                 let config = A3cConfig { workers: self.workers.unwrap_or(0), ..A3cConfig::for_env(&obs_shape) };
                 (config.net_spec(&obs_shape, actions), AgentCard::A3c(config))
             }
+            AgentKind::Rainbow => {
+                let base = RainbowConfig::for_env(&obs_shape);
+                let off = self.rainbow_off;
+                let config = RainbowConfig {
+                    n_step: self.n_step.unwrap_or(base.n_step),
+                    per: if off.per { None } else { base.per.map(|p| PerConfig { beta_steps: self.steps, ..p }) },
+                    noisy: if off.noisy { None } else { base.noisy },
+                    atoms: if off.c51 { None } else { base.atoms },
+                    double: base.double && !off.double,
+                    dueling: base.dueling && !off.dueling,
+                    ..base
+                };
+                (config.net_spec(&obs_shape, actions), AgentCard::Rainbow(Box::new(config)))
+            }
             AgentKind::Dqn | AgentKind::Drqn => {
                 // DRQN's torso reads one frame of the stack (Atari's stack is the channel axis of one observation).
                 let frame = if drqn { &obs_shape[1..] } else { &obs_shape[..] };
                 let base = DqnConfig::for_env(frame);
-                let mut config = DqnConfig { double: self.double, dueling: self.dueling, n_step: self.n_step, ..base };
+                let n_step = self.n_step.unwrap_or(1);
+                let mut config = DqnConfig { double: self.double, dueling: self.dueling, n_step, ..base };
                 if drqn {
                     // Seed 002's DRQN: an LSTM after the torso; 128 units for MinAtar's and CartPole's small torsos.
                     config = config.drqn(frames, core_size);

@@ -235,6 +235,35 @@ impl Prioritized {
         Ok(())
     }
 
+    /// The sampler's state for a checkpoint: the maximum priority, then every slot's stored priority (f64, little
+    /// endian).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let n = self.tree.capacity();
+        let mut out = Vec::with_capacity(8 * (n + 2));
+        out.extend_from_slice(&(n as u64).to_le_bytes());
+        out.extend_from_slice(&self.max_priority.to_le_bytes());
+        (0..n).for_each(|slot| out.extend_from_slice(&self.tree.get(slot).to_le_bytes()));
+        out
+    }
+
+    /// Restores a state written by [`Prioritized::to_bytes`] into a sampler of the same capacity.
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let n = self.tree.capacity();
+        if bytes.len() != 8 * (n + 2) || u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) != n as u64 {
+            return Err(format!("the priorities file is not one of {n} slots (damaged, or another run's)"));
+        }
+        let values: Vec<f64> =
+            bytes[8..].chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
+        if values.iter().any(|p| !p.is_finite() || *p < 0.0) {
+            return Err("the priorities file holds a negative or non-finite priority".into());
+        }
+        self.max_priority = values[0];
+        for (slot, &p) in values[1..].iter().enumerate() {
+            self.store(slot, p);
+        }
+        Ok(())
+    }
+
     /// β at `step`: linear from `beta_start` to `beta_end` over `beta_steps`, then `beta_end`.
     pub fn beta(&self, step: usize) -> f64 {
         let c = &self.config;

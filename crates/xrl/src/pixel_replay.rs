@@ -62,6 +62,9 @@ pub struct PixelReplay {
     /// Ring of transitions: the oldest at `tail`, `len` of them.
     tail: usize,
     len: usize,
+    /// Slots whose transitions left with their frames since [`PixelReplay::take_dropped`] was last called (a
+    /// prioritised sampler must stop drawing them).
+    dropped: Vec<usize>,
 }
 
 impl PixelReplay {
@@ -88,7 +91,18 @@ impl PixelReplay {
             steps: vec![1; capacity],
             tail: 0,
             len: 0,
+            dropped: vec![],
         })
+    }
+
+    /// Transition slots (physical; [`PixelReplay::batch_slots`] reads them).
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The slots dropped since the last call (see the field).
+    pub fn take_dropped(&mut self) -> Vec<usize> {
+        std::mem::take(&mut self.dropped)
     }
 
     pub fn len(&self) -> usize {
@@ -122,14 +136,24 @@ impl PixelReplay {
         // Drop the oldest transitions that point at the frame this one replaced.
         let oldest = self.oldest_frame();
         while self.len > 0 && self.ids[self.tail * 2 * self.k] < oldest {
+            self.dropped.push(self.tail);
             self.tail = (self.tail + 1) % self.capacity;
             self.len -= 1;
         }
         id
     }
 
-    /// Adds a transition between two stacks of stored frames (ids from [`PixelReplay::push_frame`], oldest first).
-    pub fn push(&mut self, obs: &[FrameId], action: usize, reward: f32, next: &[FrameId], terminal: bool, steps: u32) {
+    /// Adds a transition between two stacks of stored frames (ids from [`PixelReplay::push_frame`], oldest first)
+    /// and returns its slot (when full, the oldest transition's).
+    pub fn push(
+        &mut self,
+        obs: &[FrameId],
+        action: usize,
+        reward: f32,
+        next: &[FrameId],
+        terminal: bool,
+        steps: u32,
+    ) -> usize {
         assert!(obs.len() == self.k && next.len() == self.k, "stacks must hold {} frame ids", self.k);
         let oldest = self.oldest_frame();
         assert!(
@@ -149,6 +173,7 @@ impl PixelReplay {
         self.terminal[i] = terminal;
         self.steps[i] = steps;
         self.len += 1;
+        i
     }
 
     fn gather(&self, ids: &[FrameId], out: &mut Vec<f32>) {
@@ -160,6 +185,30 @@ impl PixelReplay {
 
     /// The transitions at positions `indices` (0 = oldest), as float stacks ready for tensors.
     pub fn batch(&self, indices: &[usize]) -> Batch {
+        let slots: Vec<usize> = indices
+            .iter()
+            .map(|&pos| {
+                assert!(pos < self.len, "index {pos} beyond the {} stored transitions", self.len);
+                (self.tail + pos) % self.capacity
+            })
+            .collect();
+        self.batch_slots(&slots)
+    }
+
+    /// The physical slot of position `pos` (0 = oldest).
+    pub fn slot(&self, pos: usize) -> usize {
+        assert!(pos < self.len, "index {pos} beyond the {} stored transitions", self.len);
+        (self.tail + pos) % self.capacity
+    }
+
+    /// Whether physical slot `slot` holds a transition.
+    pub fn holds(&self, slot: usize) -> bool {
+        slot < self.capacity && (slot + self.capacity - self.tail) % self.capacity < self.len
+    }
+
+    /// The transitions in physical slots `slots` (from [`PixelReplay::push`]; each must hold one).
+    pub fn batch_slots(&self, slots: &[usize]) -> Batch {
+        let indices = slots;
         let n = self.k * self.frame_len;
         let mut b = Batch {
             obs: Vec::with_capacity(indices.len() * n),
@@ -169,9 +218,8 @@ impl PixelReplay {
             not_terminal: Vec::with_capacity(indices.len()),
             steps: Vec::with_capacity(indices.len()),
         };
-        for &pos in indices {
-            assert!(pos < self.len, "index {pos} beyond the {} stored transitions", self.len);
-            let i = (self.tail + pos) % self.capacity;
+        for &i in indices {
+            assert!(self.holds(i), "slot {i} holds no transition");
             let row = &self.ids[i * 2 * self.k..(i + 1) * 2 * self.k];
             self.gather(&row[..self.k], &mut b.obs);
             self.gather(&row[self.k..], &mut b.next_obs);
@@ -296,7 +344,8 @@ impl PixelMemory {
         self.replay.push_frame(&self.frame)
     }
 
-    /// Records one environment step; the n-step transitions it completes go into the replay.
+    /// Records one environment step; the n-step transitions it completes go into the replay, and their slots are
+    /// returned.
     pub fn observe(
         &mut self,
         obs: &[f32],
@@ -305,7 +354,7 @@ impl PixelMemory {
         next_obs: &[f32],
         terminated: bool,
         truncated: bool,
-    ) {
+    ) -> Vec<usize> {
         let n = self.replay.frame_len;
         assert!(obs.len() == n * self.replay.k && next_obs.len() == obs.len(), "observation size differs");
         if self.stack.is_none() || self.last != obs {
@@ -322,8 +371,9 @@ impl PixelMemory {
         let stack = self.stack.as_mut().expect("set above");
         stack.push(id);
         let after = stack.ids().to_vec();
+        let mut written = vec![];
         for t in self.nstep.push(&before, action, reward, &after, terminated, truncated) {
-            self.replay.push(&t.obs, t.action, t.reward, &t.next_obs, t.terminal, t.steps);
+            written.push(self.replay.push(&t.obs, t.action, t.reward, &t.next_obs, t.terminal, t.steps));
         }
         if terminated || truncated {
             self.stack = None;
@@ -332,6 +382,7 @@ impl PixelMemory {
             self.last.clear();
             self.last.extend_from_slice(next_obs);
         }
+        written
     }
 }
 

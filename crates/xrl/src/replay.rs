@@ -132,7 +132,8 @@ impl Replay {
         self.len == 0
     }
 
-    pub fn push(&mut self, t: &Transition) {
+    /// Stores `t` (over the oldest when full) and returns its slot.
+    pub fn push(&mut self, t: &Transition) -> usize {
         let i = self.head;
         let range = i * self.obs_len..(i + 1) * self.obs_len;
         for (frames, src) in [(&mut self.obs, &t.obs), (&mut self.next_obs, &t.next_obs)] {
@@ -147,10 +148,22 @@ impl Replay {
         self.steps[i] = t.steps;
         self.head = (self.head + 1) % self.capacity;
         self.len = (self.len + 1).min(self.capacity);
+        i
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// `size` transitions drawn uniformly with replacement.
     pub fn sample(&self, size: usize, rng: &mut impl Rng) -> Batch {
+        let slots: Vec<usize> = (0..size).map(|_| rng.random_range(0..self.len)).collect();
+        self.batch(&slots)
+    }
+
+    /// The transitions in `slots` (each below [`Replay::len`]; slots are stable until overwritten).
+    pub fn batch(&self, slots: &[usize]) -> Batch {
+        let size = slots.len();
         let n = self.obs_len;
         let mut b = Batch {
             obs: Vec::with_capacity(size * n),
@@ -160,8 +173,8 @@ impl Replay {
             not_terminal: Vec::with_capacity(size),
             steps: Vec::with_capacity(size),
         };
-        for _ in 0..size {
-            let i = rng.random_range(0..self.len);
+        for &i in slots {
+            assert!(i < self.len, "slot {i} beyond the {} stored transitions", self.len);
             for (frames, dst) in [(&self.obs, &mut b.obs), (&self.next_obs, &mut b.next_obs)] {
                 match frames {
                     Frames::Binary(v) => dst.extend(v[i * n..(i + 1) * n].iter().map(|&x| x as f32)),

@@ -111,6 +111,7 @@ pub enum AgentCard {
     A2c(A2cConfig),
     A3c(A3cConfig),
     Ppo(PpoConfig),
+    Rainbow(Box<crate::agents::rainbow::RainbowConfig>),
 }
 
 impl AgentCard {
@@ -124,6 +125,7 @@ impl AgentCard {
             AgentCard::A2c(c) => c.lr,
             AgentCard::A3c(c) => c.lr,
             AgentCard::Ppo(c) => c.lr,
+            AgentCard::Rainbow(c) => c.lr,
         }
     }
 
@@ -136,6 +138,7 @@ impl AgentCard {
             AgentCard::A2c(c) => c.lr = value,
             AgentCard::A3c(c) => c.lr = value,
             AgentCard::Ppo(c) => c.lr = value,
+            AgentCard::Rainbow(c) => c.lr = value,
         }
     }
 
@@ -151,6 +154,7 @@ impl AgentCard {
             AgentCard::A2c(_) => "A2C",
             AgentCard::A3c(_) => "A3C",
             AgentCard::Ppo(_) => "PPO",
+            AgentCard::Rainbow(_) => "Rainbow",
         }
     }
 }
@@ -231,6 +235,7 @@ impl RunCard {
             AgentCard::A2c(c) => c.validate(),
             AgentCard::A3c(c) => c.validate(),
             AgentCard::Ppo(c) => c.validate(),
+            AgentCard::Rainbow(c) => c.validate(),
         };
         agent.map_err(|e| format!("[agent] {e}: put each value back in its domain"))?;
         let env = self.env.make().map_err(|e| format!("env `{}`: {e}", self.env.id))?;

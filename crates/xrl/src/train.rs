@@ -100,6 +100,7 @@ pub fn resume(
         AgentCard::A2c(config) => a2c::train(&mut session, config)?,
         AgentCard::A3c(config) => a3c::train(&mut session, config)?,
         AgentCard::Ppo(config) => ppo::train(&mut session, config)?,
+        AgentCard::Rainbow(config) => crate::agents::rainbow::train(&mut session, *config)?,
     }
     Ok(session.state)
 }
@@ -451,7 +452,8 @@ fn prune_replays(dir: &RunDir, keep: &str) {
     if let Ok(entries) = std::fs::read_dir(dir.checkpoints()) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if (name.ends_with(".replay.bin") || name.ends_with(".optim.bin")) && !name.starts_with(keep) {
+            let state = [".replay.bin", ".optim.bin", ".priorities.bin"].iter().any(|s| name.ends_with(s));
+            if state && !name.starts_with(keep) {
                 let _ = std::fs::remove_file(e.path());
             }
         }

@@ -71,6 +71,41 @@ impl DqnConfig {
     }
 }
 
+impl crate::agents::rainbow::RainbowConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        let mut c = Checks(vec![]);
+        c.within("gamma", self.gamma.into(), 0.0, 1.0, false, "a discount; 0.99");
+        c.between("n_step", self.n_step, 1, 1_000, "Rainbow's 3");
+        c.between("replay_capacity", self.replay_capacity, self.batch_size.max(1), 100_000_000, "at least one batch");
+        c.between("batch_size", self.batch_size, 1, 65_536, "32 in the papers");
+        c.at_least("train_every", self.train_every, 1, "environment steps per update");
+        c.at_least("target_update_every", self.target_update_every, 1, "updates between target copies");
+        c.within("epsilon_start", self.epsilon_start, 0.0, 1.0, false, "a probability");
+        c.within("epsilon_end", self.epsilon_end, 0.0, 1.0, false, "a probability");
+        c.positive("lr", self.lr, "1e-4 in Revisiting Rainbow");
+        c.positive("adam_epsilon", self.adam_epsilon.into(), "3.125e-4 in Revisiting Rainbow");
+        c.positive("huber_delta", self.huber_delta.into(), "Huber's δ; 1");
+        if let Some(m) = self.max_grad_norm {
+            c.positive("max_grad_norm", m.into(), "10 in the IFE seed");
+        }
+        if let Some(s) = self.noisy {
+            c.within("noisy", s.into(), 0.0, 100.0, false, "σ0 of the noisy layers; 0.5");
+        }
+        let mut out = c.finish().err().into_iter().collect::<Vec<_>>();
+        if let Some(a) = self.atoms
+            && let Err(e) = crate::distributional::Support::new(a.v_min, a.v_max, a.n)
+        {
+            out.push(format!("atoms: {e}"));
+        }
+        if let Some(p) = &self.per
+            && let Err(e) = p.validate()
+        {
+            out.push(format!("per: {e}"));
+        }
+        if out.is_empty() { Ok(()) } else { Err(out.join("; ")) }
+    }
+}
+
 impl A2cConfig {
     pub fn validate(&self) -> Result<(), String> {
         let mut c = Checks(vec![]);

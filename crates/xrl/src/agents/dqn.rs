@@ -204,6 +204,55 @@ impl Memory {
         self.len() == 0
     }
 
+    /// Transition slots (a prioritised sampler's size).
+    pub fn capacity(&self) -> usize {
+        match self {
+            Memory::Flat { replay, .. } => replay.capacity(),
+            Memory::Pixels(m) => m.replay.capacity(),
+        }
+    }
+
+    /// Records one environment step; returns the slots of the transitions it completed, and the slots whose
+    /// transitions left the memory (pixel replay: with their frames) since the last call.
+    pub fn push_step(
+        &mut self,
+        obs: &[f32],
+        action: usize,
+        reward: f32,
+        next_obs: &[f32],
+        terminated: bool,
+        truncated: bool,
+    ) -> (Vec<usize>, Vec<usize>) {
+        match self {
+            Memory::Flat { replay, nstep } => {
+                let done = nstep.push(&obs.to_vec(), action, reward, &next_obs.to_vec(), terminated, truncated);
+                (done.iter().map(|t| replay.push(t)).collect(), vec![])
+            }
+            Memory::Pixels(m) => {
+                let written = m.observe(obs, action, reward, next_obs, terminated, truncated);
+                (written, m.replay.take_dropped())
+            }
+        }
+    }
+
+    /// The transitions in `slots` (as [`Memory::push_step`] returned them).
+    pub fn batch_slots(&self, slots: &[usize]) -> Batch {
+        match self {
+            Memory::Flat { replay, .. } => replay.batch(slots),
+            Memory::Pixels(m) => m.replay.batch_slots(slots),
+        }
+    }
+
+    /// `size` slots of stored transitions drawn uniformly with replacement.
+    pub fn uniform_slots(&self, size: usize, rng: &mut impl Rng) -> Vec<usize> {
+        match self {
+            Memory::Flat { replay, .. } => (0..size).map(|_| rng.random_range(0..replay.len())).collect(),
+            Memory::Pixels(m) => {
+                uniform_indices(m.replay.len(), size, rng).into_iter().map(|pos| m.replay.slot(pos)).collect()
+            }
+        }
+    }
+
     /// `size` transitions drawn uniformly with replacement.
     pub fn sample(&self, size: usize, rng: &mut impl Rng) -> Batch {
         match self {
@@ -332,14 +381,7 @@ impl Dqn {
         truncated: bool,
     ) {
         let reward = if self.config.clip_rewards { crate::agents::ppo::sign(reward) } else { reward as f32 };
-        match &mut self.memory {
-            Memory::Flat { replay, nstep } => {
-                for t in nstep.push(&obs.to_vec(), action, reward, &next_obs.to_vec(), terminated, truncated) {
-                    replay.push(&t);
-                }
-            }
-            Memory::Pixels(m) => m.observe(obs, action, reward, next_obs, terminated, truncated),
-        }
+        self.memory.push_step(obs, action, reward, next_obs, terminated, truncated);
     }
 
     /// Whether environment step `step` (1-based count of steps taken) is due an update.

@@ -8,3 +8,4 @@ pub mod actor_critic;
 mod domain;
 pub mod dqn;
 pub mod ppo;
+pub mod rainbow;
