@@ -301,7 +301,7 @@ fn new_training_runs() {
     };
     let c = |args: Vec<String>, needles| Case { args, needles };
     let cases = vec![
-        c(t(&["--agent", "sac"]), &["unknown agent `sac`", "`a2c`, `a3c` and `ppo`"]),
+        c(t(&["--agent", "sac"]), &["unknown agent `sac`", "`a3c`, `ppo` and `rainbow`"]),
         c(t(&["--agent", ""]), &["unknown agent ``"]),
         c(t(&["--n-step", "0"]), &["--n-step", "at least 1"]),
         c(t(&["--n-step", "5000"]), &["n_step = 5000", "between 1 and 1000"]),

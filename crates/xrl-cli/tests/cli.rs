@@ -182,7 +182,7 @@ fn a_killed_training_run_resumes_from_its_last_checkpoint() {
 fn train_and_play_refuse_bad_input_cleanly() {
     assert_clean_failure(
         &xrl(&["train", "--env", "CartPole-v1", "--steps", "10", "--out", "/tmp/x", "--agent", "sac"]),
-        "available agents are `dqn`, `drqn`, `a2c`, `a3c` and `ppo`",
+        "available agents are `dqn`, `drqn`, `a2c`, `a3c`, `ppo` and `rainbow`",
     );
     assert_clean_failure(
         &xrl(&["train", "--env", "Pendulum-v1", "--steps", "10", "--out", "/tmp/xrl-never"]),

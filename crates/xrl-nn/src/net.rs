@@ -253,7 +253,7 @@ impl NetSpec {
             ));
         }
         if let Some(a) = self.atoms
-            && (a.n < 2 || !(a.v_min < a.v_max) || !a.v_min.is_finite() || !a.v_max.is_finite())
+            && (a.n < 2 || a.v_min >= a.v_max || !a.v_min.is_finite() || !a.v_max.is_finite())
         {
             return Err(format!(
                 "a distributional head needs at least 2 atoms on a finite [v_min, v_max] with v_min < v_max, got {} \

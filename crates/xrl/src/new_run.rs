@@ -7,8 +7,8 @@ use crate::agents::a3c::A3cConfig;
 use crate::agents::dqn::DqnConfig;
 use crate::agents::ppo::PpoConfig;
 use crate::agents::rainbow::RainbowConfig;
-use crate::per::PerConfig;
 use crate::nn::{Core, CoreKind, Torso};
+use crate::per::PerConfig;
 use crate::run::{AgentCard, EnvCard, RunCard, RunError};
 
 /// The longest run a card may ask for: a trillion steps (a typo of a few zeros more is refused rather than run
@@ -349,10 +349,18 @@ mod tests {
             NewRun { frames: Some(3), ..NewRun::new("MinAtar/Breakout-v0", AgentKind::Drqn, 10) }.card().unwrap();
         assert_eq!((drqn.env.frame_stack, drqn.net.obs_shape.clone()), (3, vec![3, 4, 10, 10]));
         assert_eq!("a3c".parse::<AgentKind>().unwrap(), AgentKind::A3c);
-        assert!("sac".parse::<AgentKind>().unwrap_err().to_string().contains("`a3c` and `ppo`"));
+        assert!("sac".parse::<AgentKind>().unwrap_err().to_string().contains("`ppo` and `rainbow`"));
         let ppo = NewRun::new("MinAtar/Breakout-v1", AgentKind::Ppo, 10).card().unwrap();
         assert_eq!((ppo.agent.name(), ppo.net.actions), ("PPO", 3));
         refused(NewRun { core: Some(CoreKind::Gru), ..NewRun::new("CartPole-v1", AgentKind::Ppo, 10) }, "--core");
         refused(NewRun::new("PongNoFrameskip-v4", AgentKind::Drqn, 10), "drqn on Atari");
+        let off = RainbowOff { c51: true, ..RainbowOff::default() };
+        refused(NewRun { rainbow_off: off, ..NewRun::new("CartPole-v1", AgentKind::Dqn, 10) }, "--agent rainbow");
+        refused(NewRun { double: true, ..NewRun::new("MinAtar/Breakout-v0", AgentKind::Rainbow, 10) }, "--no-double");
+        let rb =
+            NewRun { n_step: Some(5), ..NewRun::new("MinAtar/Breakout-v0", AgentKind::Rainbow, 10) }.card().unwrap();
+        let AgentCard::Rainbow(c) = &rb.agent else { panic!("a Rainbow card") };
+        assert_eq!((c.n_step, c.per.as_ref().map(|p| p.beta_steps)), (5, Some(10)));
+        assert_eq!(rb.net.atoms.map(|a| a.n), Some(51));
     }
 }

@@ -396,3 +396,47 @@ fn an_interrupted_ppo_run_resumes_its_updates_annealing_and_adam_state() {
     assert!(rows.iter().enumerate().all(|(i, r)| r.1 == i + 1), "episodes are consecutive");
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+/// Rainbow's checkpoint holds its priorities beside the replay: a run killed after its first checkpoint resumes
+/// from both (the sampler's maximum priority and every slot's come back), and its ablations train too.
+#[test]
+fn rainbow_resumes_with_its_priorities_and_its_ablations_train() {
+    use xrl::new_run::{AgentKind, NewRun, RainbowOff};
+    let root = tmp("rainbow");
+    let dir = RunDir::new(&root);
+    let card =
+        NewRun { checkpoint_every: Some(1_500), ..NewRun::new("MinAtar/Breakout-v0", AgentKind::Rainbow, 3_000) }
+            .card()
+            .unwrap();
+    assert_eq!(card.agent.name(), "Rainbow");
+    dir.create(&card).unwrap();
+    let mut short = card.clone();
+    short.total_steps = 1_500;
+    std::fs::write(dir.card_path(), toml::to_string(&short).unwrap()).unwrap();
+    let device = xrl::burn::tensor::Device::flex();
+    let s = train(&dir, &device, |_| {}).unwrap();
+    assert_eq!((s.step, s.updates), (1_500, (1_500 - 1_000) / 4));
+    let priorities = std::fs::read(dir.checkpoint_file(&s.stem, "priorities.bin")).unwrap();
+    assert_eq!(priorities.len(), 8 * (100_000 + 2));
+    let max = f64::from_le_bytes(priorities[8..16].try_into().unwrap());
+    assert!(max > 0.0 && max.is_finite(), "max priority {max}");
+    std::fs::write(dir.card_path(), toml::to_string(&card).unwrap()).unwrap();
+    let s = train(&dir, &device, |_| {}).unwrap();
+    assert_eq!((s.step, s.resumes, s.updates), (3_000, 1, (3_000 - 1_000) / 4));
+    // Older checkpoints keep their weights only.
+    let older = dir.checkpoint_file("step-0000001500", "priorities.bin");
+    assert!(!older.exists(), "{older:?} should have been pruned");
+    std::fs::remove_dir_all(&root).unwrap();
+
+    let off = RainbowOff { per: true, noisy: true, c51: true, double: true, dueling: true };
+    let card =
+        NewRun { rainbow_off: off, ..NewRun::new("MinAtar/Breakout-v0", AgentKind::Rainbow, 1_200) }.card().unwrap();
+    let xrl::run::AgentCard::Rainbow(c) = &card.agent else { panic!("a Rainbow card") };
+    assert_eq!(c.name(), "Rainbow (no PER, no noisy, no C51, no double, no dueling)");
+    assert_eq!((card.net.atoms, card.net.noisy), (None, None));
+    let root = tmp("rainbow-off");
+    let dir = RunDir::new(&root);
+    dir.create(&card).unwrap();
+    assert_eq!(train(&dir, &device, |_| {}).unwrap().updates, 200 / 4);
+    std::fs::remove_dir_all(&root).unwrap();
+}

@@ -287,8 +287,7 @@ impl Rainbow {
         let plain = self.device.clone().inner();
         let n_actions = self.online.spec().actions;
         let next = nn::batch(&b.next_obs, self.obs_len, &plain);
-        let discounts: Vec<f32> =
-            (0..bs).map(|i| c.gamma.powi(b.steps[i] as i32) * b.not_terminal[i]).collect();
+        let discounts: Vec<f32> = (0..bs).map(|i| c.gamma.powi(b.steps[i] as i32) * b.not_terminal[i]).collect();
         // The bootstrap action a* = argmax Q(s'): the online network's for double Q-learning, else the target's.
         let online_next = c.double.then(|| nn::argmax_rows(self.online.forward(next.clone(), &pass).q.expect("Q")));
         let obs = nn::batch(&b.obs, self.obs_len, &self.device);
@@ -383,8 +382,7 @@ impl Rainbow {
 pub(crate) fn train(s: &mut Session, config: RainbowConfig) -> Result<(), TrainError> {
     let mut env = s.card.env.make()?;
     let binary = matches!(env.spec().observation, ObsSpace::Binary { .. });
-    let mut agent =
-        Rainbow::new(config, &s.card.net, binary, s.card.seed, &s.device).map_err(TrainError::Agent)?;
+    let mut agent = Rainbow::new(config, &s.card.net, binary, s.card.seed, &s.device).map_err(TrainError::Agent)?;
     if s.resumed {
         agent.set_nets(s.resume_net("online.safetensors")?, s.resume_net("target.safetensors")?);
         let (path, bytes) = s.resume_file("replay.bin")?;
