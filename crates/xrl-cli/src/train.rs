@@ -64,8 +64,10 @@ pub struct TrainArgs {
     /// DRQN and recurrent A2C: units of the LSTM or GRU (default 128).
     #[arg(long, allow_negative_numbers = true, conflicts_with = "resume")]
     core_size: Option<usize>,
-    /// A2C: the torso, `default` (an MLP 64-64, or the MinAtar CNN) or `mmn` (Koul et al. 2019's, for `xrl fsm`:
-    /// FC 16 → ELU → FC 8 → ReLU6, or the MinAtar CNN ending in ReLU6).
+    /// The torso: `default` (the agent's), `mmn` (A2C: Koul et al. 2019's, for `xrl fsm`: FC 16 → ELU → FC 8 →
+    /// ReLU6, or the MinAtar CNN ending in ReLU6) or `ife` (Rainbow, PPO, A2C: the IFE seed's interpretable
+    /// feature extractor — non-overlapping convolutions, soft attention over their cells, residual blocks —
+    /// whose attention mask `xrl explain --methods attention` shows).
     #[arg(long, conflicts_with = "resume")]
     torso: Option<String>,
     /// DRQN: frames the LSTM runs over (default 4, seed 002's).
@@ -168,10 +170,11 @@ pub fn train(a: TrainArgs) -> Result<()> {
                 atari_frame: a.atari_frame.unwrap_or_default(),
                 frame_stack: a.frame_stack,
                 mmn_torso: match a.torso.as_deref() {
-                    None | Some("default") => false,
+                    None | Some("default") | Some("ife") => false,
                     Some("mmn") => true,
-                    Some(other) => bail!("unknown --torso `{other}`; use default or mmn"),
+                    Some(other) => bail!("unknown --torso `{other}`; use default, mmn or ife"),
                 },
+                ife_torso: a.torso.as_deref() == Some("ife"),
             }
             .card()?;
             let dir = RunDir::new(out);

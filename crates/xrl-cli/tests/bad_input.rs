@@ -1277,7 +1277,7 @@ fn finite_state_machines() {
                 "--out",
                 &out("t1"),
             ],
-            &["unknown --torso `tiny`", "default or mmn"],
+            &["unknown --torso `tiny`", "default, mmn or ife"],
         ),
         case(
             &[

@@ -11,6 +11,7 @@
 //!   positions each perturbation reaches, and integrated gradients and SmoothGrad (mean) take the first
 //!   convolution's backward once per sample (`local`); behind any other model every row goes through it whole.
 
+pub mod attention;
 pub mod bench;
 mod cam;
 pub mod evaluate;

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 macro_rules! method_names {
     () => {
         "grad, grad-x-input, guided, deconv, gradcam:LAYER, guided-gradcam:LAYER, ig, smoothgrad:BASE, \
-         smoothgrad2:BASE, vargrad:BASE (BASE: grad, grad-x-input, guided or deconv), occlusion, perturbation"
+         smoothgrad2:BASE, vargrad:BASE (BASE: grad, grad-x-input, guided or deconv), occlusion, perturbation, \
+         attention (the mask of a --torso ife network)"
     };
 }
 
@@ -39,6 +40,8 @@ pub enum MethodName {
     Smooth(GradientKind, SmoothKind),
     Occlusion,
     Perturbation,
+    /// The network's attention mask (an IFE torso's).
+    Attention,
 }
 
 fn base_kind(s: &str) -> Option<GradientKind> {
@@ -69,6 +72,7 @@ impl std::str::FromStr for MethodName {
             ("ig", None) => Some(MethodName::Ig),
             ("occlusion", None) => Some(MethodName::Occlusion),
             ("perturbation", None) => Some(MethodName::Perturbation),
+            ("attention", None) => Some(MethodName::Attention),
             _ => match smooth {
                 Some(kind) => base_kind(arg.unwrap_or("grad")).map(|base| MethodName::Smooth(base, kind)),
                 None if arg.is_none() => base_kind(name).map(MethodName::Gradient),
@@ -261,6 +265,7 @@ impl MethodOptions {
                     budget,
                 })
             }
+            MethodName::Attention => Box::new(crate::attention::Attention { budget }),
             MethodName::Perturbation => {
                 let default = if head == xrl_nn::HeadKind::ActorCritic { ScoreName::Policy } else { ScoreName::Target };
                 let score = match self.perturbation_score.unwrap_or(default) {

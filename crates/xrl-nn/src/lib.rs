@@ -6,6 +6,7 @@ mod core;
 pub mod device;
 pub mod fast;
 mod head;
+pub mod ife;
 mod net;
 pub mod noisy;
 pub mod qbn;

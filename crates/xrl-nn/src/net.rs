@@ -36,6 +36,10 @@ pub enum Torso {
     /// Dopamine's MinAtar network for Rainbow (Obando-Ceron & Castro 2021): conv 16 3×3 stride 1 → ReLU, flattened
     /// (16 × 8 × 8 = 1,024 features), the head reading it directly.
     MinatarConv,
+    /// The IFE seed's interpretable feature extractor ([`crate::ife`]): non-overlapping convolutions, a soft
+    /// spatial attention over their cells (probe `attention`), residual blocks; width multiplier `m` (2), then an
+    /// FC 256 (the seed's dueling streams each have one: use it with two streams).
+    Ife { m: usize },
 }
 
 /// What the network outputs.
@@ -277,6 +281,7 @@ impl NetSpec {
             (Torso::MinatarCnn | Torso::MmnMinatarCnn | Torso::MinatarConv, [_, 10, 10]) => Ok(()),
             // 84 × 84 (Mnih et al.), or any frame its three convolutions fit (the seeds' 80 × 80): 36 px at least.
             (Torso::NatureCnn, [_, h, w]) if *h >= 36 && *w >= 36 => Ok(()),
+            (Torso::Ife { m }, s) if (1..=16).contains(m) => crate::ife::IfeShape::for_frame(s, *m).map(|_| ()),
             (torso, s) => Err(format!("torso {torso:?} does not fit observations of shape {s:?}")),
         }
     }

@@ -16,6 +16,8 @@ pub struct TorsoModule {
     /// The fully connected layers' activations.
     #[module(skip)]
     acts: Vec<Activation>,
+    /// The IFE extractor in place of the convolutions ([`TorsoKind::Ife`]).
+    ife: Option<crate::ife::IfeModule>,
 }
 
 /// What follows a fully connected layer.
@@ -107,7 +109,7 @@ impl TorsoKind {
     /// (out channels, kernel, stride) of each convolution.
     fn conv_layers(&self) -> Vec<(usize, usize, usize)> {
         match self {
-            TorsoKind::Mlp { .. } | TorsoKind::MmnMlp => vec![],
+            TorsoKind::Mlp { .. } | TorsoKind::MmnMlp | TorsoKind::Ife { .. } => vec![],
             TorsoKind::MinatarCnn | TorsoKind::MmnMinatarCnn | TorsoKind::MinatarConv => vec![(16, 3, 1)],
             TorsoKind::NatureCnn => vec![(32, 8, 4), (64, 4, 2), (64, 3, 1)],
         }
@@ -120,6 +122,7 @@ impl TorsoKind {
             TorsoKind::MinatarCnn | TorsoKind::MmnMinatarCnn => vec![128],
             TorsoKind::NatureCnn => vec![512],
             TorsoKind::MinatarConv => vec![],
+            TorsoKind::Ife { .. } => vec![256],
             TorsoKind::MmnMlp => vec![16, 8],
         }
     }
@@ -150,8 +153,16 @@ impl TorsoModule {
             }
             flat = c * h * w;
         }
+        let ife = match (&spec.torso, spec.frame_shape()) {
+            (TorsoKind::Ife { m }, frame) => {
+                let shape = crate::ife::IfeShape::for_frame(frame, *m).expect("validated with the spec");
+                flat = shape.features();
+                Some(crate::ife::IfeModule::new(shape, device))
+            }
+            _ => None,
+        };
         let fc = dense_stack(flat, &spec.torso.hidden_widths(), device);
-        (TorsoModule { convs, fc, acts: spec.torso.activations() }, flat)
+        (TorsoModule { convs, fc, acts: spec.torso.activations(), ife }, flat)
     }
 
     /// The features' width.
@@ -163,15 +174,26 @@ impl TorsoModule {
         &self.convs
     }
 
+    /// The IFE extractor, for an IFE torso.
+    pub fn ife(&self) -> Option<&crate::ife::IfeModule> {
+        self.ife.as_ref()
+    }
+
     /// Probe names, input side first.
     pub fn layer_names(&self) -> Vec<String> {
         let both = |n: String| [n.clone(), format!("{n}.relu")];
         let convs = (1..=self.convs.len()).flat_map(move |i| both(format!("conv{i}")));
-        convs.chain((1..=self.fc.len()).flat_map(move |i| both(format!("fc{i}")))).collect()
+        let ife = self.ife.as_ref().map(|_| crate::ife::IfeModule::layer_names()).unwrap_or_default();
+        let fc = (1..=self.fc.len()).flat_map(move |i| both(format!("fc{i}")));
+        convs.chain(ife).chain(fc).collect()
     }
 
     /// Frames `[rows, frame_len]` through the convolutions, flattened (unchanged for an MLP).
     pub fn conv_features(&self, x: Tensor<2>, frame: &[usize], pass: &Pass, probe: &mut Option<Probe>) -> Tensor<2> {
+        if let Some(ife) = &self.ife {
+            let rows = x.dims()[0];
+            return ife.forward(x.reshape([rows, frame[0], frame[1], frame[2]]), pass, probe);
+        }
         match self.convs.first() {
             None => x,
             Some(first) => {

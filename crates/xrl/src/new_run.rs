@@ -98,6 +98,9 @@ pub struct NewRun {
     /// [`Torso::MmnMinatarCnn`] on MinAtar): features bounded by ReLU6, which an observation bottleneck can
     /// reproduce.
     pub mmn_torso: bool,
+    /// Rainbow, PPO and A2C: the IFE seed's interpretable feature extractor ([`Torso::Ife`], m = 2) with two
+    /// streams (each with its own FC 256), its attention mask an explanation.
+    pub ife_torso: bool,
     /// Atari: the preprocessed frame (Gymnasium's 84 × 84 by default).
     pub atari_frame: xrl_env::AtariFrame,
     /// Atari: frames per observation (default 4; 1 for a recurrent core that supplies the memory).
@@ -125,6 +128,7 @@ impl NewRun {
             core_size: None,
             frames: None,
             mmn_torso: false,
+            ife_torso: false,
             atari_frame: xrl_env::AtariFrame::Gymnasium,
             frame_stack: None,
         }
@@ -144,6 +148,15 @@ impl NewRun {
         }
         if self.core.is_some() && self.agent != AgentKind::A2c {
             return bad("--core is an A2C option; for a recurrent DQN use --agent drqn".into());
+        }
+        if self.ife_torso && !matches!(self.agent, AgentKind::Rainbow | AgentKind::Ppo | AgentKind::A2c) {
+            return bad(format!(
+                "--torso ife is a Rainbow, PPO and A2C option (the IFE seed's attention extractor); {name} does not \
+                 use it"
+            ));
+        }
+        if self.ife_torso && (self.core.is_some() || self.mmn_torso) {
+            return bad("--torso ife has no recurrent core (it is feed-forward, as the seed's Rainbow)".into());
         }
         if self.mmn_torso && self.agent != AgentKind::A2c {
             return bad(format!(
@@ -263,14 +276,21 @@ impl NewRun {
                 if self.mmn_torso {
                     base.torso = if obs_shape.len() == 1 { Torso::MmnMlp } else { Torso::MmnMinatarCnn };
                 }
+                if self.ife_torso {
+                    base.torso = Torso::Ife { m: 2 };
+                }
                 let config = match core {
                     Some(core) => base.with_core(core),
                     None => base,
                 };
-                (config.net_spec(&obs_shape, actions), AgentCard::A2c(config))
+                let spec = config.net_spec(&obs_shape, actions);
+                (if self.ife_torso { spec.with_streams() } else { spec }, AgentCard::A2c(config))
             }
             AgentKind::Ppo => {
-                let config = PpoConfig::for_env(&obs_shape);
+                let mut config = PpoConfig::for_env(&obs_shape);
+                if self.ife_torso {
+                    (config.torso, config.separate_critic) = (Torso::Ife { m: 2 }, true);
+                }
                 (config.net_spec(&obs_shape, actions), AgentCard::Ppo(config))
             }
             AgentKind::A3c => {
@@ -287,6 +307,7 @@ impl NewRun {
                     atoms: if off.c51 { None } else { base.atoms },
                     double: base.double && !off.double,
                     dueling: base.dueling && !off.dueling,
+                    torso: if self.ife_torso { Torso::Ife { m: 2 } } else { base.torso.clone() },
                     ..base
                 };
                 (config.net_spec(&obs_shape, actions), AgentCard::Rainbow(Box::new(config)))
@@ -362,5 +383,11 @@ mod tests {
         let AgentCard::Rainbow(c) = &rb.agent else { panic!("a Rainbow card") };
         assert_eq!((c.n_step, c.per.as_ref().map(|p| p.beta_steps)), (5, Some(10)));
         assert_eq!(rb.net.atoms.map(|a| a.n), Some(51));
+        let ife = |agent| NewRun { ife_torso: true, ..NewRun::new("MinAtar/Breakout-v0", agent, 10) }.card();
+        for agent in [AgentKind::Rainbow, AgentKind::Ppo, AgentKind::A2c] {
+            let card = ife(agent).unwrap();
+            assert_eq!((card.net.torso.clone(), card.net.streams), (Torso::Ife { m: 2 }, true), "{agent:?}");
+        }
+        assert!(ife(AgentKind::Dqn).unwrap_err().to_string().contains("--torso ife"));
     }
 }

@@ -105,6 +105,8 @@ pub enum Init {
     Uniform { bound: f64 },
     /// N(0, std²).
     Normal { std: f64 },
+    /// All zeros (the IFE extractor's HUE biases).
+    Zeros,
 }
 
 /// The network's tensors, in the record's order (sorted by name).
@@ -149,8 +151,17 @@ fn depth(layer: &str) -> Option<(u8, i64)> {
                 Some((2, -i))
             } else if let Some(i) = index("torso.fc.") {
                 Some((4, -i))
+            } else if let Some(i) = index("torso.ife.res.") {
+                // The IFE extractor from its output down: residual convolutions, attention, HUE convolutions.
+                Some((5, -i))
+            } else if layer == "torso.ife.att_out" {
+                Some((6, 0))
+            } else if layer == "torso.ife.att_hidden" {
+                Some((7, 0))
+            } else if let Some(i) = index("torso.ife.hue.") {
+                Some((8, -i))
             } else {
-                index("torso.convs.").map(|i| (5, -i))
+                index("torso.convs.").map(|i| (9, -i))
             }
         }
     }
@@ -162,6 +173,10 @@ fn ordered_layers(tensors: &[NamedTensor]) -> Result<Vec<String>, ExplainError> 
     layers.dedup();
     let mut keyed = vec![];
     for l in layers {
+        // A noisy layer's σ acts only in training passes; the evaluated network is its mean, so σ is no layer here.
+        if l.ends_with("_noise") {
+            continue;
+        }
         let key = depth(&l).ok_or_else(|| {
             ExplainError::Invalid(format!("layer {l}: parameter randomisation does not know its place or initialiser"))
         })?;
@@ -203,6 +218,14 @@ pub fn initialiser(tensor: &str, layer_weight_shape: &[usize]) -> Result<Init, E
     if fan_in == 0 {
         return Err(bad());
     }
+    // The IFE seed's HUE convolutions: the default times the ReLU gain √2, biases 0.
+    if tensor.starts_with("torso.ife.hue.") {
+        return Ok(if tensor.ends_with(".bias") {
+            Init::Zeros
+        } else {
+            Init::Uniform { bound: std::f64::consts::SQRT_2 / (fan_in as f64).sqrt() }
+        });
+    }
     Ok(Init::Uniform { bound: 1.0 / (fan_in as f64).sqrt() })
 }
 
@@ -234,6 +257,7 @@ fn redraw(tensors: &[NamedTensor], layer: &str, seed: u64) -> Result<HashMap<Str
                 let u = Uniform::new(-b, b).map_err(|e| ExplainError::Invalid(format!("tensor {}: {e}", t.name)))?;
                 (0..n).map(|_| u.sample(&mut rng)).collect()
             }
+            Init::Zeros => vec![0.0; n],
             Init::Normal { std } => {
                 let d = Normal::new(0.0f32, std as f32)
                     .map_err(|e| ExplainError::Invalid(format!("tensor {}: {e}", t.name)))?;
@@ -452,6 +476,39 @@ mod tests {
         assert_eq!(got, want);
     }
 
+    /// An IFE Rainbow network (noisy, distributional, two streams): its extractor from the output down, the noisy
+    /// layers' σ left out (the evaluated network is their mean), and the HUE convolutions' own initialiser.
+    #[test]
+    fn an_ife_network_cascades_through_its_extractor() {
+        let spec = xrl_nn::NetSpec {
+            noisy: Some(0.5),
+            atoms: Some(xrl_nn::Atoms { n: 5, v_min: -1.0, v_max: 1.0 }),
+            ..xrl_nn::NetSpec::new(vec![4, 10, 10], 3, xrl_nn::Torso::Ife { m: 1 }, xrl_nn::HeadKind::Dueling)
+                .with_streams()
+        };
+        let net = Net::new(&spec, &xrl_nn::device::for_tests()).unwrap();
+        let got = layers(&net).unwrap();
+        let want = [
+            "head.out",
+            "head.value",
+            "head.value_fc.0",
+            "torso.fc.0",
+            "torso.ife.res.3",
+            "torso.ife.res.2",
+            "torso.ife.res.1",
+            "torso.ife.res.0",
+            "torso.ife.att_out",
+            "torso.ife.att_hidden",
+            "torso.ife.hue.2",
+            "torso.ife.hue.1",
+            "torso.ife.hue.0",
+        ];
+        assert_eq!(got, want);
+        let hue = initialiser("torso.ife.hue.0.weight", &[16, 4, 1, 1]).unwrap();
+        assert_eq!(hue, Init::Uniform { bound: std::f64::consts::SQRT_2 / 2.0 });
+        assert_eq!(initialiser("torso.ife.hue.0.bias", &[16, 4, 1, 1]).unwrap(), Init::Zeros);
+    }
+
     #[test]
     fn initialisers_follow_burns_defaults() {
         assert_eq!(initialiser("head.out.weight", &[16, 4]).unwrap(), Init::Uniform { bound: 0.25 });
@@ -541,6 +598,7 @@ mod tests {
                         Init::Normal { std } => {
                             assert!(a.values.iter().all(|v| v.abs() <= 7.0 * std as f32), "{}: outlier", b.name)
                         }
+                        Init::Zeros => assert!(a.values.iter().all(|&v| v == 0.0), "{} not zeros", b.name),
                     }
                 }
                 let again = named_tensors(&randomise(&net, std::slice::from_ref(&layer), 7).unwrap()).unwrap();

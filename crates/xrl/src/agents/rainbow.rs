@@ -138,11 +138,13 @@ impl RainbowConfig {
 
     pub fn net_spec(&self, obs_shape: &[usize], actions: usize) -> NetSpec {
         let head = if self.dueling { HeadKind::Dueling } else { HeadKind::Q };
-        NetSpec {
+        let spec = NetSpec {
             atoms: self.atoms,
             noisy: self.noisy,
             ..NetSpec::new(obs_shape.to_vec(), actions, self.torso.clone(), head)
-        }
+        };
+        // The IFE seed's dueling streams each read the extractor through their own FC 256.
+        if self.dueling && matches!(self.torso, Torso::Ife { .. }) { spec.with_streams() } else { spec }
     }
 
     /// ε at environment step `step`.
