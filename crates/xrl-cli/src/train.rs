@@ -242,6 +242,11 @@ pub struct PlayArgs {
     /// Also write a GIF of the played episodes.
     #[arg(long)]
     gif: Option<PathBuf>,
+    /// With --gif, for a `--torso ife` run: the attention mask over every frame, as the IFE seed's evaluation
+    /// video (frame dimmed to 60 %, attended cells brightened), upsampled `nearest` (what the seed asked for) or
+    /// `bilinear` (what its OpenCV call did).
+    #[arg(long, value_name = "UPSAMPLING")]
+    attention: Option<String>,
     /// Print a JSON object with arrays `returns` and `lengths`.
     #[arg(long)]
     json: bool,
@@ -264,6 +269,15 @@ pub fn play(a: PlayArgs) -> Result<()> {
     if let Some(note) = dir.index_note() {
         tell!("note: {note}");
     }
+    let attention = match &a.attention {
+        None => None,
+        Some(_) if a.gif.is_none() => bail!("--attention draws the mask on --gif's frames: give --gif FILE too"),
+        Some(how) => {
+            let how = xrl_explain::attention::parse_upsample(how)?;
+            xrl_explain::attention::mask(&net, &vec![0.0; card.net.obs_shape.iter().product()])?;
+            Some((net.clone(), how))
+        }
+    };
     let mut env = card.env.make()?;
     let mut policy = NetPolicy::new(net, a.epsilon, a.seed ^ 0x5EED);
     let mut frames = vec![];
@@ -272,7 +286,14 @@ pub fn play(a: PlayArgs) -> Result<()> {
     let mut cut = false;
     let r = rollout::play(env.as_mut(), &mut policy, a.episodes, a.seed, |e| {
         if record && frames.len() < rollout::MAX_FRAMES {
-            frames.push(e.render());
+            let frame = e.render();
+            frames.push(match &attention {
+                Some((net, how)) => match xrl_explain::attention::mask(net, e.obs()) {
+                    Ok((mask, hw)) => xrl_explain::attention::overlay(&frame, &mask, hw, *how),
+                    Err(_) => frame,
+                },
+                None => frame,
+            });
         } else if record {
             cut = true;
         }

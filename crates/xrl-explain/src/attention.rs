@@ -47,6 +47,48 @@ impl Method for Attention {
     }
 }
 
+/// The attention mask of `net` on one observation, `[h, w]` cells summing to 1 (the means of a noisy network).
+pub fn mask(net: &xrl_nn::Net, obs: &[f32]) -> Result<(Vec<f32>, [usize; 2]), ExplainError> {
+    if !net.layer_names().iter().any(|n| n == LAYER) {
+        return Err(ExplainError::Invalid(
+            "this network has no attention mask: train with --torso ife (the IFE seed's extractor)".into(),
+        ));
+    }
+    let x = xrl_nn::batch(obs, obs.len(), &net.device().inner());
+    let pass = Pass { probe: Some(LAYER.into()), ..Pass::default() };
+    let probe = net.forward(x, &pass).probe.expect("the network names the attention layer");
+    let [_, _, h, w] = probe.activation.dims();
+    Ok((to_vec(probe.activation), [h, w]))
+}
+
+/// `how` as a user names it.
+pub fn parse_upsample(s: &str) -> Result<Upsample, ExplainError> {
+    match s {
+        "nearest" => Ok(Upsample::Nearest),
+        "bilinear" => Ok(Upsample::Bilinear),
+        _ => Err(ExplainError::Invalid(format!("unknown upsampling `{s}`; use nearest or bilinear"))),
+    }
+}
+
+/// A map of `shape` (`[.., H, W]`) as |values| summed into `[gh, gw]` cells: over its leading axes, and over
+/// blocks of (H/gh) × (W/gw) pixels; `None` when the grid does not tile it.
+pub fn to_cells(map: &[f32], shape: &[usize], [gh, gw]: [usize; 2]) -> Option<Vec<f32>> {
+    let d = shape.len();
+    let (h, w) = if d >= 2 { (shape[d - 2], shape[d - 1]) } else { return None };
+    if gh == 0 || gw == 0 || h % gh != 0 || w % gw != 0 {
+        return None;
+    }
+    let (bh, bw) = (h / gh, w / gw);
+    let mut out = vec![0.0; gh * gw];
+    for plane in map.chunks(h * w) {
+        for (i, v) in plane.iter().enumerate() {
+            let (y, x) = (i / w, i % w);
+            out[(y / bh) * gw + x / bw] += v.abs();
+        }
+    }
+    Some(out)
+}
+
 /// How a mask is brought to the frame's size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Upsample {
@@ -103,6 +145,16 @@ pub fn overlay(frame: &xrl_render::RgbImage, mask: &[f32], hw: [usize; 2], how: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn maps_are_summed_into_the_masks_cells() {
+        // Two channels of 4 × 4 into 2 × 2 cells.
+        let map: Vec<f32> = (0..32).map(|i| if i < 16 { 1.0 } else { -(i as f32 % 4.0) }).collect();
+        let cells = to_cells(&map, &[2, 4, 4], [2, 2]).unwrap();
+        // Each cell: 4 ones from channel 0 and |−x| for x in a 2 × 2 block of columns (0,1 or 2,3), twice.
+        assert_eq!(cells, vec![4.0 + 2.0, 4.0 + 10.0, 4.0 + 2.0, 4.0 + 10.0]);
+        assert!(to_cells(&map, &[2, 4, 4], [3, 3]).is_none());
+    }
 
     #[test]
     fn upsampling_by_hand() {

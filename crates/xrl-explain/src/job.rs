@@ -114,6 +114,10 @@ pub struct MethodSummary {
     /// One map's shape.
     pub map_shape: Vec<usize>,
     pub resolution: crate::Resolution,
+    /// With `attention` among the methods: per frame, Spearman's ρ between the attention mask and this method's
+    /// |map| summed into the mask's cells (a map whose grid does not tile the mask's has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention_spearman: Option<Vec<f64>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -344,6 +348,7 @@ pub fn run(job: &Job) -> Result<Summary, ExplainError> {
             ms_per_frame: a.seconds * 1e3 / n as f64,
             map_shape: a.shape.clone(),
             resolution: a.resolution.clone(),
+            attention_spearman: None,
         });
         let per = a.map_len();
         // Over several frames (unrolled, or a DRQN's stack): the share of |attribution| on each, oldest first.
@@ -377,6 +382,24 @@ pub fn run(job: &Job) -> Result<Summary, ExplainError> {
             }
         }
         results.push(a);
+    }
+
+    // The attention mask beside every other map, cell by cell.
+    if let Some(mask) = results.iter().find(|a| a.method == crate::attention::LAYER) {
+        let cells = [mask.shape[0], mask.shape[1]];
+        for (a, summary) in results.iter().zip(method_summaries.iter_mut()) {
+            if a.method == mask.method {
+                continue;
+            }
+            summary.attention_spearman = (0..n)
+                .map(|f| {
+                    let m = &mask.maps[f * mask.map_len()..(f + 1) * mask.map_len()];
+                    let pooled =
+                        crate::attention::to_cells(&a.maps[f * a.map_len()..(f + 1) * a.map_len()], &a.shape, cells)?;
+                    crate::evaluate::similarity::spearman(m, &pooled).ok()
+                })
+                .collect();
+        }
     }
 
     // Pictures and video.
