@@ -80,6 +80,22 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// Seconds per Rainbow update of the MinAtar preset (conv 16 3×3 → dueling C51 noisy head, batch 32, n 3,
+    /// double Q, prioritised replay; no environment) beside the same update in PyTorch (`bench/rainbow.py`: the
+    /// same network, losses and sum-tree sampling in numpy), alternating rounds; prints a Markdown table.
+    Rainbow {
+        /// Python with torch and numpy installed (a venv outside the repo). Without it only xrl is measured.
+        #[arg(long)]
+        python: Option<PathBuf>,
+        #[arg(long, default_value = "bench/rainbow.py")]
+        script: PathBuf,
+        /// Timed updates per round and side (after 10 warm-up updates on a replay of 5,000 random transitions).
+        #[arg(long, default_value_t = 200)]
+        updates: usize,
+        /// xrl and PyTorch take turns this many times.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
     /// Atari throughput (build with `--features atari`): ALE's act loop, `ALE/<Game>-v5` steps, AtariPreprocessing +
     /// frame stack, and the u8 vector environment on 1 and N threads, beside ale-py and Gymnasium run by
     /// `bench/atari.py` in alternating rounds; prints a Markdown table of medians and ratios.
@@ -159,6 +175,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         }
         BenchCommand::Nets { python, script, batch, runs, iters } => nets(python, script, batch, runs, iters),
         BenchCommand::Ppo { python, script, updates, rounds } => ppo(python, script, updates, rounds),
+        BenchCommand::Rainbow { python, script, updates, rounds } => rainbow(python, script, updates, rounds),
         #[cfg(feature = "atari")]
         BenchCommand::Atari { python, script, game, frames, steps, copies, threads, rounds } => {
             atari(python, script, &game, frames, steps, copies, threads, rounds)
@@ -359,6 +376,53 @@ fn ppo(python: Option<PathBuf>, script: PathBuf, updates: usize, rounds: usize) 
     say!(
         "| PPO update | {:.3} | {theirs_cell} | {} |",
         median(&ours),
+        if ratios.is_empty() { "–".into() } else { ratios.join(", ") }
+    );
+    Ok(())
+}
+
+fn rainbow(python: Option<PathBuf>, script: PathBuf, updates: usize, rounds: usize) -> Result<()> {
+    if !(1..=10_000).contains(&updates) || !(1..=100).contains(&rounds) {
+        bail!("--updates must be between 1 and 10000 and --rounds between 1 and 100, got {updates} and {rounds}");
+    }
+    let device = xrl_nn::device::parse("cpu").map_err(anyhow::Error::msg)?;
+    let config = xrl::agents::rainbow::RainbowConfig::minatar();
+    let (mut ours, mut theirs, mut ratios) = (vec![], vec![], vec![]);
+    for round in 0..rounds {
+        tell!("round {}: xrl", round + 1);
+        let t = xrl::bench::rainbow_update_seconds(&config, &[4, 10, 10], 6, updates, &device)
+            .map_err(anyhow::Error::msg)?;
+        let ours_round = median(&t);
+        ours.push(ours_round);
+        if let Some(py) = &python {
+            tell!("round {}: PyTorch", round + 1);
+            let args = [
+                "--updates".to_string(),
+                updates.to_string(),
+                "--fill".into(),
+                xrl::bench::RAINBOW_FILL.to_string(),
+                "--warmup".into(),
+                xrl::bench::RAINBOW_WARMUP.to_string(),
+            ];
+            let v = run_python(py, &script, &args)?;
+            let secs: Vec<f64> =
+                v["seconds"].as_array().map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
+            if secs.is_empty() {
+                bail!("{} printed no seconds", script.display());
+            }
+            let theirs_round = median(&secs);
+            theirs.push(theirs_round);
+            ratios.push(format!("{:.2}", ours_round / theirs_round));
+        }
+    }
+    say!(
+        "| update (MinAtar preset: conv 16 3×3, dueling C51 noisy head, batch 32, PER) | xrl ms (median) | PyTorch ms (median) | xrl ÷ PyTorch per round |"
+    );
+    say!("|---|---:|---:|---|");
+    let theirs_cell = if theirs.is_empty() { "–".to_string() } else { format!("{:.3}", median(&theirs) * 1e3) };
+    say!(
+        "| Rainbow update | {:.3} | {theirs_cell} | {} |",
+        median(&ours) * 1e3,
         if ratios.is_empty() { "–".into() } else { ratios.join(", ") }
     );
     Ok(())

@@ -226,6 +226,58 @@ pub fn ppo_update_seconds(
     Ok(times)
 }
 
+/// Random transitions [`rainbow_update_seconds`] (and `bench/rainbow.py`) fill the replay with before timing.
+pub const RAINBOW_FILL: usize = 5_000;
+/// Untimed updates before the timed ones, on both sides.
+pub const RAINBOW_WARMUP: usize = 10;
+
+/// Seconds per Rainbow update of `config` (for `config.net_spec(obs_shape, actions)`): a fresh agent's replay is
+/// filled by [`crate::agents::rainbow::Rainbow::observe`] with [`RAINBOW_FILL`] random steps of one long random
+/// trajectory (binary frames, each next observation the following step's observation, rewards uniform in [0, 1),
+/// episodes ending with probability 0.01), then [`RAINBOW_WARMUP`] untimed updates, then `updates` timed ones.
+/// Each update is what training does: the prioritised draw, the batch, fresh noise on both networks, the double-Q
+/// bootstrap, the C51 projection, the weighted cross-entropy, the Adam step and the priorities' update. What
+/// `xrl bench rainbow` times beside `bench/rainbow.py`.
+pub fn rainbow_update_seconds(
+    config: &crate::agents::rainbow::RainbowConfig,
+    obs_shape: &[usize],
+    actions: usize,
+    updates: usize,
+    device: &burn::tensor::Device,
+) -> Result<Vec<f64>, String> {
+    use crate::agents::rainbow::Rainbow;
+    use rand::{Rng, SeedableRng};
+    let spec = config.net_spec(obs_shape, actions);
+    let mut agent = Rainbow::new(config.clone(), &spec, true, 0, device)?;
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(7);
+    let len = obs_shape.iter().product::<usize>();
+    let frame = |rng: &mut rand_xoshiro::Xoshiro256PlusPlus| -> Vec<f32> {
+        (0..len).map(|_| f32::from(rng.random::<bool>())).collect()
+    };
+    let mut obs = frame(&mut rng);
+    for _ in 0..RAINBOW_FILL {
+        let next = frame(&mut rng);
+        let action = rng.random_range(0..actions);
+        let reward = rng.random_range(0.0..1.0);
+        let terminated = rng.random::<f64>() < 0.01;
+        agent.observe(&obs, action, reward, &next, terminated, false)?;
+        obs = next;
+    }
+    if agent.memory.len() < config.batch_size {
+        return Err(format!("{} transitions stored, fewer than a batch of {}", agent.memory.len(), config.batch_size));
+    }
+    let mut times = Vec::with_capacity(updates);
+    for u in 0..RAINBOW_WARMUP + updates {
+        let t = Instant::now();
+        let loss = agent.update(RAINBOW_FILL + u)?;
+        std::hint::black_box(loss);
+        if u >= RAINBOW_WARMUP {
+            times.push(t.elapsed().as_secs_f64());
+        }
+    }
+    Ok(times)
+}
+
 /// Atari throughput beside ale-py and Gymnasium (`xrl bench atari`; `bench/atari.py` is the Python side).
 #[cfg(feature = "atari")]
 pub mod atari {
