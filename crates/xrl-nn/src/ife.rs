@@ -165,12 +165,19 @@ impl IfeModule {
     }
 }
 
-/// A 3 × 3 padded convolution with its weight divided by its spectral norm.
+/// A 3 × 3 padded convolution with its weight divided by its spectral norm. On burn's Flex backend the input is
+/// padded with zeros and goes through xrl's unpadded convolution (the same numbers; burn's padded CPU convolution
+/// was the slowest part of the extractor); other backends take burn's `conv2d`.
 fn spectral_conv(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let w = conv.weight.val();
     let sigma = spectral_norm(w.clone());
-    let bias = conv.bias.as_ref().map(|b| b.val());
-    conv2d(x, w / sigma, bias, ConvOptions::new([1, 1], [1, 1], [1, 1], 1))
+    let w = w / sigma;
+    let bias = conv.bias.as_ref().map(|b| b.val()).unwrap_or_else(|| Tensor::zeros([w.dims()[0]], &w.device()));
+    if crate::fast::on_flex(&x.device()) {
+        let x = x.pad((1, 1, 1, 1), burn::tensor::ops::PadMode::Constant(0.0));
+        return crate::fast::conv::conv2d(x, w, bias, 1);
+    }
+    conv2d(x, w, Some(bias), ConvOptions::new([1, 1], [1, 1], [1, 1], 1))
 }
 
 /// The largest singular value of `w` as an `[out, rest]` matrix, `[1, 1, 1, 1]`, differentiable in `w` (the
@@ -275,6 +282,23 @@ mod tests {
                 assert!((s - 1.0).abs() < 1e-5, "{frame:?} frame {f}: {s}");
                 assert!(a[f * cells..(f + 1) * cells].iter().all(|&v| v > 0.0));
             }
+        }
+    }
+
+    /// The padded fast path computes burn's padded convolution.
+    #[test]
+    fn the_padded_fast_path_is_burns_convolution() {
+        let d = device::for_tests();
+        let conv = Conv2dConfig::new([8, 8], [3, 3]).init(&d);
+        let x = random(2 * 8 * 5 * 5, &d).reshape([2, 8, 5, 5]);
+        let fast = to_vec(spectral_conv(&conv, x.clone()));
+        let w = conv.weight.val();
+        let w = w.clone() / spectral_norm(w);
+        let b = conv.bias.as_ref().map(|b| b.val());
+        let slow = to_vec(conv2d(x, w, b, ConvOptions::new([1, 1], [1, 1], [1, 1], 1)));
+        assert_eq!(fast.len(), 2 * 8 * 5 * 5);
+        for (a, b) in fast.iter().zip(&slow) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }
     }
 
