@@ -179,12 +179,18 @@ impl DqnConfig {
 
     /// ε at environment step `step`.
     pub fn epsilon(&self, step: usize) -> f64 {
-        if step < self.learning_starts {
-            return 1.0;
-        }
-        let frac = ((step - self.learning_starts) as f64 / self.epsilon_decay_steps.max(1) as f64).min(1.0);
-        self.epsilon_start + frac * (self.epsilon_end - self.epsilon_start)
+        linear_epsilon(step, self.learning_starts, self.epsilon_start, self.epsilon_end, self.epsilon_decay_steps)
     }
+}
+
+/// ε-greedy's schedule: 1 during the `learning_starts` random steps, then linear from `start` to `end` over
+/// `decay_steps`, then `end`.
+pub fn linear_epsilon(step: usize, learning_starts: usize, start: f64, end: f64, decay_steps: usize) -> f64 {
+    if step < learning_starts {
+        return 1.0;
+    }
+    let frac = ((step - learning_starts) as f64 / decay_steps.max(1) as f64).min(1.0);
+    start + frac * (end - start)
 }
 
 /// Where transitions are kept: float copies, or frames stored once (stacked pixel observations).
@@ -194,6 +200,24 @@ pub enum Memory {
 }
 
 impl Memory {
+    /// Room for `capacity` n-step transitions of observations of `obs_len` values: stacks of `pixel_stack` grey
+    /// frames stored once each, or float copies (bytes when the observations are 0/1 planes).
+    pub fn new(
+        capacity: usize,
+        obs_len: usize,
+        binary_obs: bool,
+        pixel_stack: Option<usize>,
+        n_step: usize,
+        gamma: f32,
+    ) -> Result<Self, String> {
+        Ok(match pixel_stack {
+            Some(k) => Memory::Pixels(PixelMemory::new(capacity, obs_len, k, n_step, gamma)?),
+            None => {
+                Memory::Flat { replay: Replay::new(capacity, obs_len, binary_obs), nstep: NStep::new(n_step, gamma) }
+            }
+        })
+    }
+
     pub fn len(&self) -> usize {
         match self {
             Memory::Flat { replay, .. } => replay.len(),
@@ -331,15 +355,8 @@ impl Dqn {
                 Optimizer::new(Rule::RmsProp { alpha, eps: epsilon, centered }, lr)
             }
         };
-        let memory = match config.pixel_stack {
-            Some(k) => {
-                Memory::Pixels(PixelMemory::new(config.replay_capacity, obs_len, k, config.n_step, config.gamma)?)
-            }
-            None => Memory::Flat {
-                replay: Replay::new(config.replay_capacity, obs_len, binary_obs),
-                nstep: NStep::new(config.n_step, config.gamma),
-            },
-        };
+        let memory =
+            Memory::new(config.replay_capacity, obs_len, binary_obs, config.pixel_stack, config.n_step, config.gamma)?;
         Ok(Dqn {
             memory,
             rng: Xoshiro256PlusPlus::seed_from_u64(seed ^ 0xD0_D0),

@@ -12,8 +12,6 @@ use crate::distributional::{Support, project};
 use crate::nn::{self, Atoms, HeadKind, Net, NetSpec, Pass, Torso};
 use crate::optim::{Optimizer, Rule};
 use crate::per::{PerConfig, Prioritized};
-use crate::pixel_replay::PixelMemory;
-use crate::replay::{NStep, Replay};
 use crate::run::{RunError, weights_bytes};
 use crate::train::{Session, TrainError};
 use burn::module::Module;
@@ -149,11 +147,13 @@ impl RainbowConfig {
 
     /// ε at environment step `step`.
     pub fn epsilon(&self, step: usize) -> f64 {
-        if step < self.learning_starts {
-            return 1.0;
-        }
-        let frac = ((step - self.learning_starts) as f64 / self.epsilon_decay_steps.max(1) as f64).min(1.0);
-        self.epsilon_start + frac * (self.epsilon_end - self.epsilon_start)
+        crate::agents::dqn::linear_epsilon(
+            step,
+            self.learning_starts,
+            self.epsilon_start,
+            self.epsilon_end,
+            self.epsilon_decay_steps,
+        )
     }
 
     /// The run's name for its parts switched off, e.g. "Rainbow (no PER, no C51)".
@@ -205,15 +205,8 @@ impl Rainbow {
         let online = Net::new(spec, &device)?;
         let obs_len = spec.obs_shape.iter().product();
         let _ = online.scores(Tensor::zeros([1, obs_len], &device));
-        let memory = match config.pixel_stack {
-            Some(k) => {
-                Memory::Pixels(PixelMemory::new(config.replay_capacity, obs_len, k, config.n_step, config.gamma)?)
-            }
-            None => Memory::Flat {
-                replay: Replay::new(config.replay_capacity, obs_len, binary_obs),
-                nstep: NStep::new(config.n_step, config.gamma),
-            },
-        };
+        let memory =
+            Memory::new(config.replay_capacity, obs_len, binary_obs, config.pixel_stack, config.n_step, config.gamma)?;
         let per = config.per.clone().map(|p| Prioritized::new(config.replay_capacity, p)).transpose()?;
         let rule = Rule::Adam { beta1: 0.9, beta2: 0.999, eps: config.adam_epsilon };
         Ok(Rainbow {
