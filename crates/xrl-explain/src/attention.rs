@@ -89,6 +89,30 @@ pub fn to_cells(map: &[f32], shape: &[usize], [gh, gw]: [usize; 2]) -> Option<Ve
     Some(out)
 }
 
+/// Per method of `results` (in order), per frame: Spearman's ρ between the `attention` result's mask and the
+/// method's |map| summed into the mask's cells; `None` for the mask itself, for maps whose grid does not tile the
+/// mask's, and for every method when no attention result is among them.
+pub fn spearman_with_mask(results: &[crate::Attribution]) -> Vec<Option<Vec<f64>>> {
+    let Some(mask) = results.iter().find(|a| a.method == LAYER) else { return vec![None; results.len()] };
+    let cells = [mask.shape[0], mask.shape[1]];
+    let n = mask.maps.len() / mask.map_len().max(1);
+    results
+        .iter()
+        .map(|a| {
+            if a.method == LAYER {
+                return None;
+            }
+            (0..n)
+                .map(|f| {
+                    let m = &mask.maps[f * mask.map_len()..(f + 1) * mask.map_len()];
+                    let pooled = to_cells(&a.maps[f * a.map_len()..(f + 1) * a.map_len()], &a.shape, cells)?;
+                    crate::evaluate::similarity::spearman(m, &pooled).ok()
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// How a mask is brought to the frame's size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Upsample {
@@ -154,6 +178,35 @@ mod tests {
         // Each cell: 4 ones from channel 0 and |−x| for x in a 2 × 2 block of columns (0,1 or 2,3), twice.
         assert_eq!(cells, vec![4.0 + 2.0, 4.0 + 10.0, 4.0 + 2.0, 4.0 + 10.0]);
         assert!(to_cells(&map, &[2, 4, 4], [3, 3]).is_none());
+    }
+
+    /// A map that is the mask blown up to the frame (one channel) ranks the cells as the mask: ρ = 1; its negative's
+    /// magnitude too; a reversed ranking gives −1; a map whose grid does not tile the mask's gives none.
+    #[test]
+    fn each_map_is_ranked_against_the_mask() {
+        let attribution = |method: &str, maps: Vec<f32>, shape: Vec<usize>| crate::Attribution {
+            method: method.into(),
+            maps,
+            shape,
+            resolution: Resolution::Input,
+            delta: None,
+            seconds: 0.0,
+        };
+        let mask = [0.1f32, 0.4, 0.3, 0.2];
+        let blown: Vec<f32> = (0..16).map(|i| mask[(i / 4 / 2) * 2 + (i % 4) / 2]).collect();
+        let reversed: Vec<f32> = (0..16).map(|i| 1.0 - mask[(i / 4 / 2) * 2 + (i % 4) / 2]).collect();
+        let results = vec![
+            attribution("grad", blown.iter().map(|v| -v).collect(), vec![1, 4, 4]),
+            attribution(LAYER, mask.to_vec(), vec![2, 2]),
+            attribution("ig", reversed, vec![1, 4, 4]),
+            attribution("odd", vec![0.0; 9], vec![1, 3, 3]),
+        ];
+        let rho = spearman_with_mask(&results);
+        assert!((rho[0].as_ref().unwrap()[0] - 1.0).abs() < 1e-12, "{rho:?}");
+        assert!(rho[1].is_none());
+        assert!((rho[2].as_ref().unwrap()[0] + 1.0).abs() < 1e-12, "{rho:?}");
+        assert!(rho[3].is_none());
+        assert!(spearman_with_mask(&results[..1]).iter().all(Option::is_none));
     }
 
     #[test]

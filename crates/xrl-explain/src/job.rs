@@ -385,21 +385,8 @@ pub fn run(job: &Job) -> Result<Summary, ExplainError> {
     }
 
     // The attention mask beside every other map, cell by cell.
-    if let Some(mask) = results.iter().find(|a| a.method == crate::attention::LAYER) {
-        let cells = [mask.shape[0], mask.shape[1]];
-        for (a, summary) in results.iter().zip(method_summaries.iter_mut()) {
-            if a.method == mask.method {
-                continue;
-            }
-            summary.attention_spearman = (0..n)
-                .map(|f| {
-                    let m = &mask.maps[f * mask.map_len()..(f + 1) * mask.map_len()];
-                    let pooled =
-                        crate::attention::to_cells(&a.maps[f * a.map_len()..(f + 1) * a.map_len()], &a.shape, cells)?;
-                    crate::evaluate::similarity::spearman(m, &pooled).ok()
-                })
-                .collect();
-        }
+    for (rho, summary) in crate::attention::spearman_with_mask(&results).into_iter().zip(method_summaries.iter_mut()) {
+        summary.attention_spearman = rho;
     }
 
     // Pictures and video.
