@@ -65,6 +65,8 @@ pub struct PixelReplay {
     /// Slots whose transitions left with their frames since [`PixelReplay::take_dropped`] was last called (a
     /// prioritised sampler must stop drawing them).
     dropped: Vec<usize>,
+    /// The longest transition the slack of frame slots was sized for.
+    n_step: usize,
 }
 
 impl PixelReplay {
@@ -92,7 +94,17 @@ impl PixelReplay {
             tail: 0,
             len: 0,
             dropped: vec![],
+            n_step,
         })
+    }
+
+    pub fn n_step(&self) -> usize {
+        self.n_step
+    }
+
+    /// Bytes per stored frame.
+    pub fn frame_len(&self) -> usize {
+        self.frame_len
     }
 
     /// Transition slots (physical; [`PixelReplay::batch_slots`] reads them).
@@ -331,10 +343,13 @@ impl PixelMemory {
         })
     }
 
-    /// The memory for a stored replay (from a checkpoint); the next step starts a fresh stack.
-    pub fn with_replay(replay: PixelReplay, n_step: usize, gamma: f32) -> Self {
-        let frame = vec![0; replay.frame_len];
-        PixelMemory { replay, nstep: NStep::new(n_step, gamma), stack: None, last: vec![], frame }
+    /// Takes a stored replay (from a checkpoint); pending steps are dropped and the next step starts a fresh
+    /// stack.
+    pub fn restore(&mut self, replay: PixelReplay) {
+        self.replay = replay;
+        self.nstep.clear();
+        self.stack = None;
+        self.last.clear();
     }
 
     fn push_frame(&mut self, frame: &[f32]) -> FrameId {

@@ -59,6 +59,11 @@ impl<O: Clone> NStep<O> {
         out
     }
 
+    /// Forgets the pending steps (a resumed run starts a fresh episode).
+    pub fn clear(&mut self) {
+        self.pending.clear();
+    }
+
     /// Emits the oldest pending step with the rewards of all pending steps.
     fn emit(&mut self, next_obs: &O, terminal: bool) -> Transition<O> {
         let reward = self.pending.iter().rev().fold(0.0, |acc, (_, _, r)| r + self.gamma * acc);

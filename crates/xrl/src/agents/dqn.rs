@@ -298,19 +298,24 @@ impl Memory {
 
     /// Replaces the stored transitions with a checkpoint's (pending n-step steps are dropped: a resumed run
     /// starts a fresh episode).
-    pub fn restore(&mut self, bytes: &[u8], config: &DqnConfig) -> Result<(), String> {
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
         match self {
-            Memory::Flat { replay, .. } => *replay = Replay::read_from(bytes)?,
+            Memory::Flat { replay, nstep } => {
+                *replay = Replay::read_from(bytes)?;
+                nstep.clear();
+            }
             Memory::Pixels(m) => {
-                let replay = PixelReplay::read_from(bytes, config.n_step)?;
-                if replay.stack() != m.replay.stack() {
+                let replay = PixelReplay::read_from(bytes, m.replay.n_step())?;
+                if (replay.stack(), replay.frame_len()) != (m.replay.stack(), m.replay.frame_len()) {
                     return Err(format!(
-                        "the pixel replay holds stacks of {} frames, the run {}",
+                        "the pixel replay holds stacks of {} frames of {} bytes, the run {} of {}",
                         replay.stack(),
-                        m.replay.stack()
+                        replay.frame_len(),
+                        m.replay.stack(),
+                        m.replay.frame_len()
                     ));
                 }
-                *m = PixelMemory::with_replay(replay, config.n_step, config.gamma);
+                m.restore(replay);
             }
         }
         Ok(())
@@ -473,8 +478,7 @@ pub(crate) fn train(s: &mut Session, config: DqnConfig) -> Result<(), TrainError
     if s.resumed {
         agent.set_nets(s.resume_net("online.safetensors")?, s.resume_net("target.safetensors")?);
         let (path, bytes) = s.resume_file("replay.bin")?;
-        let config = agent.config.clone();
-        agent.memory.restore(&bytes, &config).map_err(|message| RunError::File { path, message })?;
+        agent.memory.restore(&bytes).map_err(|message| RunError::File { path, message })?;
         agent.rng = s.state.agent_rng.clone();
         agent.updates = s.state.updates;
         agent.optim = s.resume_optimizer()?;

@@ -381,12 +381,7 @@ pub(crate) fn train(s: &mut Session, config: RainbowConfig) -> Result<(), TrainE
     if s.resumed {
         agent.set_nets(s.resume_net("online.safetensors")?, s.resume_net("target.safetensors")?);
         let (path, bytes) = s.resume_file("replay.bin")?;
-        let memory_config = crate::agents::dqn::DqnConfig {
-            n_step: agent.config.n_step,
-            gamma: agent.config.gamma,
-            ..crate::agents::dqn::DqnConfig::default()
-        };
-        agent.memory.restore(&bytes, &memory_config).map_err(|message| RunError::File { path, message })?;
+        agent.memory.restore(&bytes).map_err(|message| RunError::File { path, message })?;
         if let Some(per) = &mut agent.per {
             let (path, bytes) = s.resume_file("priorities.bin")?;
             per.restore(&bytes).map_err(|message| RunError::File { path, message })?;
