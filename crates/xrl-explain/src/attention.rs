@@ -149,14 +149,18 @@ pub fn upsample(mask: &[f32], [h, w]: [usize; 2], [oh, ow]: [usize; 2], how: Ups
     out
 }
 
+/// `mask` scaled to [0, 1] by its own minimum and maximum (all 0 for a constant mask).
+pub fn min_max(mask: &[f32]) -> Vec<f32> {
+    let (lo, hi) = mask.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    mask.iter().map(|v| if hi > lo { (v - lo) / (hi - lo) } else { 0.0 }).collect()
+}
+
 /// The seed's video frame: the mask min–max scaled to [0, 1] and upsampled to the frame, then
 /// `saturate(0.6 · frame + 255 · mask)` per channel — the frame dimmed to 60 %, attended cells brightened towards
 /// white. (The seed adds 1 as well, a rounding of its own; left out.) `frame` is an RGB image.
 pub fn overlay(frame: &xrl_render::RgbImage, mask: &[f32], hw: [usize; 2], how: Upsample) -> xrl_render::RgbImage {
-    let (lo, hi) = mask.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-    let scaled: Vec<f32> = mask.iter().map(|v| if hi > lo { (v - lo) / (hi - lo) } else { 0.0 }).collect();
     let (fw, fh) = frame.dimensions();
-    let up = upsample(&scaled, hw, [fh as usize, fw as usize], how);
+    let up = upsample(&min_max(mask), hw, [fh as usize, fw as usize], how);
     let mut out = frame.clone();
     for (i, px) in out.pixels_mut().enumerate() {
         for c in px.0.iter_mut() {

@@ -374,7 +374,14 @@ pub fn run(job: &Job) -> Result<Summary, ExplainError> {
         }
         if let Some([h, w]) = frame {
             let (mh, mw) = map_hw(&a, [h, w]);
-            for (f, norm) in heatmap::episode_intensities(&a.maps, per, mw * mh).iter().enumerate() {
+            // An attention mask is a distribution over the cells, near uniform in scale (1/cells): it is shown min–max
+            // per frame, as the IFE seed draws it; every other map on the episode's one scale.
+            let norms = if a.method == crate::attention::LAYER {
+                a.maps.chunks(per).map(crate::attention::min_max).collect()
+            } else {
+                heatmap::episode_intensities(&a.maps, per, mw * mh)
+            };
+            for (f, norm) in norms.iter().enumerate() {
                 let heat = heatmap::colorize(norm, mw as u32, mh as u32, Colormap::Inferno, Sign::Absolute);
                 let target = targets[f].to_string();
                 let pic = heatmap::overlay(&p.pictures[f], &heat, norm, 0.8);
