@@ -395,9 +395,23 @@ impl RunDir {
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                let mut pid = String::new();
-                let _ = file.read_to_string(&mut pid);
-                let pid = pid.trim();
+                // The holder writes its PID just after taking the lock: a read in between finds the file empty (or
+                // a previous holder's PID), so read again until the PID has been there for one more read.
+                let mut read_pid = || {
+                    let mut pid = String::new();
+                    let _ = file.rewind();
+                    let _ = file.read_to_string(&mut pid);
+                    pid.trim().to_string()
+                };
+                let mut pid = read_pid();
+                for _ in 0..50 {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    let again = read_pid();
+                    if !again.is_empty() && again == pid {
+                        break;
+                    }
+                    pid = again;
+                }
                 let holder = if pid.is_empty() { "another process".to_string() } else { format!("process {pid}") };
                 return Err(file_err(
                     &path,
