@@ -6,13 +6,13 @@
 # a finished one is only evaluated again. About 1 h 45 min per game on 2 cores with nothing else running.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-runs=${1:-runs/rainbow-minatar}
+runs=${1:-runs}
 seed=${2:-0}
 cargo build --release -q -p xrl-cli || exit 1
 xrl=${CARGO_TARGET_DIR:-target}/release/xrl
 mkdir -p "$runs"
 for game in Breakout Asterix Freeway Seaquest SpaceInvaders; do
-  dir="$runs/${game,,}-s$seed"
+  dir="$runs/rainbow-${game,,}-s$seed"
   if [ -f "$dir/run.toml" ]; then
     "$xrl" train --resume "$dir" --quiet >> "$dir.log" 2>&1
   else
