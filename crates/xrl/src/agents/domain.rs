@@ -5,6 +5,17 @@ use super::a2c::A2cConfig;
 use super::a3c::A3cConfig;
 use super::dqn::{DqnConfig, Loss, OptimizerConfig};
 
+/// What a replay-based learner (DQN, Rainbow) holds in common, with the hint for its n-step default.
+struct ReplayLearner {
+    gamma: f32,
+    n_step: (usize, &'static str),
+    replay_capacity: usize,
+    batch_size: usize,
+    train_every: usize,
+    target_update_every: usize,
+    epsilon: (f64, f64),
+}
+
 /// Collects every field outside its domain.
 struct Checks(Vec<String>);
 
@@ -36,6 +47,18 @@ impl Checks {
         }
     }
 
+    /// The fields DQN and Rainbow share: discount, n-step, replay, schedule and ε.
+    fn replay_learner(&mut self, r: &ReplayLearner) {
+        self.within("gamma", r.gamma.into(), 0.0, 1.0, false, "a discount; the papers' 0.99");
+        self.between("n_step", r.n_step.0, 1, 1_000, r.n_step.1);
+        self.between("replay_capacity", r.replay_capacity, r.batch_size.max(1), 100_000_000, "at least one batch");
+        self.between("batch_size", r.batch_size, 1, 65_536, "32 in the papers");
+        self.at_least("train_every", r.train_every, 1, "environment steps per update");
+        self.at_least("target_update_every", r.target_update_every, 1, "updates between target copies");
+        self.within("epsilon_start", r.epsilon.0, 0.0, 1.0, false, "a probability");
+        self.within("epsilon_end", r.epsilon.1, 0.0, 1.0, false, "a probability");
+    }
+
     fn finish(self) -> Result<(), String> {
         if self.0.is_empty() { Ok(()) } else { Err(self.0.join("; ")) }
     }
@@ -44,14 +67,15 @@ impl Checks {
 impl DqnConfig {
     pub fn validate(&self) -> Result<(), String> {
         let mut c = Checks(vec![]);
-        c.within("gamma", self.gamma.into(), 0.0, 1.0, false, "a discount; the paper's 0.99");
-        c.between("n_step", self.n_step, 1, 1_000, "1 is one-step Q-learning");
-        c.between("replay_capacity", self.replay_capacity, self.batch_size.max(1), 100_000_000, "at least one batch");
-        c.between("batch_size", self.batch_size, 1, 65_536, "32 in the papers");
-        c.at_least("train_every", self.train_every, 1, "environment steps per update");
-        c.at_least("target_update_every", self.target_update_every, 1, "updates between target copies");
-        c.within("epsilon_start", self.epsilon_start, 0.0, 1.0, false, "a probability");
-        c.within("epsilon_end", self.epsilon_end, 0.0, 1.0, false, "a probability");
+        c.replay_learner(&ReplayLearner {
+            gamma: self.gamma,
+            n_step: (self.n_step, "1 is one-step Q-learning"),
+            replay_capacity: self.replay_capacity,
+            batch_size: self.batch_size,
+            train_every: self.train_every,
+            target_update_every: self.target_update_every,
+            epsilon: (self.epsilon_start, self.epsilon_end),
+        });
         match &self.optimizer {
             OptimizerConfig::Adam { lr } => c.positive("optimizer.lr", *lr, "e.g. 2.5e-4"),
             OptimizerConfig::RmsProp { lr, alpha, epsilon, .. } => {
@@ -74,14 +98,15 @@ impl DqnConfig {
 impl crate::agents::rainbow::RainbowConfig {
     pub fn validate(&self) -> Result<(), String> {
         let mut c = Checks(vec![]);
-        c.within("gamma", self.gamma.into(), 0.0, 1.0, false, "a discount; 0.99");
-        c.between("n_step", self.n_step, 1, 1_000, "Rainbow's 3");
-        c.between("replay_capacity", self.replay_capacity, self.batch_size.max(1), 100_000_000, "at least one batch");
-        c.between("batch_size", self.batch_size, 1, 65_536, "32 in the papers");
-        c.at_least("train_every", self.train_every, 1, "environment steps per update");
-        c.at_least("target_update_every", self.target_update_every, 1, "updates between target copies");
-        c.within("epsilon_start", self.epsilon_start, 0.0, 1.0, false, "a probability");
-        c.within("epsilon_end", self.epsilon_end, 0.0, 1.0, false, "a probability");
+        c.replay_learner(&ReplayLearner {
+            gamma: self.gamma,
+            n_step: (self.n_step, "Rainbow's 3"),
+            replay_capacity: self.replay_capacity,
+            batch_size: self.batch_size,
+            train_every: self.train_every,
+            target_update_every: self.target_update_every,
+            epsilon: (self.epsilon_start, self.epsilon_end),
+        });
         c.positive("lr", self.lr, "1e-4 in Revisiting Rainbow");
         c.positive("adam_epsilon", self.adam_epsilon.into(), "3.125e-4 in Revisiting Rainbow");
         c.positive("huber_delta", self.huber_delta.into(), "Huber's δ; 1");
