@@ -13,11 +13,13 @@
 //!   input) with spectral normalisation on both convolutions, ReLU, an adaptive max-pool to 8 × 8 (PyTorch's
 //!   windows), flattened. The MinAtar variant pools to 5 × 5 and keeps that size.
 //!
-//! Spectral normalisation divides each residual convolution's weight by its largest singular value, estimated by
-//! power iteration on the weight as a `[out, in·k·k]` matrix. PyTorch's `spectral_norm` keeps its vector u between
-//! training steps and runs one iteration per pass; here every pass runs [`POWER_ITERATIONS`] from a fixed start
-//! (no state to save or resume; measured to converge to the singular value within 1e-3 at initialisation), with
-//! gradients through the weight and not through the vectors, as PyTorch's.
+//! Spectral normalisation divides each residual convolution's weight W (as an `[out, in·k·k]` matrix) by its
+//! largest singular value σ. PyTorch's `spectral_norm` keeps a vector u between training steps and runs one power
+//! iteration per pass; here every pass finds u afresh, with no state to save or resume: the Gram matrix W·Wᵀ
+//! (`out × out`, 64 × 64) is squared [`SQUARINGS`] times (each a power of 2 more iterations, normalised), its
+//! product with ones is u, and σ = ‖Wᵀu‖, differentiable in W with u held constant, as PyTorch's. A test checks it
+//! against 3,000 host power iterations on initialised weights, whose top singular values lie close together (20
+//! plain power iterations were 0.8 % off there).
 
 use crate::relu::relu_with;
 use crate::{Pass, Probe};
@@ -28,8 +30,8 @@ use burn::tensor::module::{conv2d, max_pool2d};
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor};
 
-/// Power iterations per pass for the spectral norm.
-pub const POWER_ITERATIONS: usize = 20;
+/// Squarings of the Gram matrix per pass for the spectral norm: 2^12 power iterations' worth.
+pub const SQUARINGS: usize = 12;
 
 /// The shape of an IFE torso for its frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,17 +188,17 @@ pub fn spectral_norm(w: Tensor<4>) -> Tensor<4> {
     let [o, i, kh, kw] = w.dims();
     let m: Tensor<2> = w.clone().reshape([o, i * kh * kw]);
     let fixed = m.clone().detach();
+    // Normalised by the Frobenius norm, so the powers stay in range.
     let normalise = |v: Tensor<2>| {
-        let n = v.clone().powf_scalar(2.0).sum().sqrt().add_scalar(1e-12);
+        let n = v.clone().powf_scalar(2.0).sum().sqrt().add_scalar(1e-30);
         v / n.unsqueeze()
     };
-    let mut u: Tensor<2> = normalise(Tensor::ones([o, 1], &w.device()));
-    let mut v = normalise(fixed.clone().transpose().matmul(u.clone()));
-    for _ in 0..POWER_ITERATIONS {
-        u = normalise(fixed.clone().matmul(v.clone()));
-        v = normalise(fixed.clone().transpose().matmul(u.clone()));
+    let mut g = normalise(fixed.clone().matmul(fixed.transpose()));
+    for _ in 0..SQUARINGS {
+        g = normalise(g.clone().matmul(g));
     }
-    let sigma: Tensor<2> = u.transpose().matmul(m.matmul(v)); // [1, 1]
+    let u = normalise(g.matmul(Tensor::ones([o, 1], &w.device()))).detach(); // [o, 1]
+    let sigma: Tensor<2> = m.transpose().matmul(u).powf_scalar(2.0).sum().sqrt().unsqueeze(); // [1, 1]
     sigma.reshape([1, 1, 1, 1])
 }
 
@@ -300,6 +302,29 @@ mod tests {
         for (a, b) in fast.iter().zip(&slow) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }
+    }
+
+    /// On the residual convolutions' own initialisation (64 × 576 weights, singular values close together), the
+    /// estimate is within 1e-3 of the largest singular value found by 3,000 power iterations on the host.
+    #[test]
+    fn the_spectral_norm_converges_on_initialised_weights() {
+        let d = device::for_tests();
+        let conv = Conv2dConfig::new([64, 64], [3, 3]).init(&d);
+        let w = conv.weight.val();
+        let est = to_vec(spectral_norm(w.clone()))[0] as f64;
+        let m: Vec<f64> = to_vec(w).into_iter().map(f64::from).collect();
+        let (rows, cols) = (64, 576);
+        let mut v = vec![1.0f64; cols];
+        let mut sigma = 0.0;
+        for _ in 0..3_000 {
+            let u: Vec<f64> = (0..rows).map(|r| (0..cols).map(|c| m[r * cols + c] * v[c]).sum()).collect();
+            let nu = u.iter().map(|x| x * x).sum::<f64>().sqrt();
+            let w2: Vec<f64> = (0..cols).map(|c| (0..rows).map(|r| m[r * cols + c] * u[r] / nu).sum()).collect();
+            sigma = w2.iter().map(|x| x * x).sum::<f64>().sqrt();
+            v = w2.iter().map(|x| x / sigma).collect();
+        }
+        eprintln!("spectral norm: {est} vs {sigma} (3,000 host iterations)");
+        assert!((est - sigma).abs() <= 1e-3 * sigma, "{est} vs {sigma}");
     }
 
     /// The spectral norm of a matrix with known singular values; adaptive max-pooling 7 → 8 by hand.
