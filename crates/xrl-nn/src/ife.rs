@@ -156,9 +156,11 @@ impl IfeModule {
         let h: Tensor<4> = (z * alpha).swap_dims(1, 2).reshape([b, c, gh, gw]);
         // AFE.
         let mut h = max_pool2d(h, MaxPoolOptions::new([3, 3]).with_stride([2, 2]).with_padding([1, 1]));
-        for (i, pair) in self.res.chunks(2).enumerate() {
-            let a = spectral_conv(&pair[0], relu_with(h.clone(), pass.relu));
-            let a = spectral_conv(&pair[1], relu_with(a, pass.relu));
+        let sigmas = spectral_norms(self.res.iter().map(|c| c.weight.val()).collect());
+        let convs: Vec<(&Conv2d, Tensor<4>)> = self.res.iter().zip(sigmas).collect();
+        for (i, pair) in convs.chunks(2).enumerate() {
+            let a = spectral_conv(pair[0].0, pair[0].1.clone(), relu_with(h.clone(), pass.relu));
+            let a = spectral_conv(pair[1].0, pair[1].1.clone(), relu_with(a, pass.relu));
             h = crate::tap(pass, probe, format!("res{}", i + 1), h + a);
         }
         let h = relu_with(h, pass.relu);
@@ -167,13 +169,11 @@ impl IfeModule {
     }
 }
 
-/// A 3 × 3 padded convolution with its weight divided by its spectral norm. On burn's Flex backend the input is
-/// padded with zeros and goes through xrl's unpadded convolution (the same numbers; burn's padded CPU convolution
-/// was the slowest part of the extractor); other backends take burn's `conv2d`.
-fn spectral_conv(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    let w = conv.weight.val();
-    let sigma = spectral_norm(w.clone());
-    let w = w / sigma;
+/// A 3 × 3 padded convolution with its weight divided by `sigma`, its spectral norm. On burn's Flex backend the
+/// input is padded with zeros and goes through xrl's unpadded convolution (the same numbers; burn's padded CPU
+/// convolution was the slowest part of the extractor); other backends take burn's `conv2d`.
+fn spectral_conv(conv: &Conv2d, sigma: Tensor<4>, x: Tensor<4>) -> Tensor<4> {
+    let w = conv.weight.val() / sigma;
     let bias = conv.bias.as_ref().map(|b| b.val()).unwrap_or_else(|| Tensor::zeros([w.dims()[0]], &w.device()));
     if crate::fast::on_flex(&x.device()) {
         let x = x.pad((1, 1, 1, 1), burn::tensor::ops::PadMode::Constant(0.0));
@@ -185,21 +185,29 @@ fn spectral_conv(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 /// The largest singular value of `w` as an `[out, rest]` matrix, `[1, 1, 1, 1]`, differentiable in `w` (the
 /// power-iteration vectors are constants, as in PyTorch's `spectral_norm`).
 pub fn spectral_norm(w: Tensor<4>) -> Tensor<4> {
-    let [o, i, kh, kw] = w.dims();
-    let m: Tensor<2> = w.clone().reshape([o, i * kh * kw]);
+    spectral_norms(vec![w]).remove(0)
+}
+
+/// [`spectral_norm`] of several weights of one shape at once: their Gram matrices are squared as one batch (four
+/// residual convolutions cost one chain of batched products instead of four).
+pub fn spectral_norms(ws: Vec<Tensor<4>>) -> Vec<Tensor<4>> {
+    let n = ws.len();
+    let [o, i, kh, kw] = ws[0].dims();
+    let m: Tensor<3> = Tensor::stack(ws.into_iter().map(|w| w.reshape([o, i * kh * kw])).collect(), 0);
     let fixed = m.clone().detach();
-    // Normalised by the Frobenius norm, so the powers stay in range.
-    let normalise = |v: Tensor<2>| {
-        let n = v.clone().powf_scalar(2.0).sum().sqrt().add_scalar(1e-30);
-        v / n.unsqueeze()
+    let device = fixed.device();
+    // Each matrix normalised by its Frobenius norm, so the powers stay in range.
+    let normalise = |v: Tensor<3>| {
+        let norm = v.clone().powf_scalar(2.0).sum_dim(2).sum_dim(1).sqrt().add_scalar(1e-30);
+        v / norm
     };
-    let mut g = normalise(fixed.clone().matmul(fixed.transpose()));
+    let mut g = normalise(fixed.clone().matmul(fixed.swap_dims(1, 2)));
     for _ in 0..SQUARINGS {
         g = normalise(g.clone().matmul(g));
     }
-    let u = normalise(g.matmul(Tensor::ones([o, 1], &w.device()))).detach(); // [o, 1]
-    let sigma: Tensor<2> = m.transpose().matmul(u).powf_scalar(2.0).sum().sqrt().unsqueeze(); // [1, 1]
-    sigma.reshape([1, 1, 1, 1])
+    let u = normalise(g.matmul(Tensor::ones([n, o, 1], &device))).detach(); // [n, o, 1]
+    let sigma: Tensor<3> = m.swap_dims(1, 2).matmul(u).powf_scalar(2.0).sum_dim(1).sqrt(); // [n, 1, 1]
+    sigma.split(1, 0).into_iter().map(|s| s.reshape([1, 1, 1, 1])).collect()
 }
 
 /// PyTorch's `AdaptiveMaxPool2d`: output cell (i, j) is the maximum over rows ⌊i·H/oh⌋ … ⌈(i+1)·H/oh⌉ − 1 and the
@@ -293,7 +301,7 @@ mod tests {
         let d = device::for_tests();
         let conv = Conv2dConfig::new([8, 8], [3, 3]).init(&d);
         let x = random(2 * 8 * 5 * 5, &d).reshape([2, 8, 5, 5]);
-        let fast = to_vec(spectral_conv(&conv, x.clone()));
+        let fast = to_vec(spectral_conv(&conv, spectral_norm(conv.weight.val()), x.clone()));
         let w = conv.weight.val();
         let w = w.clone() / spectral_norm(w);
         let b = conv.bias.as_ref().map(|b| b.val());
@@ -333,7 +341,11 @@ mod tests {
         let d = device::for_tests();
         // [[3, 0], [0, -2]] as a 2 × 2 × 1 × 1 weight: σ = 3.
         let w = Tensor::<1>::from_floats([3.0, 0.0, 0.0, -2.0], &d).reshape([2, 2, 1, 1]);
-        assert!((to_vec(spectral_norm(w))[0] - 3.0).abs() < 1e-4);
+        assert!((to_vec(spectral_norm(w.clone()))[0] - 3.0).abs() < 1e-4);
+        // As a batch with another of the same shape ([[1, 0], [0, 5]]: σ = 5), each keeps its own norm.
+        let w5 = Tensor::<1>::from_floats([1.0, 0.0, 0.0, 5.0], &d).reshape([2, 2, 1, 1]);
+        let both: Vec<f32> = spectral_norms(vec![w, w5]).into_iter().map(|s| to_vec(s)[0]).collect();
+        assert!((both[0] - 3.0).abs() < 1e-4 && (both[1] - 5.0).abs() < 1e-4, "{both:?}");
         // A rank-one weight u vᵀ: σ = |u|·|v|.
         let u = [1.0f32, 2.0, 2.0];
         let v: Vec<f32> = (0..18).map(|i| (i as f32 - 8.0) / 4.0).collect();

@@ -736,6 +736,30 @@ mod tests {
         }
     }
 
+    /// The host QR gives burn's `Initializer::Orthogonal` (the same draw, QR and signs), tall, wide and 4-D.
+    #[test]
+    fn host_orthogonal_init_is_burns() {
+        let d = cpu();
+        let check = |ours: Vec<f32>, burns: Vec<f32>| {
+            assert_eq!(ours.len(), burns.len());
+            for (a, b) in ours.iter().zip(&burns) {
+                assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+            }
+        };
+        for dims in [[6usize, 4], [3, 7]] {
+            d.seed(3);
+            let ours = to_vec(crate::torso::orthogonal_param(dims, 1.5, &d).val());
+            d.seed(3);
+            let burns: Tensor<2> = burn::nn::Initializer::Orthogonal { gain: 1.5 }.init(dims, &d).val();
+            check(ours, to_vec(burns));
+        }
+        d.seed(4);
+        let ours = to_vec(crate::torso::orthogonal_param([4, 2, 3, 3], 1.0, &d).val());
+        d.seed(4);
+        let burns: Tensor<4> = burn::nn::Initializer::Orthogonal { gain: 1.0 }.init([4, 2, 3, 3], &d).val();
+        check(ours, to_vec(burns));
+    }
+
     #[test]
     fn dueling_aggregation_is_per_sample() {
         let d = cpu();
